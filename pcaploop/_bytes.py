@@ -1,0 +1,53 @@
+"""Fixed-offset integer reads from a uint8 buffer, for the compiled kernels."""
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import njit
+
+
+@njit
+def u16be(b, p):  # pragma: no cover - compiled
+    return (np.int64(b[p]) << 8) | np.int64(b[p + 1])
+
+
+@njit
+def u32be(b, p):  # pragma: no cover - compiled
+    return ((np.int64(b[p]) << 24) | (np.int64(b[p + 1]) << 16)
+            | (np.int64(b[p + 2]) << 8) | np.int64(b[p + 3]))
+
+
+@njit
+def u16le(b, p):  # pragma: no cover - compiled
+    return (np.int64(b[p + 1]) << 8) | np.int64(b[p])
+
+
+@njit
+def u32le(b, p):  # pragma: no cover - compiled
+    return ((np.int64(b[p + 3]) << 24) | (np.int64(b[p + 2]) << 16)
+            | (np.int64(b[p + 1]) << 8) | np.int64(b[p]))
+
+
+@njit
+def u32(b, p, big):  # pragma: no cover - compiled
+    if big:
+        return u32be(b, p)
+    return u32le(b, p)
+
+
+@njit
+def u16(b, p, big):  # pragma: no cover - compiled
+    if big:
+        return u16be(b, p)
+    return u16le(b, p)
+
+
+@njit
+def u64be(b, p, n):  # pragma: no cover - compiled
+    """``n`` (<= 8) bytes at ``p`` as a big-endian uint64, zero-padded on the right."""
+    v = np.uint64(0)
+    for j in range(8):
+        v = v << np.uint64(8)
+        if j < n:
+            v = v | np.uint64(b[p + j])
+    return v

@@ -1,0 +1,33 @@
+"""Compile the bulk kernels with numba when it is available.
+
+Why: a per-packet Python loop tops out near 0.2 M packets/s, the compiled
+kernels reach several million (../shared/perf-baseline.md).  When numba is
+missing (no wheel for this Python) or ``PCAPLOOP_NO_JIT=1`` /
+``NUMBA_DISABLE_JIT=1`` is set, the very same functions run as plain
+Python over numpy arrays: slower, identical results.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+_disabled = os.environ.get("PCAPLOOP_NO_JIT", "") not in ("", "0") or os.environ.get(
+    "NUMBA_DISABLE_JIT", ""
+) not in ("", "0")
+
+try:  # pragma: no cover - depends on the environment
+    if _disabled:
+        raise ImportError
+    import numba as _numba
+
+    JIT = True
+except ImportError:  # pragma: no cover
+    _numba = None
+    JIT = False
+
+
+def njit(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``numba.njit(cache=True, nogil=True)`` or the plain function."""
+    if JIT:
+        return _numba.njit(cache=True, nogil=True, boundscheck=False)(func)
+    return func

@@ -1,0 +1,43 @@
+"""One exception tree for the whole library.
+
+The library raises these; the CLI catches :class:`PcaploopError`, prints
+``Error: <message>`` on one line and exits with status 2.  Anything else
+escaping to the user is a bug.
+"""
+from __future__ import annotations
+
+__all__ = [
+    "PcaploopError",
+    "CaptureError",
+    "NotACaptureError",
+    "UnsupportedLinkTypeError",
+    "UsageError",
+]
+
+
+class PcaploopError(Exception):
+    """Base class of every error pcaploop raises on purpose."""
+
+
+class CaptureError(PcaploopError):
+    """A capture file could not be read (unreadable path, nothing usable in it).
+
+    ``path`` names the file so the message can be printed as ``<file>: <what>``.
+    """
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = str(path)
+        self.reason = message
+        super().__init__(f"{self.path}: {message}")
+
+
+class NotACaptureError(CaptureError):
+    """The file is not a pcap or pcapng capture (text, JPEG, empty …)."""
+
+
+class UnsupportedLinkTypeError(CaptureError):
+    """Every interface of the file uses a link type pcaploop cannot decode."""
+
+
+class UsageError(PcaploopError):
+    """Options that contradict each other or name something that does not exist."""

@@ -1,0 +1,324 @@
+"""Read + decode several captures into one packets table, with full accounting.
+
+This is where capture points get their names (``NAME=PATH``, pcapng
+``if_name``, SLL2 interface indexes via ``--ifmap``) and where every record
+is counted: ``records == decoded + sum(skipped)`` per capture point.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from . import linktypes as lt
+from . import schema as S
+from .decode import decode_batch
+from .errors import CaptureError, PcaploopError, UnsupportedLinkTypeError
+from .fingerprint import RUN_KEY
+from .read import CaptureFile, open_capture
+
+Progress = Callable[[int], None]  # called with bytes consumed since the last call
+
+
+@dataclass
+class CaptureSpec:
+    """A capture given by the user: ``NAME=PATH`` or just ``PATH``."""
+
+    path: str
+    name: str | None = None
+
+    @classmethod
+    def parse(cls, text: str | os.PathLike[str]) -> "CaptureSpec":
+        text = os.fspath(text)
+        if "=" in text and not os.path.exists(text):
+            name, path = text.split("=", 1)
+            if name and path:
+                return cls(path, name)
+        return cls(text)
+
+    @property
+    def stem(self) -> str:
+        base = Path(self.path).name
+        for ext in (".gz", ".pcapng", ".pcap", ".cap", ".dmp"):
+            if base.lower().endswith(ext):
+                base = base[: -len(ext)]
+        return base or Path(self.path).name
+
+
+@dataclass
+class CapturePoint:
+    """One interface seen by one capture, with its accounting (DESIGN.md §2, §4)."""
+
+    name: str
+    path: str
+    format: str
+    linktype: int
+    interface: int | None = None  # pcapng interface index, SLL2 ifindex
+    records: int = 0
+    decoded: int = 0
+    skipped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(S.SKIP_REASONS, 0))
+    capture_dropped: int | None = None
+    truncated_tail: bool = False
+    problem: str | None = None
+    first_ns: int | None = None
+    last_ns: int | None = None
+    comment: str | None = None
+
+    @property
+    def linktype_name(self) -> str:
+        return lt.linktype_name(self.linktype)
+
+
+@dataclass
+class Packets:
+    """Everything read: raw columns (sorted by time), capture points, ARP, warnings."""
+
+    cols: dict[str, np.ndarray]
+    points: list[CapturePoint]
+    arp: dict[str, np.ndarray]
+    warnings: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.cols["time_ns"])
+
+    @property
+    def point_names(self) -> list[str]:
+        return [p.name for p in self.points]
+
+    def frame(self):
+        """The packets table as a pandas DataFrame (see :mod:`pcaploop.schema`)."""
+        from .table import to_frame
+
+        return to_frame(self.cols, self.point_names)
+
+
+def parse_ifmap(specs: Iterable[str]) -> dict[int, str]:
+    """``--ifmap`` values → {ifindex: name}.
+
+    Each value is either ``INDEX=NAME[,INDEX=NAME…]`` or a file with the
+    host's ``ip -o link`` output (``3: tap101@if2: <…>``).
+
+    >>> parse_ifmap(["2=uplink,5=tap101"])
+    {2: 'uplink', 5: 'tap101'}
+    """
+    out: dict[int, str] = {}
+    for spec in specs:
+        if os.path.isfile(spec):
+            try:
+                text = Path(spec).read_text(errors="replace")
+            except OSError as exc:
+                raise PcaploopError(f"{spec}: cannot read interface map: {exc.strerror}") from None
+            for line in text.splitlines():
+                m = re.match(r"\s*(\d+):\s+([^\s:@]+)", line)
+                if m:
+                    out[int(m.group(1))] = m.group(2)
+            continue
+        for part in spec.split(","):
+            m = re.fullmatch(r"\s*(\d+)\s*=\s*(\S+)\s*", part)
+            if not m:
+                raise PcaploopError(f"--ifmap {spec!r}: expected INDEX=NAME pairs or an "
+                                    "'ip -o link' file")
+            out[int(m.group(1))] = m.group(2)
+    return out
+
+
+class _Points:
+    """Registry of capture points across files, with unique names."""
+
+    def __init__(self, ifmap: dict[int, str]):
+        self.points: list[CapturePoint] = []
+        self.ifmap = ifmap
+        self._names: set[str] = set()
+
+    def add(self, name: str, cap: CaptureFile, linktype: int, interface: int | None,
+            stem: str) -> int:
+        unique = name
+        if unique in self._names:
+            unique = f"{name}@{stem}"
+            k = 2
+            while unique in self._names:
+                unique = f"{name}@{stem}#{k}"
+                k += 1
+        self._names.add(unique)
+        self.points.append(CapturePoint(unique, cap.path, cap.format, linktype, interface))
+        return len(self.points) - 1
+
+
+class _FileReader:
+    """Decodes one file's batches and maps its records to capture points."""
+
+    def __init__(self, spec: CaptureSpec, cap: CaptureFile, reg: _Points):
+        self.spec, self.cap, self.reg = spec, cap, reg
+        self.iface_point: dict[int, int] = {}
+        self.sll2_point: dict[tuple[int, int], int] = {}
+        self.base = spec.name or spec.stem
+
+    def _iface_point(self, k: int) -> int:
+        if k not in self.iface_point:
+            itf = self.cap.interfaces[k]
+            if self.cap.format == "pcap":
+                name = self.base
+            elif itf.name:
+                name = itf.name
+            else:
+                name = self.base if len(self.cap.interfaces) == 1 else f"{self.base}:{k}"
+            idx = self.reg.add(name, self.cap, itf.linktype, None if self.cap.format == "pcap"
+                               else k, self.spec.stem)
+            self.reg.points[idx].comment = itf.comment
+            self.iface_point[k] = idx
+        return self.iface_point[k]
+
+    def _sll2_point(self, k: int, ifindex: int) -> int:
+        key = (k, ifindex)
+        if key not in self.sll2_point:
+            name = self.reg.ifmap.get(ifindex) or f"{self.base}:if{ifindex}"
+            itf = self.cap.interfaces[k]
+            self.sll2_point[key] = self.reg.add(name, self.cap, itf.linktype, ifindex,
+                                                self.spec.stem)
+        return self.sll2_point[key]
+
+    def record_points(self, iface: np.ndarray, ifindex: np.ndarray) -> np.ndarray:
+        """Capture point of every record of a batch."""
+        out = np.empty(len(iface), dtype=np.int64)
+        for k in np.unique(iface):
+            sel = iface == k
+            kk = int(k) if k >= 0 else 0
+            if not self.cap.interfaces:
+                raise CaptureError(self.cap.path, "packet before any interface description")
+            itf = self.cap.interfaces[kk]
+            if itf.linktype == 276:
+                sub = ifindex[sel]
+                pts = np.empty(len(sub), dtype=np.int64)
+                for ix in np.unique(sub):
+                    pts[sub == ix] = (self._sll2_point(kk, int(ix)) if ix >= 0
+                                      else self._iface_point(kk))
+                out[sel] = pts
+            else:
+                out[sel] = self._iface_point(kk)
+        return out
+
+
+class Loader:
+    """Streams decoded batches of several captures and keeps their accounting.
+
+    Use :func:`load` for a table; iterate :meth:`run` to stay streaming
+    (``pcaploop info``, the benchmark): memory stays bounded by one batch.
+    """
+
+    def __init__(self, specs: Sequence[CaptureSpec | str], ifmap: dict[int, str]):
+        self.specs = [s if isinstance(s, CaptureSpec) else CaptureSpec.parse(s) for s in specs]
+        self.reg = _Points(ifmap)
+        self.warnings: list[str] = []
+        self.unsupported: list[UnsupportedLinkTypeError] = []
+        self.files: list[CaptureFile] = []
+
+    @property
+    def points(self) -> list[CapturePoint]:
+        return self.reg.points
+
+    def run(self, progress: Progress | None = None,
+            key: tuple[np.uint64, np.uint64] = RUN_KEY) -> Iterator[tuple[dict, dict]]:
+        """Yield (raw columns, ARP rows) per batch; accounting fills in as it goes."""
+        caps = [open_capture(s.path) for s in self.specs]  # fail fast on wrong file types
+        for spec, cap in zip(self.specs, caps):
+            yield from self._one(spec, cap, progress, key)
+
+    def _one(self, spec: CaptureSpec, cap: CaptureFile, progress, key):
+        self.files.append(cap)
+        fr = _FileReader(spec, cap, self.reg)
+        done = 0
+        for batch in cap.batches():
+            codes = np.array([lt.l2_code(i.linktype) for i in cap.interfaces], dtype=np.int64)
+            dec = decode_batch(batch, codes if len(codes) else np.zeros(1, np.int64), key)
+            rp = fr.record_points(batch.iface, dec.ifindex)
+            self._account(rp, dec.status, batch.time_ns)
+            okp = rp[dec.status == S.OK]
+            dec.cols["point"] = okp.astype(np.int16)
+            arp = dec.arp
+            arp["point"] = rp[dec.arp_mask]
+            if progress:
+                progress(cap.bytes_read - done)
+                done = cap.bytes_read
+            yield dec.cols, arp
+        self._finish_file(spec, cap, fr)
+
+    def _account(self, rp: np.ndarray, status: np.ndarray, t: np.ndarray) -> None:
+        for p in np.unique(rp):
+            sel = rp == p
+            pt = self.reg.points[int(p)]
+            st = status[sel]
+            pt.records += int(sel.sum())
+            pt.decoded += int((st == S.OK).sum())
+            for code, reason in enumerate(S.SKIP_REASONS, start=1):
+                pt.skipped[reason] += int((st == code).sum())
+            ts = t[sel]
+            lo, hi = int(ts.min()), int(ts.max())
+            pt.first_ns = lo if pt.first_ns is None else min(pt.first_ns, lo)
+            pt.last_ns = hi if pt.last_ns is None else max(pt.last_ns, hi)
+
+    def _finish_file(self, spec: CaptureSpec, cap: CaptureFile, fr: _FileReader) -> None:
+        # interfaces that never carried a packet still get a (zero) capture point
+        for k in range(len(cap.interfaces)):
+            if cap.interfaces[k].linktype != 276:
+                fr._iface_point(k)
+        mine = [p for p in self.reg.points if p.path == cap.path]
+        for k, itf in enumerate(cap.interfaces):
+            if itf.dropped is not None and k in fr.iface_point:
+                self.reg.points[fr.iface_point[k]].capture_dropped = itf.dropped
+        if cap.truncated_tail and mine:
+            for p in mine:
+                p.truncated_tail = True
+                p.problem = cap.problem
+            self.warnings.append(f"{cap.path}: {cap.problem}; read {cap.records} records before it")
+        decoded = sum(p.decoded for p in mine)
+        unsupported = {lt.linktype_name(i.linktype) for i in cap.interfaces
+                       if lt.l2_code(i.linktype) == lt.L2_UNSUPPORTED}
+        if unsupported:
+            what = ", ".join(sorted(unsupported))
+            self.warnings.append(f"{cap.path}: unsupported link type {what}; its packets are "
+                                 "counted as skipped (unsupported)")
+            if decoded == 0:
+                self.unsupported.append(UnsupportedLinkTypeError(
+                    cap.path, f"unsupported link type {what}"))
+        if cap.records == 0 and cap.truncated_tail:
+            raise CaptureError(cap.path, f"nothing usable: {cap.problem}")
+
+
+def load(captures: Sequence[CaptureSpec | str | os.PathLike[str]],
+         ifmap: dict[int, str] | Iterable[str] | None = None,
+         progress: Progress | None = None,
+         key: tuple[np.uint64, np.uint64] = RUN_KEY) -> Packets:
+    """Read and decode captures into one :class:`Packets` (rows sorted by time).
+
+    >>> pk = load(["uplink=samples/incident/uplink.pcap"])     # doctest: +SKIP
+    >>> pk.frame().head()                                       # doctest: +SKIP
+    """
+    if ifmap is not None and not isinstance(ifmap, dict):
+        ifmap = parse_ifmap(ifmap)
+    specs = [c if isinstance(c, CaptureSpec) else CaptureSpec.parse(c) for c in captures]
+    if not specs:
+        raise PcaploopError("no capture files given")
+    state = Loader(specs, ifmap or {})
+    parts: list[dict[str, np.ndarray]] = []
+    arps: list[dict[str, np.ndarray]] = []
+    for cols, arp in state.run(progress, key):
+        parts.append(cols)
+        arps.append(arp)
+    if state.unsupported and not any(p.decoded for p in state.reg.points):
+        raise state.unsupported[0]
+    cols = _concat(parts, S.RAW)
+    order = np.argsort(cols["time_ns"], kind="stable")
+    cols = {k: v[order] for k, v in cols.items()}
+    arp = {k: np.concatenate([a[k] for a in arps]) if arps else np.zeros(0) for k in
+           (arps[0] if arps else {})}
+    return Packets(cols, state.reg.points, arp, state.warnings)
+
+
+def _concat(parts: list[dict[str, np.ndarray]], spec: dict[str, np.dtype]) -> dict[str, np.ndarray]:
+    if not parts:
+        return {k: np.zeros(0, dtype=dt) for k, dt in spec.items()}
+    return {k: np.concatenate([p[k] for p in parts]) for k in spec}
