@@ -1,0 +1,151 @@
+"""The whole pipeline in one call: read → decode → correlate → detect → measure.
+
+>>> a = analyze(["samples/incident/tap101.pcap"])          # doctest: +SKIP
+>>> a.verdict                                               # doctest: +SKIP
+'LOOP: 1 routing loop …'
+>>> a.loops_frame()                                         # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .addr import to_text
+from .correlate import Correlation, Options, correlate
+from .detect import Detection, detect
+from .info import point_json
+from .load import CaptureSpec, Packets, Progress, load
+from .stats import arp_responders, bounce_list, implicated, measure
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Analysis:
+    """Result of :func:`analyze`: plain data plus DataFrame views for notebooks."""
+
+    packets: Packets
+    correlation: Correlation
+    detection: Detection
+    loops: list[dict[str, Any]]
+    bounces: list[dict[str, Any]]
+    implicated: list[dict[str, Any]]
+    summary: dict[str, Any]
+    options: Options
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        """One line a person reads first."""
+        s = self.summary
+        if s["loops"]:
+            dsts = ", ".join(sorted({lp["destination"] for lp in self.loops})[:5])
+            return (f"LOOP: {s['loops']} loop(s) for {dsts}; {s['looping_packets']} looping "
+                    f"packet(s) became {s['loop_observations']} copies "
+                    f"({100 * s['loop_share']:.1f} % of all observations)")
+        if s["bounces"]:
+            return (f"NO LOOP, but {s['bounces']} packet(s) bounced off a guest that does not "
+                    "own their destination (caught by a filter)")
+        return f"NO LOOP in {s['observations']} observations"
+
+    def to_json(self) -> dict[str, Any]:
+        """The DESIGN.md §4 document (validated by :func:`pcaploop.validate_json`)."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "pcaploop_version": __version__,
+            "captures": [point_json(p) for p in self.packets.points],
+            "summary": self.summary,
+            "loops": self.loops,
+            "bounces": self.bounces,
+            "implicated": self.implicated,
+            "warnings": self.warnings,
+        }
+
+    def loops_frame(self) -> pd.DataFrame:
+        """Loops as a DataFrame (one row per loop)."""
+        cols = ["id", "kind", "destination", "capture_points", "ttl_step", "looping_packets",
+                "observations", "amplification", "duration_s", "first_seen", "last_seen"]
+        df = pd.DataFrame(self.loops, columns=cols if not self.loops else None)
+        for c in ("first_seen", "last_seen"):
+            if c in df:
+                df[c] = pd.to_datetime(df[c], utc=True)
+        return df
+
+    def implicated_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.implicated, columns=["address", "roles", "capture_point",
+                                                      "packets"])
+
+    def path_rows(self) -> pd.DataFrame:
+        """Every observation of every path (fingerprints seen more than once)."""
+        c, corr = self.packets.cols, self.correlation
+        names = self.packets.point_names
+        r = corr.rows
+        df = pd.DataFrame({
+            "path": corr.path,
+            "time": pd.to_datetime(c["time_ns"][r], unit="ns", utc=True),
+            "capture_point": pd.Categorical.from_codes(c["point"][r].astype(np.int64), names),
+            "direction": pd.Categorical.from_codes(corr.direction.astype(np.int64),
+                                                   ["unknown", "in", "out"]),
+            "ttl": c["ttl"][r], "loop_copy": corr.loop_copy, "row": r,
+        })
+        df["looping"] = corr.p_loop[corr.path]
+        df["bounce"] = corr.p_bounce[corr.path]
+        lp = self.detection.looping
+        df["loop"] = (lp["loop"].reindex(corr.path).to_numpy() if not lp.empty
+                      else np.full(len(df), np.nan))
+        df["src"] = [to_text(h, lo) for h, lo in zip(c["src_hi"][r], c["src_lo"][r])] if len(r) < 2_000_000 else ""
+        df["dst"] = [to_text(h, lo) for h, lo in zip(c["dst_hi"][r], c["dst_lo"][r])] if len(r) < 2_000_000 else ""
+        df = df.sort_values(["path", "ttl", "time"], ascending=[True, False, True])
+        df["since_first_ms"] = (df["time"] - df.groupby("path")["time"].transform("min")
+                                ).dt.total_seconds() * 1e3
+        return df.reset_index(drop=True)
+
+    def loop_packets(self, loop_id: int) -> pd.DataFrame:
+        """Rows of the packets table that are copies of one loop's looping packets."""
+        lr = self.detection.loop_rows
+        lp = self.detection.looping
+        if lp.empty:
+            return self.packets.frame().iloc[0:0]
+        paths = lp.index[lp["loop"] == loop_id]
+        rows = np.sort(lr.loc[lr["path"].isin(paths), "row"].to_numpy())
+        return self.packets.frame().iloc[rows]
+
+
+def analyze(captures: Sequence[CaptureSpec | str | os.PathLike[str]] | Packets,
+            ifmap: dict[int, str] | Sequence[str] | None = None,
+            merge_gap_s: float = 10.0, merge_prefix: int | None = None,
+            progress: Progress | None = None) -> Analysis:
+    """Read captures (or take loaded :class:`Packets`) and find loops.
+
+    ``merge_gap_s``: looping packets of one destination and set of capture
+    points closer than this form one loop. ``merge_prefix``: merge by
+    destination prefix of this length instead (Hengartner et al. used /24).
+    """
+    pk = captures if isinstance(captures, Packets) else load(captures, ifmap, progress)
+    opt = Options(merge_gap_ns=int(merge_gap_s * 1e9), merge_prefix=merge_prefix)
+    names = pk.point_names
+    decoded = np.array([p.decoded for p in pk.points] or [0], dtype=np.int64)
+    corr = correlate(pk.cols, names, decoded, opt)
+    det = detect(pk.cols, corr, names, opt)
+    loops = measure(pk.cols, corr, det, names, opt)
+    bounces = bounce_list(det)
+    arp = arp_responders(pk.arp, pk.cols, {lp["destination"] for lp in loops})
+    impl = implicated(loops, bounces, arp)
+    observations = len(pk) - corr.duplicates
+    loop_obs = sum(lp["observations"] for lp in loops if lp["kind"] != "inferred")
+    peak = max((lp["extra_pps_peak"] or 0 for lp in loops), default=0.0)
+    summary = {
+        "observations": int(observations), "duplicates": int(corr.duplicates),
+        "looping_packets": int(sum(lp["looping_packets"] for lp in loops)),
+        "loop_observations": int(loop_obs),
+        "loop_share": loop_obs / observations if observations else 0.0,
+        "loops": len(loops), "bounces": int(sum(b["packets"] for b in bounces)),
+        "peak_loop_pps": float(peak),
+    }
+    warnings = list(pk.warnings) + corr.warnings
+    return Analysis(pk, corr, det, loops, bounces, impl, summary, opt, warnings)

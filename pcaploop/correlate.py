@@ -1,0 +1,247 @@
+"""Correlate stage: observations → paths (DESIGN.md §2).
+
+Steps, all vectorised or compiled:
+
+1. keep only fingerprints seen more than once (a singleton cannot loop);
+2. count **duplicates** (same frame, same TTL, same point, microseconds
+   apart) once, and find **overlapping inputs** (two capture points that are
+   the same interface: identical copies at both);
+3. set aside same-TTL copies repeating over time (layer-2 loop candidates);
+4. infer **direction** on Ethernet points that do not record it, from the
+   MAC that forwards packets arriving from elsewhere;
+5. split each fingerprint into **paths** and summarise each path: replicas,
+   TTL step, bounce.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import schema as S
+from ._pathkern import assign_paths, summarize_paths
+
+#: names that look like a guest's point-to-point link
+GUEST_LINK = re.compile(r"^(tap|tun|veth|vnet|ppp|venet|vif|vm|fwpr|fwln|guest)", re.I)
+
+
+@dataclass
+class Options:
+    """Tunables of correlate/detect; the defaults suit the incidents in DESIGN.md."""
+
+    dup_window_ns: int = 50_000  # same frame twice within this: a duplicate
+    reorder_ns: int = 2_000_000  # tolerated timestamp disorder inside a path
+    path_gap_ns: int = 1_000_000_000  # silence that ends a path
+    overlap_share: float = 0.5  # share of twins that makes two points one interface
+    merge_gap_ns: int = 10_000_000_000
+    merge_prefix: int | None = None
+
+
+@dataclass
+class Correlation:
+    """Paths of repeated fingerprints; ``rows`` index into the packets columns."""
+
+    rows: np.ndarray  # packet row of each path observation
+    path: np.ndarray  # path id per row
+    plane: np.ndarray  # (point, vlan) id per row
+    direction: np.ndarray  # direction per row after inference
+    loop_copy: np.ndarray  # bool: copy at a point where its path has replicas
+    n_paths: int
+    p_loop: np.ndarray  # bool per path
+    p_bounce: np.ndarray
+    p_step: np.ndarray
+    p_loopcopies: np.ndarray
+    p_bounce_plane: np.ndarray
+    plane_point: np.ndarray  # point index of each plane
+    plane_vlan: np.ndarray
+    l2_rows: np.ndarray  # rows of same-TTL copies repeating over time
+    duplicates: int = 0
+    duplicate_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    overlaps: list[tuple[str, str, int]] = field(default_factory=list)
+    inferred_direction: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def repeated_rows(fp: np.ndarray) -> np.ndarray:
+    """Rows whose fingerprint occurs at least twice, ordered by (fingerprint, row)."""
+    order = np.argsort(fp, kind="stable")
+    f = fp[order]
+    if len(f) == 0:
+        return order
+    start = np.r_[True, f[1:] != f[:-1]]
+    gid = np.cumsum(start) - 1
+    sizes = np.bincount(gid)
+    return order[sizes[gid] >= 2]
+
+
+def _runs(keys: list[np.ndarray]) -> np.ndarray:
+    """Run id per row of arrays already sorted by ``keys``."""
+    n = len(keys[0])
+    if n == 0:
+        return np.zeros(0, np.int64)
+    change = np.zeros(n, dtype=bool)
+    change[0] = True
+    for k in keys:
+        change[1:] |= k[1:] != k[:-1]
+    return np.cumsum(change) - 1
+
+
+def _dedup(cols, cand: np.ndarray, opt: Options):
+    """Split candidates into kept rows, duplicates and layer-2 repeats."""
+    fp, ttl = cols["fingerprint"][cand], cols["ttl"][cand]
+    pt, vl, t = cols["point"][cand], cols["vlan"][cand], cols["time_ns"][cand]
+    o = np.lexsort((t, vl, pt, ttl, fp))
+    run = _runs([fp[o], ttl[o], pt[o], vl[o]])
+    ts = t[o]
+    nrun = run[-1] + 1 if len(run) else 0
+    first = np.r_[True, run[1:] != run[:-1]] if len(run) else np.zeros(0, bool)
+    size = np.bincount(run, minlength=nrun)
+    span = np.zeros(nrun, np.int64)
+    if len(run):
+        span = np.maximum.reduceat(ts, np.flatnonzero(first)) - np.minimum.reduceat(
+            ts, np.flatnonzero(first))
+    dup_run = (size >= 2) & (span <= opt.dup_window_ns)
+    l2_run = (size >= 3) & (span > opt.dup_window_ns)
+    is_dup = dup_run[run] & ~first
+    is_l2 = l2_run[run]
+    rows = cand[o]
+    return rows[~is_dup & ~is_l2], rows[is_dup], rows[is_l2]
+
+
+def _overlaps(cols, rows: np.ndarray, names: list[str], decoded: np.ndarray, opt: Options):
+    """Find capture points that are the same interface; drop the secondary's twins."""
+    fp, ttl, pt, t = (cols[k][rows] for k in ("fingerprint", "ttl", "point", "time_ns"))
+    o = np.lexsort((t, ttl, fp))
+    fo, to, po, tso = fp[o], ttl[o], pt[o], t[o]
+    twin = (fo[1:] == fo[:-1]) & (to[1:] == to[:-1]) & (po[1:] != po[:-1]) & (
+        np.abs(tso[1:] - tso[:-1]) <= opt.dup_window_ns)
+    idx = np.flatnonzero(twin)
+    if len(idx) == 0:
+        return rows, [], 0
+    a, b = po[idx].astype(np.int64), po[idx + 1].astype(np.int64)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    pair = lo * 65536 + hi
+    uniq, counts = np.unique(pair, return_counts=True)
+    drop = np.zeros(len(rows), dtype=bool)
+    found = []
+    known = np.bincount(pt[cols["direction"][rows] != 0], minlength=len(names))
+    for pr, c in zip(uniq, counts):
+        p1, p2 = int(pr // 65536), int(pr % 65536)
+        if c < opt.overlap_share * max(1, min(decoded[p1], decoded[p2])):
+            continue
+        keep, lose = (p1, p2) if known[p1] >= known[p2] else (p2, p1)
+        sel = idx[pair == pr]
+        first_is_lose = po[sel] == lose
+        victims = np.where(first_is_lose, o[sel], o[sel + 1])
+        drop[victims] = True
+        found.append((names[keep], names[lose], int(c)))
+    return rows[~drop], found, int(drop.sum())
+
+
+def _infer_direction(cols, rows: np.ndarray, names: list[str], direction: np.ndarray) -> dict:
+    """Give Ethernet points without direction one from the host's MAC on that link.
+
+    The host's MAC is the source of copies whose fingerprint was seen at
+    another point with a higher TTL (the host forwarded them here); without
+    another point, the source of the first copy of a repeated packet (the
+    host forwards into a guest link; on an uplink the first copy arrives).
+    """
+    pt = cols["point"][rows]
+    src = cols["eth_src"][rows]
+    out: dict[str, str] = {}
+    for p in np.unique(pt):
+        at = (pt == p) & (direction == S.DIR_UNKNOWN) & (src != S.NO_MAC)
+        if not at.any():
+            continue
+        host = _host_mac(cols, rows, at, int(p), GUEST_LINK.match(names[int(p)]) is not None)
+        if host is None:
+            continue
+        direction[at] = np.where(src[at] == host, S.DIR_OUT, S.DIR_IN)
+        out[names[int(p)]] = f"{int(host):012x}"
+    return out
+
+
+def _host_mac(cols, rows, at, p, guest_link):
+    fp, ttl, pt = cols["fingerprint"][rows], cols["ttl"][rows], cols["point"][rows]
+    src = cols["eth_src"][rows]
+    elsewhere = ~at & (pt != p)
+    votes: dict[int, int] = {}
+    if elsewhere.any():
+        # max TTL seen elsewhere per fingerprint
+        fe, te = fp[elsewhere], ttl[elsewhere].astype(np.int64)
+        o = np.argsort(fe, kind="stable")
+        fe, te = fe[o], te[o]
+        starts = np.flatnonzero(np.r_[True, fe[1:] != fe[:-1]])
+        ufp, umax = fe[starts], np.maximum.reduceat(te, starts)
+        here = np.flatnonzero(at)
+        k = np.searchsorted(ufp, fp[here])
+        k = np.minimum(k, len(ufp) - 1)
+        hit = ufp[k] == fp[here]
+        fwd = hit & (umax[k] == ttl[here].astype(np.int64) + 1)
+        for mac in src[here[fwd]]:
+            votes[int(mac)] = votes.get(int(mac), 0) + 1
+    if not votes:
+        here = np.flatnonzero(at)
+        o = np.lexsort((-ttl[here].astype(np.int64), fp[here]))
+        h = here[o]
+        firsts = h[np.r_[True, fp[h][1:] != fp[h][:-1]]]
+        if len(firsts):
+            macs, counts = np.unique(src[firsts], return_counts=True)
+            top = int(macs[np.argmax(counts)])
+            if guest_link:
+                return np.uint64(top)
+            others = np.unique(src[here])
+            others = others[others != top]
+            return others[0] if len(others) == 1 else None
+        return None
+    return np.uint64(max(votes, key=votes.get))
+
+
+def correlate(cols: dict[str, np.ndarray], names: list[str], decoded: np.ndarray,
+              opt: Options | None = None) -> Correlation:
+    """Build paths from the raw packet columns (sorted by time)."""
+    opt = opt or Options()
+    cand = repeated_rows(cols["fingerprint"])
+    kept, dups, l2 = _dedup(cols, cand, opt)
+    kept, overlaps, n_overlap = _overlaps(cols, kept, names, decoded, opt)
+    warnings = [f"capture points {a} and {b} look like the same interface ({n} identical "
+                f"copies); counted once" for a, b, n in overlaps]
+    kept = np.sort(kept)  # back to time order
+    direction = cols["direction"][kept].astype(np.int8).copy()
+    inferred = _infer_direction(cols, kept, names, direction)
+    pt = cols["point"][kept].astype(np.int64)
+    vl = cols["vlan"][kept].astype(np.int64)
+    pv = pt * 8192 + (vl + 1)
+    uplanes, plane = np.unique(pv, return_inverse=True)
+    plane = plane.astype(np.int64).ravel()
+    lane = plane * 3 + direction
+    fp, t, ttl = cols["fingerprint"][kept], cols["time_ns"][kept], cols["ttl"][kept].astype(np.int64)
+    o = np.lexsort((t, fp))
+    path = np.empty(len(kept), dtype=np.int64)
+    npaths = 0
+    if len(kept):
+        in_order = np.empty(len(kept), dtype=np.int64)
+        npaths = int(assign_paths(fp[o], t[o], lane[o], ttl[o], len(uplanes) * 3,
+                                  opt.reorder_ns, opt.path_gap_ns, in_order))
+        path[o] = in_order
+    s = np.lexsort((-ttl, direction, plane, path))
+    p_loop = np.zeros(npaths, np.int8)
+    p_bounce = np.zeros(npaths, np.int8)
+    p_step = np.zeros(npaths, np.int64)
+    p_copies = np.zeros(npaths, np.int64)
+    p_bplane = np.full(npaths, -1, np.int64)
+    row_loop = np.zeros(len(kept), np.int8)
+    if len(kept):
+        rl = np.zeros(len(kept), np.int8)
+        summarize_paths(path[s], plane[s], direction[s].astype(np.int64), ttl[s], npaths, p_loop,
+                        p_bounce, p_step, p_copies, p_bplane, rl)
+        row_loop[s] = rl
+    return Correlation(
+        rows=kept, path=path, plane=plane, direction=direction,
+        loop_copy=row_loop.astype(bool), n_paths=npaths, p_loop=p_loop.astype(bool),
+        p_bounce=p_bounce.astype(bool), p_step=p_step, p_loopcopies=p_copies,
+        p_bounce_plane=p_bplane, plane_point=(uplanes // 8192).astype(np.int64),
+        plane_vlan=(uplanes % 8192).astype(np.int64) - 1, l2_rows=l2,
+        duplicates=int(len(dups)) + n_overlap, duplicate_rows=dups, overlaps=overlaps,
+        inferred_direction=inferred, warnings=warnings)

@@ -1,0 +1,92 @@
+"""Plain-language explanation and fix commands for a loop.
+
+Every fix printed here was applied in the lab (``samples/lab``, scenarios
+``fix-*``) and stopped the loop there; keep the two in step.
+"""
+from __future__ import annotations
+
+from .correlate import GUEST_LINK
+
+
+def _is_guest_link(points: list[str]) -> bool:
+    return any(GUEST_LINK.match(p) for p in points)
+
+
+def explain(loop: dict) -> tuple[str, list[str]]:
+    """(explanation, fixes) for one loop dict of the JSON contract."""
+    kind, dst, pts = loop["kind"], loop["destination"], loop["capture_points"]
+    v6 = ":" in dst
+    step = loop.get("ttl_step")
+    n, obs = loop["looping_packets"], loop["observations"]
+    where = " and ".join(pts) if pts else "an unseen link"
+    amp = loop.get("amplification") or 0
+    if kind == "l2":
+        text = (f"{n} packet(s) for {dst} were seen again and again on {where} with the same "
+                f"TTL ({obs} copies, ×{amp:.0f}): a layer-2 loop (bridge/switch without STP) or "
+                "a box that rewrites the TTL. Routers would have lowered the TTL.")
+        return text, ["Look for a bridging loop on the segment behind "
+                      f"{where}: `bridge link show`, STP state on switches, duplicated "
+                      "bridge/bond membership."]
+    host_fixes = _guest_fixes(dst, pts, v6) if (_is_guest_link(pts) or kind == "inferred") else []
+    if kind == "inferred":
+        text = (f"Packets for {dst} arrived on {where} and a time-exceeded came back quoting "
+                f"them with TTL 1: they circulated behind this capture point (estimated "
+                f"{obs} copies for {n} packet(s)). Capture the guest links to see the loop itself.")
+        return text, host_fixes or _router_fixes(dst, pts, v6)
+    if len(pts) >= 2 and _is_guest_link(pts):
+        text = (f"Packets for {dst} circulate through {where}: the guests behind these links "
+                f"forward {dst} to each other through the host. Each round costs {step} TTL; "
+                f"{n} packet(s) became {obs} copies (×{amp:.1f}).")
+        return text, host_fixes
+    if _is_guest_link(pts):
+        text = (f"The host routes {dst} into {where}, but the guest behind it no longer owns "
+                f"{dst} and, with forwarding on, sends it back to its default gateway — the "
+                f"host — which routes it in again. Each round trip costs {step} TTL; "
+                f"{n} packet(s) became {obs} copies on {where} (×{amp:.1f}) until the TTL ran out.")
+        return text, host_fixes
+    text = (f"Packets for {dst} bounce between this host and its neighbour on {where}: each "
+            f"routes {dst} to the other. Each pass costs {step} TTL; {n} packet(s) became "
+            f"{obs} copies (×{amp:.1f}).")
+    return text, _router_fixes(dst, pts, v6)
+
+
+def _guest_fixes(dst: str, pts: list[str], v6: bool) -> list[str]:
+    link = next((p for p in pts if GUEST_LINK.match(p)), pts[0] if pts else "TUNNEL")
+    plen = 128 if v6 else 32
+    fam = "-6 " if v6 else ""
+    fixes = [
+        f"In the guest behind {link}: re-add the address it dropped "
+        f"(`ip {fam}addr add {dst}/{plen} dev IFACE`), or on the host remove the route that "
+        f"still sends it there: `ip {fam}route del {dst}/{plen} dev {link}`.",
+        "In the guest: turn forwarding off unless it is a router: "
+        + ("`sysctl -w net.ipv6.conf.all.forwarding=0`." if v6 else
+           "`sysctl -w net.ipv4.ip_forward=0`."),
+    ]
+    if v6:
+        fixes.append(
+            "On the host (IPv6 has no rp_filter): drop what a guest link sends back in: "
+            "`nft add table inet pcaploop; nft add chain inet pcaploop fwd "
+            "'{ type filter hook forward priority 0; }'; "
+            f"nft add rule inet pcaploop fwd meta nfproto ipv6 iifname \"{link}\" "
+            f"oifname \"{link}\" drop`.")
+    else:
+        fixes.append(
+            "On the host: strict reverse-path filtering on the guest link — the kernel uses "
+            "the larger of `all` and the interface value, so set both: "
+            f"`sysctl -w net.ipv4.conf.all.rp_filter=1 net.ipv4.conf.{link}.rp_filter=1` "
+            "(loose mode 2 does not stop the loop).")
+    fixes.append(
+        "On the host, for every point-to-point guest link: drop forwarded packets that leave "
+        "by the link they came in on: `nft add table inet pcaploop; nft add chain inet pcaploop "
+        "fwd '{ type filter hook forward priority 0; }'; nft add rule inet pcaploop fwd "
+        f"iifname \"{link}\" oifname \"{link}\" drop` (one rule per guest link).")
+    return fixes
+
+
+def _router_fixes(dst: str, pts: list[str], v6: bool) -> list[str]:
+    fam = "-6 " if v6 else ""
+    return [
+        f"Compare the host's route for {dst} (`ip {fam}route get {dst}`) with the upstream "
+        "router's: one of them must deliver it instead of handing it back. Remove the route "
+        "that points back toward the neighbour it came from.",
+    ]

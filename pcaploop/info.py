@@ -1,0 +1,107 @@
+"""What is in a set of captures: per capture point counts, directions, protocols, talkers.
+
+Streams: only per-point counters are kept, never the packets table, so
+``pcaploop info`` works on captures larger than memory.
+"""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import schema as S
+from .addr import to_text
+from .load import CapturePoint, CaptureSpec, Loader, Progress, parse_ifmap
+
+
+@dataclass
+class PointInfo:
+    """Counters for one capture point, beside its accounting."""
+
+    point: CapturePoint
+    directions: Counter = field(default_factory=Counter)
+    protocols: Counter = field(default_factory=Counter)
+    talkers: Counter = field(default_factory=Counter)  # (hi, lo) -> packets
+    bytes: int = 0
+
+
+def _proto_name(p: int) -> str:
+    return S.PROTO_NAMES.get(p, str(p))
+
+
+def capture_info(captures: Sequence[CaptureSpec | str | os.PathLike[str]],
+                 ifmap: dict[int, str] | Sequence[str] | None = None,
+                 progress: Progress | None = None) -> dict[str, Any]:
+    """Summarise captures without keeping their packets.
+
+    >>> capture_info(["samples/incident/uplink.pcap"])["captures"][0]["records"]  # doctest: +SKIP
+    1234
+    """
+    if ifmap is not None and not isinstance(ifmap, dict):
+        ifmap = parse_ifmap(ifmap)
+    specs = [c if isinstance(c, CaptureSpec) else CaptureSpec.parse(c) for c in captures]
+    loader = Loader(specs, ifmap or {})
+    infos: dict[int, PointInfo] = {}
+    for cols, _arp in loader.run(progress):
+        pts = cols["point"]
+        for p in np.unique(pts):
+            sel = pts == p
+            pi = infos.setdefault(int(p), PointInfo(loader.points[int(p)]))
+            d = np.bincount(cols["direction"][sel], minlength=3)
+            for code, name in enumerate(S.DIRECTIONS):
+                if d[code]:
+                    pi.directions[name] += int(d[code])
+            pr = np.bincount(cols["protocol"][sel], minlength=256)
+            for code in np.flatnonzero(pr):
+                pi.protocols[_proto_name(int(code))] += int(pr[code])
+            pi.bytes += int(cols["wirelen"][sel].sum())
+            pairs = np.empty(int(sel.sum()), dtype=[("h", "<u8"), ("l", "<u8")])
+            pairs["h"], pairs["l"] = cols["src_hi"][sel], cols["src_lo"][sel]
+            uniq, counts = np.unique(pairs, return_counts=True)
+            for u, c in zip(uniq, counts):
+                pi.talkers[(int(u["h"]), int(u["l"]))] += int(c)
+    out = []
+    for k, pt in enumerate(loader.points):
+        pi = infos.get(k, PointInfo(pt))
+        out.append({
+            **point_json(pt),
+            "bytes": pi.bytes,
+            "directions": dict(pi.directions),
+            "protocols": dict(pi.protocols.most_common()),
+            "top_talkers": [{"address": to_text(*a), "packets": n}
+                            for a, n in pi.talkers.most_common(5)],
+        })
+    return {"captures": out, "warnings": list(loader.warnings)}
+
+
+def iso_ns(ns: int | None) -> str | None:
+    """ISO-8601 UTC with nanoseconds, ``None`` stays ``None``."""
+    if ns is None:
+        return None
+    import datetime as dt
+
+    sec, frac = divmod(int(ns), 1_000_000_000)
+    t = dt.datetime.fromtimestamp(sec, tz=dt.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
+
+
+def point_json(pt: CapturePoint) -> dict[str, Any]:
+    """The DESIGN.md §4 ``captures[]`` entry of one capture point."""
+    return {
+        "name": pt.name,
+        "path": pt.path,
+        "format": pt.format,
+        "linktype": pt.linktype_name,
+        "interface": pt.interface,
+        "records": pt.records,
+        "decoded": pt.decoded,
+        "skipped": dict(pt.skipped),
+        "capture_dropped": pt.capture_dropped,
+        "truncated_tail": pt.truncated_tail,
+        "problem": pt.problem,
+        "first_seen": iso_ns(pt.first_ns),
+        "last_seen": iso_ns(pt.last_ns),
+    }
