@@ -16,21 +16,27 @@ def _span(first: str | None, last: str | None) -> str:
 
 def info_tables(con: Console, doc: dict[str, Any]) -> None:
     t = Table(title="Capture points", title_justify="left", header_style="bold")
-    for col in ("point", "file", "format", "link type", "records", "decoded", "skipped",
-                "time span (UTC)", "directions", "protocols", "top talkers"):
-        t.add_column(col, overflow="fold")
+    for col, just in (("point", "left"), ("format", "left"), ("records", "right"),
+                      ("decoded", "right"), ("skipped", "left"), ("time span (UTC)", "left")):
+        t.add_column(col, justify=just, overflow="fold")
     for c in doc["captures"]:
-        skipped = ", ".join(f"{k} {v}" for k, v in c["skipped"].items() if v) or "0"
+        skipped = ", ".join(f"{k} {v:,}" for k, v in c["skipped"].items() if v) or "0"
         if c["truncated_tail"]:
             skipped += " [red](tail damaged)[/red]"
         if c.get("capture_dropped"):
-            skipped += f" [red](capture dropped {c['capture_dropped']})[/red]"
-        t.add_row(escape(c["name"]), escape(c["path"]), c["format"], c["linktype"],
-                  f"{c['records']:,}", f"{c['decoded']:,}", skipped,
-                  _span(c["first_seen"], c["last_seen"]),
+            skipped += f" [red](capture dropped {c['capture_dropped']:,})[/red]"
+        t.add_row(escape(c["name"]), f"{c['format']} {c['linktype']}", f"{c['records']:,}",
+                  f"{c['decoded']:,}", skipped, _span(c["first_seen"], c["last_seen"]))
+    con.print(t)
+    t = Table(title="Traffic", title_justify="left", header_style="bold")
+    for col in ("point", "directions", "protocols", "top talkers (packets)"):
+        t.add_column(col, overflow="fold")
+    for c in doc["captures"]:
+        t.add_row(escape(c["name"]),
                   ", ".join(f"{k} {v:,}" for k, v in c["directions"].items()) or "-",
                   ", ".join(f"{k} {v:,}" for k, v in list(c["protocols"].items())[:4]) or "-",
-                  ", ".join(f"{x['address']} ({x['packets']:,})" for x in c["top_talkers"][:3]))
+                  ", ".join(f"{x['address']} {x['packets']:,}" for x in c["top_talkers"][:3])
+                  or "-")
     con.print(t)
     for w in doc.get("warnings", []):
         con.print(f"[yellow]warning:[/yellow] {escape(w)}")

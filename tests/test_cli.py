@@ -1,0 +1,76 @@
+"""The CLI maps options to library calls; errors are one line and exit 2."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from loopgen import tunnel_loop, write
+
+
+def cli(*args, check_rc=None):
+    p = subprocess.run([sys.executable, "-m", "pcaploop", *map(str, args)], capture_output=True,
+                       text=True, timeout=300)
+    if check_rc is not None:
+        assert p.returncode == check_rc, (p.stdout, p.stderr)
+    return p
+
+
+@pytest.fixture(scope="module")
+def incident(tmp_path_factory):
+    return write(tunnel_loop(n=5), tmp_path_factory.mktemp("inc"))
+
+
+def test_analyze_json_stdout_and_fail_on_loop(incident):
+    p = cli("analyze", *incident, "--json", "-", check_rc=0)
+    doc = json.loads(p.stdout)
+    assert doc["summary"]["loops"] == 1
+    assert doc["loops"][0]["observations"] == 5 * 63
+    cli("analyze", *incident, "--fail-on-loop", check_rc=1)
+
+
+def test_analyze_terminal_output(incident):
+    out = cli("analyze", *incident, check_rc=0).stdout
+    assert out.startswith("LOOP:")
+    assert "203.0.113.7" in out and "tap101" in out and "rp_filter" in out
+
+
+def test_paths_and_info(incident):
+    out = cli("paths", *incident, "--dst", "203.0.113.7", "--limit", "1", check_rc=0).stdout
+    assert "looping" in out and "63" in out
+    doc = json.loads(cli("info", *incident, "--json", "-", check_rc=0).stdout)
+    assert {c["name"] for c in doc["captures"]} == {"uplink", "tap101"}
+    assert all(c["records"] == c["decoded"] + sum(c["skipped"].values()) for c in doc["captures"])
+
+
+@pytest.mark.parametrize("content,expect", [
+    (b"just some text\n", "not a pcap or pcapng capture"),
+    (b"", "empty file"),
+    (b"\xff\xd8\xff\xe0JFIF" + b"\0" * 40, "JPEG"),
+])
+def test_bad_input_one_line_exit_2(tmp_path, content, expect):
+    f = tmp_path / "bad.pcap"
+    f.write_bytes(content)
+    for cmd in ("info", "analyze"):
+        p = cli(cmd, f, check_rc=2)
+        assert p.stderr.startswith(f"Error: {f}") and expect in p.stderr
+        assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+
+
+def test_missing_file_and_directory(tmp_path):
+    assert "no such file" in cli("analyze", tmp_path / "nope.pcap", check_rc=2).stderr
+    assert "directory" in cli("analyze", tmp_path, check_rc=2).stderr
+
+
+def test_bad_options(incident):
+    assert cli("paths", *incident, "--dst", "not-an-ip", check_rc=2).stderr.startswith("Error:")
+    assert cli("paths", *incident, "--loop", "9", check_rc=2).stderr.startswith("Error:")
+    assert cli("analyze", *incident, "--merge-gap", "-1", check_rc=2).stderr.startswith("Error:")
+
+
+@pytest.mark.parametrize("cmd", ["info", "analyze", "paths"])
+def test_help_has_example(cmd):
+    out = cli(cmd, "--help", check_rc=0).stdout
+    assert "Example:" in out
