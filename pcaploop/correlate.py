@@ -34,6 +34,7 @@ class Options:
     reorder_ns: int = 2_000_000  # tolerated timestamp disorder inside a path
     path_gap_ns: int = 1_000_000_000  # silence that ends a path
     overlap_share: float = 0.5  # share of twins that makes two points one interface
+    l2_max_gap_ns: int = 10_000_000  # same-TTL copies this close (median) circulate at layer 2
     merge_gap_ns: int = 10_000_000_000
     merge_prefix: int | None = None
 
@@ -99,10 +100,13 @@ def _dedup(cols, cand: np.ndarray, opt: Options):
     size = np.bincount(run, minlength=nrun)
     span = np.zeros(nrun, np.int64)
     if len(run):
-        span = np.maximum.reduceat(ts, np.flatnonzero(first)) - np.minimum.reduceat(
-            ts, np.flatnonzero(first))
+        starts = np.flatnonzero(first)
+        span = np.maximum.reduceat(ts, starts) - np.minimum.reduceat(ts, starts)
     dup_run = (size >= 2) & (span <= opt.dup_window_ns)
-    l2_run = (size >= 3) & (span > opt.dup_window_ns)
+    # a layer-2 loop repeats the frame fast; a sender repeating identical bytes
+    # (IPv6 has no IP ID) does it at application pace
+    mean_gap = span // np.maximum(size - 1, 1)
+    l2_run = (size >= 3) & (span > opt.dup_window_ns) & (mean_gap <= opt.l2_max_gap_ns)
     is_dup = dup_run[run] & ~first
     is_l2 = l2_run[run]
     rows = cand[o]
