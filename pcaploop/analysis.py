@@ -20,7 +20,7 @@ from .correlate import Correlation, Options, correlate
 from .detect import Detection, detect
 from .info import point_json
 from .load import CaptureSpec, Packets, Progress, load
-from .stats import arp_responders, bounce_list, implicated, measure
+from .stats import arp_responders, bounce_list, guest_reporters, implicated, measure
 
 SCHEMA_VERSION = 1
 
@@ -45,9 +45,18 @@ class Analysis:
         s = self.summary
         if s["loops"]:
             dsts = ", ".join(sorted({lp["destination"] for lp in self.loops})[:5])
-            return (f"LOOP: {s['loops']} loop(s) for {dsts}; {s['looping_packets']} looping "
-                    f"packet(s) became {s['loop_observations']} copies "
-                    f"({100 * s['loop_share']:.1f} % of all observations)")
+            seen = [lp for lp in self.loops if lp["kind"] != "inferred"]
+            text = f"LOOP: {s['loops']} loop(s) for {dsts}"
+            if seen:
+                text += (f"; {sum(lp['looping_packets'] for lp in seen)} looping packet(s) "
+                         f"became {s['loop_observations']} copies "
+                         f"({100 * s['loop_share']:.1f} % of all observations)")
+            inferred = [lp for lp in self.loops if lp["kind"] == "inferred"]
+            if inferred:
+                text += (f"; {sum(lp['looping_packets'] for lp in inferred)} packet(s) looped "
+                         "behind the capture point (inferred from ICMP time-exceeded, estimated "
+                         f"{sum(lp['observations'] for lp in inferred)} copies)")
+            return text
         if s["bounces"]:
             return (f"NO LOOP, but {s['bounces']} packet(s) bounced off a guest that does not "
                     "own their destination (caught by a filter)")
@@ -135,7 +144,7 @@ def analyze(captures: Sequence[CaptureSpec | str | os.PathLike[str]] | Packets,
     loops = measure(pk.cols, corr, det, names, opt)
     bounces = bounce_list(det)
     arp = arp_responders(pk.arp, pk.cols, {lp["destination"] for lp in loops})
-    impl = implicated(loops, bounces, arp)
+    impl = implicated(loops, bounces, arp, guest_reporters(pk.cols, names))
     observations = len(pk) - corr.duplicates
     loop_obs = sum(lp["observations"] for lp in loops if lp["kind"] != "inferred")
     peak = max((lp["extra_pps_peak"] or 0 for lp in loops), default=0.0)

@@ -29,9 +29,12 @@ def explain(loop: dict) -> tuple[str, list[str]]:
                       "bridge/bond membership."]
     host_fixes = _guest_fixes(dst, pts, v6) if (_is_guest_link(pts) or kind == "inferred") else []
     if kind == "inferred":
-        text = (f"Packets for {dst} arrived on {where} and a time-exceeded came back quoting "
-                f"them with TTL 1: they circulated behind this capture point (estimated "
-                f"{obs} copies for {n} packet(s)). Capture the guest links to see the loop itself.")
+        who = ", ".join(loop.get("icmp_senders") or []) or "an unseen router"
+        text = (f"Packets for {dst} arrived on {where} with a high TTL and a time-exceeded from "
+                f"{who} came back quoting them with TTL 1: they circulated behind this "
+                f"capture point, most likely between the host and the guest it routes {dst} "
+                f"to (estimated {obs} copies for {n} packet(s)). Capture that guest's link "
+                "to see the loop itself.")
         return text, host_fixes or _router_fixes(dst, pts, v6)
     if len(pts) >= 2 and _is_guest_link(pts):
         text = (f"Packets for {dst} circulate through {where}: the guests behind these links "
@@ -51,10 +54,17 @@ def explain(loop: dict) -> tuple[str, list[str]]:
 
 
 def _guest_fixes(dst: str, pts: list[str], v6: bool) -> list[str]:
-    link = next((p for p in pts if GUEST_LINK.match(p)), pts[0] if pts else "TUNNEL")
+    # the guest link is not among the capture points of an inferred loop:
+    # `ip route get` on the host names it
+    link = next((p for p in pts if GUEST_LINK.match(p)), None)
+    fixes = []
+    if link is None:
+        link = "GUESTLINK"
+        fixes.append(f"Find the guest link: on the host, `ip {'-6 ' if v6 else ''}route get "
+                     f"{dst}` names it (`dev …`); it is GUESTLINK below.")
     plen = 128 if v6 else 32
     fam = "-6 " if v6 else ""
-    fixes = [
+    fixes += [
         f"In the guest behind {link}: re-add the address it dropped "
         f"(`ip {fam}addr add {dst}/{plen} dev IFACE`), or on the host remove the route that "
         f"still sends it there: `ip {fam}route del {dst}/{plen} dev {link}`.",

@@ -111,9 +111,9 @@ def _simple_loop(lid: int, kind: str, dst: str, points: list[str], first: int, l
         "cycle_time_ms": None, "extra_pps_mean": (obs - n) / dur if dur > 0 else None,
         "extra_pps_peak": _per_second_peak(times, firsts) if kind != "inferred" else None,
         "sources": sources[:20], "protocols": _protocols(protos),
-        "fates": {"expired": te_count if kind == "inferred" else 0, "escaped": 0,
-                  "capture-ended": 0},
-        "dropped_by": {"guest": 0, "host": 0, "unknown": te_count if kind == "inferred" else 0},
+        # an inferred loop is one because its packets expired behind the capture point
+        "fates": {"expired": n if kind == "inferred" else 0, "escaped": 0, "capture-ended": 0},
+        "dropped_by": {"guest": 0, "host": 0, "unknown": n if kind == "inferred" else 0},
         "icmp_time_exceeded": te_count, "icmp_senders": senders or [],
         "missing_copies": None,
     }
@@ -166,9 +166,11 @@ def bounce_list(det: Detection) -> list[dict[str, Any]]:
             for r in det.bounces.itertuples()]
 
 
-def implicated(loops: list[dict], bounces: list[dict], arp_responders: dict[str, list]) -> list[dict]:
-    """Addresses with roles: loop-destination, source, icmp-reporter, guest-link,
-    proxy-arp-responder."""
+def implicated(loops: list[dict], bounces: list[dict], arp_responders: dict[str, list],
+               guest_reporters: set[str] = frozenset()) -> list[dict]:
+    """Addresses with roles: loop-destination (also of bounces), source, icmp-reporter,
+    guest-link (an ICMP reporter whose error came out of a guest link: the guest's
+    own address), proxy-arp-responder (MACs answering ARP/NDP for a loop destination)."""
     acc: dict[str, dict[str, Any]] = {}
 
     def add(addr: str, role: str, point: str | None, packets: int) -> None:
@@ -186,11 +188,25 @@ def implicated(loops: list[dict], bounces: list[dict], arp_responders: dict[str,
             add(s, "source", None, 0)
         for s in lp["icmp_senders"]:
             add(s, "icmp-reporter", pt, 0)
+            if s in guest_reporters:
+                add(s, "guest-link", pt, 0)
         for mac in arp_responders.get(lp["destination"], []):
             add(mac, "proxy-arp-responder", None, 0)
     for b in bounces:
-        add(b["destination"], "guest-link", b["capture_point"], b["packets"])
+        add(b["destination"], "loop-destination", b["capture_point"], b["packets"])
     return sorted(acc.values(), key=lambda e: (-e["packets"], e["address"]))
+
+
+def guest_reporters(cols: dict[str, np.ndarray], names: list[str]) -> set[str]:
+    """Senders of ICMP time-exceeded seen on a guest's point-to-point link."""
+    from .correlate import GUEST_LINK
+
+    te = ((cols["protocol"] == 1) & (cols["icmp_type"] == 11)) | (
+        (cols["protocol"] == 58) & (cols["icmp_type"] == 3))
+    idx = np.flatnonzero(te)
+    guest_pts = {i for i, n in enumerate(names) if GUEST_LINK.match(n)}
+    return {to_text(cols["src_hi"][i], cols["src_lo"][i]) for i in idx
+            if int(cols["point"][i]) in guest_pts}
 
 
 def arp_responders(arp: dict[str, np.ndarray], cols: dict[str, np.ndarray],
