@@ -52,7 +52,8 @@ def _epb_direction(buf, p, stop, big):  # pragma: no cover
         if code == 0 or p + 4 + olen > stop:
             return 0
         if code == 2 and olen == 4:
-            return u32(buf, p + 4, big) & 3
+            d = u32(buf, p + 4, big) & 3
+            return d if d != 3 else 0  # 3 is not a valid direction
         p += 4 + ((olen + 3) & ~3)
     return 0
 
@@ -62,7 +63,8 @@ def walk_pcapng(buf, pos, end, big, o_off, o_cap, o_wire, o_ts, o_if, o_dir):  #
     """Walk pcapng packet blocks (EPB 6, SPB 3, obsolete PB 2).
 
     Stops at any other block (status OTHER_BLOCK) so Python can parse it.
-    ``o_ts`` holds raw timestamp units (-1 for SPB, which has none).
+    ``o_ts`` holds raw timestamp units; an SPB, which has none, gets
+    ``o_dir = -1`` (the caller carries the previous timestamp and clears it).
     """
     n = 0
     maxn = o_off.shape[0]
@@ -85,9 +87,9 @@ def walk_pcapng(buf, pos, end, big, o_off, o_cap, o_wire, o_ts, o_if, o_dir):  #
             o_off[n] = pos + 12
             o_cap[n] = orig if orig < avail else avail
             o_wire[n] = orig
-            o_ts[n] = -1
+            o_ts[n] = 0
             o_if[n] = 0
-            o_dir[n] = 0
+            o_dir[n] = -1  # marks an SPB: no timestamp of its own
         else:
             if blen < 32:
                 return n, pos, CORRUPT

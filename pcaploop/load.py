@@ -10,7 +10,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from .decode import decode_batch
 from .errors import CaptureError, PcaploopError, UnsupportedLinkTypeError
 from .fingerprint import RUN_KEY
 from .read import CaptureFile, open_capture
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 Progress = Callable[[int], None]  # called with bytes consumed since the last call
 
@@ -33,6 +36,7 @@ class CaptureSpec:
 
     @classmethod
     def parse(cls, text: str | os.PathLike[str]) -> "CaptureSpec":
+        """``NAME=PATH`` or ``PATH`` (an existing file whose name contains '=' is a path)."""
         text = os.fspath(text)
         if "=" in text and not os.path.exists(text):
             name, path = text.split("=", 1)
@@ -42,6 +46,7 @@ class CaptureSpec:
 
     @property
     def stem(self) -> str:
+        """File name without capture extensions (``uplink.pcap.gz`` → ``uplink``)."""
         base = Path(self.path).name
         for ext in (".gz", ".pcapng", ".pcap", ".cap", ".dmp"):
             if base.lower().endswith(ext):
@@ -70,6 +75,7 @@ class CapturePoint:
 
     @property
     def linktype_name(self) -> str:
+        """Link-type name (``EN10MB``, ``LINUX_SLL2``, ``LINKTYPE_147``)."""
         return lt.linktype_name(self.linktype)
 
 
@@ -83,13 +89,15 @@ class Packets:
     warnings: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
+        """Number of decoded packets."""
         return len(self.cols["time_ns"])
 
     @property
     def point_names(self) -> list[str]:
+        """Capture point names, indexed by the ``point`` column."""
         return [p.name for p in self.points]
 
-    def frame(self):
+    def frame(self) -> "pd.DataFrame":
         """The packets table as a pandas DataFrame (see :mod:`pcaploop.schema`)."""
         from .table import to_frame
 
@@ -134,8 +142,8 @@ class _Points:
         self.ifmap = ifmap
         self._names: set[str] = set()
 
-    def add(self, name: str, cap: CaptureFile, linktype: int, interface: int | None,
-            stem: str) -> int:
+    def _unique(self, name: str, stem: str) -> str:
+        """``name``, or ``name@stem`` (``#2``, ``#3`` …) when it is taken."""
         unique = name
         if unique in self._names:
             unique = f"{name}@{stem}"
@@ -144,8 +152,19 @@ class _Points:
                 unique = f"{name}@{stem}#{k}"
                 k += 1
         self._names.add(unique)
+        return unique
+
+    def add(self, name: str, cap: CaptureFile, linktype: int, interface: int | None,
+            stem: str) -> int:
+        """Register a capture point under a unique name; returns its index."""
+        unique = self._unique(name, stem)
         self.points.append(CapturePoint(unique, cap.path, cap.format, linktype, interface))
         return len(self.points) - 1
+
+    def rename(self, idx: int, name: str, stem: str) -> None:
+        """Give point ``idx`` the name ``name`` (made unique the same way)."""
+        self._names.discard(self.points[idx].name)
+        self.points[idx].name = self._unique(name, stem)
 
 
 class _FileReader:
@@ -164,13 +183,26 @@ class _FileReader:
                 name = self.base
             elif itf.name:
                 name = itf.name
-            else:
-                name = self.base if len(self.cap.interfaces) == 1 else f"{self.base}:{k}"
+            else:  # renamed to the bare base at the end if the file has one interface only
+                name = f"{self.base}:{k}"
             idx = self.reg.add(name, self.cap, itf.linktype, None if self.cap.format == "pcap"
                                else k, self.spec.stem)
             self.reg.points[idx].comment = itf.comment
             self.iface_point[k] = idx
         return self.iface_point[k]
+
+    def _orphan_point(self) -> int:
+        """Point for records that name no interface in a file that declares none."""
+        if -1 not in self.iface_point:
+            self.iface_point[-1] = self.reg.add(self.base, self.cap, -1, None, self.spec.stem)
+        return self.iface_point[-1]
+
+    def single_unnamed(self) -> None:
+        """A pcapng file with one unnamed interface: its point takes the bare name."""
+        itfs = self.cap.interfaces
+        if (self.cap.format == "pcapng" and len(itfs) == 1 and not itfs[0].name
+                and 0 in self.iface_point):
+            self.reg.rename(self.iface_point[0], self.base, self.spec.stem)
 
     def _sll2_point(self, k: int, ifindex: int) -> int:
         key = (k, ifindex)
@@ -187,8 +219,9 @@ class _FileReader:
         for k in np.unique(iface):
             sel = iface == k
             kk = int(k) if k >= 0 else 0
-            if not self.cap.interfaces:
-                raise CaptureError(self.cap.path, "packet before any interface description")
+            if not self.cap.interfaces:  # packets before any interface block: malformed
+                out[sel] = self._orphan_point()
+                continue
             itf = self.cap.interfaces[kk]
             if itf.linktype == 276:
                 sub = ifindex[sel]
@@ -265,6 +298,7 @@ class Loader:
         for k in range(len(cap.interfaces)):
             if cap.interfaces[k].linktype != 276:
                 fr._iface_point(k)
+        fr.single_unnamed()
         mine = [p for p in self.reg.points if p.path == cap.path]
         for k, itf in enumerate(cap.interfaces):
             if itf.dropped is not None and k in fr.iface_point:

@@ -100,6 +100,7 @@ class CaptureFile:
                                                 o_off, o_cap, o_wire, o_ts)
             if n:
                 o_if[:n] = 0
+                o_dir[:n] = 0  # pcap records carry no direction (outs are reused, not zeroed)
                 yield self._batch(buf, outs, n)
             if status == CORRUPT:
                 incl = int(np.frombuffer(buf[newpos + 8:newpos + 12].tobytes(),
@@ -125,7 +126,8 @@ class CaptureFile:
                     local = o_if[:n]
                     valid = (local >= 0) & (local < section_count)
                     o_if[:n] = np.where(valid, local + section_base, -1)
-                    ts_carry = self._pcapng_times(o_ts[:n], o_if[:n], o_cap[:n], ts_carry)
+                    ts_carry = self._pcapng_times(o_ts[:n], o_if[:n], o_cap[:n], o_dir[:n],
+                                                  ts_carry)
                     yield self._batch(buf, outs, n)
                 if status == CORRUPT:
                     self._stop(f"block at byte {self.bytes_read + pos}: block lengths disagree "
@@ -197,7 +199,9 @@ class CaptureFile:
                 if exp <= (62 if r & 0x80 else 18):
                     iface.ts_units_per_s = (2 ** exp) if r & 0x80 else 10 ** exp
             elif code == 14 and len(val) == 8:
-                iface.ts_offset_ns = int.from_bytes(val, order, signed=True) * 1_000_000_000
+                offset = int.from_bytes(val, order, signed=True)
+                if abs(offset) < (1 << 32):  # larger offsets overflow int64 ns: ignore them
+                    iface.ts_offset_ns = offset * 1_000_000_000
         self.interfaces.append(iface)
 
     def _isb(self, body: bytes, base: int, count: int) -> None:
@@ -215,9 +219,14 @@ class CaptureFile:
             self.interfaces[base + local].dropped = drops
 
     def _pcapng_times(self, ts: np.ndarray, iface: np.ndarray, cap: np.ndarray,
-                      carry: int) -> int:
-        """Raw timestamp units → ns in place, per interface resolution and offset."""
-        raw = ts.copy()
+                      dirs: np.ndarray, carry: int) -> int:
+        """Raw timestamp units → ns in place, per interface resolution and offset.
+
+        SPB rows (``dirs == -1``) take the previous record's time; their
+        marker is cleared to 'direction unknown'.
+        """
+        missing = dirs == -1
+        dirs[missing] = 0
         for idx in np.unique(iface):
             sel = iface == idx
             if idx < 0:
@@ -225,17 +234,8 @@ class CaptureFile:
                 continue
             itf = self.interfaces[idx]
             cap[sel] = np.minimum(cap[sel], itf.snaplen)
-            units = itf.ts_units_per_s
-            r = raw[sel]
-            if units <= 1_000_000_000 and 1_000_000_000 % units == 0:
-                ns = r * (1_000_000_000 // units)
-            elif units % 1_000_000_000 == 0:
-                ns = r // (units // 1_000_000_000)
-            else:
-                whole = r // units
-                ns = whole * 1_000_000_000 + ((r - whole * units) * 1e9 / units).astype(np.int64)
-            ts[sel] = ns + itf.ts_offset_ns
-        missing = raw < 0  # SPB: no timestamp of its own, carry the previous one
+            with np.errstate(over="ignore"):
+                ts[sel] = _units_to_ns(ts[sel], itf.ts_units_per_s) + itf.ts_offset_ns
         if missing.any():
             last = carry
             for i in range(len(ts)):
@@ -258,6 +258,21 @@ class CaptureFile:
         self.problem = problem
 
 
+def _units_to_ns(r: np.ndarray, units: int) -> np.ndarray:
+    """Exact ``floor(r * 1e9 / units)`` for int64 timestamps in ``units`` per second."""
+    g = 1_000_000_000
+    if g % units == 0:
+        return r * (g // units)
+    if units % g == 0:
+        return r // (units // g)
+    whole = r // units
+    frac = r - whole * units  # 0 <= frac < units
+    if units <= (1 << 33):  # frac * 1e9 stays below 2**63
+        return whole * g + (frac * g) // units
+    exact = [(int(f) * g) // units for f in frac]  # very fine 2^-n resolutions: rare
+    return whole * g + np.array(exact, dtype=np.int64)
+
+
 def _text(val: bytes) -> str:
     return val.split(b"\0", 1)[0].decode("utf-8", "replace")
 
@@ -270,6 +285,9 @@ def _fills(cap: CaptureFile, f: BinaryIO) -> Iterator[tuple]:
     outs = tuple(np.empty(maxn, dtype=np.int64) for _ in range(6))
     cap._state = {"pos": 0, "fill": 0, "eof": False}
     st = cap._state
+    # gzip: readinto() loses everything it decompressed when the stream turns out to be
+    # cut off; readinto1() returns each decompressed piece before the error surfaces.
+    readinto = f.readinto1 if cap.compressed else f.readinto
     while True:
         pos, fill = st["pos"], st["fill"]
         if pos:
@@ -279,7 +297,7 @@ def _fills(cap: CaptureFile, f: BinaryIO) -> Iterator[tuple]:
             st["pos"] = 0
         while not st["eof"] and fill < _BUFSIZE:
             try:
-                got = f.readinto(mv[fill:])
+                got = readinto(mv[fill:])
             except (EOFError, OSError, zlib.error, gzip.BadGzipFile) as exc:
                 st["eof"] = True
                 cap.problem = f"compressed stream damaged: {exc}"

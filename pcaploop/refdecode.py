@@ -558,7 +558,8 @@ def _idb(body: bytes, e: str) -> RefInterface:
             if exp <= (62 if val[0] & 0x80 else 18):
                 itf.units = 2 ** exp if val[0] & 0x80 else 10 ** exp
         elif code == 14 and len(val) == 8:
-            itf.offset_s = struct.unpack(e + "q", val)[0]
+            offset = struct.unpack(e + "q", val)[0]
+            itf.offset_s = offset if abs(offset) < (1 << 32) else 0
     return itf
 
 
@@ -641,37 +642,65 @@ def read_reference(path: str | Path) -> RefCapture:
     return _read_pcap(raw)
 
 
-def _point_name(cap: RefCapture, rec: RefRecord, status: int, row: dict, base: str,
-                ifmap: dict[int, str]) -> str:
-    """Capture point name of a record, by load()'s rules."""
+def _point_key(cap: RefCapture, rec: RefRecord, row: dict) -> tuple[int, int]:
+    """(interface, SLL2 ifindex) identifying a record's capture point; -1 where absent."""
+    if not cap.interfaces:
+        return -1, -1
     k = max(rec.iface, 0)
-    itf = cap.interfaces[k] if cap.interfaces else None
-    if itf is not None and itf.linktype == 276 and row["ifindex"] >= 0:
-        return ifmap.get(row["ifindex"]) or f"{base}:if{row['ifindex']}"
-    if cap.format == "pcap" or itf is None:
-        return base
-    if itf.name:
-        return itf.name
-    return base if len(cap.interfaces) == 1 else f"{base}:{k}"
+    if cap.interfaces[k].linktype == 276 and row["ifindex"] >= 0:
+        return k, row["ifindex"]
+    return k, -1
+
+
+def _point_names(cap: RefCapture, keys: set[tuple[int, int]], base: str, stem: str,
+                 ifmap: dict[int, str]) -> dict[tuple[int, int], str]:
+    """Names of the capture points, by load()'s rules (collisions → ``name@stem``)."""
+    taken: set[str] = set()
+    out = {}
+    for k, ifindex in sorted(keys):
+        itf = cap.interfaces[k] if k >= 0 else None
+        if ifindex >= 0:
+            name = ifmap.get(ifindex) or f"{base}:if{ifindex}"
+        elif cap.format == "pcap" or itf is None:
+            name = base
+        elif itf.name:
+            name = itf.name
+        else:
+            name = base if len(cap.interfaces) == 1 else f"{base}:{k}"
+        unique, n = name, 2
+        if unique in taken:
+            unique = f"{name}@{stem}"
+            while unique in taken:
+                unique, n = f"{name}@{stem}#{n}", n + 1
+        taken.add(unique)
+        out[(k, ifindex)] = unique
+    return out
 
 
 def reference_file(path: str | Path, name: str, key: Key = RUN_KEY,
-                   ifmap: dict[int, str] | None = None) -> dict:
+                   ifmap: dict[int, str] | None = None, stem: str | None = None) -> dict:
     """Decode a whole file with the reference decoder, as ``load()`` would.
 
     Returns ``{"cols": raw columns of the OK rows in record order (``point``
     left 0), "point_names": name per OK row, "accounting": {point name:
-    (records, decoded, non_ip, malformed, unsupported)}, "arp": ARP rows,
-    "truncated_tail": bool}``.
+    (records, decoded, non_ip, malformed, unsupported)}, "arp": ARP rows
+    (time, point name, op, sender MAC, sender IP, target IP, Ethernet source),
+    "truncated_tail": bool}``.  ``stem`` (for name collisions) defaults to
+    the file name's stem.
     """
     cap = read_reference(path)
-    rows, names, acct, arp = [], [], {}, []
-    for n, rec in enumerate(cap.records):
+    from .load import CaptureSpec
+
+    stem = stem or CaptureSpec(str(path)).stem
+    decoded = []
+    for rec in cap.records:
         itf = cap.interfaces[rec.iface] if rec.iface >= 0 else None
         status, row = reference_decode(itf.linktype if itf else -1, rec.frame, rec.wirelen, key)
-        if itf is None:
-            status = S.MALFORMED
-        pname = _point_name(cap, rec, status, row, name, ifmap or {})
+        decoded.append((S.MALFORMED if itf is None else status, row, _point_key(cap, rec, row)))
+    names = _point_names(cap, {d[2] for d in decoded}, name, stem, ifmap or {})
+    rows, row_names, acct, arp = [], [], {}, []
+    for n, (rec, (status, row, pkey)) in enumerate(zip(cap.records, decoded)):
+        pname = names[pkey]
         counts = acct.setdefault(pname, [0, 0, 0, 0, 0])
         counts[0] += 1
         counts[1 + status] += 1
@@ -679,11 +708,11 @@ def reference_file(path: str | Path, name: str, key: Key = RUN_KEY,
             row.update(time_ns=rec.time_ns, caplen=len(rec.frame), wirelen=rec.wirelen,
                        record=n, direction=row["direction"] or rec.direction)
             rows.append(row)
-            names.append(pname)
+            row_names.append(pname)
         elif row["arp_op"] > 0:
             arp.append((rec.time_ns, pname, row["arp_op"], row["arp_sender_mac"],
                         row["arp_sender_ip"], row["arp_target_ip"], row["eth_src"]))
     cols = {k: np.array([r.get(k, 0) for r in rows], dtype=dt) for k, dt in S.RAW.items()}
-    return {"cols": cols, "point_names": names, "arp": arp,
+    return {"cols": cols, "point_names": row_names, "arp": arp,
             "accounting": {k: tuple(v) for k, v in acct.items()},
             "truncated_tail": cap.truncated_tail}

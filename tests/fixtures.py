@@ -490,10 +490,18 @@ def make_snaplen96(d: Path) -> Path:
     pkts = [big, udp6(payload=bytes(range(200))), ext6(), tcp4(payload=b"x" * 300)] + frag6()
     pkts.append(icmp4_error(udp4(ttl=1, payload=b"y" * 200), keep=228))
     recs = [Rec(T0 + i, eth(p)[:96], len(eth(p))) for i, p in enumerate(pkts)]
-    # behind SLL2 too, and a frame cut inside its L4 header
-    recs.append(Rec(T0 + 50, sll2(big, 5)[:96], len(sll2(big, 5))))
-    recs.append(Rec(T0 + 60, eth(big)[:40], len(eth(big))))
+    recs.append(Rec(T0 + 60, eth(big)[:40], len(eth(big))))  # cut inside the prefix
     return write_pcap(d / "snap96.pcap", 1, recs, snaplen=96)
+
+
+def make_snaplen96_sll2(d: Path) -> Path:
+    """``tcpdump -i any -s 96``: SLL2 + IPv6 + fragment header still has the whole prefix."""
+    big4 = udp4(payload=bytes(range(256)) * 4)
+    first = frag6()[0][:40] + frag6()[0][40:48] + bytes(range(200))  # claims more than it has
+    first = first[:4] + struct.pack(">H", len(first) - 40) + first[6:]
+    recs = [Rec(T0 + i, sll2(p, 5, 4)[:96], len(sll2(p, 5, 4)))
+            for i, p in enumerate([big4, first, udp6(payload=bytes(range(200)))])]
+    return write_pcap(d / "snap96_any.pcap", 276, recs, snaplen=96)
 
 
 def make_offload(d: Path) -> Path:
@@ -551,11 +559,11 @@ def make_pcapng_multi(d: Path) -> Path:
     return d / "multi.pcapng"
 
 
-def make_pcapng_single(d: Path) -> Path:
+def make_pcapng_single(d: Path, name: str = "single.pcapng") -> Path:
     """One section, one unnamed Ethernet interface, µs resolution (defaults)."""
     s = Section(False, [Iface(1)])
     s.recs = [(0, r, None) for r in records([eth(p) for p in ip_packets()], step=1000)]
-    return write_pcapng(d / "single.pcapng", [s])
+    return write_pcapng(d / name, [s])
 
 
 def make_gzip_pcap(d: Path) -> Path:
@@ -565,19 +573,13 @@ def make_gzip_pcap(d: Path) -> Path:
 
 def make_gzip_pcapng(d: Path) -> Path:
     """A gzip-compressed pcapng."""
-    return gzip_file(make_pcapng_single_named(d, "zipped_ng.pcapng"))
-
-
-def make_pcapng_single_named(d: Path, name: str) -> Path:
-    """:func:`make_pcapng_single` under another file name."""
-    path = make_pcapng_single(d)
-    return path.rename(d / name)
+    return gzip_file(make_pcapng_single(d, "zipped_ng.pcapng"))
 
 
 def make_unsorted(d: Path) -> Path:
     """Timestamps out of order (receive-side copies stamped late)."""
     frames = [eth(udp4(ttl=64 - i)) for i in range(6)]
-    times = [T0 + t for t in (50, 10, 40, 20, 30, 0)]
+    times = [T0 + 1000 * t for t in (50, 10, 40, 20, 30, 0)]
     return write_pcap(d / "unsorted.pcap", 1, [Rec(t, f) for t, f in zip(times, frames)])
 
 
@@ -664,11 +666,9 @@ def make_pcapng_huge_block(d: Path) -> Path:
 
 def make_pcapng_cut(d: Path) -> Path:
     """pcapng cut off in the middle of its last EPB."""
-    path = make_pcapng_single(d)
-    data = path.read_bytes()
-    (d / "cut.pcapng").write_bytes(data[:-30])
-    path.unlink()
-    return d / "cut.pcapng"
+    path = make_pcapng_single(d, "cut.pcapng")
+    path.write_bytes(path.read_bytes()[:-30])
+    return path
 
 
 def make_gzip_cut(d: Path) -> Path:
@@ -688,6 +688,7 @@ VALID: dict[str, Callable[[Path], Path]] = {
     "raw14": lambda d: make_raw(d, 14), "ipv4": make_ipv4, "ipv6": make_ipv6,
     "sll": make_sll, "sll2": make_sll2, "null_le": make_null,
     "null_be": lambda d: make_null(d, True), "loop": make_loop, "snaplen96": make_snaplen96,
+    "snaplen96_sll2": make_snaplen96_sll2,
     "offload": make_offload, "malformed_frames": make_malformed_frames,
     "pcapng_multi": make_pcapng_multi, "pcapng_single": make_pcapng_single,
     "gzip_pcap": make_gzip_pcap, "gzip_pcapng": make_gzip_pcapng, "unsorted": make_unsorted,

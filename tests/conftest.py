@@ -1,0 +1,30 @@
+"""Shared pytest fixtures: every capture of :mod:`fixtures`, written once per session."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import fixtures  # noqa: E402
+
+KEY = (np.uint64(0x0123456789ABCDEF), np.uint64(0xFEDCBA9876543210))
+
+
+@pytest.fixture(scope="session")
+def captures(tmp_path_factory) -> dict[str, Path]:
+    """name → path of every fixture capture (valid, damaged and not-a-capture)."""
+    out = {}
+    for group in (fixtures.VALID, fixtures.DAMAGED, fixtures.NOT_CAPTURES):
+        for name, make in group.items():
+            out[name] = make(tmp_path_factory.mktemp(name))
+    return out
+
+
+@pytest.fixture(scope="session")
+def key():
+    """A fixed fingerprint key, so failures reproduce."""
+    return KEY
