@@ -53,9 +53,8 @@ def _path_frame(cols, corr: Correlation, names: list[str]) -> tuple[pd.DataFrame
         "copies": gl.size(), "bytes": gl["wirelen"].sum(),
         "loop_max_ttl": gl["ttl"].max(), "loop_min_ttl": gl["ttl"].min(),
     })
-    pts = lc.drop_duplicates(["path", "point"]).groupby("path")["point"].apply(
-        lambda s: ",".join(sorted(names[p] for p in s)))
-    paths["points"] = pts
+    paths["points"] = _point_sets(lc["path"].to_numpy(), lc["point"].to_numpy(), names).reindex(
+        paths.index)
     for k in _KEYS + ("ip_id", "l4_head", "fingerprint"):
         paths[k] = first[k]
     paths["entry_ttl"] = first["ttl"]
@@ -66,6 +65,21 @@ def _path_frame(cols, corr: Correlation, names: list[str]) -> tuple[pd.DataFrame
     paths["escaped"] = ~last["loop_copy"]
     paths["ttl_step"] = corr.p_step[paths.index.to_numpy()]
     return paths, lc
+
+
+def _point_sets(path: np.ndarray, point: np.ndarray, names: list[str]) -> pd.Series:
+    """Per path the sorted, comma-joined names of the points it has copies at."""
+    n = max(len(names), 1)
+    pp = np.unique(path.astype(np.int64) * n + point.astype(np.int64))
+    pth, pt = pp // n, pp % n
+    starts = np.flatnonzero(np.r_[True, pth[1:] != pth[:-1]])
+    if n <= 63:  # a bit per point, then one string per distinct set
+        masks = np.bitwise_or.reduceat(np.left_shift(np.uint64(1), pt.astype(np.uint64)), starts)
+        uniq, inv = np.unique(masks, return_inverse=True)
+        text = [",".join(sorted(names[k] for k in range(n) if int(u) >> k & 1)) for u in uniq]
+        return pd.Series(np.asarray(text, dtype=object)[inv.ravel()], index=pth[starts])
+    groups = np.split(pt, starts[1:])
+    return pd.Series([",".join(sorted(names[k] for k in g)) for g in groups], index=pth[starts])
 
 
 def _dest_key(hi: np.ndarray, lo: np.ndarray, prefix: int | None, version: np.ndarray):
@@ -162,9 +176,11 @@ def _inferred(cols, corr: Correlation, looping_dsts: set, opt: Options,
     qk_te = quote_key(cols["inner_src_hi"][te], cols["inner_src_lo"][te],
                       cols["inner_dst_hi"][te], cols["inner_dst_lo"][te],
                       cols["inner_protocol"][te], cols["inner_ip_id"][te], cols["inner_l4"][te])
-    qk_all = quote_key(cols["src_hi"], cols["src_lo"], cols["dst_hi"], cols["dst_lo"],
-                       cols["protocol"], cols["ip_id"], cols["l4_head"])
-    hit = np.flatnonzero(np.isin(qk_all, qk_te))
+    near = np.flatnonzero(np.isin(cols["dst_lo"], np.unique(cols["inner_dst_lo"][te])))
+    qk = quote_key(cols["src_hi"][near], cols["src_lo"][near], cols["dst_hi"][near],
+                   cols["dst_lo"][near], cols["protocol"][near], cols["ip_id"][near],
+                   cols["l4_head"][near])
+    hit = near[np.isin(qk, qk_te)]
     if len(hit) == 0:
         return empty
     ttl = cols["ttl"][hit].astype(np.int64)

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import linktypes as lt
 from . import schema as S
-from .decode import decode_batch
+from .decode import BatchDecoder, Decoded
 from .errors import CaptureError, PcaploopError, UnsupportedLinkTypeError
 from .fingerprint import RUN_KEY
 from .read import CaptureFile, open_capture
@@ -263,21 +263,27 @@ class Loader:
     def _one(self, spec: CaptureSpec, cap: CaptureFile, progress, key):
         self.files.append(cap)
         fr = _FileReader(spec, cap, self.reg)
+        dec = BatchDecoder(key)
         done = 0
         for batch in cap.batches():
-            codes = np.array([lt.l2_code(i.linktype) for i in cap.interfaces], dtype=np.int64)
-            dec = decode_batch(batch, codes if len(codes) else np.zeros(1, np.int64), key)
-            rp = fr.record_points(batch.iface, dec.ifindex)
-            self._account(rp, dec.status, batch.time_ns)
-            okp = rp[dec.status == S.OK]
-            dec.cols["point"] = okp.astype(np.int16)
-            arp = dec.arp
-            arp["point"] = rp[dec.arp_mask]
+            codes = np.array([lt.l2_code(i.linktype) for i in cap.interfaces] or [0],
+                             dtype=np.int64)
+            for block in dec.add(batch, codes):
+                yield self._block(fr, block)
             if progress:
                 progress(cap.bytes_read - done)
                 done = cap.bytes_read
-            yield dec.cols, arp
+        if dec.fill:
+            yield self._block(fr, dec.flush())
         self._finish_file(spec, cap, fr)
+
+    def _block(self, fr: "_FileReader", dec: Decoded) -> tuple[dict, dict]:
+        """Attach capture points to a decoded block and account for its records."""
+        rp = fr.record_points(dec.iface, dec.ifindex)
+        self._account(rp, dec.status, dec.time_ns)
+        dec.cols["point"] = rp[dec.status == S.OK].astype(np.int16)
+        dec.arp["point"] = rp[dec.arp_mask]
+        return dec.cols, dec.arp
 
     def _account(self, rp: np.ndarray, status: np.ndarray, t: np.ndarray) -> None:
         for p in np.unique(rp):
@@ -345,14 +351,24 @@ def load(captures: Sequence[CaptureSpec | str | os.PathLike[str]],
     if state.unsupported and not any(p.decoded for p in state.reg.points):
         raise state.unsupported[0]
     cols = _concat(parts, S.RAW)
-    order = np.argsort(cols["time_ns"], kind="stable")
-    cols = {k: v[order] for k, v in cols.items()}
+    t = cols["time_ns"]
+    if len(t) > 1 and not bool((t[1:] >= t[:-1]).all()):
+        # captures are not time-ordered (receive-side copies are stamped late)
+        order = np.argsort(t, kind="stable")
+        for k in list(cols):
+            cols[k] = cols[k][order]
     arp = {k: np.concatenate([a[k] for a in arps]) if arps else np.zeros(0) for k in
            (arps[0] if arps else {})}
     return Packets(cols, state.reg.points, arp, state.warnings)
 
 
 def _concat(parts: list[dict[str, np.ndarray]], spec: dict[str, np.dtype]) -> dict[str, np.ndarray]:
+    """Concatenate column by column, freeing each part's column as it goes (peak memory)."""
     if not parts:
         return {k: np.zeros(0, dtype=dt) for k, dt in spec.items()}
-    return {k: np.concatenate([p[k] for p in parts]) for k in spec}
+    out = {}
+    for k in spec:
+        out[k] = np.concatenate([p[k] for p in parts])
+        for p in parts:
+            del p[k]
+    return out

@@ -429,7 +429,7 @@ def kernel_decode(linktype: int, frame: bytes, wirelen: int,
     one = np.zeros(1, dtype=np.int64)
     I, U = D.decode_arrays(buf, one, one + len(frame), one + wirelen,
                            one + lt.l2_code(linktype), key)
-    i, u = I[0], U[0]
+    i, u = I[:, 0], U[:, 0]
     row = {
         "direction": i[D.I_DIR], "vlan": i[D.I_VLAN], "inner_vlan": i[D.I_IVLAN],
         "eth_src": u[D.U_ESRC], "eth_dst": u[D.U_EDST], "ip_version": i[D.I_VER],

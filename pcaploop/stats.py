@@ -44,20 +44,19 @@ def _protocols(protos: np.ndarray) -> dict[str, int]:
 
 
 def _fates(paths: pd.DataFrame, te_paths: set) -> tuple[dict, dict]:
-    fates = {"expired": 0, "escaped": 0, "capture-ended": 0}
-    dropped = {"guest": 0, "host": 0, "unknown": 0}
-    for pid, r in paths.iterrows():
-        if r["escaped"]:
-            fates["escaped"] += 1
-            continue
-        if r["min_ttl"] <= 1 or pid in te_paths:
-            fates["expired"] += 1
-            d = int(r["last_direction"])
-            # the TTL-1 copy's receiver drops it: host->guest copy → the guest
-            dropped["guest" if d == S.DIR_OUT else "host" if d == S.DIR_IN else "unknown"] += 1
-        else:
-            fates["capture-ended"] += 1
-    return fates, dropped
+    """Fate of each looping path, and who dropped the expired ones.
+
+    The receiver of the TTL-1 copy drops it: a host→guest (out) copy is
+    dropped by the guest, a guest→host (in) copy by the host.
+    """
+    esc = paths["escaped"].to_numpy(dtype=bool)
+    expired = ~esc & ((paths["min_ttl"].to_numpy() <= 1) | paths.index.isin(list(te_paths)))
+    d = paths["last_direction"].to_numpy()
+    guest = int((expired & (d == S.DIR_OUT)).sum())
+    host = int((expired & (d == S.DIR_IN)).sum())
+    fates = {"expired": int(expired.sum()), "escaped": int(esc.sum()),
+             "capture-ended": int((~esc & ~expired).sum())}
+    return fates, {"guest": guest, "host": host, "unknown": fates["expired"] - guest - host}
 
 
 def _l3_loop(lid: int, paths: pd.DataFrame, rows: pd.DataFrame, te: pd.DataFrame,
