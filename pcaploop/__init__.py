@@ -3,42 +3,56 @@
 >>> import pcaploop
 >>> a = pcaploop.analyze(["uplink=uplink.pcap", "tap101.pcap"])   # doctest: +SKIP
 >>> print(a.verdict)                                               # doctest: +SKIP
+
+Names are imported on first use (PEP 562), so ``pcaploop info`` does not pay
+for pandas and matplotlib: start-up time is part of the product.
 """
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from .analysis import Analysis, analyze
-from .errors import (CaptureError, NotACaptureError, PcaploopError, UnsupportedLinkTypeError,
-                     UsageError)
-from .info import capture_info
-from .load import CapturePoint, CaptureSpec, Packets, load, parse_ifmap
-from .validate import validate_json
+#: public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "Analysis": "analysis",
+    "analyze": "analysis",
+    "CaptureError": "errors",
+    "NotACaptureError": "errors",
+    "PcaploopError": "errors",
+    "UnsupportedLinkTypeError": "errors",
+    "UsageError": "errors",
+    "capture_info": "info",
+    "CapturePoint": "load",
+    "CaptureSpec": "load",
+    "Packets": "load",
+    "load": "load",
+    "parse_ifmap": "load",
+    "read_packets": "load",
+    "validate_json": "validate",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
 
 
-def read_packets(captures, ifmap=None):  # type: ignore[no-untyped-def]
-    """The packets table of some captures as a DataFrame.
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pcaploop' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
-    >>> df = pcaploop.read_packets(["samples/incident/tap101.pcap"])   # doctest: +SKIP
-    """
-    return load(captures, ifmap).frame()
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
-__all__ = [
-    "__version__",
-    "Analysis",
-    "CaptureError",
-    "CapturePoint",
-    "CaptureSpec",
-    "NotACaptureError",
-    "Packets",
-    "PcaploopError",
-    "UnsupportedLinkTypeError",
-    "UsageError",
-    "analyze",
-    "capture_info",
-    "load",
-    "parse_ifmap",
-    "read_packets",
-    "validate_json",
-]
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from .analysis import Analysis, analyze
+    from .errors import (CaptureError, NotACaptureError, PcaploopError,
+                         UnsupportedLinkTypeError, UsageError)
+    from .info import capture_info
+    from .load import CapturePoint, CaptureSpec, Packets, load, parse_ifmap, read_packets
+    from .validate import validate_json

@@ -372,3 +372,13 @@ def _concat(parts: list[dict[str, np.ndarray]], spec: dict[str, np.dtype]) -> di
         for p in parts:
             del p[k]
     return out
+
+
+def read_packets(captures: Sequence[CaptureSpec | str | os.PathLike[str]],
+                 ifmap: dict[int, str] | Iterable[str] | None = None):
+    """The packets table of some captures as a pandas DataFrame.
+
+    >>> df = pcaploop.read_packets(["samples/incident/tap101.pcap"])   # doctest: +SKIP
+    >>> df.groupby("capture_point", observed=True)["ttl"].describe()    # doctest: +SKIP
+    """
+    return load(captures, ifmap).frame()
