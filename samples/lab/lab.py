@@ -174,6 +174,7 @@ class Plan:
     taps: list[str]
     fix_commands: list[str] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
+    unreached: list[str] = dataclasses.field(default_factory=list)  # never reach the host by design
 
 
 class LabError(Exception):
@@ -627,15 +628,14 @@ def count_form(sdir: Path, form: Form, plan: Plan, iplink: dict[str, str], probl
                 per_pkt[key] += ttls
         sent = sum(f.count for f in plan.flows if f.dst == lp.destination)
         expect_copies = lp.entry_ttl if (form.merged or lp.shape == "uplink") else lp.entry_ttl - 1
-        lo = 1
-        short = [k for k, t in per_pkt.items() if sorted(t) != list(range(lo, expect_copies + lo))]
+        short = [k for k, t in per_pkt.items() if sorted(t) != list(range(1, expect_copies + 1))]
         looping = sum(1 for t in per_pkt.values() if len(t) >= 3)
         obs = sum(len(t) for t in per_pkt.values())
         if looping != sent:
             problems.append(f"{tag}: {lp.destination}: {looping} looping packets, {sent} sent")
         if short:
             problems.append(f"{tag}: {lp.destination}: {len(short)} packets lack rungs of the TTL ladder "
-                            f"{lo}..{expect_copies} (capture loss?)")
+                            f"1..{expect_copies} (capture loss?)")
         loops.append({"destination": lp.destination, "kind": "l3", "capture_points": cps(lp.capture_points),
                       "ttl_step": 2 if form.merged else lp.ttl_step, "looping_packets": looping,
                       "observations": obs, "entry_ttl": lp.entry_ttl,
@@ -660,7 +660,10 @@ def count_form(sdir: Path, form: Form, plan: Plan, iplink: dict[str, str], probl
                             f"(TTLs {sorted(ttls, reverse=True)[:6]}...)")
             break
     for dst in plan.not_looping:
-        if not any(key_dst(k) == dst for (_, k) in groups):
+        if dst in plan.unreached:
+            if any(key_dst(k) == dst for (_, k) in groups):
+                problems.append(f"{tag}: packets to {dst} reached the host, the plan says they cannot")
+        elif not any(key_dst(k) == dst for (_, k) in groups):
             problems.append(f"{tag}: no packet to not_looping destination {dst} captured")
     return {"records": records, "loops": loops, "bounces": bounces}
 
@@ -779,7 +782,7 @@ def fix_base(lab: Lab, v6: bool = False) -> tuple[Plan, str]:
     warm(lab, [Flow("client", dst, "icmp", 65, 1)])
     copies = probe_loop(lab, dst, "tap101")
     note = (f"before the fix 3 echoes to {dst} (client TTL 65) caused {copies} packets on tap101 "
-            f"(rx+tx counters; a loop makes ~63 per echo, plus replies)")
+            f"(rx+tx counters; a loop makes 63 per echo, plus the guest's ICMP time-exceeded)")
     if copies < 3 * 30:
         raise LabError(f"pre-fix probe did not loop: only {copies} tap101 packets")
     return Plan([], [], [], [], ["tap101"], notes=[note]), dst
@@ -825,7 +828,7 @@ def sc_fix_delroute(lab: Lab) -> Plan:
         lab.run("router", "ping", "-c", "1", "-t", "1", "-W", "0.5", DROP4, check=False, quiet=True)
         time.sleep(0.5)
     waited = time.monotonic() - t0
-    plan.flows, plan.not_looping = incident_flows(), [DROP4, G1_MAIN4]
+    plan.flows, plan.not_looping, plan.unreached = incident_flows(), [DROP4, G1_MAIN4], [DROP4]
     plan.notes.append(
         f"deleting the host's route does not stop the loop at once: the router keeps its proxy-ARP-learned "
         f"neighbour entry for 203.0.113.7 (state {state0}) and the host now routes the address to its "
@@ -924,6 +927,19 @@ SCENARIOS = {
 GENERATED = ("*.pcap", "*.pcapng", "*.expected.json", "iplink.txt", "commands.txt", "raw/*.pcap", "sll1/*.pcap")
 
 
+def fix_ownership(sdir: Path) -> None:
+    """tcpdump drops to its own user and dumpcap writes mode 0600: make the
+    captures readable and owned like the output directory."""
+    st = sdir.parent.stat()
+    for p in sdir.iterdir():
+        if p.is_file():
+            os.chmod(p, 0o644)
+            try:
+                os.chown(p, st.st_uid, st.st_gid)
+            except OSError:
+                pass
+
+
 def run_scenario(name: str, out: Path) -> list[str]:
     """Build, capture, derive and count one scenario; return verification problems."""
     func, _ = SCENARIOS[name]
@@ -954,6 +970,7 @@ def run_scenario(name: str, out: Path) -> list[str]:
         (sdir / "iplink.txt").write_text(iplink)
     finally:
         lab.teardown()
+    fix_ownership(sdir)
     (sdir / "commands.txt").write_text(
         f"# scenario {name}: commands run by samples/lab/lab.py (namespace in brackets,"
         f" real names carry a per-run prefix)\n" + "\n".join(log) + "\n")
@@ -980,9 +997,8 @@ def run_scenario(name: str, out: Path) -> list[str]:
         forms.append(Form("sll1", "sll1", ["any=sll1/any.pcap"], None, True))
 
     problems: list[str] = []
-    sent_flows = [f for f in plan.flows]
     for ns, counts in sent.items():
-        for f, c in zip([x for x in sent_flows if x.ns == ns], counts):
+        for f, c in zip([x for x in plan.flows if x.ns == ns], counts):
             if c != f.count:
                 problems.append(f"sender {ns}: {f.dst} {f.proto}: sent {c} of {f.count}")
     iplink_map = parse_iplink(iplink)
@@ -1015,12 +1031,116 @@ def run_scenario(name: str, out: Path) -> list[str]:
     return problems
 
 
+README_HEAD = """# pcaploop samples
+
+Real Linux kernel captures of the routing-loop incident (DESIGN.md section 1)
+and of look-alikes, made in network namespaces by `samples/lab/lab.py`, with
+golden expectations for `pcaploop analyze`.
+
+## How they are made
+
+`samples/lab/lab.py` (Python 3.11 stdlib, run as root) builds the topology of
+DESIGN.md section 6 in namespaces it creates (`client` - `router` - `host` -
+`guest1`/`guest2`; the host<->guest links are veth pairs with permanent
+neighbour entries on both ends, i.e. point-to-point links like tun/ppp),
+applies the scenario, warms the router's ARP/ND entries, starts the captures
+on the host, sends bounded traffic from the client (and, in `two-guests`,
+from the router) with a tiny raw/UDP socket sender, stops the captures,
+deletes the namespaces, derives the `raw/` and `sll1/` forms with `struct`,
+and writes one `<form>.expected.json` per capture form.
+
+Regenerate (about 2.5 minutes, needs root, ip, tcpdump, tshark; dumpcap and
+nft are optional):
+
+    sudo python3 samples/lab/lab.py --out samples            # all scenarios
+    sudo python3 samples/lab/lab.py --out samples --scenario incident
+    python3 samples/lab/lab.py --list
+    python3 samples/lab/lab.py --readme samples               # rewrite this file
+
+The captures differ from run to run (timestamps, IP IDs, ICMP rate limits,
+ARP/ND chatter), so regenerate a scenario's files together, never one file.
+
+## Golden expectations
+
+`<form>.expected.json` holds `inputs` (arguments for `pcaploop analyze`, run
+in the scenario directory), `ifmap` (`--ifmap` file or null), `records` (frames
+per input file, counted by tshark), the expected `loops` (destination, kind,
+capture_points, ttl_step, looping_packets, observations, entry_ttl), `bounces`,
+`not_looping` destinations, the `fix_commands` of fix scenarios and `notes`.
+They come from the scenario plan, TTL arithmetic and `tshark -T fields` dumps
+of the files (a looping packet is a distinct src, dst, protocol, IP ID, ICMP
+id/seq, ports, UDP payload, TCP seq/ack with 3 or more copies at the loop's
+capture points; observations are all of its copies there), never from
+pcaploop. The lab checks the tshark counts against the arithmetic (entry TTL T:
+T-1 tunnel copies per packet; T copies on the uplink for the host<->router
+loop and in the merged `sll1` form) and fails the scenario on any mismatch or
+on an unexpected loop.
+
+Forms: `per-interface` (one tcpdump pcap per host interface, EN10MB),
+`any` (`tcpdump -i any`, LINUX_SLL2, capture points are ifindexes, names via
+`--ifmap iplink.txt`), `pcapng` (dumpcap, one interface block per interface),
+`raw` (per-interface captures with the link header stripped, LINKTYPE_RAW),
+`sll1` (the `-i any` capture rewritten to LINUX_SLL: no interface index, so
+every interface is one capture point `any`, named on the command line).
+`sll1` is not made for bounce scenarios: folded into one point, the uplink
+copy (in, TTL 64) and the bounced copy (in, TTL 62) look like a replica.
+
+Scenarios:
+
+"""
+
+FILE_DESC = {
+    "uplink.pcap": "host `tcpdump {opts} -i uplink -w uplink.pcap` (EN10MB)",
+    "any.pcap": "host `tcpdump {opts} -i any -w any.pcap` (LINUX_SLL2)",
+    "all.pcapng": "host `dumpcap {dopts} -i uplink -i tapN... -w all.pcapng` (pcapng, one IDB per interface)",
+    "iplink.txt": "host `ip -o link` after the capture (ifindex names for the SLL2 capture, `--ifmap`)",
+    "commands.txt": "every command the lab ran for this scenario (namespace in brackets)",
+}
+
+
+def write_readme(out: Path) -> None:
+    opts, dopts = " ".join(TCPDUMP_OPTS), " ".join(DUMPCAP_OPTS)
+    lines = [README_HEAD]
+    for k, (_, desc) in SCENARIOS.items():
+        lines.append(f"- `{k}`: {desc}\n")
+    lines.append("\n## Files\n\n")
+    for k in SCENARIOS:
+        sdir = out / k
+        if not sdir.is_dir():
+            continue
+        for p in sorted(sdir.rglob("*")):
+            if p.is_dir():
+                continue
+            rel = p.relative_to(out).as_posix()
+            name = p.relative_to(sdir).as_posix()
+            if name in FILE_DESC:
+                d = FILE_DESC[name].format(opts=opts, dopts=dopts)
+            elif name.startswith("raw/"):
+                d = f"`{name[4:]}` rewritten by lab.py: Ethernet header stripped, non-IP frames dropped, LINKTYPE_RAW (101)"
+            elif name.startswith("sll1/"):
+                d = "`any.pcap` rewritten by lab.py: LINUX_SLL2 headers turned into LINUX_SLL (113), ifindex lost"
+            elif name.endswith(".expected.json"):
+                d = f"golden expectation for the `{name.removesuffix('.expected.json')}` form"
+            elif name.endswith(".pcap"):
+                d = f"host `tcpdump {opts} -i {p.stem} -w {name}` (EN10MB)"
+            else:
+                d = "lab output"
+            lines.append(f"- `{rel}` ({p.stat().st_size} bytes, scenario `{k}`): {d}\n")
+    lines.append("\nAddresses are documentation ranges only (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, "
+                 "2001:db8::/32, link-local); all traffic stayed inside the lab's namespaces.\n")
+    (out / "README.md").write_text("".join(lines))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, help="output directory (one subdirectory per scenario)")
     ap.add_argument("--scenario", action="append", choices=list(SCENARIOS), help="repeatable; default all")
     ap.add_argument("--list", action="store_true", help="list scenarios and exit")
+    ap.add_argument("--readme", type=Path, metavar="DIR", help="(re)write DIR/README.md describing DIR's files and exit")
     args = ap.parse_args(argv)
+    if args.readme:
+        write_readme(args.readme)
+        return 0
     if args.list:
         for k, (_, desc) in SCENARIOS.items():
             print(f"{k:16s} {desc}")
