@@ -56,7 +56,7 @@ def _child(argv: list[str]) -> int:
 
 def _c_decode(path: str, tiny: str) -> dict:
     """pcaploop streaming decode (Loader.run), columns discarded per batch."""
-    from pcaploop.load import CaptureSpec, Loader
+    from pcaploop.loader import CaptureSpec, Loader
 
     def run(p):
         loader = Loader([CaptureSpec(p)], {})

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-#: public name -> module that defines it
+#: public name -> "module" or "module:attribute" that defines it
 _EXPORTS: dict[str, str] = {
     "Analysis": "analysis",
     "analyze": "analysis",
@@ -24,12 +24,24 @@ _EXPORTS: dict[str, str] = {
     "UnsupportedLinkTypeError": "errors",
     "UsageError": "errors",
     "capture_info": "info",
-    "CapturePoint": "load",
-    "CaptureSpec": "load",
-    "Packets": "load",
-    "load": "load",
-    "parse_ifmap": "load",
-    "read_packets": "load",
+    "export_paths": "export",
+    "read_export": "export",
+    "write_export": "export",
+    "extract_packets": "extract:extract",
+    "wireshark_filters": "extract",
+    "plot_amplification": "plots:amplification",
+    "plot_distributions": "plots:distributions",
+    "plot_path_ladder": "plots:path_ladder",
+    "plot_timeline": "plots:timeline",
+    "plot_ttl_staircase": "plots:ttl_staircase",
+    "write_plots": "plots",
+    "write_report": "report",
+    "CapturePoint": "loader",
+    "CaptureSpec": "loader",
+    "Packets": "loader",
+    "load": "loader",
+    "parse_ifmap": "loader",
+    "read_packets": "loader",
     "validate_json": "validate",
 }
 
@@ -37,10 +49,11 @@ __all__ = ["__version__", *sorted(_EXPORTS)]
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
+    target = _EXPORTS.get(name)
+    if target is None:
         raise AttributeError(f"module 'pcaploop' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    module, _, attr = target.partition(":")
+    value = getattr(importlib.import_module(f".{module}", __name__), attr or name)
     globals()[name] = value
     return value
 
@@ -54,5 +67,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .errors import (CaptureError, NotACaptureError, PcaploopError,
                          UnsupportedLinkTypeError, UsageError)
     from .info import capture_info
-    from .load import CapturePoint, CaptureSpec, Packets, load, parse_ifmap, read_packets
+    from .loader import CapturePoint, CaptureSpec, Packets, load, parse_ifmap, read_packets
     from .validate import validate_json
+    from .export import export_paths, read_export, write_export
+    from .extract import extract as extract_packets, wireshark_filters
+    from .plots import (amplification as plot_amplification, distributions as plot_distributions,
+                        path_ladder as plot_path_ladder, timeline as plot_timeline,
+                        ttl_staircase as plot_ttl_staircase, write_plots)
+    from .report import write_report

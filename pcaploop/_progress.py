@@ -6,7 +6,7 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator, Sequence
 
-from .load import CaptureSpec, Progress
+from .loader import CaptureSpec, Progress
 
 _THRESHOLD = 32 << 20  # below this much input there is nothing to watch
 

@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .addr import to_text
+from .addr import pairs_to_categorical
 from .correlate import Correlation, Options, correlate
 from .detect import Detection, detect
 from .info import point_json
-from .load import CaptureSpec, Packets, Progress, load
+from .loader import CaptureSpec, Packets, Progress, load
 from .stats import arp_responders, bounce_list, guest_reporters, implicated, measure
 
 SCHEMA_VERSION = 1
@@ -86,6 +86,7 @@ class Analysis:
         return df
 
     def implicated_frame(self) -> pd.DataFrame:
+        """Implicated addresses as a DataFrame (address, roles, capture point, packets)."""
         return pd.DataFrame(self.implicated, columns=["address", "roles", "capture_point",
                                                       "packets"])
 
@@ -105,14 +106,28 @@ class Analysis:
         df["looping"] = corr.p_loop[corr.path]
         df["bounce"] = corr.p_bounce[corr.path]
         lp = self.detection.looping
-        df["loop"] = (lp["loop"].reindex(corr.path).to_numpy() if not lp.empty
-                      else np.full(len(df), np.nan))
-        df["src"] = [to_text(h, lo) for h, lo in zip(c["src_hi"][r], c["src_lo"][r])] if len(r) < 2_000_000 else ""
-        df["dst"] = [to_text(h, lo) for h, lo in zip(c["dst_hi"][r], c["dst_lo"][r])] if len(r) < 2_000_000 else ""
+        df["loop"] = pd.array(lp["loop"].reindex(corr.path).to_numpy() if not lp.empty
+                              else np.full(len(df), np.nan), dtype="Int64")
+        df["src"] = pairs_to_categorical(c["src_hi"][r], c["src_lo"][r])
+        df["dst"] = pairs_to_categorical(c["dst_hi"][r], c["dst_lo"][r])
         df = df.sort_values(["path", "ttl", "time"], ascending=[True, False, True])
         df["since_first_ms"] = (df["time"] - df.groupby("path")["time"].transform("min")
                                 ).dt.total_seconds() * 1e3
         return df.reset_index(drop=True)
+
+    def path_of(self, row: int) -> pd.DataFrame:
+        """Every observation of the packet at packets-table ``row``, hop by hop (TTL order).
+
+        Empty when that packet was seen only once (it has no path).
+
+        >>> a.path_of(int(a.loop_packets(1).index[0]))          # doctest: +SKIP
+        """
+        corr = self.correlation
+        hit = np.flatnonzero(corr.rows == row)
+        rows = self.path_rows()
+        if len(hit) == 0:
+            return rows.iloc[0:0]
+        return rows[rows["path"] == corr.path[hit[0]]].reset_index(drop=True)
 
     def loop_packets(self, loop_id: int) -> pd.DataFrame:
         """Rows of the packets table that are copies of one loop's looping packets."""
@@ -134,6 +149,9 @@ def analyze(captures: Sequence[CaptureSpec | str | os.PathLike[str]] | Packets,
     ``merge_gap_s``: looping packets of one destination and set of capture
     points closer than this form one loop. ``merge_prefix``: merge by
     destination prefix of this length instead (Hengartner et al. used /24).
+
+    >>> a = analyze(["uplink=uplink.pcap", "tap101.pcap"])    # doctest: +SKIP
+    >>> a.verdict, a.loops_frame()                            # doctest: +SKIP
     """
     pk = captures if isinstance(captures, Packets) else load(captures, ifmap, progress)
     opt = Options(merge_gap_ns=int(merge_gap_s * 1e9), merge_prefix=merge_prefix)

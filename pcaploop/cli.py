@@ -42,7 +42,7 @@ def _emit_json(doc: dict[str, Any], target: str) -> None:
 
 
 def _specs(captures: List[str]):
-    from .load import CaptureSpec
+    from .loader import CaptureSpec
 
     return [CaptureSpec.parse(c) for c in captures]
 
@@ -139,10 +139,17 @@ def paths(captures: List[str] = CapturesArg, ifmap: Optional[List[str]] = IfmapO
     if loop is not None:
         if not any(lp["id"] == loop for lp in a.loops):
             raise PcaploopError(f"there is no loop {loop} (found {len(a.loops)})")
-        rows = rows[rows["loop"] == loop]
+        rows = rows[rows["loop"].eq(loop).fillna(False).astype(bool)]
     elif not all_paths:
         rows = rows[rows["looping"] | rows["bounce"]]
     render.paths(_console(), rows, limit)
+
+
+from ._cli_export import register as _register_export  # noqa: E402
+from ._cli_present import register as _register_present  # noqa: E402
+
+_register_present(app)
+_register_export(app)
 
 
 def main() -> None:

@@ -424,17 +424,29 @@ class BatchDecoder:
 
     def __init__(self, key: tuple[np.uint64, np.uint64] = RUN_KEY, capacity: int = 1 << 16):
         self.key = key
-        self.cap = capacity
-        self.I = np.empty((NI, capacity), dtype=np.int64)
-        self.U = np.empty((NU, capacity), dtype=np.uint64)
-        self.meta = np.empty((6, capacity), dtype=np.int64)  # time, iface, dir, cap, wire, record
+        self.max_cap = capacity
+        self.cap = 0
         self.fill = 0
+        self._grow(min(capacity, 1024))
+
+    def _grow(self, cap: int) -> None:
+        """Room for ``cap`` rows; small captures never pay for the full block size."""
+        I = np.empty((NI, cap), dtype=np.int64)
+        U = np.empty((NU, cap), dtype=np.uint64)
+        meta = np.empty((6, cap), dtype=np.int64)  # time, iface, dir, caplen, wirelen, record
+        if self.fill:
+            I[:, :self.fill] = self.I[:, :self.fill]
+            U[:, :self.fill] = self.U[:, :self.fill]
+            meta[:, :self.fill] = self.meta[:, :self.fill]
+        self.I, self.U, self.meta, self.cap = I, U, meta, cap
 
     def add(self, batch: RecordBatch, iface_codes: np.ndarray):
         """Decode a batch; yields full blocks (:class:`Decoded`) as they fill up."""
         n = len(batch.off)
         done = 0
         while done < n:
+            if self.fill + n - done > self.cap and self.cap < self.max_cap:
+                self._grow(min(self.max_cap, max(2 * self.cap, self.fill + n - done)))
             take = min(n - done, self.cap - self.fill)
             sl = slice(done, done + take)
             iface = batch.iface[sl]

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import schema as S
 from .addr import to_text
-from .load import CapturePoint, CaptureSpec, Loader, Progress, parse_ifmap
+from .loader import CapturePoint, CaptureSpec, Loader, Progress, parse_ifmap
 
 
 @dataclass

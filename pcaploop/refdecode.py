@@ -15,7 +15,7 @@ truncated TCP header) a byte slice is read directly.
 Dispatch is by table (:data:`L2_DECODERS`), keyed by the decoder codes of
 :mod:`pcaploop.linktypes`.  :func:`reference_file` reads a capture with its
 own small struct-based pcap/pcapng parser (dpkt's pcapng reader applies the
-first interface to every packet) and returns what :func:`pcaploop.load.load`
+first interface to every packet) and returns what :func:`pcaploop.loader.load`
 would, for one file.
 """
 from __future__ import annotations
@@ -689,7 +689,7 @@ def reference_file(path: str | Path, name: str, key: Key = RUN_KEY,
     the file name's stem.
     """
     cap = read_reference(path)
-    from .load import CaptureSpec
+    from .loader import CaptureSpec
 
     stem = stem or CaptureSpec(str(path)).stem
     decoded = []

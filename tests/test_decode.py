@@ -6,7 +6,7 @@ import pytest
 import fixtures as fx
 from pcaploop import addr
 from pcaploop import schema as S
-from pcaploop.load import load
+from pcaploop.loader import load
 from pcaploop.refdecode import kernel_decode
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 import fixtures as fx
 from pcaploop import linktypes as lt
 from pcaploop import schema as S
-from pcaploop.load import load
+from pcaploop.loader import load
 from pcaploop.refdecode import (comparable, kernel_decode, reference_decode, reference_file)
 
 SAMPLES = sorted(p for p in (Path(__file__).parent.parent / "samples").glob("**/*.pcap*")

@@ -104,6 +104,65 @@ class Packets:
         return to_frame(self.cols, self.point_names)
 
 
+def _decoded_blocks(cap: CaptureFile, key) -> Iterator[tuple[Decoded, int]]:
+    """Read, walk and decode one file: (decoded block, bytes read so far)."""
+    dec = BatchDecoder(key)
+    for batch in cap.batches():
+        codes = np.array([lt.l2_code(i.linktype) for i in cap.interfaces] or [0], dtype=np.int64)
+        for block in dec.add(batch, codes):
+            yield block, cap.bytes_read
+    if dec.fill:
+        yield dec.flush(), cap.bytes_read
+
+
+def _threaded(gen: Iterator, depth: int = 2) -> Iterator:
+    """Run a generator in a worker thread, ``depth`` items ahead of the consumer.
+
+    Why: reading, walking and the compiled decode release the GIL, so on two
+    cores the next block decodes while this thread accounts for the last one.
+    Exceptions reach the consumer; closing the consumer stops the worker.
+    """
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def work() -> None:
+        try:
+            for item in gen:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(end)
+        except BaseException as exc:  # handed to the consumer, raised there
+            q.put(exc)
+
+    t = threading.Thread(target=work, name="pcaploop-decode", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                t.join(0.05)
+
+
 def parse_ifmap(specs: Iterable[str]) -> dict[int, str]:
     """``--ifmap`` values → {ifindex: name}.
 
@@ -263,18 +322,12 @@ class Loader:
     def _one(self, spec: CaptureSpec, cap: CaptureFile, progress, key):
         self.files.append(cap)
         fr = _FileReader(spec, cap, self.reg)
-        dec = BatchDecoder(key)
         done = 0
-        for batch in cap.batches():
-            codes = np.array([lt.l2_code(i.linktype) for i in cap.interfaces] or [0],
-                             dtype=np.int64)
-            for block in dec.add(batch, codes):
-                yield self._block(fr, block)
-            if progress:
-                progress(cap.bytes_read - done)
-                done = cap.bytes_read
-        if dec.fill:
-            yield self._block(fr, dec.flush())
+        for block, nbytes in _threaded(_decoded_blocks(cap, key)):
+            if progress and nbytes > done:
+                progress(nbytes - done)
+                done = nbytes
+            yield self._block(fr, block)
         self._finish_file(spec, cap, fr)
 
     def _block(self, fr: "_FileReader", dec: Decoded) -> tuple[dict, dict]:
@@ -375,7 +428,7 @@ def _concat(parts: list[dict[str, np.ndarray]], spec: dict[str, np.dtype]) -> di
 
 
 def read_packets(captures: Sequence[CaptureSpec | str | os.PathLike[str]],
-                 ifmap: dict[int, str] | Iterable[str] | None = None):
+                 ifmap: dict[int, str] | Iterable[str] | None = None) -> "pd.DataFrame":
     """The packets table of some captures as a pandas DataFrame.
 
     >>> df = pcaploop.read_packets(["samples/incident/tap101.pcap"])   # doctest: +SKIP

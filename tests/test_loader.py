@@ -9,7 +9,7 @@ import pytest
 import fixtures as fx
 from pcaploop import schema as S
 from pcaploop.errors import NotACaptureError, UnsupportedLinkTypeError
-from pcaploop.load import load, parse_ifmap
+from pcaploop.loader import load, parse_ifmap
 
 
 def names(pk):
