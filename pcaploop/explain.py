@@ -53,9 +53,19 @@ def explain(loop: dict) -> tuple[str, list[str]]:
     return text, _router_fixes(dst, pts, v6)
 
 
+def _nft_hairpin(link: str, v6: bool) -> str:
+    """The nftables rule the lab verified: drop what leaves by the link it came in on
+    (nft cannot compare ``oifname`` with ``iifname`` directly, hence the set)."""
+    fam = "ip6" if v6 else "ip"
+    return (f"nft -f - <<'EOF'\ntable {fam} pcaploop {{\n"
+            f"  set hairpin {{ type ifname . ifname; elements = {{ \"{link}\" . \"{link}\" }} }}\n"
+            "  chain forward {\n"
+            "    type filter hook forward priority filter; policy accept;\n"
+            "    iifname . oifname @hairpin counter drop\n  }\n}\nEOF")
+
+
 def _guest_fixes(dst: str, pts: list[str], v6: bool) -> list[str]:
-    # the guest link is not among the capture points of an inferred loop:
-    # `ip route get` on the host names it
+    """Fixes for a host↔guest loop, in the form the lab's fix-* scenarios applied them."""
     link = next((p for p in pts if GUEST_LINK.match(p)), None)
     fixes = []
     if link is None:
@@ -64,32 +74,30 @@ def _guest_fixes(dst: str, pts: list[str], v6: bool) -> list[str]:
                      f"{dst}` names it (`dev …`); it is GUESTLINK below.")
     plen = 128 if v6 else 32
     fam = "-6 " if v6 else ""
+    v4_only = " (verified in the lab for IPv4)" if v6 else ""
     fixes += [
-        f"In the guest behind {link}: re-add the address it dropped "
-        f"(`ip {fam}addr add {dst}/{plen} dev IFACE`), or on the host remove the route that "
-        f"still sends it there: `ip {fam}route del {dst}/{plen} dev {link}`.",
+        f"In the guest behind {link}: re-add the address it dropped: "
+        f"`ip {fam}addr add {dst}/{plen} dev IFACE` (IFACE: the guest's side of {link})"
+        f"{v4_only}.",
+        f"Or on the host, if the address moved elsewhere: delete its route and neighbour "
+        f"entry: `ip {fam}route del {dst}/{plen} dev {link}; ip {fam}neigh del {dst} dev "
+        f"{link}`. Until the upstream router's ARP/NDP entry for {dst} expires (about 30 s "
+        "in the lab) the packets then loop between the host and the router instead"
+        f"{v4_only}.",
         "In the guest: turn forwarding off unless it is a router: "
-        + ("`sysctl -w net.ipv6.conf.all.forwarding=0`." if v6 else
-           "`sysctl -w net.ipv4.ip_forward=0`."),
+        + ("`sysctl -w net.ipv6.conf.all.forwarding=0` (verified in the lab for IPv4)."
+           if v6 else "`sysctl -w net.ipv4.ip_forward=0`."),
     ]
-    if v6:
-        fixes.append(
-            "On the host (IPv6 has no rp_filter): drop what a guest link sends back in: "
-            "`nft add table inet pcaploop; nft add chain inet pcaploop fwd "
-            "'{ type filter hook forward priority 0; }'; "
-            f"nft add rule inet pcaploop fwd meta nfproto ipv6 iifname \"{link}\" "
-            f"oifname \"{link}\" drop`.")
-    else:
+    if not v6:
         fixes.append(
             "On the host: strict reverse-path filtering on the guest link — the kernel uses "
             "the larger of `all` and the interface value, so set both: "
-            f"`sysctl -w net.ipv4.conf.all.rp_filter=1 net.ipv4.conf.{link}.rp_filter=1` "
-            "(loose mode 2 does not stop the loop).")
+            f"`sysctl -w net.ipv4.conf.all.rp_filter=1; sysctl -w net.ipv4.conf.{link}.rp_filter=1` "
+            "(loose mode 2 does not stop the loop; the packet then bounces once and is dropped).")
     fixes.append(
-        "On the host, for every point-to-point guest link: drop forwarded packets that leave "
-        "by the link they came in on: `nft add table inet pcaploop; nft add chain inet pcaploop "
-        "fwd '{ type filter hook forward priority 0; }'; nft add rule inet pcaploop fwd "
-        f"iifname \"{link}\" oifname \"{link}\" drop` (one rule per guest link).")
+        ("On the host (IPv6 has no rp_filter), " if v6 else "On the host, ")
+        + f"drop forwarded packets that leave by the guest link they came in on (add one "
+        f"element per guest link): `{_nft_hairpin(link, v6)}`")
     return fixes
 
 

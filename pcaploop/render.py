@@ -90,7 +90,7 @@ def analysis(con: Console, a) -> None:
         senders = ", ".join(lp["icmp_senders"]) or "-"
         con.print(f"  fates: {fates}; dropped by: {drops}; ICMP time-exceeded: {te} "
                   f"(from {escape(senders)})")
-        con.print("  [bold]fixes[/bold] (each stops this loop in the lab):")
+        con.print("  [bold]fixes[/bold] (as applied in the lab's fix-* scenarios, where each stopped the loop):")
         for f in lp["fixes"]:
             con.print(f"  • {escape(f)}")
 
