@@ -200,3 +200,21 @@ def test_overlapping_inputs_counted_once(tmp_path):
     lp = only_loop(a)
     assert lp["observations"] == 63 * 5
     assert any("same interface" in w for w in a.warnings)
+
+
+def test_proxy_arp_responder_implicated(tmp_path):
+    import socket
+
+    import dpkt
+
+    caps = tunnel_loop(n=3)
+    arp = dpkt.arp.ARP(op=dpkt.arp.ARP_OP_REPLY, sha=HOST, spa=socket.inet_aton("203.0.113.7"),
+                       tha=ROUTER, tpa=socket.inet_aton("192.0.2.1"))
+    frame = ROUTER + HOST + struct.pack("!H", 0x0806) + bytes(arp)
+    caps["uplink"].insert(0, (T0, frame))
+    a = run(tmp_path, caps)
+    roles = {e["address"]: e["roles"] for e in a.implicated}
+    assert roles["02:00:00:00:00:10"] == ["proxy-arp-responder"]
+    assert "loop-destination" in roles["203.0.113.7"]
+    up = next(c for c in a.to_json()["captures"] if c["name"] == "uplink")
+    assert up["skipped"]["non_ip"] == 1 and up["records"] == up["decoded"] + 1
