@@ -409,71 +409,39 @@ _U_COLS = {"eth_src": U_ESRC, "eth_dst": U_EDST, "src_hi": U_SHI, "src_lo": U_SL
            "fingerprint": U_FP}
 
 
-class BatchDecoder:
-    """Decodes record batches into reused matrices and hands out columns in large blocks.
+class _Slab:
+    """Field matrices for up to ``cap`` rows (int64, uint64 and per-record metadata)."""
 
-    Why: per-batch Python work (slicing 38 columns, accounting) costs more than
-    the compiled decode when a 1 MiB buffer fill holds only ~2,000 packets;
-    accumulating ``capacity`` rows first makes that cost negligible.
+    def __init__(self, cap: int):
+        self.I = np.empty((NI, cap), dtype=np.int64)
+        self.U = np.empty((NU, cap), dtype=np.uint64)
+        self.meta = np.empty((6, cap), dtype=np.int64)  # time, iface, dir, caplen, wirelen, record
+        self.cap = cap
+        self.fill = 0
 
-    >>> dec = BatchDecoder()                                     # doctest: +SKIP
-    >>> for batch in cap.batches():                              # doctest: +SKIP
-    ...     for block in dec.add(batch, codes): use(block)
-    >>> block = dec.flush()                                       # doctest: +SKIP
+    def grow(self, cap: int) -> None:
+        """Room for ``cap`` rows, keeping what is filled."""
+        bigger = _Slab(cap)
+        f = self.fill
+        bigger.I[:, :f], bigger.U[:, :f], bigger.meta[:, :f] = (
+            self.I[:, :f], self.U[:, :f], self.meta[:, :f])
+        self.I, self.U, self.meta, self.cap = bigger.I, bigger.U, bigger.meta, cap
+
+
+@dataclass
+class Block:
+    """``n`` decoded rows in a slab; :meth:`decoded` copies them out as typed columns.
+
+    Call :meth:`decoded` before the decoder has filled ``slabs - 1`` further
+    blocks: the slab is then reused.
     """
 
-    def __init__(self, key: tuple[np.uint64, np.uint64] = RUN_KEY, capacity: int = 1 << 16):
-        self.key = key
-        self.max_cap = capacity
-        self.cap = 0
-        self.fill = 0
-        self._grow(min(capacity, 1024))
+    slab: _Slab
+    n: int
 
-    def _grow(self, cap: int) -> None:
-        """Room for ``cap`` rows; small captures never pay for the full block size."""
-        I = np.empty((NI, cap), dtype=np.int64)
-        U = np.empty((NU, cap), dtype=np.uint64)
-        meta = np.empty((6, cap), dtype=np.int64)  # time, iface, dir, caplen, wirelen, record
-        if self.fill:
-            I[:, :self.fill] = self.I[:, :self.fill]
-            U[:, :self.fill] = self.U[:, :self.fill]
-            meta[:, :self.fill] = self.meta[:, :self.fill]
-        self.I, self.U, self.meta, self.cap = I, U, meta, cap
-
-    def add(self, batch: RecordBatch, iface_codes: np.ndarray):
-        """Decode a batch; yields full blocks (:class:`Decoded`) as they fill up."""
-        n = len(batch.off)
-        done = 0
-        while done < n:
-            if self.fill + n - done > self.cap and self.cap < self.max_cap:
-                self._grow(min(self.max_cap, max(2 * self.cap, self.fill + n - done)))
-            take = min(n - done, self.cap - self.fill)
-            sl = slice(done, done + take)
-            iface = batch.iface[sl]
-            codes = np.where(iface >= 0, iface_codes[np.maximum(iface, 0)], -1)
-            _run_kernel(batch.buf, batch.off[sl], batch.caplen[sl], batch.wirelen[sl], codes,
-                        self.key, self.I, self.U, self.fill)
-            f0, f1 = self.fill, self.fill + take
-            m = self.meta
-            m[0, f0:f1] = batch.time_ns[sl]
-            m[1, f0:f1] = iface
-            m[2, f0:f1] = batch.direction[sl]
-            m[3, f0:f1] = batch.caplen[sl]
-            m[4, f0:f1] = batch.wirelen[sl]
-            m[5, f0:f1] = np.arange(batch.first_record + done, batch.first_record + done + take)
-            st = self.I[I_STATUS, f0:f1]
-            st[codes == -1] = S.MALFORMED  # names an interface never declared
-            st[codes == lt.L2_UNSUPPORTED] = S.UNSUPPORTED
-            self.fill = f1
-            done += take
-            if self.fill == self.cap:
-                yield self.flush()
-
-    def flush(self) -> Decoded:
-        """Columns of the rows decoded so far; the decoder starts empty again."""
-        n = self.fill
-        self.fill = 0
-        I, U, m = self.I[:, :n], self.U[:, :n], self.meta[:, :n]
+    def decoded(self) -> Decoded:
+        n = self.n
+        I, U, m = self.slab.I[:, :n], self.slab.U[:, :n], self.slab.meta[:, :n]
         status = I[I_STATUS].astype(np.int8)
         okmask = status == S.OK
         sel = slice(None) if okmask.all() else np.flatnonzero(okmask)
@@ -498,9 +466,78 @@ class BatchDecoder:
         return Decoded(status, m[1].copy(), I[I_IFINDEX].copy(), m[0].copy(), cols, arp, isarp)
 
 
+class BatchDecoder:
+    """Decodes record batches into reused matrices and hands them out in large blocks.
+
+    Why: per-batch Python work (slicing 38 columns, accounting) costs more than
+    the compiled decode when a 1 MiB buffer fill holds only ~2,000 packets;
+    accumulating ``capacity`` rows first makes that cost negligible.  With
+    ``slabs=3`` one thread can decode while another copies the previous block
+    out (:meth:`Block.decoded`).
+
+    >>> dec = BatchDecoder()                                     # doctest: +SKIP
+    >>> for batch in cap.batches():                              # doctest: +SKIP
+    ...     for block in dec.add(batch, codes): use(block.decoded())
+    >>> last = dec.flush()                                        # doctest: +SKIP
+    """
+
+    def __init__(self, key: tuple[np.uint64, np.uint64] = RUN_KEY, capacity: int = 1 << 16,
+                 slabs: int = 1):
+        self.key = key
+        self.max_cap = capacity
+        self.slabs = [_Slab(min(capacity, 1024)) for _ in range(slabs)]
+        self.cur = 0
+
+    @property
+    def fill(self) -> int:
+        return self.slabs[self.cur].fill
+
+    def add(self, batch: RecordBatch, iface_codes: np.ndarray):
+        """Decode a batch; yields full :class:`Block` s as they fill up."""
+        n = len(batch.off)
+        done = 0
+        while done < n:
+            sl_ = self.slabs[self.cur]
+            if sl_.fill + n - done > sl_.cap and sl_.cap < self.max_cap:
+                sl_.grow(min(self.max_cap, max(2 * sl_.cap, sl_.fill + n - done)))
+            take = min(n - done, sl_.cap - sl_.fill)
+            sl = slice(done, done + take)
+            iface = batch.iface[sl]
+            codes = np.where(iface >= 0, iface_codes[np.maximum(iface, 0)], -1)
+            _run_kernel(batch.buf, batch.off[sl], batch.caplen[sl], batch.wirelen[sl], codes,
+                        self.key, sl_.I, sl_.U, sl_.fill)
+            f0, f1 = sl_.fill, sl_.fill + take
+            m = sl_.meta
+            m[0, f0:f1] = batch.time_ns[sl]
+            m[1, f0:f1] = iface
+            m[2, f0:f1] = batch.direction[sl]
+            m[3, f0:f1] = batch.caplen[sl]
+            m[4, f0:f1] = batch.wirelen[sl]
+            m[5, f0:f1] = np.arange(batch.first_record + done, batch.first_record + done + take)
+            st = sl_.I[I_STATUS, f0:f1]
+            st[codes == -1] = S.MALFORMED  # names an interface never declared
+            st[codes == lt.L2_UNSUPPORTED] = S.UNSUPPORTED
+            sl_.fill = f1
+            done += take
+            if sl_.fill == sl_.cap:
+                yield self.take()
+
+    def take(self) -> Block:
+        """The rows decoded so far as a block; the next slab takes new rows."""
+        sl_ = self.slabs[self.cur]
+        block = Block(sl_, sl_.fill)
+        sl_.fill = 0
+        self.cur = (self.cur + 1) % len(self.slabs)
+        return block
+
+    def flush(self) -> Decoded:
+        """Columns of the rows decoded so far; the decoder starts empty again."""
+        return self.take().decoded()
+
+
 def decode_batch(batch: RecordBatch, iface_codes: np.ndarray,
                  key: tuple[np.uint64, np.uint64] = RUN_KEY) -> Decoded:
     """Decode one batch on its own (tests, benchmarks); streams use :class:`BatchDecoder`."""
     dec = BatchDecoder(key, max(1, len(batch.off)))
     blocks = list(dec.add(batch, iface_codes))
-    return blocks[0] if blocks else dec.flush()
+    return blocks[0].decoded() if blocks else dec.flush()

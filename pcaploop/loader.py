@@ -16,7 +16,7 @@ import numpy as np
 
 from . import linktypes as lt
 from . import schema as S
-from .decode import BatchDecoder, Decoded
+from .decode import BatchDecoder, Block, Decoded
 from .errors import CaptureError, PcaploopError, UnsupportedLinkTypeError
 from .fingerprint import RUN_KEY
 from .read import CaptureFile, open_capture
@@ -104,15 +104,19 @@ class Packets:
         return to_frame(self.cols, self.point_names)
 
 
-def _decoded_blocks(cap: CaptureFile, key) -> Iterator[tuple[Decoded, int]]:
-    """Read, walk and decode one file: (decoded block, bytes read so far)."""
-    dec = BatchDecoder(key)
+def _decoded_blocks(cap: CaptureFile, key) -> Iterator[tuple[Block, int]]:
+    """Read, walk and decode one file: (block, bytes read so far).
+
+    Three slabs: the consumer copies block k out while block k+1 waits in a
+    one-deep queue and block k+2 is being decoded.
+    """
+    dec = BatchDecoder(key, slabs=3)
     for batch in cap.batches():
         codes = np.array([lt.l2_code(i.linktype) for i in cap.interfaces] or [0], dtype=np.int64)
         for block in dec.add(batch, codes):
             yield block, cap.bytes_read
     if dec.fill:
-        yield dec.flush(), cap.bytes_read
+        yield dec.take(), cap.bytes_read
 
 
 def _threaded(gen: Iterator, depth: int = 2) -> Iterator:
@@ -323,11 +327,12 @@ class Loader:
         self.files.append(cap)
         fr = _FileReader(spec, cap, self.reg)
         done = 0
-        for block, nbytes in _threaded(_decoded_blocks(cap, key)):
+        # one thread decodes into three rotating slabs, this one copies blocks out
+        for block, nbytes in _threaded(_decoded_blocks(cap, key), depth=1):
             if progress and nbytes > done:
                 progress(nbytes - done)
                 done = nbytes
-            yield self._block(fr, block)
+            yield self._block(fr, block.decoded())
         self._finish_file(spec, cap, fr)
 
     def _block(self, fr: "_FileReader", dec: Decoded) -> tuple[dict, dict]:
