@@ -43,8 +43,16 @@ def u16(b, p, big):  # pragma: no cover - compiled
 
 
 @njit
+def be64(b, p):  # pragma: no cover - compiled
+    """8 bytes at ``p`` as a big-endian uint64 (two 32-bit reads, no loop)."""
+    return (np.uint64(u32be(b, p)) << np.uint64(32)) | np.uint64(u32be(b, p + 4))
+
+
+@njit
 def u64be(b, p, n):  # pragma: no cover - compiled
     """``n`` (<= 8) bytes at ``p`` as a big-endian uint64, zero-padded on the right."""
+    if n >= 8:
+        return be64(b, p)
     v = np.uint64(0)
     for j in range(8):
         v = v << np.uint64(8)

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import linktypes as lt
 from . import schema as S
-from ._bytes import u16be, u32be, u32le, u64be
+from ._bytes import be64, u16be, u32be, u32le, u64be
 from ._jit import JIT, njit
 from .fingerprint import N_WORDS, RUN_KEY, siphash13
 from .read import RecordBatch
@@ -42,7 +42,7 @@ _PREFIX = S.PREFIX_LEN
 
 @njit
 def _mac(b, p):  # pragma: no cover - compiled
-    return u64be(b, p, 6) >> np.uint64(16)
+    return (np.uint64(u32be(b, p)) << np.uint64(16)) | np.uint64(u16be(b, p + 4))
 
 
 @njit
@@ -97,6 +97,12 @@ def _walk_v6_ext(b, h, end, nh):  # pragma: no cover - compiled
 @njit
 def _l4_word(b, p, have, csum_off, csum_w):  # pragma: no cover - compiled
     """Up to 8 bytes from ``p`` (``have`` available) as big-endian, checksum zeroed."""
+    if have >= 8:  # the common case: one read, the checksum masked out
+        v = be64(b, p)
+        for j in range(csum_off, csum_off + csum_w):
+            if 0 <= j < 8:
+                v = v & ~(np.uint64(0xFF) << np.uint64(8 * (7 - j)))
+        return v
     v = np.uint64(0)
     for j in range(8):
         v = v << np.uint64(8)
