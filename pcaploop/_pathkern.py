@@ -45,6 +45,17 @@ def assign_paths(fp, t, lane, ttl, nlanes, reorder_ns, gap_ns, out):  # pragma: 
 
 
 @njit
+def _min_drop(ttl, k, m, stride):  # pragma: no cover
+    """Smallest positive TTL drop between records ``stride`` apart in ``ttl[k:m]``."""
+    best = _NOTTL
+    for r in range(k, m - stride):
+        d = ttl[r] - ttl[r + stride]
+        if 0 < d < best:
+            best = d
+    return best
+
+
+@njit
 def summarize_paths(path, plane, dirn, ttl, npaths, p_loop, p_bounce, p_step, p_loopcopy,
                     p_bounce_plane, row_loop):  # pragma: no cover
     """Per path: looping?, bounce?, TTL step; per row: is it a copy at a loop point.
@@ -64,7 +75,7 @@ def summarize_paths(path, plane, dirn, ttl, npaths, p_loop, p_bounce, p_step, p_
         for r in range(i, j):
             if ttl[r] < minttl:
                 minttl = ttl[r]
-        step = 1 << 20
+        step = _NOTTL
         looping = False
         k = i
         while k < j:
@@ -73,20 +84,11 @@ def summarize_paths(path, plane, dirn, ttl, npaths, p_loop, p_bounce, p_step, p_
                 m += 1
             cnt = m - k
             if cnt >= 2 and (dirn[k] != 0 or cnt >= 3):
-                mind = 1 << 20
-                for r in range(k, m - 1):
-                    d = ttl[r] - ttl[r + 1]
-                    if 0 < d < mind:
-                        mind = d
-                if mind < (1 << 20):
-                    if dirn[k] == 0 and mind == 1:
-                        # both directions in one lane: a cycle is two records apart
-                        mind = 1 << 20
-                        for r in range(k, m - 2):
-                            d = ttl[r] - ttl[r + 2]
-                            if 0 < d < mind:
-                                mind = d
-                    if mind < (1 << 20):
+                mind = _min_drop(ttl, k, m, 1)
+                if mind == 1 and dirn[k] == 0:
+                    # both directions in one lane: a cycle is two records apart
+                    mind = _min_drop(ttl, k, m, 2)
+                if mind < _NOTTL:
                         looping = True
                         for r in range(k, m):
                             row_loop[r] = 1
