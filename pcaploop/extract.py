@@ -23,11 +23,15 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
 from .errors import PcaploopError, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .analysis import Analysis
+
 
 #: role of a row in an evidence selection (also written as the packet comment)
 COPY, PASSAGE, ICMP, BOUNCE = 0, 1, 2, 3
@@ -59,14 +63,14 @@ class Selection:
     what: str  # human description: "loop 1 (203.0.113.7)"
 
 
-def _loop(a, loop_id: int) -> dict[str, Any]:
+def _loop(a: Analysis, loop_id: int) -> dict[str, Any]:
     for lp in a.loops:
         if lp["id"] == loop_id:
             return lp
     raise UsageError(f"there is no loop {loop_id} (found {len(a.loops)})")
 
 
-def l3_paths(a, loop_id: int) -> np.ndarray:
+def l3_paths(a: Analysis, loop_id: int) -> np.ndarray:
     """Path ids of an ``l3`` loop.
 
     Detection numbers its loops among ``l3`` loops only; the final ids are
@@ -88,12 +92,12 @@ def l3_paths(a, loop_id: int) -> np.ndarray:
     raise PcaploopError(f"loop {loop_id}: its paths are not in the detection tables")
 
 
-def loop_rows(a, loop_id: int) -> LoopRows:
+def loop_rows(a: Analysis, loop_id: int) -> LoopRows:
     """The rows of one loop: copies (== ``observations`` unless inferred), passages, ICMP."""
     from .addr import to_text
 
     lp = _loop(a, loop_id)
-    det, corr, cols = a.detection, a.correlation, a.packets.cols
+    det, corr = a.detection, a.correlation
     names = a.packets.point_names
     empty = np.zeros(0, np.int64)
     if lp["kind"] == "l3":
@@ -120,7 +124,7 @@ def loop_rows(a, loop_id: int) -> LoopRows:
     raise PcaploopError(f"loop {loop_id}: its packets are not in the detection tables")
 
 
-def select(a, loop: int | None = None, dst: str | None = None,
+def select(a: Analysis, loop: int | None = None, dst: str | None = None,
            copies_only: bool = False) -> Selection:
     """Implicated packets of loop ``loop``, or of every loop and bounce to ``dst``."""
     from .addr import from_text, to_text
@@ -158,11 +162,11 @@ def select(a, loop: int | None = None, dst: str | None = None,
     return Selection(rows, role[first], lid[first], what)
 
 
-def _dests(a) -> str:
+def _dests(a: Analysis) -> str:
     return ", ".join(sorted({lp["destination"] for lp in a.loops}))
 
 
-def _bounce_rows(a, want: str) -> np.ndarray:
+def _bounce_rows(a: Analysis, want: str) -> np.ndarray:
     from .addr import from_text
 
     corr, cols = a.correlation, a.packets.cols
@@ -184,7 +188,7 @@ def _ranges(numbers: np.ndarray) -> list[str]:
     return [f"{s}" if s == e else f"{s}..{e}" for s, e in zip(starts, ends)]
 
 
-def wireshark_filters(a, loop_id: int) -> list[dict[str, Any]]:
+def wireshark_filters(a: Analysis, loop_id: int) -> list[dict[str, Any]]:
     """One display filter per capture file that selects exactly the loop's copies there.
 
     Frame numbers are what make it exact: an address and IP ID list would also
@@ -192,6 +196,9 @@ def wireshark_filters(a, loop_id: int) -> list[dict[str, Any]]:
     reused the ID.  The address in front says what the filter is about (and
     selects nothing if it is applied to the wrong file).  ``filter`` is
     ``None`` when the copies are too scattered to list (use the extract).
+
+    >>> pcaploop.wireshark_filters(a, 1)[0]["filter"]       # doctest: +SKIP
+    'ip.dst == 203.0.113.7 && frame.number in {1..63, 65..127}'
     """
     lp = _loop(a, loop_id)
     rows = loop_rows(a, loop_id).copies
@@ -277,7 +284,7 @@ def read_records(path: str, wanted: np.ndarray) -> dict[int, tuple[int, bytes]]:
     return out
 
 
-def write_pcapng(a, sel: Selection, out: str | os.PathLike[str]) -> dict[str, Any]:
+def write_pcapng(a: Analysis, sel: Selection, out: str | os.PathLike[str]) -> dict[str, Any]:
     """Write the selected packets with their original bytes and ns timestamps.
 
     One interface per capture point that contributes packets, named like the
@@ -318,7 +325,8 @@ def write_pcapng(a, sel: Selection, out: str | os.PathLike[str]) -> dict[str, An
 def _checked(got: dict, path: str, rec: int, ts: int, caplen: int) -> tuple[int, bytes]:
     """A record as read again, refusing a capture that changed since it was analysed."""
     if (path, rec) not in got:
-        raise PcaploopError(f"{path}: record {rec + 1} is missing (file changed since it was read?)")
+        raise PcaploopError(f"{path}: record {rec + 1} is missing "
+                            "(file changed since it was read?)")
     t, data = got[(path, rec)]
     if t != ts or len(data) != caplen:
         raise PcaploopError(f"{path}: record {rec + 1} differs from the analysed one "
@@ -326,8 +334,8 @@ def _checked(got: dict, path: str, rec: int, ts: int, caplen: int) -> tuple[int,
     return t, data
 
 
-def extract(a, out: str | os.PathLike[str], loop: int | None = None, dst: str | None = None,
-            copies_only: bool = False) -> dict[str, Any]:
+def extract(a: Analysis, out: str | os.PathLike[str], loop: int | None = None,
+            dst: str | None = None, copies_only: bool = False) -> dict[str, Any]:
     """Select (:func:`select`) and write (:func:`write_pcapng`) in one call.
 
     >>> extract(pcaploop.analyze(["tap101.pcap"]), "loop1.pcapng", loop=1)  # doctest: +SKIP

@@ -15,12 +15,19 @@ units in every axis label.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
 from . import extract as X
 from . import schema as S
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from .analysis import Analysis
+
 
 #: Okabe & Ito (2008), "Color Universal Design"; black last (used for markings)
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
@@ -94,7 +101,7 @@ def _bin_width(span_s: float, max_bins: int = 120) -> float:
     return span_s / max_bins
 
 
-def _loop_copy_rows(a) -> np.ndarray:
+def _loop_copy_rows(a: Analysis) -> np.ndarray:
     parts = [X.loop_rows(a, lp["id"]).copies for lp in a.loops if lp["kind"] != "inferred"]
     return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
 
@@ -106,7 +113,8 @@ def _utc(ns: int) -> str:
 
 
 # --- 1. timeline ---------------------------------------------------------------------
-def traffic_rates(a, bin_s: float | None = None):
+def traffic_rates(a: Analysis, bin_s: float | None = None
+                  ) -> tuple[int, float, np.ndarray, list[tuple[int, bool, np.ndarray]]]:
     """Binned packet rates behind :func:`timeline`.
 
     Returns ``(t0_ns, bin_s, edges_s, layers)`` where ``layers`` is a list of
@@ -134,9 +142,13 @@ def traffic_rates(a, bin_s: float | None = None):
 
 
 @_styled
-def timeline(a, ax=None, bin_s: float | None = None):
+def timeline(a: Analysis, ax: Axes | None = None, bin_s: float | None = None) -> Axes:
     """Packets per second at each capture point, loop copies stacked on normal traffic,
-    each loop's start and end marked."""
+    each loop's start and end marked.
+
+    >>> ax = pcaploop.plot_timeline(a)                     # doctest: +SKIP
+    >>> ax.figure.savefig("timeline.png")                  # doctest: +SKIP
+    """
     ax = _axes(ax, (10, 4.2))
     title = "Traffic per capture point (loop copies stacked on top)"
     if len(a.packets.cols["time_ns"]) == 0:
@@ -193,13 +205,13 @@ def _mark_loops(ax, a, t0: int, per: float, lanes: int) -> None:
 
 
 # --- 2. TTL staircase ------------------------------------------------------------------
-def _first_loop(a, loop_id: int | None) -> dict | None:
+def _first_loop(a: Analysis, loop_id: int | None) -> dict | None:
     if loop_id is None:
         return next((lp for lp in a.loops if lp["kind"] != "inferred"), None)
     return X._loop(a, loop_id)
 
 
-def _path_obs(a, pid: int):
+def _path_obs(a: Analysis, pid: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows of one path in path order (TTL falling, then time) with their direction."""
     corr = a.correlation
     sel = np.flatnonzero(corr.path == pid)
@@ -210,10 +222,15 @@ def _path_obs(a, pid: int):
 
 
 @_styled
-def ttl_staircase(a, loop_id: int | None = None, ax=None, max_packets: int = 6):
+def ttl_staircase(a: Analysis, loop_id: int | None = None, ax: Axes | None = None,
+                  max_packets: int = 6) -> Axes:
     """TTL against time since each packet was first seen, for a sample of the loop's
     looping packets, coloured by direction: a staircase falling by the TTL step per
-    round trip is what a routing loop looks like, and nothing else does."""
+    round trip is what a routing loop looks like, and nothing else does.  When the
+    markers merge, an inset zooms into one packet's first copies.
+
+    >>> pcaploop.plot_ttl_staircase(a, loop_id=1)           # doctest: +SKIP
+    """
     ax = _axes(ax, (8, 4.6))
     lp = _first_loop(a, loop_id)
     if lp is None or lp["kind"] == "inferred":
@@ -225,8 +242,8 @@ def ttl_staircase(a, loop_id: int | None = None, ax=None, max_packets: int = 6):
     else:
         paths = X.l3_paths(a, lp["id"])
         firsts = a.detection.looping.loc[paths, "first_ns"].sort_values()
-        pick = firsts.index[np.unique(np.linspace(0, len(firsts) - 1, min(max_packets,
-                                                                              len(firsts))).astype(int))]
+        k = min(max_packets, len(firsts))  # evenly spread over the loop's duration
+        pick = firsts.index[np.unique(np.linspace(0, len(firsts) - 1, k).astype(int))]
         traces = [_path_obs(a, int(p)) for p in pick]
     span = max((c["time_ns"][r].max() - c["time_ns"][r].min()) / 1e9 for r, _ in traces)
     unit, per = _time_unit(max(span, 1e-6))
@@ -291,7 +308,7 @@ def _zoom(ax, c, trace, style: _TraceStyle, xy: np.ndarray, n: int = 12) -> None
     ins.grid(True, alpha=0.3)
 
 
-def _l2_traces(a, lp: dict, k: int):
+def _l2_traces(a: Analysis, lp: dict, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
     rows = X.loop_rows(a, lp["id"]).copies
     fp = a.packets.cols["fingerprint"][rows]
     out = []
@@ -303,8 +320,11 @@ def _l2_traces(a, lp: dict, k: int):
 
 # --- 3. amplification ---------------------------------------------------------------------
 @_styled
-def amplification(a, ax=None):
-    """Per loop destination: copies per looping packet and extra packets (log scale)."""
+def amplification(a: Analysis, ax: Axes | None = None) -> Axes:
+    """Per loop destination: copies per looping packet and extra packets (log scale).
+
+    >>> pcaploop.plot_amplification(a)                      # doctest: +SKIP
+    """
     dests: dict[str, list[int]] = {}
     est: set[str] = set()
     for lp in a.loops:
@@ -341,7 +361,7 @@ def amplification(a, ax=None):
 
 
 # --- 4. path ladder ------------------------------------------------------------------------
-def _sides(a, lp: dict, rows: np.ndarray) -> dict[int, str]:
+def _sides(a: Analysis, lp: dict, rows: np.ndarray) -> dict[int, str]:
     """Lifeline of each capture point of a path: 'upstream' or a guest link name.
 
     A point is on the guest side when its name says so (tap, veth, …) or when
@@ -358,7 +378,7 @@ def _sides(a, lp: dict, rows: np.ndarray) -> dict[int, str]:
     return out
 
 
-def _ladder_path(a, lp: dict, path: int | None) -> int:
+def _ladder_path(a: Analysis, lp: dict, path: int | None) -> int:
     if path is not None:
         return path
     paths = X.l3_paths(a, lp["id"])
@@ -372,10 +392,17 @@ def ladder_height(n_obs: int, max_arrows: int = 28) -> float:
 
 
 @_styled
-def path_ladder(a, loop_id: int | None = None, path: int | None = None, ax=None,
-                max_arrows: int = 28):
+def path_ladder(a: Analysis, loop_id: int | None = None, path: int | None = None,
+                ax: Axes | None = None, max_arrows: int = 28) -> Axes:
     """One looping packet as a sequence diagram between upstream, host and guest(s):
-    an arrow per observation with its TTL, then who dropped it and the ICMP error."""
+    an arrow per observation with its TTL, then who dropped it and the ICMP error.
+
+    ``path`` picks the packet (a path id of ``a.path_rows()``); by default the
+    first one with the most copies.  Longer paths show their first and last
+    ``max_arrows / 2`` observations.
+
+    >>> pcaploop.plot_path_ladder(a, loop_id=1)             # doctest: +SKIP
+    """
     lp = _first_loop(a, loop_id)
     if lp is None or lp["kind"] != "l3":
         ax = _axes(ax, (8, 3))
@@ -443,7 +470,7 @@ def _ladder_arrow(ax, lx: dict, lane: str, direction: int, y: float, label: str,
             color="#555555")
 
 
-def _ladder_end(a, ax, lx, side, pid, rows, dirs, y, t0) -> float:
+def _ladder_end(a: Analysis, ax, lx, side, pid, rows, dirs, y, t0) -> float:
     """The fate line and the ICMP error arrows after the last copy."""
     from .addr import to_text
 
@@ -482,7 +509,7 @@ def _ladder_end(a, ax, lx, side, pid, rows, dirs, y, t0) -> float:
     return y
 
 
-def _sides_of(a, side: dict, p: int) -> str:
+def _sides_of(a: Analysis, side: dict, p: int) -> str:
     from .correlate import GUEST_LINK
 
     if p in side:
@@ -491,14 +518,14 @@ def _sides_of(a, side: dict, p: int) -> str:
 
 
 # --- 5. distributions ----------------------------------------------------------------------
-def _per_loop_paths(a) -> Iterator[tuple[dict, Any]]:
+def _per_loop_paths(a: Analysis) -> Iterator[tuple[dict, Any]]:
     for lp in a.loops:
         if lp["kind"] == "l3":
             yield lp, a.detection.looping.loc[X.l3_paths(a, lp["id"])]
 
 
 @_styled
-def copies_histogram(a, ax=None):
+def copies_histogram(a: Analysis, ax: Axes | None = None) -> Axes:
     """How many copies each looping packet made, per loop (entry TTL decides it)."""
     ax = _axes(ax, (7, 3.8))
     title = "Copies per looping packet"
@@ -537,7 +564,7 @@ def copies_histogram(a, ax=None):
 
 
 @_styled
-def cycle_time_histogram(a, ax=None):
+def cycle_time_histogram(a: Analysis, ax: Axes | None = None) -> Axes:
     """Time one trip around the loop takes, per looping packet and loop."""
     ax = _axes(ax, (7, 3.8))
     title = "Time per trip around the loop"
@@ -566,8 +593,34 @@ def cycle_time_histogram(a, ax=None):
     return ax
 
 
+def distributions(a: Analysis, ax: Axes | None = None) -> Axes:
+    """Copies per looping packet (left) and time per trip around the loop (right).
+
+    Two quantities with different units need two panels: ``ax`` is split in
+    two side by side (a new figure when ``None``); the left panel is returned,
+    the right one is ``ax.figure.axes[-1]``.
+
+    >>> left = pcaploop.plot_distributions(a)               # doctest: +SKIP
+    """
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        left, right = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")[1]
+    else:
+        spec = ax.get_subplotspec()
+        fig = ax.figure
+        if spec is None:
+            raise ValueError("plot_distributions needs an Axes from a grid (e.g. subplots())")
+        inner = spec.subgridspec(1, 2, wspace=0.08)
+        ax.remove()
+        left, right = fig.add_subplot(inner[0]), fig.add_subplot(inner[1])
+    copies_histogram(a, ax=left)
+    cycle_time_histogram(a, ax=right)
+    return left
+
+
 # --- all of them, for the CLI and the report ---------------------------------------------
-def figures(a) -> Iterator[tuple[str, str, Any]]:
+def figures(a: Analysis) -> Iterator[tuple[str, str, Figure]]:
     """(file stem, caption, Figure) of every plot, drawn on bare Figures (no pyplot).
 
     Per-loop plots are drawn for the first :data:`MAX_LOOP_PLOTS` loops.
@@ -604,15 +657,19 @@ def figures(a) -> Iterator[tuple[str, str, Any]]:
         yield "cycle-time", "Distribution of the time one trip around the loop takes.", f
 
 
-def save(fig, path: str, fmt: str = "png") -> None:
+def save(fig: Figure, path: Any, fmt: str = "png") -> None:
     """Write a figure; PNG metadata is fixed so the same input gives the same bytes."""
     meta = {"Software": None} if fmt == "png" else {"Date": None}
     fig.savefig(path, format=fmt, metadata=meta)
 
 
-def write_plots(a, outdir: str, svg: bool = False, progress: Callable[[str], None] | None = None
-                ) -> list[str]:
-    """Every plot as ``OUTDIR/<stem>.png`` (and ``.svg``); returns the paths written."""
+def write_plots(a: Analysis, outdir: str, svg: bool = False,
+                progress: Callable[[str], None] | None = None) -> list[str]:
+    """Every plot as ``OUTDIR/<stem>.png`` (and ``.svg``); returns the paths written.
+
+    >>> pcaploop.write_plots(a, "plots/", svg=True)         # doctest: +SKIP
+    ['plots/timeline.png', 'plots/timeline.svg', ...]
+    """
     import os
 
     from .errors import PcaploopError

@@ -16,11 +16,15 @@ import html
 import io
 import os
 import re
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import __version__
 from . import extract as X
 from .errors import PcaploopError, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .analysis import Analysis
+
 
 ROLE_WORDS = {
     "loop-destination": "destination of looping packets",
@@ -73,7 +77,7 @@ def _when(iso: str | None) -> str:
 
 
 # --- content shared by HTML and Markdown ---------------------------------------------
-def events(a, limit: int = 60) -> list[tuple[str, str]]:
+def events(a: Analysis, limit: int = 60) -> list[tuple[str, str]]:
     """(ISO time, what happened) for the incident timeline, in time order."""
     from .info import iso_ns
 
@@ -101,7 +105,7 @@ def events(a, limit: int = 60) -> list[tuple[str, str]]:
     return out[:limit]
 
 
-def accounting_rows(a) -> list[dict[str, Any]]:
+def accounting_rows(a: Analysis) -> list[dict[str, Any]]:
     """Per capture point: what was read, what was skipped and why."""
     from .info import point_json
 
@@ -123,7 +127,7 @@ def accounting_rows(a) -> list[dict[str, Any]]:
     return rows
 
 
-def _captures_arg(a) -> str:
+def _captures_arg(a: Analysis) -> str:
     """The capture arguments that give the same capture point names again (NAME=PATH)."""
     import shlex
 
@@ -138,7 +142,7 @@ def _captures_arg(a) -> str:
     return " ".join(shlex.quote(w) for w in words.values())
 
 
-def _figures(a, progress: Callable[[str], None] | None) -> dict[str, tuple[str, bytes]]:
+def _figures(a: Analysis, progress: Callable[[str], None] | None) -> dict[str, tuple[str, bytes]]:
     """stem → (caption, PNG bytes) of every plot; figures are freed as they are encoded."""
     from . import plots
 
@@ -171,11 +175,11 @@ def _img(figs: dict, stem: str) -> str:
             f"<figcaption>{e(caption)}</figcaption></figure>")
 
 
-def _verdict_class(a) -> str:
+def _verdict_class(a: Analysis) -> str:
     return "loop" if a.loops else ("bounce" if a.bounces else "ok")
 
 
-def html_report(a, command: str | None = None,
+def html_report(a: Analysis, command: str | None = None,
                 progress: Callable[[str], None] | None = None) -> str:
     """The whole report as one HTML string (no external resources, no scripts)."""
     figs = _figures(a, progress)
@@ -189,7 +193,8 @@ def html_report(a, command: str | None = None,
         f'<div class="verdict {_verdict_class(a)}" id=verdict>{e(a.verdict)}</div>',
         f"<p>{s['observations']:,} observations at {len(a.packets.points)} capture point(s); "
         f"{s['loop_observations']:,} of them are loop copies "
-        f"({100 * s['loop_share']:.1f} %); {s['duplicates']:,} duplicate record(s) counted once.</p>",
+        f"({100 * s['loop_share']:.1f} %); {s['duplicates']:,} duplicate record(s) counted "
+        "once.</p>",
     ]
     if a.warnings:
         parts.append("<ul class=warn>" + "".join(f"<li>warning: {e(w)}</li>" for w in a.warnings)
@@ -207,7 +212,7 @@ def html_report(a, command: str | None = None,
     return "\n".join(p for p in parts if p)
 
 
-def _loops_html(a, figs: dict) -> str:
+def _loops_html(a: Analysis, figs: dict) -> str:
     if not a.loops:
         return "<h2 id=loops>Loops</h2><p>No routing loop was found.</p>" + _bounces_html(a)
     rows = []
@@ -232,7 +237,7 @@ def _loops_html(a, figs: dict) -> str:
     return "\n".join(out)
 
 
-def _one_loop_html(a, lp: dict, figs: dict) -> str:
+def _one_loop_html(a: Analysis, lp: dict, figs: dict) -> str:
     code = lambda t: f"<code>{e(t)}</code>"  # noqa: E731
     fixes = "".join(f"<li>{_code_spans(f, code, e)}</li>" for f in lp["fixes"])
     filt = X.wireshark_filters(a, lp["id"])
@@ -260,7 +265,7 @@ def _one_loop_html(a, lp: dict, figs: dict) -> str:
     ])
 
 
-def _bounces_html(a) -> str:
+def _bounces_html(a: Analysis) -> str:
     if not a.bounces:
         return ""
     return ("<h3 id=bounces>Bounces</h3><p>Packets a guest returned for an address it does "
@@ -270,7 +275,7 @@ def _bounces_html(a) -> str:
                       for b in a.bounces], {2}))
 
 
-def _implicated_html(a) -> str:
+def _implicated_html(a: Analysis) -> str:
     if not a.implicated:
         return ""
     rows = [[e(i["address"]), e(", ".join(i["roles"])),
@@ -280,7 +285,7 @@ def _implicated_html(a) -> str:
             + _table(["address", "roles", "meaning", "capture point", "packets"], rows, {4}))
 
 
-def _accounting_html(a) -> str:
+def _accounting_html(a: Analysis) -> str:
     rows = [[e(r["name"]), e(r["file"]), e(r["format"]), e(r["linktype"]), _n(r["records"]),
              _n(r["decoded"]), e(r["skipped"]), e(r["first"]), e(r["last"]), e(r["notes"])]
             for r in accounting_rows(a)]
@@ -321,7 +326,7 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def markdown_report(a, path: str, command: str | None = None,
+def markdown_report(a: Analysis, path: str, command: str | None = None,
                     progress: Callable[[str], None] | None = None) -> list[str]:
     """Write ``path`` (Markdown) and its PNGs beside it; returns every file written."""
     base = os.path.splitext(path)[0]
@@ -399,7 +404,7 @@ def _write(path: str, data: bytes) -> str:
     return path
 
 
-def write_report(a, path: str | os.PathLike[str], command: str | None = None,
+def write_report(a: Analysis, path: str | os.PathLike[str], command: str | None = None,
                  progress: Callable[[str], None] | None = None) -> list[str]:
     """HTML for ``.html``/``.htm``, Markdown (+ PNGs) for ``.md``; returns the files written.
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from . import schema as S
 from .addr import mac_text, to_text
-from .correlate import Correlation, Options
+from .correlate import GUEST_LINK, Correlation, Options
 from .detect import Detection
 from .explain import explain
 from .info import iso_ns
@@ -43,11 +43,12 @@ def _protocols(protos: np.ndarray) -> dict[str, int]:
     return out
 
 
-def _fates(paths: pd.DataFrame, te_paths: set) -> tuple[dict, dict]:
+def _fates(paths: pd.DataFrame, te_paths: set, guest_link: bool) -> tuple[dict, dict]:
     """Fate of each looping path, and who dropped the expired ones.
 
-    The receiver of the TTL-1 copy drops it: a host→guest (out) copy is
-    dropped by the guest, a guest→host (in) copy by the host.
+    The receiver of the TTL-1 copy drops it: a copy the host sent (out) is
+    dropped by the peer — the guest on a guest link, the upstream router on
+    an uplink — and a copy the host received (in) by the host.
     """
     esc = paths["escaped"].to_numpy(dtype=bool)
     expired = ~esc & ((paths["min_ttl"].to_numpy() <= 1) | paths.index.isin(list(te_paths)))
@@ -56,7 +57,10 @@ def _fates(paths: pd.DataFrame, te_paths: set) -> tuple[dict, dict]:
     host = int((expired & (d == S.DIR_IN)).sum())
     fates = {"expired": int(expired.sum()), "escaped": int(esc.sum()),
              "capture-ended": int((~esc & ~expired).sum())}
-    return fates, {"guest": guest, "host": host, "unknown": fates["expired"] - guest - host}
+    peer = "guest" if guest_link else "router"
+    dropped = {"guest": 0, "host": host, "unknown": fates["expired"] - guest - host}
+    dropped[peer] = guest
+    return fates, dropped
 
 
 def _l3_loop(lid: int, paths: pd.DataFrame, rows: pd.DataFrame, te: pd.DataFrame,
@@ -70,13 +74,15 @@ def _l3_loop(lid: int, paths: pd.DataFrame, rows: pd.DataFrame, te: pd.DataFrame
     cycles = (paths["loop_max_ttl"] - paths["loop_min_ttl"]) / paths["ttl_step"].clip(lower=1)
     ct = ((paths["last_ns"] - paths["first_ns"]) / cycles.where(cycles > 0)).dropna()
     my_te = te[te["path"].isin(paths.index)]
-    fates, dropped = _fates(paths, set(my_te["path"]))
+    points = sorted(set(",".join(paths["points"]).split(",")))
+    fates, dropped = _fates(paths, set(my_te["path"]),
+                            any(GUEST_LINK.match(p) for p in points))
     lr = rows[rows["path"].isin(paths.index)]
     steps = paths["ttl_step"]
     return {
         "id": lid, "kind": "l3", "destination": dst,
         "destination_prefix": _prefix_text(dst, opt.merge_prefix),
-        "capture_points": sorted(set(",".join(paths["points"]).split(","))),
+        "capture_points": points, "_detected_as": lid,
         "ttl_step": int(steps.mode().iloc[0]),
         "first_seen": iso_ns(first), "last_seen": iso_ns(last), "duration_s": dur,
         "looping_packets": n, "observations": obs, "bytes": nbytes,
@@ -156,6 +162,10 @@ def measure(cols: dict[str, np.ndarray], corr: Correlation, det: Detection, name
         lp["id"] = i
         lp.setdefault("estimated", False)
         lp["explanation"], lp["fixes"] = explain(lp)
+    # detect numbered l3 loops among themselves; keep its table in step with the final ids
+    remap = {lp.pop("_detected_as"): lp["id"] for lp in loops if "_detected_as" in lp}
+    if remap:
+        det.looping["loop"] = det.looping["loop"].map(remap)
     return loops
 
 

@@ -20,7 +20,6 @@ from matplotlib.patches import FancyArrowPatch, Rectangle  # noqa: E402
 import pcaploop  # noqa: E402
 from loopgen import T0, eth, ip4, tunnel_loop, write  # noqa: E402
 from loopgen import HOST, ROUTER  # noqa: E402
-from pcaploop import extract as X  # noqa: E402
 from pcaploop import plots  # noqa: E402
 from pcaploop import schema as S  # noqa: E402
 from test_extract import SAMPLES, by_kind, write_mixed  # noqa: E402
@@ -282,7 +281,8 @@ def _readability_inputs():
     out = [pytest.param(None, id="synthetic")]
     for scen in ("incident", "two-guests", "router-loop", "two-tunnels", "rp-filter"):
         d = SAMPLES / scen
-        files = sorted(str(p) for p in d.glob("*.pcap") if p.name != "any.pcap") if d.is_dir() else []
+        files = (sorted(str(p) for p in d.glob("*.pcap") if p.name != "any.pcap")
+                 if d.is_dir() else [])
         if files:
             out.append(pytest.param(files, id=scen))
     return out
@@ -293,3 +293,16 @@ def test_no_overlapping_labels(inputs, mixed):
     a = mixed if inputs is None else pcaploop.analyze(inputs)
     for stem, _cap, fig in plots.figures(a):
         assert _overlaps(fig) == [], stem
+
+
+def test_distributions_splits_the_axes(mixed):
+    fig = Figure(figsize=(12, 4), layout="constrained")
+    left = plots.distributions(mixed, ax=fig.subplots())
+    assert len(fig.axes) == 2 and left is fig.axes[0]
+    assert left.get_title() == "Copies per looping packet"
+    assert fig.axes[1].get_title() == "Time per trip around the loop"
+    left = plots.distributions(mixed)
+    try:
+        assert left.figure.axes[1].get_title() == "Time per trip around the loop"
+    finally:
+        plt.close(left.figure)
