@@ -238,7 +238,8 @@ def _loops_html(a: Analysis, figs: dict) -> str:
 
 
 def _one_loop_html(a: Analysis, lp: dict, figs: dict) -> str:
-    code = lambda t: f"<code>{e(t)}</code>"  # noqa: E731
+    # a multi-line command (an nft script) must stay runnable when pasted
+    code = lambda t: f"<pre>{e(t)}</pre>" if "\n" in t else f"<code>{e(t)}</code>"  # noqa: E731
     fixes = "".join(f"<li>{_code_spans(f, code, e)}</li>" for f in lp["fixes"])
     filt = X.wireshark_filters(a, lp["id"])
     frows = [[e(f["file"]), e(", ".join(f["capture_points"])), _n(f["packets"]),
@@ -312,7 +313,12 @@ def md(value: Any) -> str:
 
 
 def _md_code(text: str) -> str:
-    """A code span whose fence is longer than any backtick run inside (CommonMark)."""
+    """A code span whose fence is longer than any backtick run inside (CommonMark);
+    a multi-line command becomes a fenced block inside its list item."""
+    if "\n" in text:
+        fence = "~~~~"
+        body = "\n".join("   " + line for line in text.splitlines())
+        return f"\n\n   {fence}sh\n{body}\n   {fence}\n"
     runs = [len(r) for r in re.findall(r"`+", text)]
     if not runs:
         return f"`{text}`"

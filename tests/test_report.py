@@ -69,7 +69,8 @@ def test_every_fact_is_there(mixed, mixed_html):
         for fix in lp["fixes"]:
             first_code = re.search(r"`([^`]*)`", fix)
             if first_code:
-                assert f"<code>{html.escape(first_code.group(1))}</code>" in doc
+                tag = "pre" if "\n" in first_code.group(1) else "code"
+                assert f"<{tag}>{html.escape(first_code.group(1))}</{tag}>" in doc
         for f in pcaploop.extract.wireshark_filters(mixed, lp["id"]):
             assert html.escape(f["filter"]) in doc
         assert f"--loop {lp['id']} -o loop{lp['id']}-evidence.pcapng" in doc
@@ -134,7 +135,8 @@ def test_markdown_escapes(tmp_path):
     out = tmp_path / "r.md"
     R.write_report(a, out)
     text = out.read_text()
-    outside_code = re.sub(r"(`+) .*? \1|`[^`]*`", "", text)  # code spans render literally
+    text = re.sub(r"~~~~sh\n.*?~~~~", "", text, flags=re.S)  # fenced blocks render literally
+    outside_code = re.sub(r"(`+) .*? \1|`[^`]*`", "", text)  # so do code spans
     assert "[x](javascript" not in outside_code and "<b>" not in outside_code
     assert r"tap\[x\](javascript:alert(1))\|&lt;b&gt;" in outside_code
     assert R._md_code("a`b") == "`` a`b ``" and R._md_code("x``y") == "``` x``y ```"
