@@ -112,7 +112,7 @@ def summarize_paths(path, plane, dirn, ttl, npaths, p_loop, p_bounce, p_step, p_
                 k = m
             c = 0
             for r in range(i, j):
-                c += row_loop[r]
+                c += np.int64(row_loop[r])
             p_loop[p] = 1
             p_step[p] = step
             p_loopcopy[p] = c
