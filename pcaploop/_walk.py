@@ -6,8 +6,6 @@ hot loop lives here and :mod:`pcaploop.read` only handles the rare blocks.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ._bytes import u16, u32
 from ._jit import njit
 

@@ -40,8 +40,6 @@ def mac_text(v: int) -> str:
 
 def pairs_to_categorical(hi: np.ndarray, lo: np.ndarray, valid: np.ndarray | None = None):
     """Readable categorical of address strings, ``<NA>`` where not ``valid``."""
-    import pandas as pd
-
     pairs = np.empty(len(hi), dtype=[("h", "<u8"), ("l", "<u8")])
     pairs["h"], pairs["l"] = hi, lo
     uniq, inv = np.unique(pairs, return_inverse=True)

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import schema as S
 from .correlate import Correlation, Options
 
 _KEYS = ("dst_hi", "dst_lo", "src_hi", "src_lo", "protocol", "ip_version")

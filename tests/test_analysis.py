@@ -6,7 +6,7 @@ import struct
 import pytest
 
 import pcaploop
-from loopgen import (CLIENT, GUEST, GUEST2, HOST, ROUTER, T0, eth, ip4, ip6, tunnel_loop, write)
+from loopgen import CLIENT, GUEST, GUEST2, HOST, ROUTER, T0, eth, ip4, tunnel_loop, write
 
 
 def run(tmp_path, caps, **kw):
