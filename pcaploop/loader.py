@@ -279,6 +279,10 @@ class _FileReader:
     def record_points(self, iface: np.ndarray, ifindex: np.ndarray) -> np.ndarray:
         """Capture point of every record of a batch."""
         out = np.empty(len(iface), dtype=np.int64)
+        if len(iface) and self.cap.interfaces and iface.min() == iface.max() >= 0 \
+                and self.cap.interfaces[int(iface[0])].linktype != 276:
+            out.fill(self._iface_point(int(iface[0])))  # the usual case: one interface
+            return out
         for k in np.unique(iface):
             sel = iface == k
             kk = int(k) if k >= 0 else 0
@@ -344,14 +348,15 @@ class Loader:
         return dec.cols, dec.arp
 
     def _account(self, rp: np.ndarray, status: np.ndarray, t: np.ndarray) -> None:
-        for p in np.unique(rp):
-            sel = rp == p
+        single = len(rp) and rp.min() == rp.max()
+        for p in (rp[:1] if single else np.unique(rp)):
+            sel = slice(None) if single else rp == p
             pt = self.reg.points[int(p)]
-            st = status[sel]
-            pt.records += int(sel.sum())
-            pt.decoded += int((st == S.OK).sum())
+            counts = np.bincount(status[sel], minlength=len(S.SKIP_REASONS) + 1)
+            pt.records += int(counts.sum())
+            pt.decoded += int(counts[S.OK])
             for code, reason in enumerate(S.SKIP_REASONS, start=1):
-                pt.skipped[reason] += int((st == code).sum())
+                pt.skipped[reason] += int(counts[code])
             ts = t[sel]
             lo, hi = int(ts.min()), int(ts.max())
             pt.first_ns = lo if pt.first_ns is None else min(pt.first_ns, lo)
