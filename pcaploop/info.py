@@ -45,7 +45,7 @@ def capture_info(captures: Sequence[CaptureSpec | str | os.PathLike[str]],
     specs = [c if isinstance(c, CaptureSpec) else CaptureSpec.parse(c) for c in captures]
     loader = Loader(specs, ifmap or {})
     infos: dict[int, PointInfo] = {}
-    for cols, _arp in loader.run(progress):
+    for cols, _arp in loader.run(progress, reuse=True):
         pts = cols["point"]
         for p in np.unique(pts):
             sel = pts == p

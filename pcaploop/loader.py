@@ -321,13 +321,20 @@ class Loader:
         return self.reg.points
 
     def run(self, progress: Progress | None = None,
-            key: tuple[np.uint64, np.uint64] = RUN_KEY) -> Iterator[tuple[dict, dict]]:
-        """Yield (raw columns, ARP rows) per batch; accounting fills in as it goes."""
-        caps = [open_capture(s.path) for s in self.specs]  # fail fast on wrong file types
-        for spec, cap in zip(self.specs, caps):
-            yield from self._one(spec, cap, progress, key)
+            key: tuple[np.uint64, np.uint64] = RUN_KEY,
+            reuse: bool = False) -> Iterator[tuple[dict, dict]]:
+        """Yield (raw columns, ARP rows) per block; accounting fills in as it goes.
 
-    def _one(self, spec: CaptureSpec, cap: CaptureFile, progress, key):
+        ``reuse=True``: the column arrays are overwritten by the next block
+        (like :class:`~pcaploop.read.RecordBatch`); for consumers that
+        aggregate and do not keep them, it saves allocating fresh memory.
+        """
+        caps = [open_capture(s.path) for s in self.specs]  # fail fast on wrong file types
+        into: dict[str, np.ndarray] | None = {} if reuse else None
+        for spec, cap in zip(self.specs, caps):
+            yield from self._one(spec, cap, progress, key, into)
+
+    def _one(self, spec: CaptureSpec, cap: CaptureFile, progress, key, into=None):
         self.files.append(cap)
         fr = _FileReader(spec, cap, self.reg)
         done = 0
@@ -336,7 +343,7 @@ class Loader:
             if progress and nbytes > done:
                 progress(nbytes - done)
                 done = nbytes
-            yield self._block(fr, block.decoded())
+            yield self._block(fr, block.decoded(into))
         self._finish_file(spec, cap, fr)
 
     def _block(self, fr: "_FileReader", dec: Decoded) -> tuple[dict, dict]:
