@@ -55,13 +55,14 @@ def _child(argv: list[str]) -> int:
 
 
 def _c_decode(path: str, tiny: str) -> dict:
-    """pcaploop streaming decode (Loader.run), columns discarded per batch."""
+    """pcaploop streaming decode (Loader.run), columns consumed and discarded per block
+    (reuse=True: the way ``pcaploop info`` streams, arrays overwritten by the next block)."""
     from pcaploop.loader import CaptureSpec, Loader
 
     def run(p):
         loader = Loader([CaptureSpec(p)], {})
         n = 0
-        for cols, _arp in loader.run():
+        for cols, _arp in loader.run(reuse=True):
             n += len(cols["time_ns"])
         return n, loader
 
