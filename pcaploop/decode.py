@@ -466,7 +466,7 @@ class Block:
                 return
             dst = into.get(name)
             if dst is None or len(dst) < n:
-                dst = into[name] = np.empty(max(n, 1 << 16), dtype=S.RAW[name])
+                dst = into[name] = np.empty(n, dtype=S.RAW[name])
             np.copyto(dst[:k_ok], values[sel], casting="unsafe")
             cols[name] = dst[:k_ok]
 
