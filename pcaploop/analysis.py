@@ -168,7 +168,11 @@ def analyze(captures: Sequence[CaptureSpec | str | os.PathLike[str]] | Packets,
     peak = max((lp["extra_pps_peak"] or 0 for lp in loops), default=0.0)
     summary = {
         "observations": int(observations), "duplicates": int(corr.duplicates),
-        "looping_packets": int(sum(lp["looping_packets"] for lp in loops)),
+        # packets seen looping; inferred loops' packets are counted apart (estimates)
+        "looping_packets": int(sum(lp["looping_packets"] for lp in loops
+                                   if lp["kind"] != "inferred")),
+        "inferred_looping_packets": int(sum(lp["looping_packets"] for lp in loops
+                                            if lp["kind"] == "inferred")),
         "loop_observations": int(loop_obs),
         "loop_share": loop_obs / observations if observations else 0.0,
         "loops": len(loops), "bounces": int(sum(b["packets"] for b in bounces)),

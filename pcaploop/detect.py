@@ -86,6 +86,10 @@ def _dest_key(hi: np.ndarray, lo: np.ndarray, prefix: int | None, version: np.nd
     if prefix is None:
         return hi, lo
     v4 = version == 4
+    if prefix <= 32:  # an IPv4 prefix length: IPv6 destinations stay whole
+        hi2, lo2 = hi.copy(), lo.copy()
+        lo2[v4] = lo[v4] & np.uint64((0xFFFFFFFFFFFFFFFF << (32 - prefix)) & 0xFFFFFFFFFFFFFFFF)
+        return hi2, lo2
     hi2, lo2 = hi.copy(), lo.copy()
     p4 = min(prefix, 32)
     lo2[v4] = lo[v4] & np.uint64((0xFFFFFFFFFFFFFFFF << (32 - p4)) & 0xFFFFFFFFFFFFFFFF)
@@ -130,7 +134,7 @@ def quote_key(src_hi, src_lo, dst_hi, dst_lo, proto, ident, l4) -> np.ndarray:
 def _time_exceeded_rows(cols) -> np.ndarray:
     t = cols["icmp_type"]
     pr = cols["protocol"]
-    return np.flatnonzero(((pr == 1) & (t == 11)) | ((pr == 58) & (t == 3))
+    return np.flatnonzero((((pr == 1) & (t == 11)) | ((pr == 58) & (t == 3)))
                           & (cols["inner_version"] > 0))
 
 
@@ -233,8 +237,9 @@ def detect(cols, corr: Correlation, names: list[str], opt: Options | None = None
         paths["loop"] = merge_loops(paths, opt)
         paths["kind"] = "l3"
     te = _tie_icmp(cols, paths)
-    looping_dsts = set(zip(paths.get("dst_hi", pd.Series(dtype=np.uint64)).astype(int),
-                           paths.get("dst_lo", pd.Series(dtype=np.uint64)).astype(int)))
+    # plain ints: addresses at or above 2**63 (fe80::, fd00::) must not wrap negative
+    looping_dsts = (set(zip(map(int, paths["dst_hi"].to_numpy()),
+                            map(int, paths["dst_lo"].to_numpy()))) if not paths.empty else set())
     inferred = _inferred(cols, corr, looping_dsts, opt)
     return Detection(looping=paths, loop_rows=lc, bounces=_bounces(cols, corr, names),
                      time_exceeded=te, inferred=inferred, l2=_l2_loops(cols, corr))

@@ -5,6 +5,8 @@ Every fix printed here was applied in the lab (``samples/lab``, scenarios
 """
 from __future__ import annotations
 
+import re
+
 from .correlate import GUEST_LINK
 
 
@@ -64,9 +66,14 @@ def _nft_hairpin(link: str, v6: bool) -> str:
             "    iifname . oifname @hairpin counter drop\n  }\n}\nEOF")
 
 
+#: what a Linux interface name can be; anything else (names come from customers'
+#: captures) never reaches a command an operator pastes into a root shell
+_IFNAME = re.compile(r"[A-Za-z0-9_.+-]{1,15}")
+
+
 def _guest_fixes(dst: str, pts: list[str], v6: bool) -> list[str]:
     """Fixes for a host↔guest loop, in the form the lab's fix-* scenarios applied them."""
-    link = next((p for p in pts if GUEST_LINK.match(p)), None)
+    link = next((p for p in pts if GUEST_LINK.match(p) and _IFNAME.fullmatch(p)), None)
     fixes = []
     if link is None:
         link = "GUESTLINK"

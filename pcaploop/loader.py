@@ -24,6 +24,9 @@ from .read import CaptureFile, open_capture
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
+#: capture points across all inputs; far beyond any host, small enough for int16 codes
+MAX_POINTS = 4096
+
 Progress = Callable[[int], None]  # called with bytes consumed since the last call
 
 
@@ -220,6 +223,9 @@ class _Points:
     def add(self, name: str, cap: CaptureFile, linktype: int, interface: int | None,
             stem: str) -> int:
         """Register a capture point under a unique name; returns its index."""
+        if len(self.points) >= MAX_POINTS:
+            raise CaptureError(cap.path, f"more than {MAX_POINTS} capture points (interfaces or "
+                                         "interface indexes): corrupt or hostile file")
         unique = self._unique(name, stem)
         self.points.append(CapturePoint(unique, cap.path, cap.format, linktype, interface))
         return len(self.points) - 1
@@ -375,7 +381,9 @@ class Loader:
             if cap.interfaces[k].linktype != 276:
                 fr._iface_point(k)
         fr.single_unnamed()
-        mine = [p for p in self.reg.points if p.path == cap.path]
+        # this file's own points (the same path may be given twice, as two captures)
+        own = set(fr.iface_point.values()) | set(fr.sll2_point.values())
+        mine = [self.reg.points[i] for i in sorted(own)]
         for k, itf in enumerate(cap.interfaces):
             if itf.dropped is not None and k in fr.iface_point:
                 self.reg.points[fr.iface_point[k]].capture_dropped = itf.dropped
@@ -478,3 +486,13 @@ class _Arena:
         if self.cols is None:
             return {k: np.zeros(0, dtype=dt) for k, dt in S.RAW.items()}
         return {name: a[:self.n] for name, a in self.cols.items()}
+
+
+def read_packets(captures: Sequence[CaptureSpec | str | os.PathLike[str]],
+                 ifmap: dict[int, str] | Iterable[str] | None = None) -> "pd.DataFrame":
+    """The packets table of some captures as a pandas DataFrame.
+
+    >>> df = pcaploop.read_packets(["samples/incident/tap101.pcap"])   # doctest: +SKIP
+    >>> df.groupby("capture_point", observed=True)["ttl"].describe()    # doctest: +SKIP
+    """
+    return load(captures, ifmap).frame()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
@@ -274,7 +275,10 @@ def _units_to_ns(r: np.ndarray, units: int) -> np.ndarray:
 
 
 def _text(val: bytes) -> str:
-    return val.split(b"\0", 1)[0].decode("utf-8", "replace")
+    """A name or comment from the file, control characters replaced: it reaches terminals
+    (escape sequences), reports and fix commands."""
+    text = val.split(b"\0", 1)[0].decode("utf-8", "replace")
+    return re.sub(r"[\x00-\x1f\x7f-\x9f]", "?", text)
 
 
 def _fills(cap: CaptureFile, f: BinaryIO) -> Iterator[tuple]:
@@ -322,14 +326,12 @@ def _advance(cap: CaptureFile, pos: int, fill: int, eof: bool, what: str) -> boo
     if eof and pos >= fill:
         st["done"] = True
         return False
-    if eof and pos < fill and fill - pos > 0:
+    if eof and pos < fill:
         # nothing more will arrive and the rest does not form a whole record
-        left = fill - pos
-        if pos == 0 or left:
-            if not cap.truncated_tail:
-                cap._stop(f"last {what} cut off ({left} bytes at the end of the file)")
-            st["done"] = True
-            return False
+        if not cap.truncated_tail:
+            cap._stop(f"last {what} cut off ({fill - pos} bytes at the end of the file)")
+        st["done"] = True
+        return False
     return True
 
 

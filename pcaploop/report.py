@@ -316,7 +316,7 @@ def _md_code(text: str) -> str:
     """A code span whose fence is longer than any backtick run inside (CommonMark);
     a multi-line command becomes a fenced block inside its list item."""
     if "\n" in text:
-        fence = "~~~~"
+        fence = "~" * max([4] + [len(r) + 1 for r in re.findall(r"~+", text)])
         body = "\n".join("   " + line for line in text.splitlines())
         return f"\n\n   {fence}sh\n{body}\n   {fence}\n"
     runs = [len(r) for r in re.findall(r"`+", text)]

@@ -28,11 +28,11 @@ def _prefix_text(dst: str, prefix: int | None) -> str:
 def _per_second_peak(times: np.ndarray, firsts: np.ndarray) -> float:
     if len(times) == 0:
         return 0.0
-    t0 = int(min(times.min(), firsts.min() if len(firsts) else times.min()))
-    sec = (times - t0) // _NS
-    fsec = (firsts - t0) // _NS
-    n = int(max(sec.max(), fsec.max() if len(fsec) else 0)) + 1
-    extra = np.bincount(sec, minlength=n) - np.bincount(fsec, minlength=n)
+    # sparse bins: a crafted capture can spread a loop's copies over centuries
+    sec = np.asarray(times, dtype=np.int64) // _NS
+    fsec = np.asarray(firsts, dtype=np.int64) // _NS
+    _, inv = np.unique(np.r_[sec, fsec], return_inverse=True)
+    extra = np.bincount(inv.ravel(), weights=np.r_[np.ones(len(sec)), -np.ones(len(fsec))])
     return float(max(extra.max(), 0))
 
 
@@ -208,8 +208,6 @@ def implicated(loops: list[dict], bounces: list[dict], arp_responders: dict[str,
 
 def guest_reporters(cols: dict[str, np.ndarray], names: list[str]) -> set[str]:
     """Senders of ICMP time-exceeded seen on a guest's point-to-point link."""
-    from .correlate import GUEST_LINK
-
     te = ((cols["protocol"] == 1) & (cols["icmp_type"] == 11)) | (
         (cols["protocol"] == 58) & (cols["icmp_type"] == 3))
     idx = np.flatnonzero(te)

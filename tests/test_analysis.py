@@ -218,3 +218,37 @@ def test_proxy_arp_responder_implicated(tmp_path):
     assert "loop-destination" in roles["203.0.113.7"]
     up = next(c for c in a.to_json()["captures"] if c["name"] == "uplink")
     assert up["skipped"]["non_ip"] == 1 and up["records"] == up["decoded"] + 1
+
+
+def test_fix_commands_never_carry_hostile_interface_names(tmp_path):
+    from pcaploop.explain import explain
+
+    lp = {"kind": "l3", "destination": "203.0.113.7", "ttl_step": 2, "looping_packets": 1,
+          "observations": 63, "amplification": 63.0,
+          "capture_points": ["tap9 $(touch /tmp/pwned)\nEOF\nrm -rf ~"]}
+    _, fixes = explain(lp)
+    text = "\n".join(fixes)
+    assert "$(touch" not in text and "rm -rf" not in text and "GUESTLINK" in text
+
+
+def test_ipv6_loop_above_2_63_not_also_inferred(tmp_path):
+    caps = tunnel_loop(n=3, dst="fd00::7", v6=True)
+    a = run(tmp_path, caps)
+    assert [lp["kind"] for lp in a.loops] == ["l3"]
+
+
+def test_l2_copies_spread_over_centuries_stay_cheap(tmp_path):
+    first, second = (eth(ip4("203.0.113.9", 60, ident), ROUTER, HOST) for ident in (42, 43))
+    caps = {"lan": [(1e6 + i * 0.001, first) for i in range(3)]
+            + [(4e9 + i * 0.001, second) for i in range(3)]}  # 127 years apart
+    a = run(tmp_path, caps)
+    assert {lp["kind"] for lp in a.loops} == {"l2"}
+
+
+def test_merge_prefix_groups_ipv4_destinations(tmp_path):
+    caps = tunnel_loop(n=2, uplink=False, dst="203.0.113.7")
+    caps["tap101"] += tunnel_loop(n=2, uplink=False, dst="203.0.113.8", t0=T0 + 1)["tap101"]
+    args = write(caps, tmp_path)
+    assert len(pcaploop.analyze(args).loops) == 2
+    merged = pcaploop.analyze(args, merge_prefix=24).loops
+    assert len(merged) == 1 and merged[0]["destination_prefix"] == "203.0.113.0/24"

@@ -125,3 +125,23 @@ def test_empty_frame_dtypes(captures, key, tmp_path):
     path = fx.write_pcap(tmp_path / "none.pcap", 1, [])
     df = load([str(path)], key=key).frame()
     assert len(df) == 0 and {c: str(t) for c, t in df.dtypes.items()} == S.TABLE
+
+
+def test_same_file_twice_keeps_separate_accounting(tmp_path):
+    import dpkt
+
+    from loopgen import HOST, ROUTER, eth, ip4
+
+    good = tmp_path / "x.pcap"
+    with open(good, "wb") as f:
+        w = dpkt.pcap.Writer(f)
+        for k in range(3):
+            w.writepkt(eth(ip4("203.0.113.101", 64, k), ROUTER, HOST), ts=1_700_000_000 + k)
+    pk = load([f"a={good}", f"b={good}"])
+    assert [(p.name, p.records, p.decoded) for p in pk.points] == [("a", 3, 3), ("b", 3, 3)]
+
+
+def test_control_characters_in_interface_names_are_replaced():
+    from pcaploop.read import _text
+
+    assert _text(b"tap\x1b[2Jx\nEOF\x00junk") == "tap?[2Jx?EOF"
