@@ -15,15 +15,7 @@ from typing import Callable, Iterator, List, Optional
 
 import typer
 
-CapturesArg = typer.Argument(..., metavar="CAPTURE...",
-                             help="Capture files (pcap, pcapng, .gz), optionally NAME=PATH.")
-IfmapOpt = typer.Option(None, "--ifmap", metavar="MAP",
-                        help="SLL2 interface names: INDEX=NAME[,…] or a file with the host's "
-                             "'ip -o link' output. Repeatable.")
-MergeGapOpt = typer.Option(10.0, "--merge-gap", metavar="SECONDS",
-                           help="Looping packets closer than this form one loop.")
-MergePrefixOpt = typer.Option(None, "--merge-prefix", metavar="N",
-                              help="Merge loops by destination /N (Hengartner et al. used 24).")
+from .cli import CapturesArg, IfmapOpt, MergeGapOpt, MergePrefixOpt  # noqa: E402,F401
 
 
 @contextmanager

@@ -22,6 +22,11 @@ IfmapOpt = typer.Option(None, "--ifmap", metavar="MAP",
                         help="SLL2 interface names: INDEX=NAME[,…] or a file with the host's "
                              "'ip -o link' output. Repeatable.")
 JsonOpt = typer.Option(None, "--json", metavar="FILE", help="Also write JSON to FILE ('-' = stdout).")
+MergeGapOpt = typer.Option(10.0, "--merge-gap", metavar="SECONDS",
+                           help="Looping packets closer than this form one loop.")
+MergePrefixOpt = typer.Option(None, "--merge-prefix", metavar="N",
+                              help="Merge IPv4 loops by destination /N, 0-32 (Hengartner et al. "
+                                   "used 24); IPv6 destinations stay whole.")
 
 
 def _console():
@@ -71,11 +76,8 @@ def info(captures: List[str] = CapturesArg, ifmap: Optional[List[str]] = IfmapOp
 @app.command()
 def analyze(captures: List[str] = CapturesArg, ifmap: Optional[List[str]] = IfmapOpt,
             json_out: Optional[str] = JsonOpt,
-            merge_gap: float = typer.Option(10.0, "--merge-gap", metavar="SECONDS",
-                                            help="Looping packets closer than this form one loop."),
-            merge_prefix: Optional[int] = typer.Option(None, "--merge-prefix", metavar="N",
-                                                       help="Merge loops by destination /N "
-                                                            "(Hengartner et al. used 24)."),
+            merge_gap: float = MergeGapOpt,
+            merge_prefix: Optional[int] = MergePrefixOpt,
             fail_on_loop: bool = typer.Option(False, "--fail-on-loop",
                                               help="Exit 1 when a loop is found (monitoring).")
             ) -> None:
@@ -104,8 +106,8 @@ def _analyze(captures, ifmap, merge_gap=10.0, merge_prefix=None):
 
     if merge_gap < 0:
         raise PcaploopError("--merge-gap must not be negative")
-    if merge_prefix is not None and not 0 <= merge_prefix <= 128:
-        raise PcaploopError("--merge-prefix must be between 0 and 128")
+    if merge_prefix is not None and not 0 <= merge_prefix <= 32:
+        raise PcaploopError("--merge-prefix must be an IPv4 prefix length, 0 to 32")
     specs = _specs(captures)
     with file_progress(specs) as prog:
         return run(specs, ifmap, merge_gap, merge_prefix, prog)
