@@ -9,16 +9,23 @@ from rich.table import Table
 
 
 def _span(first: str | None, last: str | None) -> str:
+    """``HH:MM:SS–HH:MM:SS`` (UTC; the date is in the table title, ns in --json)."""
     if not first:
         return "-"
-    return f"{first[:23].replace('T', ' ')} → {last[11:23] if last else '?'}"
+    return f"{first[11:19]}–{last[11:19] if last else '?'}"
+
+
+def _dates(captures: list[dict[str, Any]]) -> str:
+    days = sorted({c[k][:10] for c in captures for k in ("first_seen", "last_seen") if c[k]})
+    return " to ".join([days[0], days[-1]] if len(days) > 1 else days) or "no packets"
 
 
 def info_tables(con: Console, doc: dict[str, Any]) -> None:
-    t = Table(title="Capture points", title_justify="left", header_style="bold")
+    t = Table(title=f"Capture points ({_dates(doc['captures'])}, times UTC)",
+              title_justify="left", header_style="bold")
     for col, just in (("point", "left"), ("format", "left"), ("records", "right"),
-                      ("decoded", "right"), ("skipped", "left"), ("time span (UTC)", "left")):
-        t.add_column(col, justify=just, overflow="fold")
+                      ("decoded", "right"), ("skipped", "left"), ("first–last seen", "left")):
+        t.add_column(col, justify=just, overflow="fold", no_wrap=col == "first–last seen")
     for c in doc["captures"]:
         skipped = ", ".join(f"{k} {v:,}" for k, v in c["skipped"].items() if v) or "0"
         if c["truncated_tail"]:
