@@ -178,5 +178,8 @@ def analyze(captures: Sequence[CaptureSpec | str | os.PathLike[str]] | Packets,
         "loops": len(loops), "bounces": int(sum(b["packets"] for b in bounces)),
         "peak_loop_pps": float(peak),
     }
-    warnings = list(pk.warnings) + corr.warnings
+    warnings = list(pk.warnings) + corr.warnings + [
+        f"capture point {p.name}: the capture itself dropped {p.capture_dropped} packet(s) "
+        "(interface statistics); copies missing from a loop's TTL ladder may be that loss"
+        for p in pk.points if p.capture_dropped]
     return Analysis(pk, corr, det, loops, bounces, impl, summary, opt, warnings)
