@@ -145,3 +145,11 @@ def test_control_characters_in_interface_names_are_replaced():
     from pcaploop.read import _text
 
     assert _text(b"tap\x1b[2Jx\nEOF\x00junk") == "tap?[2Jx?EOF"
+
+
+def test_analyze_warns_about_recorded_capture_loss(captures, key):
+    import pcaploop
+
+    a = pcaploop.analyze(load([f"host={captures['pcapng_multi']}"], key=key))
+    assert any("tap101" in w and "dropped 17" in w for w in a.warnings)
+    assert {c["name"]: c["capture_dropped"] for c in a.to_json()["captures"]}["tap101"] == 17
