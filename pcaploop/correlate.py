@@ -202,6 +202,45 @@ def _host_mac(cols, rows, at, p, guest_link):
     return np.uint64(max(votes, key=votes.get))
 
 
+def _label_by_parity(path: np.ndarray, plane: np.ndarray, point: np.ndarray, ttl: np.ndarray,
+                     direction: np.ndarray, names: list[str]) -> None:
+    """Directions for copies on links that record none and have no MACs (raw IP, SLL v1).
+
+    On one link a looping packet alternates host→peer and peer→host, so its
+    direction follows the parity of the TTL lost since its first copy there.
+    The first copy went out when the host forwarded it in from elsewhere (seen
+    at another point with one more TTL) or the link is a guest's; otherwise
+    (an uplink) it came in.  Labels only: detection already handled these
+    lanes as direction-unknown.
+    """
+    unknown = direction == S.DIR_UNKNOWN
+    if not unknown.any():
+        return
+    df_path, df_plane = path[unknown], plane[unknown]
+    t = ttl[unknown]
+    key = df_path * (int(plane.max()) + 1) + df_plane
+    order = np.argsort(key, kind="stable")
+    k_sorted = key[order]
+    starts = np.flatnonzero(np.r_[True, k_sorted[1:] != k_sorted[:-1]])
+    first_ttl = np.maximum.reduceat(t[order], starts)
+    group = np.empty(len(key), dtype=np.int64)
+    group[order] = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(key)]))
+    # the highest TTL the path had anywhere else, to see whether it came from another point
+    order_p = np.argsort(path, kind="stable")
+    p_sorted = path[order_p]
+    p_starts = np.flatnonzero(np.r_[True, p_sorted[1:] != p_sorted[:-1]])
+    path_max = np.maximum.reduceat(ttl[order_p], p_starts)
+    path_ids = p_sorted[p_starts]
+    top = path_max[np.searchsorted(path_ids, df_path)]
+    g_first = first_ttl[group]
+    guest = np.array([GUEST_LINK.match(names[int(p)]) is not None for p in point[unknown]])
+    first_out = guest | (top == g_first + 1)
+    even = (g_first - t) % 2 == 0
+    labels = np.where(even == first_out, S.DIR_OUT, S.DIR_IN).astype(np.int8)
+    idx = np.flatnonzero(unknown)
+    direction[idx] = labels
+
+
 def correlate(cols: dict[str, np.ndarray], names: list[str], decoded: np.ndarray,
               opt: Options | None = None) -> Correlation:
     """Build paths from the raw packet columns (sorted by time)."""
@@ -241,6 +280,7 @@ def correlate(cols: dict[str, np.ndarray], names: list[str], decoded: np.ndarray
         summarize_paths(path[s], plane[s], direction[s].astype(np.int64), ttl[s], npaths, p_loop,
                         p_bounce, p_step, p_copies, p_bplane, rl)
         row_loop[s] = rl
+    _label_by_parity(path, plane, pt, ttl, direction, names)
     return Correlation(
         rows=kept, path=path, plane=plane, direction=direction,
         loop_copy=row_loop.astype(bool), n_paths=npaths, p_loop=p_loop.astype(bool),

@@ -40,6 +40,11 @@ def test_raw_tunnel_without_direction(tmp_path):
     lp = only_loop(a)
     assert lp["ttl_step"] == 2
     assert lp["observations"] == 63 * 5
+    # labelled by TTL parity: the first copy on a guest link went out, then they alternate
+    rows = a.path_rows()
+    first = rows[rows["looping"]].groupby("path").head(3)
+    assert list(first["direction"].astype(str))[:3] == ["out", "in", "out"]
+    assert lp["dropped_by"] == {"guest": 5, "host": 0, "unknown": 0}
 
 
 @pytest.mark.parametrize("entry", [64, 128, 254])
