@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
 
     >>> register(typer.Typer())
     """
-    from .cli import CapturesArg, IfmapOpt
+    from ._cli_options import CapturesArg, IfmapOpt
 
     @app.command("export")
     def export(captures: List[str] = CapturesArg,

@@ -15,7 +15,7 @@ from typing import Callable, Iterator, List, Optional
 
 import typer
 
-from .cli import CapturesArg, IfmapOpt, MergeGapOpt, MergePrefixOpt  # noqa: E402,F401
+from ._cli_options import CapturesArg, IfmapOpt, MergeGapOpt, MergePrefixOpt  # noqa: F401
 
 
 @contextmanager

@@ -16,17 +16,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="
                   help="Find routing loops between a virtualisation host and its guests "
                        "in packet captures.")
 
-CapturesArg = typer.Argument(..., metavar="CAPTURE...",
-                             help="Capture files (pcap, pcapng, .gz), optionally NAME=PATH.")
-IfmapOpt = typer.Option(None, "--ifmap", metavar="MAP",
-                        help="SLL2 interface names: INDEX=NAME[,…] or a file with the host's "
-                             "'ip -o link' output. Repeatable.")
-JsonOpt = typer.Option(None, "--json", metavar="FILE", help="Also write JSON to FILE ('-' = stdout).")
-MergeGapOpt = typer.Option(10.0, "--merge-gap", metavar="SECONDS",
-                           help="Looping packets closer than this form one loop.")
-MergePrefixOpt = typer.Option(None, "--merge-prefix", metavar="N",
-                              help="Merge IPv4 loops by destination /N, 0-32 (Hengartner et al. "
-                                   "used 24); IPv6 destinations stay whole.")
+from ._cli_options import CapturesArg, IfmapOpt, JsonOpt, MergeGapOpt, MergePrefixOpt
 
 
 def _console():

@@ -128,9 +128,10 @@ def test_ttl_staircase_points_and_colours(mixed):
     assert ys.max() == 64 and ys.min() == 1
     colours = {matplotlib.colors.to_hex(c.get_facecolor()[0]) for c in pts}
     hexes = {d: plots.DIRECTION_COLOURS[d].lower() for d in (S.DIR_OUT, S.DIR_IN, S.DIR_UNKNOWN)}
-    # tunnel copies alternate out/in; the uplink entry has no recorded direction
-    assert colours == set(hexes.values())
-    assert "uplink direction not recorded" in legend_labels(ax)
+    # tunnel copies alternate out/in; the uplink entry, unrecorded there, is inferred
+    # as arriving (it reached the host from outside before its first tunnel copy)
+    assert colours == {hexes[S.DIR_OUT], hexes[S.DIR_IN]}
+    assert "uplink in (host receives)" in legend_labels(ax)
     labels = legend_labels(ax)
     assert "tap101 out (host sends)" in labels and "tap101 in (host receives)" in labels
     assert ax.get_ylabel() == "TTL / hop limit"
