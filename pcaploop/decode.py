@@ -490,7 +490,11 @@ class Block:
             "target_ip": (U[U_DLO, isarp] & np.uint64(0xFFFFFFFF)).astype(np.uint32),
             "eth_src": U[U_ESRC, isarp],
         }
-        return Decoded(status, m[1].copy(), I[I_IFINDEX].copy(), m[0].copy(), cols, arp, isarp)
+        if into is None:  # a block that outlives the slab
+            return Decoded(status, m[1].copy(), I[I_IFINDEX].copy(), m[0].copy(), cols, arp,
+                           isarp)
+        # consumed (accounted for) before the slab is reused: views will do
+        return Decoded(status, m[1], I[I_IFINDEX], m[0], cols, arp, isarp)
 
 
 class BatchDecoder:

@@ -356,7 +356,11 @@ class Loader:
         """Attach capture points to a decoded block and account for its records."""
         rp = fr.record_points(dec.iface, dec.ifindex)
         self._account(rp, dec.status, dec.time_ns)
-        dec.cols["point"] = rp[dec.status == S.OK].astype(np.int16)
+        k = len(dec.cols["time_ns"])
+        if k == len(rp) and len(rp) and rp[0] == rp[-1] and rp.min() == rp.max():
+            dec.cols["point"] = np.full(k, rp[0], dtype=np.int16)  # one point, all decoded
+        else:
+            dec.cols["point"] = rp[dec.status == S.OK].astype(np.int16)
         dec.arp["point"] = rp[dec.arp_mask]
         return dec.cols, dec.arp
 
