@@ -56,7 +56,7 @@ def _min_drop(ttl, k, m, stride):  # pragma: no cover
 
 
 @njit
-def summarize_paths(path, plane, dirn, ttl, npaths, p_loop, p_bounce, p_step, p_loopcopy,
+def summarize_paths(path, plane, dirn, ttl, npaths, p_loop, p_bounce, p_step,
                     p_bounce_plane, row_loop):  # pragma: no cover
     """Per path: looping?, bounce?, TTL step; per row: is it a copy at a loop point.
 
@@ -110,12 +110,8 @@ def summarize_paths(path, plane, dirn, ttl, npaths, p_loop, p_bounce, p_step, p_
                     for r in range(k, m):
                         row_loop[r] = 1
                 k = m
-            c = 0
-            for r in range(i, j):
-                c += np.int64(row_loop[r])
             p_loop[p] = 1
             p_step[p] = step
-            p_loopcopy[p] = c
         else:
             k = i
             while k < j:

@@ -52,15 +52,11 @@ class Correlation:
     p_loop: np.ndarray  # bool per path
     p_bounce: np.ndarray
     p_step: np.ndarray
-    p_loopcopies: np.ndarray
     p_bounce_plane: np.ndarray
     plane_point: np.ndarray  # point index of each plane
-    plane_vlan: np.ndarray
     l2_rows: np.ndarray  # rows of same-TTL copies repeating over time
     duplicates: int = 0
-    duplicate_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     overlaps: list[tuple[str, str, int]] = field(default_factory=list)
-    inferred_direction: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -143,8 +139,8 @@ def _overlaps(cols, rows: np.ndarray, names: list[str], decoded: np.ndarray, opt
     return rows[~drop], found, int(drop.sum())
 
 
-def _infer_direction(cols, rows: np.ndarray, names: list[str], direction: np.ndarray) -> dict:
-    """Give Ethernet points without direction one from the host's MAC on that link.
+def _infer_direction(cols, rows: np.ndarray, names: list[str], direction: np.ndarray) -> None:
+    """Give Ethernet points without direction one (in place) from the host's MAC on that link.
 
     The host's MAC is the source of copies whose fingerprint was seen at
     another point with a higher TTL (the host forwarded them here); without
@@ -153,7 +149,6 @@ def _infer_direction(cols, rows: np.ndarray, names: list[str], direction: np.nda
     """
     pt = cols["point"][rows]
     src = cols["eth_src"][rows]
-    out: dict[str, str] = {}
     for p in np.unique(pt):
         at = (pt == p) & (direction == S.DIR_UNKNOWN) & (src != S.NO_MAC)
         if not at.any():
@@ -162,8 +157,6 @@ def _infer_direction(cols, rows: np.ndarray, names: list[str], direction: np.nda
         if host is None:
             continue
         direction[at] = np.where(src[at] == host, S.DIR_OUT, S.DIR_IN)
-        out[names[int(p)]] = f"{int(host):012x}"
-    return out
 
 
 def _host_mac(cols, rows, at, p, guest_link):
@@ -252,7 +245,7 @@ def correlate(cols: dict[str, np.ndarray], names: list[str], decoded: np.ndarray
                 f"copies); counted once" for a, b, n in overlaps]
     kept = np.sort(kept)  # back to time order
     direction = cols["direction"][kept].astype(np.int8).copy()
-    inferred = _infer_direction(cols, kept, names, direction)
+    _infer_direction(cols, kept, names, direction)
     pt = cols["point"][kept].astype(np.int64)
     vl = cols["vlan"][kept].astype(np.int64)
     pv = pt * 8192 + (vl + 1)
@@ -272,20 +265,19 @@ def correlate(cols: dict[str, np.ndarray], names: list[str], decoded: np.ndarray
     p_loop = np.zeros(npaths, np.int8)
     p_bounce = np.zeros(npaths, np.int8)
     p_step = np.zeros(npaths, np.int64)
-    p_copies = np.zeros(npaths, np.int64)
     p_bplane = np.full(npaths, -1, np.int64)
     row_loop = np.zeros(len(kept), np.int8)
     if len(kept):
         rl = np.zeros(len(kept), np.int8)
         summarize_paths(path[s], plane[s], direction[s].astype(np.int64), ttl[s], npaths, p_loop,
-                        p_bounce, p_step, p_copies, p_bplane, rl)
+                        p_bounce, p_step, p_bplane, rl)
         row_loop[s] = rl
     _label_by_parity(path, plane, pt, ttl, direction, names)
     return Correlation(
         rows=kept, path=path, plane=plane, direction=direction,
         loop_copy=row_loop.astype(bool), n_paths=npaths, p_loop=p_loop.astype(bool),
-        p_bounce=p_bounce.astype(bool), p_step=p_step, p_loopcopies=p_copies,
+        p_bounce=p_bounce.astype(bool), p_step=p_step,
         p_bounce_plane=p_bplane, plane_point=(uplanes // 8192).astype(np.int64),
-        plane_vlan=(uplanes % 8192).astype(np.int64) - 1, l2_rows=l2,
-        duplicates=int(len(dups)) + n_overlap, duplicate_rows=dups, overlaps=overlaps,
-        inferred_direction=inferred, warnings=warnings)
+        l2_rows=l2,
+        duplicates=int(len(dups)) + n_overlap, overlaps=overlaps,
+        warnings=warnings)

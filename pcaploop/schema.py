@@ -132,13 +132,3 @@ TABLE: dict[str, str] = {
 
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6", 132: "sctp", 47: "gre", 50: "esp"}
 
-
-def empty_raw(n: int) -> dict[str, np.ndarray]:
-    """Raw column arrays for ``n`` rows, filled with the 'absent' values."""
-    cols = {name: np.zeros(n, dtype=dt) for name, dt in RAW.items()}
-    for name in ("vlan", "inner_vlan", "ip_id", "sport", "dport", "tcp_flags", "icmp_type",
-                 "icmp_code", "inner_protocol", "inner_ip_id", "inner_ttl"):
-        cols[name].fill(-1)
-    cols["eth_src"].fill(NO_MAC)
-    cols["eth_dst"].fill(NO_MAC)
-    return cols
