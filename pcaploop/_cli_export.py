@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
         if with_paths or with_loops:
             from .cli import _analyze
 
-            data = _analyze(captures, ifmap, merge_gap, merge_prefix)
+            data = _analyze(captures, ifmap, merge_gap, merge_prefix, keep="all")
         else:
             from ._progress import file_progress
             from .cli import _specs

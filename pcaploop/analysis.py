@@ -16,18 +16,26 @@ import pandas as pd
 
 from . import __version__
 from .addr import pairs_to_categorical
-from .correlate import Correlation, Options, correlate
+from .correlate import Correlation, Options
 from .detect import Detection, detect
 from .info import point_json
-from .loader import CaptureSpec, Packets, Progress, load
+from .loader import CaptureSpec, Loader, Packets, Progress, parse_ifmap
 from .stats import arp_responders, bounce_list, guest_reporters, implicated, measure
+from .window import KEEP_MODES, Rates, Window
 
 SCHEMA_VERSION = 1
 
 
 @dataclass
 class Analysis:
-    """Result of :func:`analyze`: plain data plus DataFrame views for notebooks."""
+    """Result of :func:`analyze`: plain data plus DataFrame views for notebooks.
+
+    ``packets`` holds the rows analyze kept (see ``keep`` of :func:`analyze`):
+    by default the evidence — every copy of a looping or bouncing packet,
+    ICMP errors, neighbour advertisements — not the whole capture.  Its
+    capture points carry the full accounting; ``rates`` counts every packet
+    per capture point over time.
+    """
 
     packets: Packets
     correlation: Correlation
@@ -38,6 +46,8 @@ class Analysis:
     summary: dict[str, Any]
     options: Options
     warnings: list[str] = field(default_factory=list)
+    rates: Rates | None = None
+    keep: str = "evidence"
 
     @property
     def verdict(self) -> str:
@@ -91,7 +101,8 @@ class Analysis:
                                                       "packets"])
 
     def path_rows(self) -> pd.DataFrame:
-        """Every observation of every path (fingerprints seen more than once)."""
+        """Every observation of every path kept: of looping and bouncing packets, and with
+        ``keep="paths"`` or ``"all"`` of every packet seen more than once."""
         c, corr = self.packets.cols, self.correlation
         names = self.packets.point_names
         r = corr.rows
@@ -143,27 +154,39 @@ class Analysis:
 def analyze(captures: Sequence[CaptureSpec | str | os.PathLike[str]] | Packets,
             ifmap: dict[int, str] | Sequence[str] | None = None,
             merge_gap_s: float = 10.0, merge_prefix: int | None = None,
-            progress: Progress | None = None) -> Analysis:
+            progress: Progress | None = None, keep: str = "evidence",
+            chunk_rows: int = 1 << 19) -> Analysis:
     """Read captures (or take loaded :class:`Packets`) and find loops.
 
-    ``merge_gap_s``: looping packets of one destination and set of capture
-    points closer than this form one loop. ``merge_prefix``: merge by
-    destination prefix of this length instead (Hengartner et al. used /24).
+    Captures are streamed (:mod:`pcaploop.window`): memory holds one window
+    of traffic plus what ``keep`` asks for — ``"evidence"`` (the copies of
+    looping and bouncing packets, ICMP errors, neighbour advertisements),
+    ``"paths"`` (also every other packet seen more than once, for
+    ``paths --all``), or ``"all"`` (every row; the default for loaded
+    :class:`Packets`).  ``merge_gap_s``: looping packets of one destination
+    and set of capture points closer than this form one loop.
+    ``merge_prefix``: merge by destination prefix of this length instead
+    (Hengartner et al. used /24).  ``chunk_rows``: rows read between two
+    correlation passes (results do not depend on it).
 
     >>> a = analyze(["uplink=uplink.pcap", "tap101.pcap"])    # doctest: +SKIP
     >>> a.verdict, a.loops_frame()                            # doctest: +SKIP
     """
-    pk = captures if isinstance(captures, Packets) else load(captures, ifmap, progress)
+    if keep not in KEEP_MODES:
+        raise ValueError(f"keep must be one of {', '.join(KEEP_MODES)}, not {keep!r}")
     opt = Options(merge_gap_ns=int(merge_gap_s * 1e9), merge_prefix=merge_prefix)
+    if isinstance(captures, Packets):
+        pk, corr, rates, late = _window_packets(captures, opt, chunk_rows)
+        keep = "all"
+    else:
+        pk, corr, rates, late = _stream(captures, ifmap, opt, progress, keep, chunk_rows)
     names = pk.point_names
-    decoded = np.array([p.decoded for p in pk.points] or [0], dtype=np.int64)
-    corr = correlate(pk.cols, names, decoded, opt)
     det = detect(pk.cols, corr, names, opt)
     loops = measure(pk.cols, corr, det, names, opt)
     bounces = bounce_list(det)
     arp = arp_responders(pk.arp, pk.cols, {lp["destination"] for lp in loops})
     impl = implicated(loops, bounces, arp, guest_reporters(pk.cols, names))
-    observations = len(pk) - corr.duplicates
+    observations = sum(p.decoded for p in pk.points) - corr.duplicates
     loop_obs = sum(lp["observations"] for lp in loops if lp["kind"] != "inferred")
     peak = max((lp["extra_pps_peak"] or 0 for lp in loops), default=0.0)
     summary = {
@@ -182,4 +205,56 @@ def analyze(captures: Sequence[CaptureSpec | str | os.PathLike[str]] | Packets,
         f"capture point {p.name}: the capture itself dropped {p.capture_dropped} packet(s) "
         "(interface statistics); copies missing from a loop's TTL ladder may be that loss"
         for p in pk.points if p.capture_dropped]
-    return Analysis(pk, corr, det, loops, bounces, impl, summary, opt, warnings)
+    if late:
+        warnings.append(f"{late} packet(s) were stamped more than "
+                        f"{(opt.path_gap_ns + opt.reorder_window_ns) / 1e9:g} s before packets "
+                        "already read from the other captures (clocks out of step?); they were "
+                        "correlated only with copies still in the window")
+    return Analysis(pk, corr, det, loops, bounces, impl, summary, opt, warnings, rates, keep)
+
+
+def _stream(captures, ifmap, opt: Options, progress, keep: str,
+            chunk_rows: int) -> tuple[Packets, Correlation, Rates, int]:
+    """Read all captures in step through a :class:`~pcaploop.window.Window`."""
+    if ifmap is not None and not isinstance(ifmap, dict):
+        ifmap = parse_ifmap(ifmap)
+    specs = [c if isinstance(c, CaptureSpec) else CaptureSpec.parse(c) for c in captures]
+    if not specs:
+        from .errors import PcaploopError
+
+        raise PcaploopError("no capture files given")
+    loader = Loader(specs, ifmap or {})
+    win = Window(opt, lambda: loader.reg.points, loader.point_files, keep, chunk_rows)
+    arps = []
+    for cols, arp in loader.merged(progress):
+        win.add(cols)
+        arps.append(arp)
+        win.maybe_flush(loader.horizon)
+    if loader.unsupported and not any(p.decoded for p in loader.points):
+        raise loader.unsupported[0]
+    files = loader.point_files()
+    order = np.lexsort((np.arange(len(files)), files))  # capture order, as load() numbers them
+    new_of_old = np.empty(len(order), np.int64)
+    new_of_old[order] = np.arange(len(order))
+    kept, corr = win.finish(new_of_old, files[order])
+    win.rates.remap(new_of_old)
+    points = [loader.points[i] for i in order]
+    arp = {k: np.concatenate([a[k] for a in arps]) for k in (arps[0] if arps else {})}
+    if "point" in arp and len(arp["point"]):
+        arp["point"] = new_of_old[arp["point"]]
+    return Packets(kept, points, arp, loader.warnings), corr, win.rates, win.late
+
+
+def _window_packets(pk: Packets, opt: Options, chunk_rows: int
+                    ) -> tuple[Packets, Correlation, Rates, int]:
+    """Loaded packets through the same window, keeping every row."""
+    paths = list(dict.fromkeys(p.path for p in pk.points))
+    files = np.array([paths.index(p.path) for p in pk.points], dtype=np.int64)
+    win = Window(opt, lambda: pk.points, lambda: files, "all", chunk_rows)
+    n = len(pk)
+    for s in range(0, n, chunk_rows):
+        win.add({k: a[s:s + chunk_rows] for k, a in pk.cols.items()})
+        end = int(pk.cols["time_ns"][min(s + chunk_rows, n) - 1])
+        win.maybe_flush(float(end) if s + chunk_rows < n else float("inf"))
+    kept, corr = win.finish()
+    return Packets(kept, pk.points, pk.arp, pk.warnings), corr, win.rates, win.late

@@ -90,7 +90,7 @@ def analyze(captures: List[str] = CapturesArg, ifmap: Optional[List[str]] = Ifma
         raise typer.Exit(1)
 
 
-def _analyze(captures, ifmap, merge_gap=10.0, merge_prefix=None):
+def _analyze(captures, ifmap, merge_gap=10.0, merge_prefix=None, keep="evidence"):
     from ._progress import file_progress
     from .analysis import analyze as run
 
@@ -100,7 +100,7 @@ def _analyze(captures, ifmap, merge_gap=10.0, merge_prefix=None):
         raise PcaploopError("--merge-prefix must be an IPv4 prefix length, 0 to 32")
     specs = _specs(captures)
     with file_progress(specs) as prog:
-        return run(specs, ifmap, merge_gap, merge_prefix, prog)
+        return run(specs, ifmap, merge_gap, merge_prefix, prog, keep=keep)
 
 
 @app.command()
@@ -118,7 +118,8 @@ def paths(captures: List[str] = CapturesArg, ifmap: Optional[List[str]] = IfmapO
     """
     from . import render
 
-    a = _analyze(captures, ifmap)
+    # other packets' paths only when asked for: they cost memory on a big capture
+    a = _analyze(captures, ifmap, keep="paths" if (dst or all_paths) else "evidence")
     rows = a.path_rows()
     if dst:
         from .addr import from_text, to_text

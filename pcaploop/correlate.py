@@ -15,6 +15,7 @@ Steps, all vectorised or compiled:
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,6 +38,27 @@ class Options:
     l2_max_gap_ns: int = 10_000_000  # same-TTL copies this close (median) circulate at layer 2
     merge_gap_ns: int = 10_000_000_000
     merge_prefix: int | None = None
+    # streaming (pcaploop.window): how far behind the other captures a capture's
+    # timestamps may be, and the longest a fingerprint is held open
+    reorder_window_ns: int = 2_000_000_000
+    group_max_ns: int = 60_000_000_000
+
+
+@dataclass
+class CorrelationState:
+    """What correlate learns across the windows of one stream (see :mod:`pcaploop.window`).
+
+    Decisions that need evidence from the whole capture — which MAC is the
+    host's on a link, which two capture points are one interface — are taken
+    from everything seen so far; one call over a whole table starts empty.
+    """
+
+    twins: Counter = field(default_factory=Counter)  # (point, point) pair key → twin copies
+    known: Counter = field(default_factory=Counter)  # point → copies with recorded direction
+    votes: dict = field(default_factory=dict)  # point → Counter of forwarding MACs
+    firsts: dict = field(default_factory=dict)  # point → Counter of first-copy MACs
+    macs: dict = field(default_factory=dict)  # point → a few source MACs seen (≤ 3)
+    overlaps: dict = field(default_factory=dict)  # (kept name, dropped name) → twin copies
 
 
 @dataclass
@@ -55,9 +77,14 @@ class Correlation:
     p_bounce_plane: np.ndarray
     plane_point: np.ndarray  # point index of each plane
     l2_rows: np.ndarray  # rows of same-TTL copies repeating over time
+    plane_key: np.ndarray | None = None  # point * 8192 + vlan + 1 of each plane
     duplicates: int = 0
     overlaps: list[tuple[str, str, int]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+
+#: the packet columns :func:`correlate` reads
+CORRELATE_COLUMNS = ("fingerprint", "ttl", "point", "vlan", "time_ns", "direction", "eth_src")
 
 
 def repeated_rows(fp: np.ndarray) -> np.ndarray:
@@ -89,8 +116,10 @@ def _dedup(cols, cand: np.ndarray, opt: Options):
     fp, ttl = cols["fingerprint"][cand], cols["ttl"][cand]
     pt, vl, t = cols["point"][cand], cols["vlan"][cand], cols["time_ns"][cand]
     o = np.lexsort((t, vl, pt, ttl, fp))
-    run = _runs([fp[o], ttl[o], pt[o], vl[o]])
     ts = t[o]
+    # identical bytes re-sent after a silence are another packet, not another copy
+    later = np.r_[False, np.diff(ts) > opt.path_gap_ns] if len(ts) else np.zeros(0, bool)
+    run = _runs([fp[o], ttl[o], pt[o], vl[o], np.cumsum(later)])
     nrun = run[-1] + 1 if len(run) else 0
     first = np.r_[True, run[1:] != run[:-1]] if len(run) else np.zeros(0, bool)
     size = np.bincount(run, minlength=nrun)
@@ -109,9 +138,14 @@ def _dedup(cols, cand: np.ndarray, opt: Options):
     return rows[~is_dup & ~is_l2], rows[is_dup], rows[is_l2]
 
 
-def _overlaps(cols, rows: np.ndarray, names: list[str], decoded: np.ndarray, opt: Options):
+def _overlaps(cols, rows: np.ndarray, names: list[str], decoded: np.ndarray, opt: Options,
+              state: CorrelationState):
     """Find capture points that are the same interface; drop the secondary's twins."""
     fp, ttl, pt, t = (cols[k][rows] for k in ("fingerprint", "ttl", "point", "time_ns"))
+    known_pts = pt[cols["direction"][rows] != 0]
+    if len(known_pts):
+        for p, c in zip(*np.unique(known_pts, return_counts=True)):
+            state.known[int(p)] += int(c)
     o = np.lexsort((t, ttl, fp))
     fo, to, po, tso = fp[o], ttl[o], pt[o], t[o]
     twin = (fo[1:] == fo[:-1]) & (to[1:] == to[:-1]) & (po[1:] != po[:-1]) & (
@@ -125,10 +159,11 @@ def _overlaps(cols, rows: np.ndarray, names: list[str], decoded: np.ndarray, opt
     uniq, counts = np.unique(pair, return_counts=True)
     drop = np.zeros(len(rows), dtype=bool)
     found = []
-    known = np.bincount(pt[cols["direction"][rows] != 0], minlength=len(names))
+    known = state.known
     for pr, c in zip(uniq, counts):
         p1, p2 = int(pr // 65536), int(pr % 65536)
-        if c < opt.overlap_share * max(1, min(decoded[p1], decoded[p2])):
+        state.twins[int(pr)] += int(c)
+        if state.twins[int(pr)] < opt.overlap_share * max(1, min(decoded[p1], decoded[p2])):
             continue
         keep, lose = (p1, p2) if known[p1] >= known[p2] else (p2, p1)
         sel = idx[pair == pr]
@@ -136,10 +171,13 @@ def _overlaps(cols, rows: np.ndarray, names: list[str], decoded: np.ndarray, opt
         victims = np.where(first_is_lose, o[sel], o[sel + 1])
         drop[victims] = True
         found.append((names[keep], names[lose], int(c)))
+        pair_names = (names[keep], names[lose])
+        state.overlaps[pair_names] = state.overlaps.get(pair_names, 0) + int(c)
     return rows[~drop], found, int(drop.sum())
 
 
-def _infer_direction(cols, rows: np.ndarray, names: list[str], direction: np.ndarray) -> None:
+def _infer_direction(cols, rows: np.ndarray, names: list[str], direction: np.ndarray,
+                     state: CorrelationState) -> None:
     """Give Ethernet points without direction one (in place) from the host's MAC on that link.
 
     The host's MAC is the source of copies whose fingerprint was seen at
@@ -153,17 +191,18 @@ def _infer_direction(cols, rows: np.ndarray, names: list[str], direction: np.nda
         at = (pt == p) & (direction == S.DIR_UNKNOWN) & (src != S.NO_MAC)
         if not at.any():
             continue
-        host = _host_mac(cols, rows, at, int(p), GUEST_LINK.match(names[int(p)]) is not None)
+        host = _host_mac(cols, rows, at, int(p), GUEST_LINK.match(names[int(p)]) is not None,
+                         state)
         if host is None:
             continue
         direction[at] = np.where(src[at] == host, S.DIR_OUT, S.DIR_IN)
 
 
-def _host_mac(cols, rows, at, p, guest_link):
+def _host_mac(cols, rows, at, p, guest_link, state: CorrelationState):
     fp, ttl, pt = cols["fingerprint"][rows], cols["ttl"][rows], cols["point"][rows]
     src = cols["eth_src"][rows]
     elsewhere = ~at & (pt != p)
-    votes: dict[int, int] = {}
+    votes: Counter = state.votes.setdefault(p, Counter())
     if elsewhere.any():
         # max TTL seen elsewhere per fingerprint
         fe, te = fp[elsewhere], ttl[elsewhere].astype(np.int64)
@@ -177,22 +216,27 @@ def _host_mac(cols, rows, at, p, guest_link):
         hit = ufp[k] == fp[here]
         fwd = hit & (umax[k] == ttl[here].astype(np.int64) + 1)
         for mac in src[here[fwd]]:
-            votes[int(mac)] = votes.get(int(mac), 0) + 1
-    if not votes:
-        here = np.flatnonzero(at)
-        o = np.lexsort((-ttl[here].astype(np.int64), fp[here]))
-        h = here[o]
-        firsts = h[np.r_[True, fp[h][1:] != fp[h][:-1]]]
-        if len(firsts):
-            macs, counts = np.unique(src[firsts], return_counts=True)
-            top = int(macs[np.argmax(counts)])
-            if guest_link:
-                return np.uint64(top)
-            others = np.unique(src[here])
-            others = others[others != top]
-            return others[0] if len(others) == 1 else None
+            votes[int(mac)] += 1
+    if votes:
+        return np.uint64(max(votes, key=votes.get))
+    here = np.flatnonzero(at)
+    o = np.lexsort((-ttl[here].astype(np.int64), fp[here]))
+    h = here[o]
+    firsts = h[np.r_[True, fp[h][1:] != fp[h][:-1]]]
+    first_macs: Counter = state.firsts.setdefault(p, Counter())
+    for mac, c in zip(*np.unique(src[firsts], return_counts=True)):
+        first_macs[int(mac)] += int(c)
+    seen: set = state.macs.setdefault(p, set())
+    for mac in np.unique(src[here])[:3]:
+        if len(seen) < 3:
+            seen.add(int(mac))
+    if not first_macs:
         return None
-    return np.uint64(max(votes, key=votes.get))
+    top = max(sorted(first_macs), key=first_macs.get)  # ties: the lowest MAC
+    if guest_link:
+        return np.uint64(top)
+    others = seen - {top}
+    return np.uint64(others.pop()) if len(others) == 1 else None
 
 
 def _label_by_parity(path: np.ndarray, plane: np.ndarray, point: np.ndarray, ttl: np.ndarray,
@@ -235,17 +279,23 @@ def _label_by_parity(path: np.ndarray, plane: np.ndarray, point: np.ndarray, ttl
 
 
 def correlate(cols: dict[str, np.ndarray], names: list[str], decoded: np.ndarray,
-              opt: Options | None = None) -> Correlation:
-    """Build paths from the raw packet columns (sorted by time)."""
+              opt: Options | None = None, state: CorrelationState | None = None) -> Correlation:
+    """Build paths from the raw packet columns (sorted by time).
+
+    Reads only the columns in :data:`CORRELATE_COLUMNS`.  ``decoded``: rows
+    per capture point so far (for the overlap share); ``state`` carries
+    what earlier windows of a stream learnt.
+    """
     opt = opt or Options()
+    state = state if state is not None else CorrelationState()
     cand = repeated_rows(cols["fingerprint"])
     kept, dups, l2 = _dedup(cols, cand, opt)
-    kept, overlaps, n_overlap = _overlaps(cols, kept, names, decoded, opt)
+    kept, overlaps, n_overlap = _overlaps(cols, kept, names, decoded, opt, state)
     warnings = [f"capture points {a} and {b} look like the same interface ({n} identical "
                 f"copies); counted once" for a, b, n in overlaps]
     kept = np.sort(kept)  # back to time order
     direction = cols["direction"][kept].astype(np.int8).copy()
-    _infer_direction(cols, kept, names, direction)
+    _infer_direction(cols, kept, names, direction, state)
     pt = cols["point"][kept].astype(np.int64)
     vl = cols["vlan"][kept].astype(np.int64)
     pv = pt * 8192 + (vl + 1)
@@ -278,6 +328,6 @@ def correlate(cols: dict[str, np.ndarray], names: list[str], decoded: np.ndarray
         loop_copy=row_loop.astype(bool), n_paths=npaths, p_loop=p_loop.astype(bool),
         p_bounce=p_bounce.astype(bool), p_step=p_step,
         p_bounce_plane=p_bplane, plane_point=(uplanes // 8192).astype(np.int64),
-        l2_rows=l2,
+        l2_rows=l2, plane_key=uplanes.astype(np.int64),
         duplicates=int(len(dups)) + n_overlap, overlaps=overlaps,
         warnings=warnings)

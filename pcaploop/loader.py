@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: capture points across all inputs; far beyond any host, small enough for int16 codes
 MAX_POINTS = 4096
+#: rows per decoded block (the unit the worker thread hands over)
+BLOCK_ROWS = 1 << 16
 
 Progress = Callable[[int], None]  # called with bytes consumed since the last call
 
@@ -113,7 +115,7 @@ def _decoded_blocks(cap: CaptureFile, key) -> Iterator[tuple[Block, int]]:
     Three slabs: the consumer copies block k out while block k+1 waits in a
     one-deep queue and block k+2 is being decoded.
     """
-    dec = BatchDecoder(key, slabs=3)
+    dec = BatchDecoder(key, capacity=BLOCK_ROWS, slabs=3)
     for batch in cap.batches():
         codes = np.array([lt.l2_code(i.linktype) for i in cap.interfaces] or [0], dtype=np.int64)
         for block in dec.add(batch, codes):
@@ -321,6 +323,8 @@ class Loader:
         self.warnings: list[str] = []
         self.unsupported: list[UnsupportedLinkTypeError] = []
         self.files: list[CaptureFile] = []
+        self.readers: list[_FileReader] = []
+        self.horizon: float = float("-inf")  # see merged()
 
     @property
     def points(self) -> list[CapturePoint]:
@@ -340,16 +344,77 @@ class Loader:
         for spec, cap in zip(self.specs, caps):
             yield from self._one(spec, cap, progress, key, into)
 
+    def merged(self, progress: Progress | None = None,
+               key: tuple[np.uint64, np.uint64] = RUN_KEY) -> Iterator[tuple[dict, dict]]:
+        """Yield (raw columns, ARP rows) per block from all captures at once, in step.
+
+        Why: paths cross captures (the uplink copy and the tunnel copy of one
+        packet are in different files), so a streaming consumer needs every
+        file read up to about the same time.  The next block always comes
+        from the capture that is furthest behind.  After each block
+        :attr:`horizon` is the time (ns) every capture not yet finished has
+        reached (``inf`` when all are done): rows stamped well before it are
+        complete.  A block's columns are overwritten two blocks later from
+        the same file: copy what you keep.
+        """
+        caps = [open_capture(s.path) for s in self.specs]  # fail fast on wrong file types
+        gens = [self._one(spec, cap, progress, key, [{}, {}])
+                for spec, cap in zip(self.specs, caps)]
+        ahead: list = [None] * len(gens)  # one block read ahead: a file's end is known early
+        mark = [float("-inf")] * len(gens)
+        live = set(range(len(gens)))
+
+        def pull(i: int):
+            try:
+                return next(gens[i])
+            except StopIteration:
+                live.discard(i)
+                return None
+
+        for i in range(len(gens)):  # in file order, so points are named as load() names them
+            ahead[i] = pull(i)
+            if ahead[i] is not None:
+                item, ahead[i] = ahead[i], pull(i)
+                yield self._step(i, item, mark, live, ahead)
+        while any(a is not None for a in ahead):
+            i = min((k for k in range(len(gens)) if ahead[k] is not None), key=mark.__getitem__)
+            item = ahead[i]
+            ahead[i] = pull(i) if i in live else None
+            yield self._step(i, item, mark, live, ahead)
+
+    def _step(self, i: int, item: tuple[dict, dict], mark: list, live: set,
+              ahead: list) -> tuple[dict, dict]:
+        """Advance file ``i``'s mark past ``item`` and recompute :attr:`horizon`."""
+        t = item[0]["time_ns"]
+        if len(t):
+            mark[i] = max(mark[i], float(t.max()))
+        pending = [mark[k] for k in range(len(mark)) if k in live or ahead[k] is not None]
+        self.horizon = min(pending, default=float("inf"))
+        return item
+
+    def point_files(self) -> np.ndarray:
+        """Index of the capture (in the order given) each capture point comes from."""
+        out = np.zeros(len(self.reg.points), dtype=np.int64)
+        for fi, fr in enumerate(self.readers):
+            for p in list(fr.iface_point.values()) + list(fr.sll2_point.values()):
+                out[p] = fi
+        return out
+
     def _one(self, spec: CaptureSpec, cap: CaptureFile, progress, key, into=None):
+        """Blocks of one file; ``into``: a dict (reused arrays) or a list of dicts taken in turn."""
         self.files.append(cap)
         fr = _FileReader(spec, cap, self.reg)
+        self.readers.append(fr)
         done = 0
+        k = 0
         # one thread decodes into three rotating slabs, this one copies blocks out
         for block, nbytes in _threaded(_decoded_blocks(cap, key), depth=1):
             if progress and nbytes > done:
                 progress(nbytes - done)
                 done = nbytes
-            yield self._block(fr, block.decoded(into))
+            target = into[k % len(into)] if isinstance(into, list) else into
+            k += 1
+            yield self._block(fr, block.decoded(target))
         self._finish_file(spec, cap, fr)
 
     def _block(self, fr: "_FileReader", dec: Decoded) -> tuple[dict, dict]:

@@ -121,23 +121,47 @@ def traffic_rates(a: Analysis, bin_s: float | None = None
     ``(point index, is_loop_copy, packets per second per bin)``: other traffic
     of every point first, then the loop copies of every point that has some.
     """
-    t = a.packets.cols["time_ns"]
-    pts = a.packets.cols["point"].astype(np.int64)
-    t0 = int(t.min())
-    span = max((int(t.max()) - t0) / 1e9, 1e-3)
-    width = bin_s or _bin_width(span)
+    rates = a.rates
+    if rates is None:  # an Analysis built by hand: its packets are all there is
+        from .window import Rates
+
+        rates = Rates()
+        rates.add(a.packets.cols["time_ns"], a.packets.cols["point"])
+    cell, cell_pt, count = rates.table()
+    t0 = int(rates.first_ns)
+    span = max((int(rates.last_ns) - t0) / 1e9, 1e-3)
+    width = max(bin_s or _bin_width(span), rates.res_ns / 1e9)
     edges = np.arange(0, span + width, width)
     if len(edges) < 2 or edges[-1] <= span:
         edges = np.append(edges, edges[-1] + width) if len(edges) else np.array([0.0, width])
-    rel = (t - t0) / 1e9
-    is_loop = np.zeros(len(t), dtype=bool)
-    is_loop[_loop_copy_rows(a)] = True
-    present = [int(p) for p in np.unique(pts)]
+    # every packet is counted per cell of rates.res_ns; loop copies (kept rows) are
+    # counted in the same cells and taken out of them, so the layers add up exactly
+    res = rates.res_ns
+    keys = (cell // res) * 4096 + cell_pt
+    loop_rows = _loop_copy_rows(a)
+    lkey = (a.packets.cols["time_ns"][loop_rows] // res) * 4096 + \
+        a.packets.cols["point"][loop_rows].astype(np.int64)
+    lk, lc = np.unique(lkey, return_counts=True)
+    other = count.copy()
+    at = np.minimum(np.searchsorted(keys, lk), max(len(keys) - 1, 0))
+    hit = (keys[at] == lk) if len(keys) else np.zeros(len(lk), bool)
+    np.subtract.at(other, at[hit], lc[hit])
+    np.maximum(other, 0, out=other)
+
+    def rel(k: np.ndarray) -> np.ndarray:  # cell middle, seconds since t0
+        return np.clip(((k // 4096) * res + res // 2 - t0) / 1e9, 0.0, edges[-1] * (1 - 1e-12))
+
+    present = [int(p) for p in np.unique(cell_pt)]
     layers = []
-    for p, loop in [(p, False) for p in present] + [(p, True) for p in present]:
-        sel = (pts == p) & (is_loop if loop else ~is_loop)
-        if sel.any():
-            layers.append((p, loop, np.histogram(rel[sel], edges)[0] / width))
+    for p in present:
+        h = np.histogram(rel(keys[cell_pt == p]), edges, weights=other[cell_pt == p])[0]
+        if h.any():
+            layers.append((p, False, h / width))
+    for p in present:
+        mine = lk % 4096 == p
+        h = np.histogram(rel(lk[mine]), edges, weights=lc[mine])[0]
+        if h.any():
+            layers.append((p, True, h / width))
     return t0, width, edges, layers
 
 
@@ -151,7 +175,7 @@ def timeline(a: Analysis, ax: Axes | None = None, bin_s: float | None = None) ->
     """
     ax = _axes(ax, (10, 4.2))
     title = "Traffic per capture point (loop copies stacked on top)"
-    if len(a.packets.cols["time_ns"]) == 0:
+    if (a.rates.first_ns is None) if a.rates is not None else len(a.packets.cols["time_ns"]) == 0:
         return _empty(ax, title, "no IP packets in the captures")
     t0, width, edges, layers = traffic_rates(a, bin_s)
     unit, per = _time_unit(edges[-1])

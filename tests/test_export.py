@@ -57,7 +57,7 @@ def _synthetic(d: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def analysis(incident_captures):
-    return pcaploop.analyze(incident_captures)
+    return pcaploop.analyze(incident_captures, keep="all")  # the export CLI keeps every row
 
 
 def _same(expected: pd.DataFrame, got: pd.DataFrame) -> None:
