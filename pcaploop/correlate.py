@@ -40,7 +40,7 @@ class Options:
     merge_prefix: int | None = None
     # streaming (pcaploop.window): how far behind the other captures a capture's
     # timestamps may be, and the longest a fingerprint is held open
-    reorder_window_ns: int = 2_000_000_000
+    reorder_window_ns: int = 500_000_000
     group_max_ns: int = 60_000_000_000
 
 

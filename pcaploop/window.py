@@ -39,11 +39,15 @@ class Columns:
         self.n = 0
         self.cols = {k: np.empty(capacity, dtype=dt) for k, dt in S.RAW.items()}
 
+    def reserve(self, capacity: int) -> None:
+        """Room for ``capacity`` rows in all, allocated once (first touches are costly)."""
+        self._room(capacity - self.n)
+
     def _room(self, k: int) -> None:
         cap = len(self.cols["time_ns"])
         if self.n + k <= cap:
             return
-        new = max(2 * cap, self.n + k)
+        new = max(cap + cap // 2, self.n + k)
         for name, a in self.cols.items():
             grown = np.empty(new, dtype=a.dtype)
             grown[:self.n] = a[:self.n]
@@ -93,8 +97,15 @@ class Rates:
         lo, hi = int(time_ns.min()), int(time_ns.max())
         self.first_ns = lo if self.first_ns is None else min(self.first_ns, lo)
         self.last_ns = hi if self.last_ns is None else max(self.last_ns, hi)
-        key = (time_ns // self.res_ns) * 4096 + point.astype(np.int64)
-        u, c = np.unique(key, return_counts=True)
+        b = time_ns // self.res_ns
+        b0, b1 = int(b.min()), int(b.max())
+        p0 = int(point[0])
+        if b1 - b0 <= 4 * len(b) + 4096 and (point == p0).all():  # the usual block: O(n)
+            c = np.bincount(b - b0)
+            u = np.flatnonzero(c)
+            u, c = (u + b0) * 4096 + p0, c[u]
+        else:
+            u, c = np.unique(b * 4096 + point.astype(np.int64), return_counts=True)
         self._pending.append((u, c))
         self._pending_n += len(u)
         if self._pending_n > self.max_bins:
@@ -173,8 +184,9 @@ class Window:
             raise ValueError(f"keep must be one of {KEEP_MODES}, not {keep!r}")
         self.opt, self.keep, self.chunk_rows = opt, keep, chunk_rows
         self._points, self._point_files = points, point_files
-        self.buf = Columns(1 << 16)
-        self.kept = Columns()
+        self.buf = Columns(0)
+        self.kept: list[dict[str, np.ndarray]] = []  # kept rows, one dict per window
+        self.n_kept = 0
         self.rates = Rates()
         self.state = CorrelationState()
         self.final_counts = np.zeros(0, np.int64)  # per point: rows correlated so far
@@ -195,6 +207,8 @@ class Window:
         self.late += int((t < self.last_cut).sum())
         self.rates.add(t, cols["point"])
         self._note_suspects(cols)
+        if self.buf.n + len(t) > len(self.buf.cols["time_ns"]):
+            self.buf.reserve(max(self.next_flush, self.buf.n) + 2 * len(t))
         self.buf.append(cols)
         self.peak_rows = max(self.peak_rows, self.buf.n)
 
@@ -203,11 +217,17 @@ class Window:
         pr, ty = c["protocol"], c["icmp_type"]
         te = np.flatnonzero((((pr == 1) & (ty == 11)) | ((pr == 58) & (ty == 3)))
                             & (c["inner_version"] > 0) & (c["inner_ttl"] <= 1))
-        for i in te:
-            hi, lo = int(c["inner_dst_hi"][i]), int(c["inner_dst_lo"][i])
-            k = int(_addr_key(np.uint64(hi), np.uint64(lo)))
-            last = self.suspects.get(k, (hi, lo, -_NEVER))[2]
-            self.suspects[k] = (hi, lo, max(last, int(c["time_ns"][i])))
+        if not len(te):
+            return
+        hi, lo, t = c["inner_dst_hi"][te], c["inner_dst_lo"][te], c["time_ns"][te]
+        keys = _addr_key(hi, lo)
+        o = np.argsort(keys, kind="stable")
+        starts = np.flatnonzero(np.r_[True, keys[o][1:] != keys[o][:-1]])
+        last = np.maximum.reduceat(t[o], starts)
+        for j, first in enumerate(o[starts]):
+            k = int(keys[first])
+            prev = self.suspects.get(k, (0, 0, -_NEVER))[2]
+            self.suspects[k] = (int(hi[first]), int(lo[first]), max(prev, int(last[j])))
 
     def maybe_flush(self, horizon: float) -> None:
         """Correlate what is complete once the buffer is full enough to be worth it."""
@@ -235,18 +255,22 @@ class Window:
         g_first = np.minimum.reduceat(ts, starts)
         g_size = np.diff(np.r_[starts, n])
         g_final = (g_last < cut) | (g_first < cut - self.opt.group_max_ns)
-        fin = g_final[gid]
-        if not fin.any():
+        fin_sorted = g_final[gid]
+        if not fin_sorted.any():
             return
         self.last_cut = max(self.last_cut, cut)
-        final = order[fin]
-        repeated = order[fin & (g_size[gid] >= 2)]
+        fin = np.empty(n, dtype=bool)  # per buffer row, in buffer order
+        fin[order] = fin_sorted
+        repeated = order[fin_sorted & (g_size[gid] >= 2)]
         npts = len(self._points())
         self.final_counts = np.r_[self.final_counts,
                                   np.zeros(max(0, npts - len(self.final_counts)), np.int64)]
-        self.final_counts += np.bincount(c["point"][final], minlength=npts)
-        self._correlate(c, repeated, final)
-        self.buf.keep_only(np.sort(order[~fin]))
+        self.final_counts += np.bincount(c["point"][fin], minlength=npts)
+        self._correlate(c, repeated, fin)
+        if fin.all():
+            self.buf.n = 0
+        else:
+            self.buf.keep_only(np.flatnonzero(~fin))
 
     def _time_order(self, c: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
         """``rows`` in the order load() gives them: time, then capture, then record."""
@@ -254,7 +278,8 @@ class Window:
         return rows[np.lexsort((c["record"][rows], files[c["point"][rows]], c["time_ns"][rows]))]
 
     def _correlate(self, c: dict[str, np.ndarray], repeated: np.ndarray,
-                   final: np.ndarray) -> None:
+                   fin: np.ndarray) -> None:
+        """Paths of the final rows (``fin``: mask over the buffer); keep their evidence."""
         idx = self._time_order(c, repeated)
         sub = {k: c[k][idx] for k in CORRELATE_COLUMNS}
         names = [p.name for p in self._points()]
@@ -268,13 +293,13 @@ class Window:
         path_rows = idx[corr.rows[sel]]
         l2_rows = idx[corr.l2_rows]
         if self.keep == "all":
-            extra = final
+            extra = np.flatnonzero(fin)
         else:
-            fc = {k: c[k][final] for k in ("protocol", "icmp_type", "inner_version")}
-            extra = final[_icmp_evidence(fc) | self._suspect_rows(c, final)]
+            extra = np.flatnonzero(fin & (_icmp_evidence(c) | self._suspect_rows(c)))
         keep = np.unique(np.concatenate([path_rows, l2_rows, extra]))
-        base = self.kept.n
-        self.kept.append(c, keep)
+        base = self.n_kept
+        self.kept.append({k: a[keep] for k, a in c.items()})
+        self.n_kept += len(keep)
         pos = lambda rows: base + np.searchsorted(keep, rows)  # noqa: E731
 
         kp = np.flatnonzero(want)
@@ -294,15 +319,20 @@ class Window:
                               if len(corr.plane_key) else np.full(len(kp), -1, np.int64))
         P.n_paths += len(kp)
 
-    def _suspect_rows(self, c: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
+    def _suspect_rows(self, c: dict[str, np.ndarray]) -> np.ndarray:
         """Rows to a destination under suspicion, up to the merge gap after its last TE."""
         if not self.suspects:
-            return np.zeros(len(rows), dtype=bool)
+            return np.zeros(len(c["time_ns"]), dtype=bool)
         keys = np.array(sorted(self.suspects), dtype=np.uint64)
         limit = np.array([self.suspects[int(k)][2] for k in keys], dtype=np.int64)
-        k = _addr_key(c["dst_hi"][rows], c["dst_lo"][rows])
+        lo = c["dst_lo"]
+        maybe = np.flatnonzero(np.isin(lo, np.array([v[1] for v in self.suspects.values()],
+                                                    dtype=np.uint64)))
+        out = np.zeros(len(lo), dtype=bool)
+        k = _addr_key(c["dst_hi"][maybe], lo[maybe])
         at = np.minimum(np.searchsorted(keys, k), len(keys) - 1)
-        return (keys[at] == k) & (c["time_ns"][rows] <= limit[at] + self.opt.merge_gap_ns)
+        out[maybe] = (keys[at] == k) & (c["time_ns"][maybe] <= limit[at] + self.opt.merge_gap_ns)
+        return out
 
     # --- the end ---------------------------------------------------------------------
     def finish(self, new_of_old: np.ndarray | None = None,
@@ -313,7 +343,9 @@ class Window:
         order); ``point_files``: capture index of each point, new numbering.
         """
         self.flush(_NEVER)
-        kept = self.kept.view()
+        kept = {k: (np.concatenate([b[k] for b in self.kept]) if self.kept
+                    else np.zeros(0, dtype=dt)) for k, dt in S.RAW.items()}
+        self.kept = []
         P = self.pieces
         if new_of_old is not None and len(kept["point"]):
             kept["point"][:] = new_of_old[kept["point"]]
