@@ -226,19 +226,17 @@ def _stream(captures, ifmap, opt: Options, progress, keep: str,
     loader = Loader(specs, ifmap or {})
     win = Window(opt, lambda: loader.reg.points, loader.point_files, keep, chunk_rows)
     arps = []
-    for cols, arp in loader.merged(progress):
+    for cols, arp in loader.merged(progress, into=win.into):
         win.add(cols)
         arps.append(arp)
         win.maybe_flush(loader.horizon)
     if loader.unsupported and not any(p.decoded for p in loader.points):
         raise loader.unsupported[0]
-    files = loader.point_files()
-    order = np.lexsort((np.arange(len(files)), files))  # capture order, as load() numbers them
-    new_of_old = np.empty(len(order), np.int64)
-    new_of_old[order] = np.arange(len(order))
-    kept, corr = win.finish(new_of_old, files[order])
+    win.drain()
+    new_of_old = loader.canonical_points()
+    kept, corr = win.finish(new_of_old, loader.point_files())
     win.rates.remap(new_of_old)
-    points = [loader.points[i] for i in order]
+    points = loader.points
     arp = {k: np.concatenate([a[k] for a in arps]) for k in (arps[0] if arps else {})}
     if "point" in arp and len(arp["point"]):
         arp["point"] = new_of_old[arp["point"]]

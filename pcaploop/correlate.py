@@ -58,7 +58,7 @@ class CorrelationState:
     votes: dict = field(default_factory=dict)  # point → Counter of forwarding MACs
     firsts: dict = field(default_factory=dict)  # point → Counter of first-copy MACs
     macs: dict = field(default_factory=dict)  # point → a few source MACs seen (≤ 3)
-    overlaps: dict = field(default_factory=dict)  # (kept name, dropped name) → twin copies
+    overlaps: dict = field(default_factory=dict)  # (kept point, dropped point) → copies
 
 
 @dataclass
@@ -171,8 +171,7 @@ def _overlaps(cols, rows: np.ndarray, names: list[str], decoded: np.ndarray, opt
         victims = np.where(first_is_lose, o[sel], o[sel + 1])
         drop[victims] = True
         found.append((names[keep], names[lose], int(c)))
-        pair_names = (names[keep], names[lose])
-        state.overlaps[pair_names] = state.overlaps.get(pair_names, 0) + int(c)
+        state.overlaps[(keep, lose)] = state.overlaps.get((keep, lose), 0) + int(c)
     return rows[~drop], found, int(drop.sum())
 
 

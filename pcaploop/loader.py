@@ -209,6 +209,7 @@ class _Points:
         self.points: list[CapturePoint] = []
         self.ifmap = ifmap
         self._names: set[str] = set()
+        self._wish: list[tuple[str, str]] = []  # (name asked for, file stem) per point
 
     def _unique(self, name: str, stem: str) -> str:
         """``name``, or ``name@stem`` (``#2``, ``#3`` …) when it is taken."""
@@ -230,12 +231,22 @@ class _Points:
                                          "interface indexes): corrupt or hostile file")
         unique = self._unique(name, stem)
         self.points.append(CapturePoint(unique, cap.path, cap.format, linktype, interface))
+        self._wish.append((name, stem))
         return len(self.points) - 1
 
     def rename(self, idx: int, name: str, stem: str) -> None:
         """Give point ``idx`` the name ``name`` (made unique the same way)."""
         self._names.discard(self.points[idx].name)
         self.points[idx].name = self._unique(name, stem)
+        self._wish[idx] = (name, stem)
+
+    def canonical(self, order: np.ndarray) -> None:
+        """Reorder points (``order[new] = old``) and name them afresh in that order."""
+        self.points = [self.points[int(i)] for i in order]
+        self._wish = [self._wish[int(i)] for i in order]
+        self._names = set()
+        for p, (name, stem) in zip(self.points, self._wish):
+            p.name = self._unique(name, stem)
 
 
 class _FileReader:
@@ -345,7 +356,9 @@ class Loader:
             yield from self._one(spec, cap, progress, key, into)
 
     def merged(self, progress: Progress | None = None,
-               key: tuple[np.uint64, np.uint64] = RUN_KEY) -> Iterator[tuple[dict, dict]]:
+               key: tuple[np.uint64, np.uint64] = RUN_KEY,
+               into: Callable[[], dict[str, np.ndarray]] | None = None,
+               ) -> Iterator[tuple[dict, dict]]:
         """Yield (raw columns, ARP rows) per block from all captures at once, in step.
 
         Why: paths cross captures (the uplink copy and the tunnel copy of one
@@ -354,43 +367,43 @@ class Loader:
         from the capture that is furthest behind.  After each block
         :attr:`horizon` is the time (ns) every capture not yet finished has
         reached (``inf`` when all are done): rows stamped well before it are
-        complete.  A block's columns are overwritten two blocks later from
-        the same file: copy what you keep.
+        complete.  ``into()`` gives the arrays the next block is written to
+        (a consumer's own buffer: no copy); without it a block's arrays are
+        reused by the next block of the same file.  Capture points are numbered
+        as files are read in step; :meth:`canonical_points` renumbers and
+        renames them as :func:`load` does.
         """
         caps = [open_capture(s.path) for s in self.specs]  # fail fast on wrong file types
-        gens = [self._one(spec, cap, progress, key, [{}, {}])
+        gens = [self._one(spec, cap, progress, key, into or {})
                 for spec, cap in zip(self.specs, caps)]
-        ahead: list = [None] * len(gens)  # one block read ahead: a file's end is known early
         mark = [float("-inf")] * len(gens)
-        live = set(range(len(gens)))
-
-        def pull(i: int):
+        live = list(range(len(gens)))
+        while live:
+            i = min(live, key=mark.__getitem__)  # ties: the earlier file
             try:
-                return next(gens[i])
+                cols, arp = next(gens[i])
             except StopIteration:
-                live.discard(i)
-                return None
+                live.remove(i)
+            else:
+                if len(cols["time_ns"]):
+                    mark[i] = max(mark[i], float(cols["time_ns"].max()))
+                self.horizon = min((mark[k] for k in live), default=float("inf"))
+                yield cols, arp
+                continue
+            self.horizon = min((mark[k] for k in live), default=float("inf"))
 
-        for i in range(len(gens)):  # in file order, so points are named as load() names them
-            ahead[i] = pull(i)
-            if ahead[i] is not None:
-                item, ahead[i] = ahead[i], pull(i)
-                yield self._step(i, item, mark, live, ahead)
-        while any(a is not None for a in ahead):
-            i = min((k for k in range(len(gens)) if ahead[k] is not None), key=mark.__getitem__)
-            item = ahead[i]
-            ahead[i] = pull(i) if i in live else None
-            yield self._step(i, item, mark, live, ahead)
-
-    def _step(self, i: int, item: tuple[dict, dict], mark: list, live: set,
-              ahead: list) -> tuple[dict, dict]:
-        """Advance file ``i``'s mark past ``item`` and recompute :attr:`horizon`."""
-        t = item[0]["time_ns"]
-        if len(t):
-            mark[i] = max(mark[i], float(t.max()))
-        pending = [mark[k] for k in range(len(mark)) if k in live or ahead[k] is not None]
-        self.horizon = min(pending, default=float("inf"))
-        return item
+    def canonical_points(self) -> np.ndarray:
+        """Renumber and rename capture points as :func:`load` (file by file) would have;
+        returns ``new_of_old`` (``new_of_old[old index] = new index``)."""
+        files = self.point_files()
+        order = np.lexsort((np.arange(len(files)), files))
+        new_of_old = np.empty(len(order), np.int64)
+        new_of_old[order] = np.arange(len(order))
+        self.reg.canonical(order)
+        for fr in self.readers:
+            fr.iface_point = {k: int(new_of_old[p]) for k, p in fr.iface_point.items()}
+            fr.sll2_point = {k: int(new_of_old[p]) for k, p in fr.sll2_point.items()}
+        return new_of_old
 
     def point_files(self) -> np.ndarray:
         """Index of the capture (in the order given) each capture point comes from."""
@@ -401,20 +414,17 @@ class Loader:
         return out
 
     def _one(self, spec: CaptureSpec, cap: CaptureFile, progress, key, into=None):
-        """Blocks of one file; ``into``: a dict (reused arrays) or a list of dicts taken in turn."""
+        """Blocks of one file; ``into``: a dict of reused arrays, or a callable giving one."""
         self.files.append(cap)
         fr = _FileReader(spec, cap, self.reg)
         self.readers.append(fr)
         done = 0
-        k = 0
         # one thread decodes into three rotating slabs, this one copies blocks out
         for block, nbytes in _threaded(_decoded_blocks(cap, key), depth=1):
             if progress and nbytes > done:
                 progress(nbytes - done)
                 done = nbytes
-            target = into[k % len(into)] if isinstance(into, list) else into
-            k += 1
-            yield self._block(fr, block.decoded(target))
+            yield self._block(fr, block.decoded(into() if callable(into) else into))
         self._finish_file(spec, cap, fr)
 
     def _block(self, fr: "_FileReader", dec: Decoded) -> tuple[dict, dict]:

@@ -199,17 +199,30 @@ class Window:
         self.suspects: dict[int, tuple[int, int, int]] = {}  # key → (dst_hi, dst_lo, last TE ns)
 
     # --- input ---------------------------------------------------------------------
+    def into(self, rows: int = 1 << 16) -> dict[str, np.ndarray]:
+        """Arrays at the end of the buffer for the next block to be decoded into
+        (:meth:`pcaploop.loader.Loader.merged`), saving a copy; see :meth:`add`."""
+        if self.buf.n + rows > len(self.buf.cols["time_ns"]):
+            self.buf.reserve(max(self.next_flush, self.buf.n) + 2 * rows)
+        n = self.buf.n
+        return {k: a[n:n + rows] for k, a in self.buf.cols.items() if k != "point"}
+
     def add(self, cols: dict[str, np.ndarray]) -> None:
-        """Take a block of raw columns (copied: the caller may reuse its arrays)."""
+        """Take a block of raw columns: copied, unless it was decoded into :meth:`into`."""
         t = cols["time_ns"]
         if not len(t):
             return
         self.late += int((t < self.last_cut).sum())
         self.rates.add(t, cols["point"])
         self._note_suspects(cols)
-        if self.buf.n + len(t) > len(self.buf.cols["time_ns"]):
-            self.buf.reserve(max(self.next_flush, self.buf.n) + 2 * len(t))
-        self.buf.append(cols)
+        b, n, k = self.buf.cols, self.buf.n, len(t)
+        if len(b["time_ns"]) > n and np.shares_memory(t, b["time_ns"][n:n + k]):
+            b["point"][n:n + k] = cols["point"]  # decoded in place; the loader sets points
+            self.buf.n += k
+        else:
+            if n + k > len(b["time_ns"]):
+                self.buf.reserve(max(self.next_flush, n) + 2 * k)
+            self.buf.append(cols)
         self.peak_rows = max(self.peak_rows, self.buf.n)
 
     def _note_suspects(self, c: dict[str, np.ndarray]) -> None:
@@ -335,14 +348,21 @@ class Window:
         return out
 
     # --- the end ---------------------------------------------------------------------
+    def drain(self) -> None:
+        """Correlate every row still held (the input has ended).  Call it before the
+        loader renumbers capture points: held rows carry the old numbers."""
+        self.flush(_NEVER)
+
     def finish(self, new_of_old: np.ndarray | None = None,
                point_files: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], Correlation]:
         """Correlate what is left; the kept rows (time order) and their correlation.
 
         ``new_of_old``: renumbering of capture points (the loader's final
-        order); ``point_files``: capture index of each point, new numbering.
+        order); ``point_files``: capture index of each point, new numbering;
+        ``points()`` must give the final points by then, and :meth:`drain`
+        must have run before the renumbering.
         """
-        self.flush(_NEVER)
+        self.drain()
         kept = {k: (np.concatenate([b[k] for b in self.kept]) if self.kept
                     else np.zeros(0, dtype=dt)) for k, dt in S.RAW.items()}
         self.kept = []
@@ -368,8 +388,12 @@ class Window:
             pt = np.where(bkey >= 0, bkey // 8192, 0)
             bkey = np.where(bkey >= 0, new_of_old[pt] * 8192 + bkey % 8192, -1)
         bplane = np.where(bkey >= 0, np.searchsorted(uplanes, bkey), -1)
+        renum = (lambda p: int(new_of_old[p])) if new_of_old is not None else int  # noqa: E731
+        names = [p.name for p in self._points()]
+        overlaps = [(names[renum(a)], names[renum(b)], n)
+                    for (a, b), n in self.state.overlaps.items()]
         warnings = [f"capture points {a} and {b} look like the same interface ({n} identical "
-                    "copies); counted once" for (a, b), n in self.state.overlaps.items()]
+                    "copies); counted once" for a, b, n in overlaps]
         corr = Correlation(
             rows=rows, path=path, plane=plane.astype(np.int64).ravel(), direction=direction,
             loop_copy=loop_copy, n_paths=P.n_paths, p_loop=cat(P.p_loop, bool),
@@ -377,5 +401,5 @@ class Window:
             p_bounce_plane=bplane.astype(np.int64), plane_point=(uplanes // 8192).astype(np.int64),
             l2_rows=inv[cat(P.l2, np.int64)], plane_key=uplanes.astype(np.int64),
             duplicates=P.duplicates,
-            overlaps=[(a, b, n) for (a, b), n in self.state.overlaps.items()], warnings=warnings)
+            overlaps=overlaps, warnings=warnings)
         return kept, corr

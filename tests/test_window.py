@@ -220,3 +220,22 @@ def test_late_packets_are_reported(tmp_path, monkeypatch):
     assert {lp["destination"] for lp in a.loops} == {lp["destination"] for lp in ref.loops}
     got, want = a.summary["looping_packets"], ref.summary["looping_packets"]
     assert abs(got - want) <= 0.05 * want
+
+
+def test_points_numbered_and_named_as_load_does(tmp_path, monkeypatch):
+    """Read in step, an interface that first appears late in one file is registered
+    after another file's; analyze still numbers and names points file by file."""
+    from fixtures import T0, eth, records, sll2, udp4, write_pcap
+
+    late_if = [sll2(udp4(ident=k, ttl=64), ifindex=5 if k < 60 else 7) for k in range(80)]
+    write_pcap(tmp_path / "any.pcap", 276, records(late_if, T0, 10_000_000))
+    up = [eth(udp4(ident=k, ttl=65)) for k in range(80)]
+    (tmp_path / "b").mkdir()
+    write_pcap(tmp_path / "b" / "any.pcap", 1, records(up, T0, 10_000_000))  # stem "any" too
+    specs = [str(tmp_path / "any.pcap"), f"any:if7={tmp_path / 'b' / 'any.pcap'}"]
+    monkeypatch.setattr(L, "BLOCK_ROWS", 8)
+    streamed = pcaploop.analyze(specs, chunk_rows=10)
+    whole = pcaploop.analyze(pcaploop.load(specs))
+    assert [p.name for p in streamed.packets.points] == [p.name for p in whole.packets.points] \
+        == ["any:if5", "any:if7", "any:if7@any"]
+    assert _doc(streamed) == _doc(whole)
