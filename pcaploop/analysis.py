@@ -155,7 +155,7 @@ def analyze(captures: Sequence[CaptureSpec | str | os.PathLike[str]] | Packets,
             ifmap: dict[int, str] | Sequence[str] | None = None,
             merge_gap_s: float = 10.0, merge_prefix: int | None = None,
             progress: Progress | None = None, keep: str = "evidence",
-            chunk_rows: int = 1 << 19) -> Analysis:
+            chunk_rows: int = 1 << 18) -> Analysis:
     """Read captures (or take loaded :class:`Packets`) and find loops.
 
     Captures are streamed (:mod:`pcaploop.window`): memory holds one window

@@ -309,11 +309,14 @@ class Window:
             extra = np.flatnonzero(fin)
         else:
             extra = np.flatnonzero(fin & (_icmp_evidence(c) | self._suspect_rows(c)))
-        keep = np.unique(np.concatenate([path_rows, l2_rows, extra]))
+        ks = np.unique(np.concatenate([path_rows, l2_rows, extra]))
+        keep = self._time_order(c, ks)  # windows follow each other: kept rows stay in order
+        rank = np.empty(len(ks), np.int64)
+        rank[np.searchsorted(ks, keep)] = np.arange(len(ks))
         base = self.n_kept
         self.kept.append({k: a[keep] for k, a in c.items()})
         self.n_kept += len(keep)
-        pos = lambda rows: base + np.searchsorted(keep, rows)  # noqa: E731
+        pos = lambda rows: base + rank[np.searchsorted(ks, rows)]  # noqa: E731
 
         kp = np.flatnonzero(want)
         new_id = np.full(corr.n_paths, -1, np.int64)
@@ -372,9 +375,10 @@ class Window:
         files = point_files if point_files is not None else self._point_files()
         perm = np.lexsort((kept["record"], files[kept["point"]] if len(files) else
                            np.zeros(len(kept["point"]), np.int64), kept["time_ns"]))
-        kept = {k: a[perm] for k, a in kept.items()}
         inv = np.empty(len(perm), np.int64)
         inv[perm] = np.arange(len(perm))
+        if not (perm[1:] > perm[:-1]).all():  # late rows, or points renumbered
+            kept = {k: a[perm] for k, a in kept.items()}
         cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)  # noqa: E731
         rows = inv[cat(P.rows, np.int64)]
         path, direction = cat(P.path, np.int64), cat(P.direction, np.int8)
