@@ -19,6 +19,7 @@ from .addr import pairs_to_categorical
 from .correlate import Correlation, Options
 from .detect import Detection, detect
 from .info import point_json
+from . import loader as loader_mod
 from .loader import CaptureSpec, Loader, Packets, Progress, parse_ifmap
 from .stats import arp_responders, bounce_list, guest_reporters, implicated, measure
 from .window import KEEP_MODES, Rates, Window
@@ -226,7 +227,7 @@ def _stream(captures, ifmap, opt: Options, progress, keep: str,
     loader = Loader(specs, ifmap or {})
     win = Window(opt, lambda: loader.reg.points, loader.point_files, keep, chunk_rows)
     arps = []
-    for cols, arp in loader.merged(progress, into=win.into):
+    for cols, arp in loader.merged(progress, into=lambda: win.into(loader_mod.BLOCK_ROWS)):
         win.add(cols)
         arps.append(arp)
         win.maybe_flush(loader.horizon)

@@ -179,7 +179,7 @@ class Window:
     """
 
     def __init__(self, opt: Options, points: Callable[[], list], point_files: Callable[[], np.ndarray],
-                 keep: str = "evidence", chunk_rows: int = 1 << 19):
+                 keep: str = "evidence", chunk_rows: int = 1 << 18):
         if keep not in KEEP_MODES:
             raise ValueError(f"keep must be one of {KEEP_MODES}, not {keep!r}")
         self.opt, self.keep, self.chunk_rows = opt, keep, chunk_rows
