@@ -239,3 +239,43 @@ def test_points_numbered_and_named_as_load_does(tmp_path, monkeypatch):
     assert [p.name for p in streamed.packets.points] == [p.name for p in whole.packets.points] \
         == ["any:if5", "any:if7", "any:if7@any"]
     assert _doc(streamed) == _doc(whole)
+
+
+def _long_capture(path: Path, n: int) -> None:
+    """``n`` distinct UDP packets at 1,000 per second, with a loop (TTL 64 → 1 on one
+    link, copies 10 µs apart) every 10,000 packets."""
+    from fixtures import T0, Rec, eth, udp4, write_pcap
+
+    base = eth(udp4(ident=0))
+    recs = []
+    for k in range(n):
+        t = T0 + k * 1_000_000
+        frame = bytearray(base)
+        frame[14 + 4:14 + 6] = (k & 0xFFFF).to_bytes(2, "big")  # IP ID: a new packet
+        frame[14 + 12:14 + 14] = (k >> 16).to_bytes(2, "big")  # and a new source
+        if k % 10_000 == 5_000:
+            for hop in range(63):
+                frame[14 + 8] = 64 - hop
+                recs.append(Rec(t + hop * 10_000, bytes(frame)))
+        else:
+            recs.append(Rec(t, bytes(frame)))
+    write_pcap(path, 1, recs)
+
+
+def test_stream_memory_does_not_grow_with_the_capture(tmp_path, monkeypatch):
+    """Four times the packets, the same peak memory (tracemalloc sees numpy's arrays)."""
+    import tracemalloc
+
+    monkeypatch.setattr(L, "BLOCK_ROWS", 2048)
+    peaks = {}
+    for n in (20_000, 80_000):
+        path = tmp_path / f"long{n}.pcap"
+        _long_capture(path, n)
+        tracemalloc.start()
+        a = pcaploop.analyze([str(path)], chunk_rows=4096)
+        peaks[n] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert a.summary["observations"] == n + (n // 10_000) * 62
+        assert a.summary["looping_packets"] == n // 10_000
+        assert len(a.packets) == (n // 10_000) * 63  # only the loops' copies were kept
+    assert peaks[80_000] < 1.25 * peaks[20_000], peaks
