@@ -4,9 +4,10 @@ Why: a per-packet Python loop tops out near 0.2 M packets/s, the compiled
 kernels reach several million (../shared/perf-baseline.md).  When numba is
 missing (no wheel for this Python) or ``PCAPLOOP_NO_JIT=1`` /
 ``NUMBA_DISABLE_JIT=1`` is set, the decode kernel is replaced by its
-vectorised numpy twin (:mod:`pcaploop._npdecode`, ~0.5 M packets/s) and the
-other kernels (record walkers, path assignment) run as plain Python over
-numpy arrays: slower, identical results.
+vectorised numpy twin (:mod:`pcaploop._npdecode`, ~0.5 M packets/s), the
+record walkers by ``struct``-based twins (:mod:`pcaploop._walk`), and the path
+kernels run as plain Python over numpy arrays: slower (a whole load ~0.4 M
+packets/s), identical results.
 """
 from __future__ import annotations
 
