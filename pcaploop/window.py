@@ -12,9 +12,13 @@ ICMP error says expired behind the capture point — and everything else is
 counted (packets per second per capture point, duplicates) and dropped.
 Memory is bounded by the traffic of one window plus the evidence.
 
->>> w = Window(opt, names=lambda: loader.reg.points)     # doctest: +SKIP
->>> for cols, arp in loader.merged(): w.add(cols); w.maybe_flush(loader.horizon)
->>> kept, corr = w.finish()                              # doctest: +SKIP
+>>> w = Window(Options(), lambda: loader.points, loader.point_files)   # doctest: +SKIP
+>>> for cols, arp in loader.merged(into=w.into):                       # doctest: +SKIP
+...     w.add(cols)
+...     w.maybe_flush(loader.horizon)
+>>> w.drain(); kept, corr = w.finish(loader.canonical_points(), loader.point_files())  # doctest: +SKIP
+
+(:func:`pcaploop.analysis.analyze` does exactly this.)
 """
 from __future__ import annotations
 
