@@ -136,8 +136,10 @@ def write_export(data: "Analysis | Packets | pd.DataFrame", path: str | os.PathL
     extra) or ``*.csv`` / ``*.csv.gz``.  Paths and loops go to siblings
     (``x.paths.parquet``, ``x.loops.parquet``, see :func:`export_paths`).
     The DataFrame index is not written; ``reset_index()`` first to keep it.
+    An :class:`~pcaploop.analysis.Analysis` exports the rows it kept: the
+    evidence by default, every row with ``analyze(..., keep="all")``.
 
-    >>> write_export(pcaploop.loader(["tap101.pcap"]), "tap101.csv")    # doctest: +SKIP
+    >>> write_export(pcaploop.load(["tap101.pcap"]), "tap101.csv")      # doctest: +SKIP
     [PosixPath('tap101.csv'), PosixPath('tap101.csv.dtypes.json')]
     """
     _stem, fmt, _suffix = _split(Path(path))
