@@ -20,7 +20,7 @@ from .correlate import Correlation, Options
 from .detect import Detection, detect
 from .info import point_json
 from . import loader as loader_mod
-from .loader import CaptureSpec, Loader, Packets, Progress, parse_ifmap
+from .loader import CaptureSpec, Loader, Packets, Progress, _inputs
 from .stats import arp_responders, bounce_list, guest_reporters, implicated, measure
 from .window import KEEP_MODES, Rates, Window
 
@@ -217,14 +217,7 @@ def analyze(captures: Sequence[CaptureSpec | str | os.PathLike[str]] | Packets,
 def _stream(captures, ifmap, opt: Options, progress, keep: str,
             chunk_rows: int) -> tuple[Packets, Correlation, Rates, int]:
     """Read all captures in step through a :class:`~pcaploop.window.Window`."""
-    if ifmap is not None and not isinstance(ifmap, dict):
-        ifmap = parse_ifmap(ifmap)
-    specs = [c if isinstance(c, CaptureSpec) else CaptureSpec.parse(c) for c in captures]
-    if not specs:
-        from .errors import PcaploopError
-
-        raise PcaploopError("no capture files given")
-    loader = Loader(specs, ifmap or {})
+    loader = Loader(*_inputs(captures, ifmap))
     win = Window(opt, lambda: loader.reg.points, loader.point_files, keep, chunk_rows)
     arps = []
     for cols, arp in loader.merged(progress, into=lambda: win.into(loader_mod.BLOCK_ROWS)):

@@ -485,6 +485,17 @@ class Loader:
             raise CaptureError(cap.path, f"nothing usable: {cap.problem}")
 
 
+def _inputs(captures: Sequence[CaptureSpec | str | os.PathLike[str]],
+           ifmap: dict[int, str] | Iterable[str] | None) -> tuple[list[CaptureSpec], dict]:
+    """Captures and ``--ifmap`` as the library takes them → specs and {ifindex: name}."""
+    if ifmap is not None and not isinstance(ifmap, dict):
+        ifmap = parse_ifmap(ifmap)
+    specs = [c if isinstance(c, CaptureSpec) else CaptureSpec.parse(c) for c in captures]
+    if not specs:
+        raise PcaploopError("no capture files given")
+    return specs, ifmap or {}
+
+
 def load(captures: Sequence[CaptureSpec | str | os.PathLike[str]],
          ifmap: dict[int, str] | Iterable[str] | None = None,
          progress: Progress | None = None,
@@ -494,12 +505,8 @@ def load(captures: Sequence[CaptureSpec | str | os.PathLike[str]],
     >>> pk = load(["uplink=samples/incident/uplink.pcap"])     # doctest: +SKIP
     >>> pk.frame().head()                                       # doctest: +SKIP
     """
-    if ifmap is not None and not isinstance(ifmap, dict):
-        ifmap = parse_ifmap(ifmap)
-    specs = [c if isinstance(c, CaptureSpec) else CaptureSpec.parse(c) for c in captures]
-    if not specs:
-        raise PcaploopError("no capture files given")
-    state = Loader(specs, ifmap or {})
+    specs, ifmap = _inputs(captures, ifmap)
+    state = Loader(specs, ifmap)
     arena = _Arena(_input_bytes(specs))
     arps: list[dict[str, np.ndarray]] = []
     for cols, arp in state.run(progress, key, reuse=True):
