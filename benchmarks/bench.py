@@ -97,7 +97,12 @@ def _c_stage(stage: str, path: str, tiny: str) -> dict:
             n += len(b.off)
             if stage == "kernel":
                 codes = np.ones(len(b.off), dtype=np.int64)
-                D.decode_arrays(b.buf, b.off, b.caplen, b.wirelen, codes, RUN_KEY)
+                if hasattr(D, "_typed"):  # the kernel writing typed columns, nothing else
+                    T = D._typed(len(b.off))
+                    D._prefill_typed(T, 0, len(b.off))
+                    D._run_kernel(b.buf, b.off, b.caplen, b.wirelen, codes, RUN_KEY, T, 0)
+                else:
+                    D.decode_arrays(b.buf, b.off, b.caplen, b.wirelen, codes, RUN_KEY)
             elif stage == "columns":
                 if bd is not None:  # block decoder: columns handed out per block of rows
                     for _blk in bd.add(b, iface_codes):
@@ -548,8 +553,8 @@ def report(R: dict, npk: int, kpre: int, krss: int, meta: dict, repeat: int) -> 
         print("decode stages (each a separate run, cumulative; work time only):")
         prev = prevc = 0.0
         for key, label in (("stage_walk", "read + walk records (CaptureFile.batches)"),
-                           ("stage_kernel", "+ decode kernel (decode_arrays)"),
-                           ("stage_columns", "+ Python side: columns (decode.py)"),
+                           ("stage_kernel", "+ decode kernel into typed columns"),
+                           ("stage_columns", "+ BatchDecoder slabs (decode.py)"),
                            ("decode", "+ Loader (points, accounting) = full")):
             r = R.get(key, {})
             if "error" in r or not r:

@@ -4,8 +4,12 @@ Decode states facts (addresses, TTL, ports, the quoted packet of an ICMP
 error, the fingerprint); it never decides what a loop is.  Every record gets
 a status (``OK`` or a skip reason) so the caller can account for it.
 
-The kernel writes two matrices (int64 and uint64 fields per row) that
-:func:`decode_batch` turns into the raw columns of :mod:`pcaploop.schema`.
+The kernel writes final columns: one matrix per width (uint8, int16, int32,
+int64, uint64), each row of which *is* a raw column of :mod:`pcaploop.schema`
+(a signed row is viewed unsigned where the schema says so).  Handing a block
+on is then a matter of views, not a copy per field (the copy-and-cast from
+one int64 matrix cost as much as reading the file).  The int64 ``I`` layout
+below (one row per field) is the shape the numpy twin and the tests use.
 """
 from __future__ import annotations
 
@@ -20,12 +24,12 @@ from ._jit import JIT, njit
 from .fingerprint import N_WORDS, RUN_KEY, siphash13
 from .read import RecordBatch
 
-# int64 matrix columns
+# --- the I layout: one int64 row per field (numpy twin, tests, decode_arrays) -------
 (I_STATUS, I_DIR, I_VLAN, I_IVLAN, I_IFINDEX, I_VER, I_PROTO, I_TTL, I_IPID, I_IPLEN, I_FRAG,
  I_FLOW, I_SPORT, I_DPORT, I_TCPF, I_ITYPE, I_ICODE, I_IVER, I_IPROTO, I_IIPID, I_ITTL, I_FLAGS,
  I_ARPOP) = range(23)
 NI = 23
-# uint64 matrix columns
+# uint64 matrix rows (the same in both layouts)
 (U_ESRC, U_EDST, U_SHI, U_SLO, U_DHI, U_DLO, U_ISHI, U_ISLO, U_IDHI, U_IDLO, U_IL4, U_L4H,
  U_FP) = range(13)
 NU = 13
@@ -35,6 +39,55 @@ _DEF_I = np.array([S.OK, 0, -1, -1, -1, 0, 0, 0, -1, 0, 0, 0, -1, -1, -1, -1, -1
 _DEF_U = np.zeros(NU, dtype=np.uint64)
 _DEF_U[U_ESRC] = S.NO_MAC
 _DEF_U[U_EDST] = S.NO_MAC
+
+# --- the typed layout the kernel writes: matrix (M8, M16, M32, M64, U) and row --------
+(R8_STATUS, R8_DIR, R8_VER, R8_PROTO, R8_TTL, R8_IVER, R8_FLAGS) = range(7)
+(R16_TCPF, R16_ITYPE, R16_ICODE, R16_IPROTO, R16_ITTL, R16_FRAG) = range(6)
+(R32_VLAN, R32_IVLAN, R32_SPORT, R32_DPORT, R32_IPLEN, R32_FLOW, R32_CAPLEN,
+ R32_WIRELEN) = range(8)
+(R64_IPID, R64_IIPID, R64_IFINDEX, R64_ARPOP, R64_TIME, R64_IFACE, R64_RECORD) = range(7)
+_WIDTHS = (np.uint8, np.int16, np.int32, np.int64, np.uint64)  # dtypes of M8 .. U
+_ROWS = (7, 6, 8, 7, NU)
+
+#: I-layout field -> (matrix, row) in the typed layout
+_I_TYPED = {
+    I_STATUS: (0, R8_STATUS), I_DIR: (0, R8_DIR), I_VER: (0, R8_VER), I_PROTO: (0, R8_PROTO),
+    I_TTL: (0, R8_TTL), I_IVER: (0, R8_IVER), I_FLAGS: (0, R8_FLAGS),
+    I_TCPF: (1, R16_TCPF), I_ITYPE: (1, R16_ITYPE), I_ICODE: (1, R16_ICODE),
+    I_IPROTO: (1, R16_IPROTO), I_ITTL: (1, R16_ITTL), I_FRAG: (1, R16_FRAG),
+    I_VLAN: (2, R32_VLAN), I_IVLAN: (2, R32_IVLAN), I_SPORT: (2, R32_SPORT),
+    I_DPORT: (2, R32_DPORT), I_IPLEN: (2, R32_IPLEN), I_FLOW: (2, R32_FLOW),
+    I_IPID: (3, R64_IPID), I_IIPID: (3, R64_IIPID), I_IFINDEX: (3, R64_IFINDEX),
+    I_ARPOP: (3, R64_ARPOP),
+}
+#: raw column -> (matrix, row); the schema's dtype is a view of that row
+_COLUMN_AT = {
+    "time_ns": (3, R64_TIME), "direction": (0, R8_DIR), "vlan": (2, R32_VLAN),
+    "inner_vlan": (2, R32_IVLAN), "eth_src": (4, U_ESRC), "eth_dst": (4, U_EDST),
+    "ip_version": (0, R8_VER), "src_hi": (4, U_SHI), "src_lo": (4, U_SLO),
+    "dst_hi": (4, U_DHI), "dst_lo": (4, U_DLO), "protocol": (0, R8_PROTO), "ttl": (0, R8_TTL),
+    "ip_id": (3, R64_IPID), "ip_len": (2, R32_IPLEN), "frag_offset": (1, R16_FRAG),
+    "flow_label": (2, R32_FLOW), "sport": (2, R32_SPORT), "dport": (2, R32_DPORT),
+    "tcp_flags": (1, R16_TCPF), "icmp_type": (1, R16_ITYPE), "icmp_code": (1, R16_ICODE),
+    "inner_version": (0, R8_IVER), "inner_src_hi": (4, U_ISHI), "inner_src_lo": (4, U_ISLO),
+    "inner_dst_hi": (4, U_IDHI), "inner_dst_lo": (4, U_IDLO),
+    "inner_protocol": (1, R16_IPROTO), "inner_ip_id": (3, R64_IIPID),
+    "inner_ttl": (1, R16_ITTL), "inner_l4": (4, U_IL4), "l4_head": (4, U_L4H),
+    "caplen": (2, R32_CAPLEN), "wirelen": (2, R32_WIRELEN), "flags": (0, R8_FLAGS),
+    "fingerprint": (4, U_FP), "record": (3, R64_RECORD),
+}
+
+
+def _typed_defaults() -> list[np.ndarray]:
+    """Per matrix, the value of each row before the kernel runs (the I defaults, typed)."""
+    out = [np.zeros(n, dtype=dt) for n, dt in zip(_ROWS, _WIDTHS)]
+    for k, (g, r) in _I_TYPED.items():
+        out[g][r] = _DEF_I[k]
+    out[4][:] = _DEF_U
+    return out
+
+
+_DEF_T = _typed_defaults()
 
 _V4MAP = np.uint64(0xFFFF00000000)
 _PREFIX = S.PREFIX_LEN
@@ -112,7 +165,7 @@ def _l4_word(b, p, have, csum_off, csum_w):  # pragma: no cover - compiled
 
 
 @njit
-def _quoted(b, ip2, end, I, U, i):  # pragma: no cover - compiled
+def _quoted(b, ip2, end, M8, M16, M32, M64, U, i):  # pragma: no cover - compiled
     """Decode the packet quoted by an ICMP error (RFC 792: header + 8 bytes)."""
     a2 = end - ip2
     if a2 < 20:
@@ -122,10 +175,10 @@ def _quoted(b, ip2, end, I, U, i):  # pragma: no cover - compiled
         ihl = (np.int64(b[ip2]) & 15) * 4
         if ihl < 20 or a2 < ihl:
             return
-        I[I_IVER, i] = 4
-        I[I_IPROTO, i] = b[ip2 + 9]
-        I[I_ITTL, i] = b[ip2 + 8]
-        I[I_IIPID, i] = u16be(b, ip2 + 4)
+        M8[R8_IVER, i] = 4
+        M16[R16_IPROTO, i] = b[ip2 + 9]
+        M16[R16_ITTL, i] = b[ip2 + 8]
+        M64[R64_IIPID, i] = u16be(b, ip2 + 4)
         U[U_ISHI, i] = 0
         U[U_ISLO, i] = _V4MAP | np.uint64(u32be(b, ip2 + 12))
         U[U_IDHI, i] = 0
@@ -136,15 +189,15 @@ def _quoted(b, ip2, end, I, U, i):  # pragma: no cover - compiled
     elif v == 6:
         if a2 < 40:
             return
-        I[I_IVER, i] = 6
-        I[I_ITTL, i] = b[ip2 + 7]
+        M8[R8_IVER, i] = 6
+        M16[R16_ITTL, i] = b[ip2 + 7]
         U[U_ISHI, i] = u64be(b, ip2 + 8, 8)
         U[U_ISLO, i] = u64be(b, ip2 + 16, 8)
         U[U_IDHI, i] = u64be(b, ip2 + 24, 8)
         U[U_IDLO, i] = u64be(b, ip2 + 32, 8)
         proto, l4, ident, fo, mf = _walk_v6_ext(b, ip2 + 40, end, np.int64(b[ip2 + 6]))
-        I[I_IPROTO, i] = proto
-        I[I_IIPID, i] = ident
+        M16[R16_IPROTO, i] = proto
+        M64[R64_IIPID, i] = ident
         first = fo == 0
     else:
         return
@@ -154,21 +207,22 @@ def _quoted(b, ip2, end, I, U, i):  # pragma: no cover - compiled
     if have > 8:
         have = 8
     if have < 8:
-        I[I_FLAGS, i] |= S.F_INNER_SHORT
+        M8[R8_FLAGS, i] |= S.F_INNER_SHORT
     co, cw = _csum_span(proto) if first else (-1, 0)
     U[U_IL4, i] = _l4_word(b, l4, have, co, cw)
 
 
 @njit
-def _decode_one(b, p, cap, wire, code, k0, k1, I, U, i, w):  # pragma: no cover - compiled
+def _decode_one(b, p, cap, wire, code, k0, k1, M8, M16, M32, M64, U, i,  # pragma: no cover
+                w):
     end = p + cap
     if cap < wire:
-        I[I_FLAGS, i] |= S.F_TRUNCATED
+        M8[R8_FLAGS, i] |= S.F_TRUNCATED
     et = -1
     q = p
     if code == lt.L2_ETHERNET:
         if cap < 14:
-            I[I_STATUS, i] = S.MALFORMED
+            M8[R8_STATUS, i] = S.MALFORMED
             return
         U[U_EDST, i] = _mac(b, p)
         U[U_ESRC, i] = _mac(b, p + 6)
@@ -176,28 +230,30 @@ def _decode_one(b, p, cap, wire, code, k0, k1, I, U, i, w):  # pragma: no cover 
         q = p + 14
     elif code == lt.L2_SLL:
         if cap < 16:
-            I[I_STATUS, i] = S.MALFORMED
+            M8[R8_STATUS, i] = S.MALFORMED
             return
         pkttype = u16be(b, p)
         if u16be(b, p + 4) == 6:
             U[U_ESRC, i] = _mac(b, p + 6)
-        I[I_DIR, i] = S.DIR_OUT if pkttype == 4 else (S.DIR_IN if pkttype <= 3 else S.DIR_UNKNOWN)
+        if pkttype <= 4:  # otherwise the record's own direction (pcapng flags) stays
+            M8[R8_DIR, i] = S.DIR_OUT if pkttype == 4 else S.DIR_IN
         et = u16be(b, p + 14)
         q = p + 16
     elif code == lt.L2_SLL2:
         if cap < 20:
-            I[I_STATUS, i] = S.MALFORMED
+            M8[R8_STATUS, i] = S.MALFORMED
             return
         et = u16be(b, p)
-        I[I_IFINDEX, i] = u32be(b, p + 4)
+        M64[R64_IFINDEX, i] = u32be(b, p + 4)
         pkttype = np.int64(b[p + 10])
         if b[p + 11] == 6:
             U[U_ESRC, i] = _mac(b, p + 12)
-        I[I_DIR, i] = S.DIR_OUT if pkttype == 4 else (S.DIR_IN if pkttype <= 3 else S.DIR_UNKNOWN)
+        if pkttype <= 4:  # otherwise the record's own direction (pcapng flags) stays
+            M8[R8_DIR, i] = S.DIR_OUT if pkttype == 4 else S.DIR_IN
         q = p + 20
     elif code == lt.L2_RAW or code == lt.L2_IPV4 or code == lt.L2_IPV6:
         if cap < 1:
-            I[I_STATUS, i] = S.MALFORMED
+            M8[R8_STATUS, i] = S.MALFORMED
             return
         v = np.int64(b[p]) >> 4
         if v == 4 and code != lt.L2_IPV6:
@@ -205,11 +261,11 @@ def _decode_one(b, p, cap, wire, code, k0, k1, I, U, i, w):  # pragma: no cover 
         elif v == 6 and code != lt.L2_IPV4:
             et = 0x86DD
         else:
-            I[I_STATUS, i] = S.MALFORMED
+            M8[R8_STATUS, i] = S.MALFORMED
             return
     elif code == lt.L2_NULL or code == lt.L2_LOOP:
         if cap < 4:
-            I[I_STATUS, i] = S.MALFORMED
+            M8[R8_STATUS, i] = S.MALFORMED
             return
         af = u32be(b, p)
         if code == lt.L2_NULL and af >= 65536:
@@ -220,25 +276,25 @@ def _decode_one(b, p, cap, wire, code, k0, k1, I, U, i, w):  # pragma: no cover 
             et = 0x86DD
         q = p + 4
     else:
-        I[I_STATUS, i] = S.UNSUPPORTED
+        M8[R8_STATUS, i] = S.UNSUPPORTED
         return
     tags = 0
     while (et == 0x8100 or et == 0x88A8 or et == 0x9100) and tags < 4:
         if end - q < 4:
-            I[I_STATUS, i] = S.MALFORMED
+            M8[R8_STATUS, i] = S.MALFORMED
             return
         vid = u16be(b, q) & 0xFFF
         if tags == 0:
-            I[I_VLAN, i] = vid
+            M32[R32_VLAN, i] = vid
         elif tags == 1:
-            I[I_IVLAN, i] = vid
+            M32[R32_IVLAN, i] = vid
         et = u16be(b, q + 2)
         q += 4
         tags += 1
     if et == 0x0806:
-        I[I_STATUS, i] = S.NON_IP
+        M8[R8_STATUS, i] = S.NON_IP
         if end - q >= 28 and u16be(b, q) == 1 and u16be(b, q + 2) == 0x0800:
-            I[I_ARPOP, i] = u16be(b, q + 6)
+            M64[R64_ARPOP, i] = u16be(b, q + 6)
             U[U_IL4, i] = _mac(b, q + 8)
             U[U_SLO, i] = _V4MAP | np.uint64(u32be(b, q + 14))
             U[U_DLO, i] = _V4MAP | np.uint64(u32be(b, q + 24))
@@ -247,16 +303,16 @@ def _decode_one(b, p, cap, wire, code, k0, k1, I, U, i, w):  # pragma: no cover 
     wire_ip = wire - (q - p)
     if et == 0x0800:
         if avail < 20 or (np.int64(b[q]) >> 4) != 4:
-            I[I_STATUS, i] = S.MALFORMED
+            M8[R8_STATUS, i] = S.MALFORMED
             return
         ihl = (np.int64(b[q]) & 15) * 4
         if ihl < 20 or avail < ihl:
-            I[I_STATUS, i] = S.MALFORMED
+            M8[R8_STATUS, i] = S.MALFORMED
             return
         tot = u16be(b, q + 2)
         offload = tot == 0 or tot > wire_ip
         if not offload and tot < ihl:
-            I[I_STATUS, i] = S.MALFORMED
+            M8[R8_STATUS, i] = S.MALFORMED
             return
         ip_end = q + (wire_ip if offload else tot)
         ident = u16be(b, q + 4)
@@ -264,12 +320,12 @@ def _decode_one(b, p, cap, wire, code, k0, k1, I, U, i, w):  # pragma: no cover 
         fo = (ff & 0x1FFF) * 8
         mf = (ff >> 13) & 1
         if ff & 0x4000:
-            I[I_FLAGS, i] |= S.F_DF
+            M8[R8_FLAGS, i] |= S.F_DF
         proto = np.int64(b[q + 9])
-        I[I_VER, i] = 4
-        I[I_TTL, i] = b[q + 8]
-        I[I_IPID, i] = ident
-        I[I_IPLEN, i] = tot
+        M8[R8_VER, i] = 4
+        M8[R8_TTL, i] = b[q + 8]
+        M64[R64_IPID, i] = ident
+        M32[R32_IPLEN, i] = tot
         U[U_SHI, i] = 0
         U[U_SLO, i] = _V4MAP | np.uint64(u32be(b, q + 12))
         U[U_DHI, i] = 0
@@ -281,34 +337,34 @@ def _decode_one(b, p, cap, wire, code, k0, k1, I, U, i, w):  # pragma: no cover 
         ver = 4
     elif et == 0x86DD:
         if avail < 40 or (np.int64(b[q]) >> 4) != 6:
-            I[I_STATUS, i] = S.MALFORMED
+            M8[R8_STATUS, i] = S.MALFORMED
             return
         flow = u32be(b, q) & 0xFFFFF
         plen = u16be(b, q + 4)
         offload = plen == 0 or 40 + plen > wire_ip
         ip_end = q + (wire_ip if offload else 40 + plen)
-        I[I_VER, i] = 6
-        I[I_TTL, i] = b[q + 7]
-        I[I_IPLEN, i] = 40 + plen
-        I[I_FLOW, i] = flow
+        M8[R8_VER, i] = 6
+        M8[R8_TTL, i] = b[q + 7]
+        M32[R32_IPLEN, i] = 40 + plen
+        M32[R32_FLOW, i] = flow
         U[U_SHI, i] = u64be(b, q + 8, 8)
         U[U_SLO, i] = u64be(b, q + 16, 8)
         U[U_DHI, i] = u64be(b, q + 24, 8)
         U[U_DLO, i] = u64be(b, q + 32, 8)
         proto, l4, ident, fo, mf = _walk_v6_ext(b, q + 40, end, np.int64(b[q + 6]))
-        I[I_IPID, i] = ident
+        M64[R64_IPID, i] = ident
         lenfield = plen
         identw = ident if ident >= 0 else 0
         ver = 6
     else:
-        I[I_STATUS, i] = S.NON_IP
+        M8[R8_STATUS, i] = S.NON_IP
         return
     if offload:
-        I[I_FLAGS, i] |= S.F_OFFLOAD
+        M8[R8_FLAGS, i] |= S.F_OFFLOAD
     if mf:
-        I[I_FLAGS, i] |= S.F_MF
-    I[I_PROTO, i] = proto
-    I[I_FRAG, i] = fo
+        M8[R8_FLAGS, i] |= S.F_MF
+    M8[R8_PROTO, i] = proto
+    M16[R16_FRAG, i] = fo
     cend = ip_end if ip_end < end else end
     have = cend - l4
     if have < 0:
@@ -319,18 +375,18 @@ def _decode_one(b, p, cap, wire, code, k0, k1, I, U, i, w):  # pragma: no cover 
     first = fo == 0
     if first:
         if (proto == 6 or proto == 17 or proto == 136 or proto == 132) and have >= 4:
-            I[I_SPORT, i] = u16be(b, l4)
-            I[I_DPORT, i] = u16be(b, l4 + 2)
+            M32[R32_SPORT, i] = u16be(b, l4)
+            M32[R32_DPORT, i] = u16be(b, l4 + 2)
             if proto == 6 and have >= 14:
-                I[I_TCPF, i] = b[l4 + 13]
+                M16[R16_TCPF, i] = b[l4 + 13]
         elif (proto == 1 or proto == 58) and have >= 2:
             t = np.int64(b[l4])
-            I[I_ITYPE, i] = t
-            I[I_ICODE, i] = b[l4 + 1]
+            M16[R16_ITYPE, i] = t
+            M16[R16_ICODE, i] = b[l4 + 1]
             if proto == 1 and (t == 3 or t == 4 or t == 5 or t == 11 or t == 12):
-                _quoted(b, l4 + 8, cend, I, U, i)
+                _quoted(b, l4 + 8, cend, M8, M16, M32, M64, U, i)
             elif proto == 58 and 1 <= t <= 4:
-                _quoted(b, l4 + 8, cend, I, U, i)
+                _quoted(b, l4 + 8, cend, M8, M16, M32, M64, U, i)
             elif proto == 58 and (t == 135 or t == 136) and have >= 24:
                 U[U_IDHI, i] = u64be(b, l4 + 8, 8)
                 U[U_IDLO, i] = u64be(b, l4 + 16, 8)
@@ -340,7 +396,7 @@ def _decode_one(b, p, cap, wire, code, k0, k1, I, U, i, w):  # pragma: no cover 
     want = l4_len if l4_len < _PREFIX else _PREFIX
     take = have if have < want else want
     if take < want:
-        I[I_FLAGS, i] |= S.F_SHORT_KEY
+        M8[R8_FLAGS, i] |= S.F_SHORT_KEY
     U[U_L4H, i] = _l4_word(b, l4, take, co, cw)
     w[0] = ((np.uint64(ver) << np.uint64(56)) | (np.uint64(proto) << np.uint64(48))
             | (np.uint64((mf << 13) | (fo >> 3)) << np.uint64(32)) | np.uint64(lenfield))
@@ -357,27 +413,99 @@ def _decode_one(b, p, cap, wire, code, k0, k1, I, U, i, w):  # pragma: no cover 
 
 
 @njit
-def _decode_all(b, off, cap, wire, codes, k0, k1, I, U, start):  # pragma: no cover - compiled
+def _decode_rows(b, off, cap, wire, codes, k0, k1, M8, M16, M32, M64, U,  # pragma: no cover
+                 start):
     w = np.zeros(N_WORDS, dtype=np.uint64)
     for i in range(off.shape[0]):
-        _decode_one(b, off[i], cap[i], wire[i], codes[i], k0, k1, I, U, start + i, w)
+        _decode_one(b, off[i], cap[i], wire[i], codes[i], k0, k1, M8, M16, M32, M64, U,
+                    start + i, w)
+
+
+#: rows of each typed matrix the kernel may write (the rest are filled from the record)
+_KERNEL_ROWS = (7, 6, R32_CAPLEN, R64_TIME, NU)
+
+
+def _typed(n: int) -> list[np.ndarray]:
+    """Empty typed matrices (M8, M16, M32, M64, U) for ``n`` rows."""
+    return [np.empty((r, n), dtype=dt) for r, dt in zip(_ROWS, _WIDTHS)]
+
+
+def _prefill_typed(T: list[np.ndarray], start: int, stop: int) -> None:
+    for M, d, k in zip(T, _DEF_T, _KERNEL_ROWS):
+        M[:k, start:stop] = d[:k, None]
 
 
 def _prefill(I: np.ndarray, U: np.ndarray, start: int, stop: int) -> None:
+    """The defaults in the I layout."""
     I[:, start:stop] = _DEF_I[:, None]
     U[:, start:stop] = _DEF_U[:, None]
 
 
-def _run_kernel(buf, off, caplen, wirelen, codes, key, I, U, start) -> None:
-    _prefill(I, U, start, start + len(off))
-    if not len(off):
+def _view(g: int, r: int) -> np.dtype:
+    """The dtype a typed row is read as (its schema column's, else the matrix's own)."""
+    for name, at in _COLUMN_AT.items():
+        if at == (g, r):
+            return S.RAW[name]
+    return np.dtype(_WIDTHS[g])
+
+
+_I_VIEW = {k: _view(*at) for k, at in _I_TYPED.items()}
+
+
+def _to_typed(I: np.ndarray, T: list[np.ndarray], start: int, i0: int, n: int,
+              keep_dir: bool) -> None:
+    """Copy I-layout columns ``i0 .. i0 + n`` into typed columns ``start ..``.
+
+    ``keep_dir``: a zero direction in ``I`` (the kernel knew none) keeps the
+    record's own direction already in ``T``.
+    """
+    for k, (g, r) in _I_TYPED.items():
+        src, dst = I[k, i0:i0 + n], T[g][r, start:start + n]
+        if k == I_DIR and keep_dir:
+            known = src != 0
+            dst[known] = src[known]
+        else:
+            np.copyto(dst, src, casting="unsafe")
+
+
+def _to_I(T: list[np.ndarray], I: np.ndarray, start: int, i0: int, n: int) -> None:
+    """Copy typed columns ``start ..`` into I-layout columns ``i0 .. i0 + n``."""
+    for k, (g, r) in _I_TYPED.items():
+        I[k, i0:i0 + n] = T[g][r, start:start + n].view(_I_VIEW[k])
+
+
+def _run_kernel(buf, off, caplen, wirelen, codes, key, T: list[np.ndarray], start: int) -> None:
+    """Decode records into typed columns ``start ..``; they hold the defaults on entry."""
+    n = len(off)
+    if not n:
         return
     if JIT:
-        _decode_all(buf, off, caplen, wirelen, codes, key[0], key[1], I, U, start)
-    else:  # no numba: the same kernel vectorised with numpy, identical results
-        from ._npdecode import decode_np
+        _decode_rows(buf, off, caplen, wirelen, codes, key[0], key[1], *T, start)
+        return
+    # no numba: the same kernel vectorised with numpy, identical results
+    from ._npdecode import decode_np
 
-        decode_np(buf, off, caplen, wirelen, codes, key[0], key[1], I, U, start)
+    I, U = np.empty((NI, n), dtype=np.int64), np.empty((NU, n), dtype=np.uint64)
+    _prefill(I, U, 0, n)
+    decode_np(buf, off, caplen, wirelen, codes, key[0], key[1], I, U, 0)
+    _to_typed(I, T, start, 0, n, keep_dir=True)
+    T[4][:, start:start + n] = U
+
+
+def _decode_all(b, off, cap, wire, codes, k0, k1, I, U, start) -> None:
+    """The compiled kernel seen in the I layout, as the numpy twin is called.
+
+    Columns ``start .. start + len(off)`` of ``I`` and ``U`` hold the
+    defaults on entry and the decoded fields on return (tests compare the two
+    decoders through this).
+    """
+    n = len(off)
+    T = _typed(n)
+    _to_typed(I, T, 0, start, n, keep_dir=False)
+    T[4][:] = U[:, start:start + n]
+    _decode_rows(b, off, cap, wire, codes, k0, k1, *T, 0)
+    _to_I(T, I, 0, start, n)
+    U[:, start:start + n] = T[4]
 
 
 def decode_arrays(buf: np.ndarray, off: np.ndarray, caplen: np.ndarray, wirelen: np.ndarray,
@@ -385,10 +513,13 @@ def decode_arrays(buf: np.ndarray, off: np.ndarray, caplen: np.ndarray, wirelen:
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Run the kernel over records: the int64 (NI × n) and uint64 (NU × n) field matrices."""
     n = len(off)
+    T = _typed(n)
+    _prefill_typed(T, 0, n)
+    T[0][R8_DIR] = 0
+    _run_kernel(buf, off, caplen, wirelen, codes, key, T, 0)
     I = np.empty((NI, n), dtype=np.int64)
-    U = np.empty((NU, n), dtype=np.uint64)
-    _run_kernel(buf, off, caplen, wirelen, codes, key, I, U, 0)
-    return I, U
+    _to_I(T, I, 0, 0, n)
+    return I, T[4]
 
 
 @dataclass
@@ -404,40 +535,32 @@ class Decoded:
     arp_mask: np.ndarray  # bool per record: the ARP rows
 
 
-_I_COLS = {"vlan": I_VLAN, "inner_vlan": I_IVLAN, "ip_version": I_VER, "protocol": I_PROTO,
-           "ttl": I_TTL, "ip_id": I_IPID, "ip_len": I_IPLEN, "frag_offset": I_FRAG,
-           "flow_label": I_FLOW, "sport": I_SPORT, "dport": I_DPORT, "tcp_flags": I_TCPF,
-           "icmp_type": I_ITYPE, "icmp_code": I_ICODE, "inner_version": I_IVER,
-           "inner_protocol": I_IPROTO, "inner_ip_id": I_IIPID, "inner_ttl": I_ITTL,
-           "flags": I_FLAGS}
-_U_COLS = {"eth_src": U_ESRC, "eth_dst": U_EDST, "src_hi": U_SHI, "src_lo": U_SLO,
-           "dst_hi": U_DHI, "dst_lo": U_DLO, "inner_src_hi": U_ISHI, "inner_src_lo": U_ISLO,
-           "inner_dst_hi": U_IDHI, "inner_dst_lo": U_IDLO, "inner_l4": U_IL4, "l4_head": U_L4H,
-           "fingerprint": U_FP}
-
-
 class _Slab:
-    """Field matrices for up to ``cap`` rows (int64, uint64 and per-record metadata)."""
+    """Typed matrices (M8, M16, M32, M64, U) for up to ``cap`` rows: kernel fields and
+    the record's own (time, interface, direction, lengths, record number)."""
 
     def __init__(self, cap: int):
-        self.I = np.empty((NI, cap), dtype=np.int64)
-        self.U = np.empty((NU, cap), dtype=np.uint64)
-        self.meta = np.empty((6, cap), dtype=np.int64)  # time, iface, dir, caplen, wirelen, record
+        self.T = _typed(cap)
         self.cap = cap
         self.fill = 0
 
     def grow(self, cap: int) -> None:
         """Room for ``cap`` rows, keeping what is filled."""
-        bigger = _Slab(cap)
         f = self.fill
-        bigger.I[:, :f], bigger.U[:, :f], bigger.meta[:, :f] = (
-            self.I[:, :f], self.U[:, :f], self.meta[:, :f])
-        self.I, self.U, self.meta, self.cap = bigger.I, bigger.U, bigger.meta, cap
+        bigger = _typed(cap)
+        for old, new in zip(self.T, bigger):
+            new[:, :f] = old[:, :f]
+        self.T, self.cap = bigger, cap
+
+    def column(self, name: str, n: int) -> np.ndarray:
+        """Raw column ``name`` of the first ``n`` rows: a view, in the schema's dtype."""
+        g, r = _COLUMN_AT[name]
+        return self.T[g][r, :n].view(S.RAW[name])
 
 
 @dataclass
 class Block:
-    """``n`` decoded rows in a slab; :meth:`decoded` copies them out as typed columns.
+    """``n`` decoded rows in a slab; :meth:`decoded` hands them out as raw columns.
 
     Call :meth:`decoded` before the decoder has filled ``slabs - 1`` further
     blocks: the slab is then reused.
@@ -446,66 +569,67 @@ class Block:
     slab: _Slab
     n: int
 
-    def decoded(self, into: dict[str, np.ndarray] | None = None) -> Decoded:
-        """Typed columns of the OK rows (and per-record status for accounting).
+    def decoded(self, into: dict[str, np.ndarray] | None = None, views: bool = False) -> Decoded:
+        """Raw columns of the OK rows (and per-record status for accounting).
 
-        With ``into`` (a dict, empty at first) the columns are written into
-        arrays kept there and reused by the next call: no fresh memory per
-        block, for streaming consumers that aggregate and move on (page
-        faults on fresh memory cost as much as the decoding on some VMs).
+        * default: fresh arrays, the block may outlive the slab;
+        * ``into`` (a dict, empty at first): written into arrays kept there and
+          reused by the next call, or into a consumer's own buffer;
+        * ``views=True``: when every record decoded, views of the slab itself,
+          no copy at all (valid until the slab is reused); otherwise as ``into``.
         """
-        n = self.n
-        I, U, m = self.slab.I[:, :n], self.slab.U[:, :n], self.slab.meta[:, :n]
-        status = I[I_STATUS].astype(np.int8)
+        n, sl = self.n, self.slab
+        status = sl.T[0][R8_STATUS, :n].view(np.int8)
         okmask = status == S.OK
-        sel = slice(None) if okmask.all() else np.flatnonzero(okmask)
-        k_ok = n if isinstance(sel, slice) else len(sel)
-
-        def put(name: str, values: np.ndarray) -> None:
-            if into is None:
-                cols[name] = values[sel].astype(S.RAW[name], copy=True)
-                return
-            dst = into.get(name)
-            if dst is None or len(dst) < n:
-                dst = into[name] = np.empty(n, dtype=S.RAW[name])
-            np.copyto(dst[:k_ok], values[sel], casting="unsafe")
-            cols[name] = dst[:k_ok]
-
+        allok = bool(okmask.all())
+        sel = None if allok else np.flatnonzero(okmask)
+        k_ok = n if sel is None else len(sel)
+        own = into is None and not views  # a block that outlives the slab
+        if views and into is None:
+            into = {}
         cols: dict[str, np.ndarray] = {}
-        for name, k in _I_COLS.items():
-            put(name, I[k])
-        for name, k in _U_COLS.items():
-            put(name, U[k])
-        put("direction", np.where(I[I_DIR] != 0, I[I_DIR], m[2]))
-        put("time_ns", m[0])
-        put("caplen", m[3])
-        put("wirelen", m[4])
-        put("record", m[5])
-        cols["point"] = np.zeros(k_ok, dtype=np.int16)
-        cols = {k: cols[k] for k in S.RAW}
-        isarp = I[I_ARPOP] > 0
+        for name, dt in S.RAW.items():
+            if name == "point":
+                cols[name] = np.zeros(k_ok, dtype=np.int16)
+                continue
+            v = sl.column(name, n)
+            if views and allok:
+                cols[name] = v
+            elif into is None:
+                cols[name] = v.copy() if allok else v[sel]
+            else:
+                dst = into.get(name)
+                if dst is None or len(dst) < k_ok:
+                    dst = into[name] = np.empty(max(n, k_ok), dtype=dt)
+                if allok:
+                    np.copyto(dst[:k_ok], v)
+                else:
+                    np.take(v, sel, out=dst[:k_ok])
+                cols[name] = dst[:k_ok]
+        M64, U = sl.T[3][:, :n], sl.T[4][:, :n]
+        isarp = M64[R64_ARPOP] > 0
         arp = {
-            "time_ns": m[0, isarp], "iface": m[1, isarp], "ifindex": I[I_IFINDEX, isarp],
-            "op": I[I_ARPOP, isarp], "sender_mac": U[U_IL4, isarp],
+            "time_ns": M64[R64_TIME, isarp], "iface": M64[R64_IFACE, isarp],
+            "ifindex": M64[R64_IFINDEX, isarp], "op": M64[R64_ARPOP, isarp],
+            "sender_mac": U[U_IL4, isarp],
             "sender_ip": (U[U_SLO, isarp] & np.uint64(0xFFFFFFFF)).astype(np.uint32),
             "target_ip": (U[U_DLO, isarp] & np.uint64(0xFFFFFFFF)).astype(np.uint32),
             "eth_src": U[U_ESRC, isarp],
         }
-        if into is None:  # a block that outlives the slab
-            return Decoded(status, m[1].copy(), I[I_IFINDEX].copy(), m[0].copy(), cols, arp,
-                           isarp)
-        # consumed (accounted for) before the slab is reused: views will do
-        return Decoded(status, m[1], I[I_IFINDEX], m[0], cols, arp, isarp)
+        per_record = (status, M64[R64_IFACE], M64[R64_IFINDEX], M64[R64_TIME])
+        if own:
+            per_record = tuple(a.copy() for a in per_record)
+        return Decoded(*per_record, cols, arp, isarp)
 
 
 class BatchDecoder:
-    """Decodes record batches into reused matrices and hands them out in large blocks.
+    """Decodes record batches into reused typed matrices and hands them out in large blocks.
 
     Why: per-batch Python work (slicing 38 columns, accounting) costs more than
     the compiled decode when a 1 MiB buffer fill holds only ~2,000 packets;
     accumulating ``capacity`` rows first makes that cost negligible.  With
-    ``slabs=3`` one thread can decode while another copies the previous block
-    out (:meth:`Block.decoded`).
+    ``slabs=3`` one thread can decode while another uses the previous block
+    (:meth:`Block.decoded`).
 
     >>> dec = BatchDecoder()                                     # doctest: +SKIP
     >>> for batch in cap.batches():                              # doctest: +SKIP
@@ -536,17 +660,19 @@ class BatchDecoder:
             sl = slice(done, done + take)
             iface = batch.iface[sl]
             codes = np.where(iface >= 0, iface_codes[np.maximum(iface, 0)], -1)
-            _run_kernel(batch.buf, batch.off[sl], batch.caplen[sl], batch.wirelen[sl], codes,
-                        self.key, sl_.I, sl_.U, sl_.fill)
             f0, f1 = sl_.fill, sl_.fill + take
-            m = sl_.meta
-            m[0, f0:f1] = batch.time_ns[sl]
-            m[1, f0:f1] = iface
-            m[2, f0:f1] = batch.direction[sl]
-            m[3, f0:f1] = batch.caplen[sl]
-            m[4, f0:f1] = batch.wirelen[sl]
-            m[5, f0:f1] = np.arange(batch.first_record + done, batch.first_record + done + take)
-            st = sl_.I[I_STATUS, f0:f1]
+            M8, _, M32, M64, _ = T = sl_.T
+            _prefill_typed(T, f0, f1)
+            M8[R8_DIR, f0:f1] = batch.direction[sl]  # the kernel overrides it from SLL
+            M32[R32_CAPLEN, f0:f1] = batch.caplen[sl]
+            M32[R32_WIRELEN, f0:f1] = batch.wirelen[sl]
+            M64[R64_TIME, f0:f1] = batch.time_ns[sl]
+            M64[R64_IFACE, f0:f1] = iface
+            M64[R64_RECORD, f0:f1] = np.arange(batch.first_record + done,
+                                               batch.first_record + done + take)
+            _run_kernel(batch.buf, batch.off[sl], batch.caplen[sl], batch.wirelen[sl], codes,
+                        self.key, T, f0)
+            st = M8[R8_STATUS, f0:f1]
             st[codes == -1] = S.MALFORMED  # names an interface never declared
             st[codes == lt.L2_UNSUPPORTED] = S.UNSUPPORTED
             sl_.fill = f1

@@ -351,9 +351,8 @@ class Loader:
         aggregate and do not keep them, it saves allocating fresh memory.
         """
         caps = [open_capture(s.path) for s in self.specs]  # fail fast on wrong file types
-        into: dict[str, np.ndarray] | None = {} if reuse else None
         for spec, cap in zip(self.specs, caps):
-            yield from self._one(spec, cap, progress, key, into)
+            yield from self._one(spec, cap, progress, key, {} if reuse else None)
 
     def merged(self, progress: Progress | None = None,
                key: tuple[np.uint64, np.uint64] = RUN_KEY,
@@ -414,17 +413,26 @@ class Loader:
         return out
 
     def _one(self, spec: CaptureSpec, cap: CaptureFile, progress, key, into=None):
-        """Blocks of one file; ``into``: a dict of reused arrays, or a callable giving one."""
+        """Blocks of one file.
+
+        ``into``: ``None`` (fresh arrays), a dict (arrays reused from block to
+        block: the decoder's own are handed out where every record decoded), or
+        a callable giving the arrays to write the next block into.
+        """
         self.files.append(cap)
         fr = _FileReader(spec, cap, self.reg)
         self.readers.append(fr)
         done = 0
-        # one thread decodes into three rotating slabs, this one copies blocks out
+        # one thread decodes into three rotating slabs, this one takes blocks over
         for block, nbytes in _threaded(_decoded_blocks(cap, key), depth=1):
             if progress and nbytes > done:
                 progress(nbytes - done)
                 done = nbytes
-            yield self._block(fr, block.decoded(into() if callable(into) else into))
+            if callable(into):
+                dec = block.decoded(into())
+            else:
+                dec = block.decoded(into, views=into is not None)
+            yield self._block(fr, dec)
         self._finish_file(spec, cap, fr)
 
     def _block(self, fr: "_FileReader", dec: Decoded) -> tuple[dict, dict]:

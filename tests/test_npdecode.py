@@ -1,9 +1,9 @@
 """numpy decode path vs the kernel: identical I and U matrices, row for row.
 
-The reference is ``decode._decode_all``: compiled by numba when it is
-available; the file-level checks are skipped without it (the plain-Python
-kernel would take minutes over the samples), the property checks then run
-against the plain-Python kernel.
+The reference is ``decode._decode_all`` (the typed kernel seen in the I
+layout): compiled by numba when it is available; the file-level checks are
+skipped without it (the plain-Python kernel would take minutes over the
+samples), the property checks then run against the plain-Python kernel.
 """
 from __future__ import annotations
 
@@ -224,7 +224,7 @@ def test_empty_batch_and_no_jit_wiring(monkeypatch):
     off, codes = np.cumsum(lens) - lens, np.array([lt.l2_code(t) for t, _ in FRAMES])
     want = D.decode_arrays(buf, off, lens, lens, codes, KEY)
     monkeypatch.setattr(D, "JIT", False)
-    monkeypatch.setattr(D, "_decode_all", None)  # must not be reached
+    monkeypatch.setattr(D, "_decode_rows", None)  # must not be reached
     got = D.decode_arrays(buf, off, lens, lens, codes, KEY)
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
