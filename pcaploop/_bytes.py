@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import njit
+from ._jit import njit, njit_inline
 
 
 @njit
@@ -42,13 +42,13 @@ def u16(b, p, big):  # pragma: no cover - compiled
     return u16le(b, p)
 
 
-@njit
+@njit_inline
 def be64(b, p):  # pragma: no cover - compiled
     """8 bytes at ``p`` as a big-endian uint64 (two 32-bit reads, no loop)."""
     return (np.uint64(u32be(b, p)) << np.uint64(32)) | np.uint64(u32be(b, p + 4))
 
 
-@njit
+@njit_inline
 def u64be(b, p, n):  # pragma: no cover - compiled
     """``n`` (<= 8) bytes at ``p`` as a big-endian uint64, zero-padded on the right."""
     if n >= 8:

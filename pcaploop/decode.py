@@ -20,7 +20,7 @@ import numpy as np
 from . import linktypes as lt
 from . import schema as S
 from ._bytes import be64, u16be, u32be, u32le, u64be
-from ._jit import JIT, njit
+from ._jit import JIT, njit, njit_inline
 from .fingerprint import N_WORDS, RUN_KEY, siphash13
 from .read import RecordBatch
 
@@ -93,7 +93,7 @@ _V4MAP = np.uint64(0xFFFF00000000)
 _PREFIX = S.PREFIX_LEN
 
 
-@njit
+@njit_inline
 def _mac(b, p):  # pragma: no cover - compiled
     return (np.uint64(u32be(b, p)) << np.uint64(16)) | np.uint64(u16be(b, p + 4))
 
@@ -147,7 +147,7 @@ def _walk_v6_ext(b, h, end, nh):  # pragma: no cover - compiled
     return nh, h, ident, fo, mf
 
 
-@njit
+@njit_inline
 def _l4_word(b, p, have, csum_off, csum_w):  # pragma: no cover - compiled
     """Up to 8 bytes from ``p`` (``have`` available) as big-endian, checksum zeroed."""
     if have >= 8:  # the common case: one read, the checksum masked out
@@ -212,7 +212,7 @@ def _quoted(b, ip2, end, M8, M16, M32, M64, U, i):  # pragma: no cover - compile
     U[U_IL4, i] = _l4_word(b, l4, have, co, cw)
 
 
-@njit
+@njit_inline
 def _decode_one(b, p, cap, wire, code, k0, k1, M8, M16, M32, M64, U, i,  # pragma: no cover
                 w):
     end = p + cap

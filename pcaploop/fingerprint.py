@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from ._jit import njit
+from ._jit import njit, njit_inline
 
 N_WORDS = 10
 
@@ -51,7 +51,7 @@ def _round(v0, v1, v2, v3):  # pragma: no cover - compiled
     return v0, v1, v2, v3
 
 
-@njit
+@njit_inline
 def siphash13(k0, k1, words, n):  # pragma: no cover - compiled
     """SipHash-1-3 of ``words[:n]`` (uint64) under key ``(k0, k1)``."""
     v0 = k0 ^ _C0
