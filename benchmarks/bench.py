@@ -99,6 +99,7 @@ def _c_stage(stage: str, path: str, tiny: str) -> dict:
                 codes = np.ones(len(b.off), dtype=np.int64)
                 if hasattr(D, "_typed"):  # the kernel writing typed columns, nothing else
                     T = D._typed(len(b.off))
+                    D._prefill_typed(T, 0, len(b.off))
                     D._run_kernel(b.buf, b.off, b.caplen, b.wirelen, codes, RUN_KEY, T, 0)
                 else:
                     D.decode_arrays(b.buf, b.off, b.caplen, b.wirelen, codes, RUN_KEY)

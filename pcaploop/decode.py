@@ -212,31 +212,9 @@ def _quoted(b, ip2, end, M8, M16, M32, M64, U, i):  # pragma: no cover - compile
     U[U_IL4, i] = _l4_word(b, l4, have, co, cw)
 
 
-_D8, _D16, _D32, _D64, _DU = _DEF_T  # compiled in as constants
-#: rows of each typed matrix the kernel writes (the others come from the record)
-_N8, _N16, _N32, _N64 = 7, 6, R32_CAPLEN, R64_TIME
-
-
-@njit_inline
-def _defaults(M8, M16, M32, M64, U, i):  # pragma: no cover - compiled
-    """Every field the kernel writes, at its default (the row's lines are hot: no extra pass)."""
-    for r in range(_N8):
-        if r != R8_DIR:  # the record's own direction, filled before the kernel runs
-            M8[r, i] = _D8[r]
-    for r in range(_N16):
-        M16[r, i] = _D16[r]
-    for r in range(_N32):
-        M32[r, i] = _D32[r]
-    for r in range(_N64):
-        M64[r, i] = _D64[r]
-    for r in range(NU):
-        U[r, i] = _DU[r]
-
-
 @njit_inline
 def _decode_one(b, p, cap, wire, code, k0, k1, M8, M16, M32, M64, U, i,  # pragma: no cover
                 w):
-    _defaults(M8, M16, M32, M64, U, i)
     end = p + cap
     if cap < wire:
         M8[R8_FLAGS, i] |= S.F_TRUNCATED
@@ -443,9 +421,18 @@ def _decode_rows(b, off, cap, wire, codes, k0, k1, M8, M16, M32, M64, U,  # prag
                     start + i, w)
 
 
+#: rows of each typed matrix the kernel may write (the rest are filled from the record)
+_KERNEL_ROWS = (7, 6, R32_CAPLEN, R64_TIME, NU)
+
+
 def _typed(n: int) -> list[np.ndarray]:
     """Empty typed matrices (M8, M16, M32, M64, U) for ``n`` rows."""
     return [np.empty((r, n), dtype=dt) for r, dt in zip(_ROWS, _WIDTHS)]
+
+
+def _prefill_typed(T: list[np.ndarray], start: int, stop: int) -> None:
+    for M, d, k in zip(T, _DEF_T, _KERNEL_ROWS):
+        M[:k, start:stop] = d[:k, None]
 
 
 def _prefill(I: np.ndarray, U: np.ndarray, start: int, stop: int) -> None:
@@ -488,7 +475,7 @@ def _to_I(T: list[np.ndarray], I: np.ndarray, start: int, i0: int, n: int) -> No
 
 
 def _run_kernel(buf, off, caplen, wirelen, codes, key, T: list[np.ndarray], start: int) -> None:
-    """Decode records into typed columns ``start ..`` (each record's direction set first)."""
+    """Decode records into typed columns ``start ..``; they hold the defaults on entry."""
     n = len(off)
     if not n:
         return
@@ -527,6 +514,7 @@ def decode_arrays(buf: np.ndarray, off: np.ndarray, caplen: np.ndarray, wirelen:
     """Run the kernel over records: the int64 (NI × n) and uint64 (NU × n) field matrices."""
     n = len(off)
     T = _typed(n)
+    _prefill_typed(T, 0, n)
     T[0][R8_DIR] = 0
     _run_kernel(buf, off, caplen, wirelen, codes, key, T, 0)
     I = np.empty((NI, n), dtype=np.int64)
@@ -544,7 +532,7 @@ class Decoded:
     time_ns: np.ndarray  # int64 per record
     cols: dict[str, np.ndarray]  # raw columns (schema.RAW) for status == OK rows
     arp: dict[str, np.ndarray]  # ARP rows (op, sender MAC/IP, target IP, time, iface)
-    arp_mask: np.ndarray  # indices of the ARP records
+    arp_mask: np.ndarray  # bool per record: the ARP rows
 
 
 class _Slab:
@@ -619,7 +607,7 @@ class Block:
                     np.take(v, sel, out=dst[:k_ok])
                 cols[name] = dst[:k_ok]
         M64, U = sl.T[3][:, :n], sl.T[4][:, :n]
-        isarp = np.flatnonzero(M64[R64_ARPOP] > 0)  # usually none: eight empty gathers
+        isarp = M64[R64_ARPOP] > 0
         arp = {
             "time_ns": M64[R64_TIME, isarp], "iface": M64[R64_IFACE, isarp],
             "ifindex": M64[R64_IFINDEX, isarp], "op": M64[R64_ARPOP, isarp],
@@ -674,6 +662,7 @@ class BatchDecoder:
             codes = np.where(iface >= 0, iface_codes[np.maximum(iface, 0)], -1)
             f0, f1 = sl_.fill, sl_.fill + take
             M8, _, M32, M64, _ = T = sl_.T
+            _prefill_typed(T, f0, f1)
             M8[R8_DIR, f0:f1] = batch.direction[sl]  # the kernel overrides it from SLL
             M32[R32_CAPLEN, f0:f1] = batch.caplen[sl]
             M32[R32_WIRELEN, f0:f1] = batch.wirelen[sl]
