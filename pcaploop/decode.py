@@ -4,9 +4,9 @@ Decode states facts (addresses, TTL, ports, the quoted packet of an ICMP
 error, the fingerprint); it never decides what a loop is.  Every record gets
 a status (``OK`` or a skip reason) so the caller can account for it.
 
-The kernel writes final columns: one matrix per width (uint8, int16, int32,
+The kernel writes final columns: one matrix per width (uint8, uint16, int32,
 int64, uint64), each row of which *is* a raw column of :mod:`pcaploop.schema`
-(a signed row is viewed unsigned where the schema says so).  Handing a block
+(viewed signed or unsigned as the schema says).  Handing a block
 on is then a matter of views, not a copy per field (the copy-and-cast from
 one int64 matrix cost as much as reading the file).  The int64 ``I`` layout
 below (one row per field) is the shape the numpy twin and the tests use.
@@ -46,7 +46,10 @@ _DEF_U[U_EDST] = S.NO_MAC
 (R32_VLAN, R32_IVLAN, R32_SPORT, R32_DPORT, R32_IPLEN, R32_FLOW, R32_CAPLEN,
  R32_WIRELEN) = range(8)
 (R64_IPID, R64_IIPID, R64_IFINDEX, R64_ARPOP, R64_TIME, R64_IFACE, R64_RECORD) = range(7)
-_WIDTHS = (np.uint8, np.int16, np.int32, np.int64, np.uint64)  # dtypes of M8 .. U
+#: dtypes of M8 .. U.  The kernel writes only values its row's dtype holds (in
+#: plain Python, without numba, numpy refuses anything else): M16 is unsigned for
+#: fragment offsets up to 65528, and its ``-1`` defaults are written by numpy.
+_WIDTHS = (np.uint8, np.uint16, np.int32, np.int64, np.uint64)
 _ROWS = (7, 6, 8, 7, NU)
 
 #: I-layout field -> (matrix, row) in the typed layout
@@ -80,11 +83,12 @@ _COLUMN_AT = {
 
 def _typed_defaults() -> list[np.ndarray]:
     """Per matrix, the value of each row before the kernel runs (the I defaults, typed)."""
-    out = [np.zeros(n, dtype=dt) for n, dt in zip(_ROWS, _WIDTHS)]
+    out = [np.zeros(n, dtype=np.int64) for n in _ROWS]
     for k, (g, r) in _I_TYPED.items():
         out[g][r] = _DEF_I[k]
-    out[4][:] = _DEF_U
-    return out
+    typed = [a.astype(dt) for a, dt in zip(out, _WIDTHS)]  # -1 wraps where unsigned
+    typed[4] = _DEF_U.copy()
+    return typed
 
 
 _DEF_T = _typed_defaults()

@@ -228,3 +228,21 @@ def test_empty_batch_and_no_jit_wiring(monkeypatch):
     got = D.decode_arrays(buf, off, lens, lens, codes, KEY)
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
+
+
+@pytest.mark.parametrize("field", [0x1000, 0x1FFF, 0x3FFF])  # offsets 32768, 65528 (+MF)
+def test_fragment_offsets_past_int16(field):
+    """Fragment offsets up to 65528 bytes fit their row, in every decoder.
+
+    The plain-Python kernel (no numba) writes them with numpy's overflow
+    checks: a signed 16-bit row refused 32768 (found by hypothesis in CI).
+    """
+    ip = bytearray(fx.ip_packets()[0])
+    assert ip[0] >> 4 == 4
+    ip[6:8] = field.to_bytes(2, "big")
+    frame = bytes(ip)
+    buf = np.frombuffer(frame, dtype=np.uint8)
+    assert_same(buf, [0], [len(frame)], [len(frame)], [lt.l2_code(101)])
+    I, _ = D.decode_arrays(buf, np.zeros(1, np.int64), np.array([len(frame)]),
+                           np.array([len(frame)]), np.array([lt.l2_code(101)]), KEY)
+    assert I[D.I_FRAG, 0] == (field & 0x1FFF) * 8
