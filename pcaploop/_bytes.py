@@ -3,39 +3,39 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import njit, njit_inline
+from ._jit import njit_inline, njit_plain
 
 
-@njit
+@njit_plain
 def u16be(b, p):  # pragma: no cover - compiled
     return (np.int64(b[p]) << 8) | np.int64(b[p + 1])
 
 
-@njit
+@njit_plain
 def u32be(b, p):  # pragma: no cover - compiled
     return ((np.int64(b[p]) << 24) | (np.int64(b[p + 1]) << 16)
             | (np.int64(b[p + 2]) << 8) | np.int64(b[p + 3]))
 
 
-@njit
+@njit_plain
 def u16le(b, p):  # pragma: no cover - compiled
     return (np.int64(b[p + 1]) << 8) | np.int64(b[p])
 
 
-@njit
+@njit_plain
 def u32le(b, p):  # pragma: no cover - compiled
     return ((np.int64(b[p + 3]) << 24) | (np.int64(b[p + 2]) << 16)
             | (np.int64(b[p + 1]) << 8) | np.int64(b[p]))
 
 
-@njit
+@njit_plain
 def u32(b, p, big):  # pragma: no cover - compiled
     if big:
         return u32be(b, p)
     return u32le(b, p)
 
 
-@njit
+@njit_plain
 def u16(b, p, big):  # pragma: no cover - compiled
     if big:
         return u16be(b, p)

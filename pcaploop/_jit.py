@@ -36,15 +36,31 @@ def njit(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def njit_inline(func: Callable[..., Any]) -> Callable[..., Any]:
-    """:func:`njit`, and inlined into its callers by numba (``inline="always"``).
+def njit_plain(func: Callable[..., Any]) -> Callable[..., Any]:
+    """:func:`njit` without numba's runtime: no reference counting of arrays.
 
-    Why: every call between compiled functions that passes an array costs an
-    atomic increment and decrement of the array's reference count; in the
-    per-packet decode path (MACs, L4 words, the digest) those atomics took a
-    third of the kernel's time.  Only for small helpers called per packet:
-    inlining the byte readers too made the kernel slower and compile for 25 s.
+    Why: every call between compiled functions that passes an array, and every
+    array variable of an inlined function, costs an atomic increment and
+    decrement of the array's reference count.  In the per-packet decode path
+    those atomics took a third of the kernel's time (``perf``), and numba's
+    pruning leaves them where a function has many exits.  Only for kernels
+    that allocate nothing (callers pass scratch arrays in): without the
+    runtime, numba refuses to compile an allocation.
     """
     if JIT:
-        return _numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")(func)
+        return _numba.njit(cache=True, nogil=True, boundscheck=False, _nrt=False)(func)
+    return func
+
+
+def njit_inline(func: Callable[..., Any]) -> Callable[..., Any]:
+    """:func:`njit_plain`, and inlined into its callers by numba (``inline="always"``).
+
+    Why: a call passes each array as a struct of seven fields; the per-packet
+    helpers (the packet itself, MACs, L4 words, the digest) are inlined.  The
+    byte readers are not: inlining them too made the kernel slower and its
+    compile take 25 s.
+    """
+    if JIT:
+        return _numba.njit(cache=True, nogil=True, boundscheck=False, inline="always",
+                           _nrt=False)(func)
     return func

@@ -20,7 +20,7 @@ import numpy as np
 from . import linktypes as lt
 from . import schema as S
 from ._bytes import be64, u16be, u32be, u32le, u64be
-from ._jit import JIT, njit, njit_inline
+from ._jit import JIT, njit_inline, njit_plain
 from .fingerprint import N_WORDS, RUN_KEY, siphash13
 from .read import RecordBatch
 
@@ -102,7 +102,7 @@ def _mac(b, p):  # pragma: no cover - compiled
     return (np.uint64(u32be(b, p)) << np.uint64(16)) | np.uint64(u16be(b, p + 4))
 
 
-@njit
+@njit_plain
 def _csum_span(proto):  # pragma: no cover - compiled
     """(offset, width) of the L4 checksum, (-1, 0) when the protocol has none we know."""
     if proto == 6:
@@ -116,7 +116,7 @@ def _csum_span(proto):  # pragma: no cover - compiled
     return -1, 0
 
 
-@njit
+@njit_plain
 def _walk_v6_ext(b, h, end, nh):  # pragma: no cover - compiled
     """Walk IPv6 extension headers (at most 8) → (upper protocol, offset, frag id, offset, MF)."""
     ident = -1
@@ -168,7 +168,7 @@ def _l4_word(b, p, have, csum_off, csum_w):  # pragma: no cover - compiled
     return v
 
 
-@njit
+@njit_plain
 def _quoted(b, ip2, end, M8, M16, M32, M64, U, i):  # pragma: no cover - compiled
     """Decode the packet quoted by an ICMP error (RFC 792: header + 8 bytes)."""
     a2 = end - ip2
@@ -416,10 +416,10 @@ def _decode_one(b, p, cap, wire, code, k0, k1, M8, M16, M32, M64, U, i,  # pragm
     U[U_FP, i] = siphash13(k0, k1, w, N_WORDS)
 
 
-@njit
+@njit_plain
 def _decode_rows(b, off, cap, wire, codes, k0, k1, M8, M16, M32, M64, U,  # pragma: no cover
-                 start):
-    w = np.zeros(N_WORDS, dtype=np.uint64)
+                 start, w):
+    """Decode every record; ``w``: scratch for the digest's words (no allocation here)."""
     for i in range(off.shape[0]):
         _decode_one(b, off[i], cap[i], wire[i], codes[i], k0, k1, M8, M16, M32, M64, U,
                     start + i, w)
@@ -484,7 +484,8 @@ def _run_kernel(buf, off, caplen, wirelen, codes, key, T: list[np.ndarray], star
     if not n:
         return
     if JIT:
-        _decode_rows(buf, off, caplen, wirelen, codes, key[0], key[1], *T, start)
+        _decode_rows(buf, off, caplen, wirelen, codes, key[0], key[1], *T, start,
+                     np.zeros(N_WORDS, dtype=np.uint64))
         return
     # no numba: the same kernel vectorised with numpy, identical results
     from ._npdecode import decode_np
@@ -507,7 +508,7 @@ def _decode_all(b, off, cap, wire, codes, k0, k1, I, U, start) -> None:
     T = _typed(n)
     _to_typed(I, T, 0, start, n, keep_dir=False)
     T[4][:] = U[:, start:start + n]
-    _decode_rows(b, off, cap, wire, codes, k0, k1, *T, 0)
+    _decode_rows(b, off, cap, wire, codes, k0, k1, *T, 0, np.zeros(N_WORDS, dtype=np.uint64))
     _to_I(T, I, 0, start, n)
     U[:, start:start + n] = T[4]
 

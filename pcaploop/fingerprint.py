@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from ._jit import njit, njit_inline
+from ._jit import njit_inline, njit_plain
 
 N_WORDS = 10
 
@@ -31,7 +31,7 @@ _FF = np.uint64(0xFF)
 _S = tuple(np.uint64(s) for s in (13, 51, 32, 16, 48, 21, 43, 17, 47, 56))
 
 
-@njit
+@njit_plain
 def _round(v0, v1, v2, v3):  # pragma: no cover - compiled
     s13, s51, s32, s16, s48, s21, s43, s17, s47, _ = _S
     v0 = v0 + v1
