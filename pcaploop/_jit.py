@@ -57,8 +57,8 @@ def njit_inline(func: Callable[..., Any]) -> Callable[..., Any]:
 
     Why: a call passes each array as a struct of seven fields; the per-packet
     helpers (the packet itself, MACs, L4 words, the digest) are inlined.  The
-    byte readers are not: inlining them too made the kernel slower and its
-    compile take 25 s.
+    byte readers are not: inlining them too (measured with the runtime still
+    on) made the kernel slower and its compile take 25 s.
     """
     if JIT:
         return _numba.njit(cache=True, nogil=True, boundscheck=False, inline="always",
