@@ -171,3 +171,21 @@ def test_fingerprint_differs(key):
 def test_fingerprint_keyed(key):
     other = (key[1], key[0])
     assert _fp(fx.udp4(), key) != _fp(fx.udp4(), other)
+
+
+def test_typed_layout_covers_the_schema():
+    """Every raw column but ``point`` is its own row of a typed matrix of the schema's width.
+
+    The kernel's rows are handed on as views in the schema's dtype: a row of
+    another width would give a view of the wrong length, a shared row wrong values.
+    """
+    import numpy as np
+
+    from pcaploop import decode as D
+
+    assert set(D._COLUMN_AT) == set(S.RAW) - {"point"}
+    assert len(set(D._COLUMN_AT.values())) == len(D._COLUMN_AT)
+    for name, (g, r) in D._COLUMN_AT.items():
+        assert np.dtype(D._WIDTHS[g]).itemsize == S.RAW[name].itemsize, name
+        assert 0 <= r < D._ROWS[g], name
+    assert sorted(D._I_TYPED) == list(range(D.NI))
