@@ -426,7 +426,7 @@ def _decode_rows(b, off, cap, wire, codes, k0, k1, M8, M16, M32, M64, U,  # prag
 
 
 #: rows of each typed matrix the kernel may write (the rest are filled from the record)
-_KERNEL_ROWS = (7, 6, R32_CAPLEN, R64_TIME, NU)
+_KERNEL_ROWS = (_ROWS[0], _ROWS[1], R32_CAPLEN, R64_TIME, _ROWS[4])
 
 
 def _typed(n: int) -> list[np.ndarray]:
