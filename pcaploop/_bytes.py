@@ -1,4 +1,12 @@
-"""Fixed-offset integer reads from a uint8 buffer, for the compiled kernels."""
+"""Fixed-offset integer reads from a uint8 buffer, for the compiled kernels.
+
+Every index is unsigned.  Why: numba guards a signed index against negative
+values (Python's wrap-around) with a compare and add per byte, and those
+guards keep LLVM from merging the byte loads of one field; with unsigned
+indices each ``u16be`` / ``u32be`` becomes a single ``movbe``.  Measured on
+the decode kernel (one 2,290-packet batch repeated, best of 15): 73–94 ns
+per packet before, 54–56 after.  Callers never pass a negative offset.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -6,26 +14,38 @@ import numpy as np
 from ._jit import njit_inline, njit_plain
 
 
+_1, _2, _3 = np.uint64(1), np.uint64(2), np.uint64(3)
+
+
+@njit_plain
+def u8(b, p):  # pragma: no cover - compiled
+    return np.int64(b[np.uint64(p)])
+
+
 @njit_plain
 def u16be(b, p):  # pragma: no cover - compiled
-    return (np.int64(b[p]) << 8) | np.int64(b[p + 1])
+    q = np.uint64(p)
+    return np.int64((np.uint16(b[q]) << np.uint16(8)) | np.uint16(b[q + _1]))
 
 
 @njit_plain
 def u32be(b, p):  # pragma: no cover - compiled
-    return ((np.int64(b[p]) << 24) | (np.int64(b[p + 1]) << 16)
-            | (np.int64(b[p + 2]) << 8) | np.int64(b[p + 3]))
+    q = np.uint64(p)
+    return np.int64((np.uint32(b[q]) << np.uint32(24)) | (np.uint32(b[q + _1]) << np.uint32(16))
+                    | (np.uint32(b[q + _2]) << np.uint32(8)) | np.uint32(b[q + _3]))
 
 
 @njit_plain
 def u16le(b, p):  # pragma: no cover - compiled
-    return (np.int64(b[p + 1]) << 8) | np.int64(b[p])
+    q = np.uint64(p)
+    return np.int64((np.uint16(b[q + _1]) << np.uint16(8)) | np.uint16(b[q]))
 
 
 @njit_plain
 def u32le(b, p):  # pragma: no cover - compiled
-    return ((np.int64(b[p + 3]) << 24) | (np.int64(b[p + 2]) << 16)
-            | (np.int64(b[p + 1]) << 8) | np.int64(b[p]))
+    q = np.uint64(p)
+    return np.int64((np.uint32(b[q + _3]) << np.uint32(24)) | (np.uint32(b[q + _2]) << np.uint32(16))
+                    | (np.uint32(b[q + _1]) << np.uint32(8)) | np.uint32(b[q]))
 
 
 @njit_plain
@@ -57,5 +77,5 @@ def u64be(b, p, n):  # pragma: no cover - compiled
     for j in range(8):
         v = v << np.uint64(8)
         if j < n:
-            v = v | np.uint64(b[p + j])
+            v = v | np.uint64(b[np.uint64(p + j)])
     return v

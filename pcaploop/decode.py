@@ -19,7 +19,7 @@ import numpy as np
 
 from . import linktypes as lt
 from . import schema as S
-from ._bytes import be64, u16be, u32be, u32le, u64be
+from ._bytes import be64, u8, u16be, u32be, u32le, u64be
 from ._jit import JIT, njit_inline, njit_plain
 from .fingerprint import N_WORDS, RUN_KEY, siphash13
 from .read import RecordBatch
@@ -126,14 +126,14 @@ def _walk_v6_ext(b, h, end, nh):  # pragma: no cover - compiled
         if nh == 0 or nh == 43 or nh == 60 or nh == 135 or nh == 139 or nh == 140:
             if end - h < 2:
                 break
-            hl = (np.int64(b[h + 1]) + 1) * 8
-            nh = np.int64(b[h])
+            hl = (u8(b, h + 1) + 1) * 8
+            nh = u8(b, h)
             h += hl
         elif nh == 51:
             if end - h < 2:
                 break
-            hl = (np.int64(b[h + 1]) + 2) * 4
-            nh = np.int64(b[h])
+            hl = (u8(b, h + 1) + 2) * 4
+            nh = u8(b, h)
             h += hl
         elif nh == 44:
             if end - h < 8:
@@ -142,7 +142,7 @@ def _walk_v6_ext(b, h, end, nh):  # pragma: no cover - compiled
             fo = fw & 0xFFF8
             mf = fw & 1
             ident = u32be(b, h + 4)
-            nh = np.int64(b[h])
+            nh = u8(b, h)
             h += 8
             if fo != 0:
                 break
@@ -164,7 +164,7 @@ def _l4_word(b, p, have, csum_off, csum_w):  # pragma: no cover - compiled
     for j in range(8):
         v = v << np.uint64(8)
         if j < have and not (csum_off <= j < csum_off + csum_w):
-            v = v | np.uint64(b[p + j])
+            v = v | np.uint64(u8(b, p + j))
     return v
 
 
@@ -174,32 +174,32 @@ def _quoted(b, ip2, end, M8, M16, M32, M64, U, i):  # pragma: no cover - compile
     a2 = end - ip2
     if a2 < 20:
         return
-    v = np.int64(b[ip2]) >> 4
+    v = u8(b, ip2) >> 4
     if v == 4:
-        ihl = (np.int64(b[ip2]) & 15) * 4
+        ihl = (u8(b, ip2) & 15) * 4
         if ihl < 20 or a2 < ihl:
             return
         M8[R8_IVER, i] = 4
-        M16[R16_IPROTO, i] = b[ip2 + 9]
-        M16[R16_ITTL, i] = b[ip2 + 8]
+        M16[R16_IPROTO, i] = u8(b, ip2 + 9)
+        M16[R16_ITTL, i] = u8(b, ip2 + 8)
         M64[R64_IIPID, i] = u16be(b, ip2 + 4)
         U[U_ISHI, i] = 0
         U[U_ISLO, i] = _V4MAP | np.uint64(u32be(b, ip2 + 12))
         U[U_IDHI, i] = 0
         U[U_IDLO, i] = _V4MAP | np.uint64(u32be(b, ip2 + 16))
         l4 = ip2 + ihl
-        proto = np.int64(b[ip2 + 9])
+        proto = u8(b, ip2 + 9)
         first = (u16be(b, ip2 + 6) & 0x1FFF) == 0
     elif v == 6:
         if a2 < 40:
             return
         M8[R8_IVER, i] = 6
-        M16[R16_ITTL, i] = b[ip2 + 7]
+        M16[R16_ITTL, i] = u8(b, ip2 + 7)
         U[U_ISHI, i] = u64be(b, ip2 + 8, 8)
         U[U_ISLO, i] = u64be(b, ip2 + 16, 8)
         U[U_IDHI, i] = u64be(b, ip2 + 24, 8)
         U[U_IDLO, i] = u64be(b, ip2 + 32, 8)
-        proto, l4, ident, fo, mf = _walk_v6_ext(b, ip2 + 40, end, np.int64(b[ip2 + 6]))
+        proto, l4, ident, fo, mf = _walk_v6_ext(b, ip2 + 40, end, u8(b, ip2 + 6))
         M16[R16_IPROTO, i] = proto
         M64[R64_IIPID, i] = ident
         first = fo == 0
@@ -249,8 +249,8 @@ def _decode_one(b, p, cap, wire, code, k0, k1, M8, M16, M32, M64, U, i,  # pragm
             return
         et = u16be(b, p)
         M64[R64_IFINDEX, i] = u32be(b, p + 4)
-        pkttype = np.int64(b[p + 10])
-        if b[p + 11] == 6:
+        pkttype = u8(b, p + 10)
+        if u8(b, p + 11) == 6:
             U[U_ESRC, i] = _mac(b, p + 12)
         if pkttype <= 4:  # otherwise the record's own direction (pcapng flags) stays
             M8[R8_DIR, i] = S.DIR_OUT if pkttype == 4 else S.DIR_IN
@@ -259,7 +259,7 @@ def _decode_one(b, p, cap, wire, code, k0, k1, M8, M16, M32, M64, U, i,  # pragm
         if cap < 1:
             M8[R8_STATUS, i] = S.MALFORMED
             return
-        v = np.int64(b[p]) >> 4
+        v = u8(b, p) >> 4
         if v == 4 and code != lt.L2_IPV6:
             et = 0x0800
         elif v == 6 and code != lt.L2_IPV4:
@@ -306,10 +306,10 @@ def _decode_one(b, p, cap, wire, code, k0, k1, M8, M16, M32, M64, U, i,  # pragm
     avail = end - q
     wire_ip = wire - (q - p)
     if et == 0x0800:
-        if avail < 20 or (np.int64(b[q]) >> 4) != 4:
+        if avail < 20 or (u8(b, q) >> 4) != 4:
             M8[R8_STATUS, i] = S.MALFORMED
             return
-        ihl = (np.int64(b[q]) & 15) * 4
+        ihl = (u8(b, q) & 15) * 4
         if ihl < 20 or avail < ihl:
             M8[R8_STATUS, i] = S.MALFORMED
             return
@@ -325,9 +325,9 @@ def _decode_one(b, p, cap, wire, code, k0, k1, M8, M16, M32, M64, U, i,  # pragm
         mf = (ff >> 13) & 1
         if ff & 0x4000:
             M8[R8_FLAGS, i] |= S.F_DF
-        proto = np.int64(b[q + 9])
+        proto = u8(b, q + 9)
         M8[R8_VER, i] = 4
-        M8[R8_TTL, i] = b[q + 8]
+        M8[R8_TTL, i] = u8(b, q + 8)
         M64[R64_IPID, i] = ident
         M32[R32_IPLEN, i] = tot
         U[U_SHI, i] = 0
@@ -340,7 +340,7 @@ def _decode_one(b, p, cap, wire, code, k0, k1, M8, M16, M32, M64, U, i,  # pragm
         flow = 0
         ver = 4
     elif et == 0x86DD:
-        if avail < 40 or (np.int64(b[q]) >> 4) != 6:
+        if avail < 40 or (u8(b, q) >> 4) != 6:
             M8[R8_STATUS, i] = S.MALFORMED
             return
         flow = u32be(b, q) & 0xFFFFF
@@ -348,14 +348,14 @@ def _decode_one(b, p, cap, wire, code, k0, k1, M8, M16, M32, M64, U, i,  # pragm
         offload = plen == 0 or 40 + plen > wire_ip
         ip_end = q + (wire_ip if offload else 40 + plen)
         M8[R8_VER, i] = 6
-        M8[R8_TTL, i] = b[q + 7]
+        M8[R8_TTL, i] = u8(b, q + 7)
         M32[R32_IPLEN, i] = 40 + plen
         M32[R32_FLOW, i] = flow
         U[U_SHI, i] = u64be(b, q + 8, 8)
         U[U_SLO, i] = u64be(b, q + 16, 8)
         U[U_DHI, i] = u64be(b, q + 24, 8)
         U[U_DLO, i] = u64be(b, q + 32, 8)
-        proto, l4, ident, fo, mf = _walk_v6_ext(b, q + 40, end, np.int64(b[q + 6]))
+        proto, l4, ident, fo, mf = _walk_v6_ext(b, q + 40, end, u8(b, q + 6))
         M64[R64_IPID, i] = ident
         lenfield = plen
         identw = ident if ident >= 0 else 0
@@ -382,11 +382,11 @@ def _decode_one(b, p, cap, wire, code, k0, k1, M8, M16, M32, M64, U, i,  # pragm
             M32[R32_SPORT, i] = u16be(b, l4)
             M32[R32_DPORT, i] = u16be(b, l4 + 2)
             if proto == 6 and have >= 14:
-                M16[R16_TCPF, i] = b[l4 + 13]
+                M16[R16_TCPF, i] = u8(b, l4 + 13)
         elif (proto == 1 or proto == 58) and have >= 2:
-            t = np.int64(b[l4])
+            t = u8(b, l4)
             M16[R16_ITYPE, i] = t
-            M16[R16_ICODE, i] = b[l4 + 1]
+            M16[R16_ICODE, i] = u8(b, l4 + 1)
             if proto == 1 and (t == 3 or t == 4 or t == 5 or t == 11 or t == 12):
                 _quoted(b, l4 + 8, cend, M8, M16, M32, M64, U, i)
             elif proto == 58 and 1 <= t <= 4:
@@ -422,7 +422,7 @@ def _decode_rows(b, off, cap, wire, codes, k0, k1, M8, M16, M32, M64, U,  # prag
     """Decode every record; ``w``: scratch for the digest's words (no allocation here)."""
     for i in range(off.shape[0]):
         _decode_one(b, off[i], cap[i], wire[i], codes[i], k0, k1, M8, M16, M32, M64, U,
-                    start + i, w)
+                    np.uint64(start + i), w)
 
 
 #: rows of each typed matrix the kernel may write (the rest are filled from the record)
