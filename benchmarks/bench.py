@@ -96,10 +96,9 @@ def _c_stage(stage: str, path: str, tiny: str) -> dict:
             nb += 1
             n += len(b.off)
             if stage == "kernel":
-                codes = np.ones(len(b.off), dtype=np.int64)
                 T = D._typed(len(b.off))  # the kernel writing typed columns, nothing else
-                D._prefill_typed(T, 0, len(b.off))
-                D._run_kernel(b.buf, b.off, b.caplen, b.wirelen, codes, RUN_KEY, T, 0)
+                D._run_kernel(b.buf, b.off, b.caplen, b.wirelen, b.time_ns, b.iface,
+                              b.direction, 0, iface_codes, RUN_KEY, T, 0)
             elif stage == "columns":
                 if bd is not None:  # block decoder: columns handed out per block of rows
                     for _blk in bd.add(b, iface_codes):

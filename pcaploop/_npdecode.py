@@ -187,7 +187,7 @@ def _link(s: _Batch, codes: np.ndarray) -> None:
     """Layer 2 of every record → EtherType ``et`` and network header offset ``q``."""
     b, p, I, U = s.b, s.p, s.I, s.U
     known = (codes >= 1) & (codes <= 8)
-    s.status[~known] = S.UNSUPPORTED
+    s.status[~known] = np.where(codes[~known] >= 0, S.UNSUPPORTED, S.MALFORMED)
     need = _L2_NEED[np.where(known, codes, 0)]
     s.live = known & (s.end - p >= need)
     s.status[known & ~s.live] = S.MALFORMED

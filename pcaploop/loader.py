@@ -16,7 +16,7 @@ import numpy as np
 
 from . import linktypes as lt
 from . import schema as S
-from .decode import BatchDecoder, Block, Decoded
+from .decode import BatchDecoder, Block, Decoded, unaliased
 from .errors import CaptureError, PcaploopError, UnsupportedLinkTypeError
 from .fingerprint import RUN_KEY
 from .read import CaptureFile, open_capture
@@ -27,7 +27,8 @@ if TYPE_CHECKING:  # pragma: no cover
 #: capture points across all inputs; far beyond any host, small enough for int16 codes
 MAX_POINTS = 4096
 #: rows per decoded block (the unit the worker thread hands over)
-BLOCK_ROWS = 1 << 15  # smaller blocks: less fresh memory to touch (see benchmarks)
+BLOCK_ROWS = unaliased(32000)  # 32,008: small enough to stay in cache (see benchmarks),
+#: and no power of two (:func:`pcaploop.decode.unaliased`)
 
 Progress = Callable[[int], None]  # called with bytes consumed since the last call
 

@@ -189,3 +189,70 @@ def test_typed_layout_covers_the_schema():
         assert np.dtype(D._WIDTHS[g]).itemsize == S.RAW[name].itemsize, name
         assert 0 <= r < D._ROWS[g], name
     assert sorted(D._I_TYPED) == list(range(D.NI))
+
+
+def test_row_lengths_are_no_power_of_two(tmp_path):
+    """Slabs' rows are no multiple of 4 KiB apart, from the first slab to the largest.
+
+    At a power-of-two row length every row's element ``j`` shares one cache
+    set; the kernel then ran at half speed (see ``decode.unaliased``).
+    """
+    import dataclasses
+
+    import numpy as np
+
+    from pcaploop import decode as D
+    from pcaploop import loader as L
+    from pcaploop.read import open_capture
+
+    for n in (1, 8, 9, 24, 1000, 1024, 4096, 32768, L.BLOCK_ROWS):
+        m = D.unaliased(n)
+        assert n <= m < n + 16 and m % 16 == 8
+    assert L.BLOCK_ROWS == D.unaliased(L.BLOCK_ROWS)
+    for M in D._typed(L.BLOCK_ROWS):
+        assert M.strides[0] % 4096 != 0
+    dec = D.BatchDecoder(capacity=L.BLOCK_ROWS)
+    (b,) = open_capture(fx_pcap_of(tmp_path, 3000)).batches()
+    part = dataclasses.replace(b, **{k: getattr(b, k)[:2999] for k in
+                                     ("off", "caplen", "wirelen", "time_ns", "iface",
+                                      "direction")})
+    caps = set()
+    for _ in range(24):  # 72,000 rows: the slab grows step by step to its largest
+        list(dec.add(part, np.ones(1, np.int64)))
+        caps.add(dec.slabs[0].cap)
+    assert len(caps) > 3 and max(caps) == L.BLOCK_ROWS
+    assert all(c % 16 == 8 for c in caps)
+
+
+def fx_pcap_of(d, n: int):
+    """An Ethernet pcap of ``n`` UDP packets in directory ``d``."""
+    frames = [fx.eth(fx.udp4(ident=i & 0xFFFF)) for i in range(n)]
+    return fx.write_pcap(d / "udp.pcap", 1, fx.records(frames))
+
+
+def test_blocks_carry_each_records_own_fields(tmp_path):
+    """Time, lengths, interface and record number come through a decoder whose
+    blocks split batches anywhere (the kernel writes them from its row offset)."""
+    import numpy as np
+
+    from pcaploop import decode as D
+    from pcaploop.read import open_capture
+
+    cap = open_capture(fx_pcap_of(tmp_path, 500))
+    dec = D.BatchDecoder(capacity=D.unaliased(37), slabs=2)
+    got = {k: [] for k in ("record", "time_ns", "caplen", "wirelen")}
+    want = {k: [] for k in got}
+    for b in cap.batches():
+        want["record"].append(np.arange(b.first_record, b.first_record + len(b.off)))
+        want["time_ns"].append(b.time_ns.copy())
+        want["caplen"].append(b.caplen.copy())
+        want["wirelen"].append(b.wirelen.copy())
+        for blk in dec.add(b, np.ones(1, np.int64)):
+            d = blk.decoded()
+            for k in got:
+                got[k].append(d.cols[k])
+    d = dec.flush()
+    for k in got:
+        got[k].append(d.cols[k])
+        np.testing.assert_array_equal(np.concatenate(got[k]), np.concatenate(want[k]), k)
+    assert len(np.concatenate(got["record"])) == 500
