@@ -549,7 +549,7 @@ def report(R: dict, npk: int, kpre: int, krss: int, meta: dict, repeat: int) -> 
         print("decode stages (each a separate run, cumulative; work time only):")
         prev = prevc = 0.0
         for key, label in (("stage_walk", "read + walk records (CaptureFile.batches)"),
-                           ("stage_kernel", "+ decode kernel into typed columns"),
+                           ("stage_kernel", "+ kernel: record fields, packet, digest"),
                            ("stage_columns", "+ BatchDecoder slabs (decode.py)"),
                            ("decode", "+ Loader (points, accounting) = full")):
             r = R.get(key, {})

@@ -714,7 +714,8 @@ class BatchDecoder:
     >>> last = dec.flush()                                        # doctest: +SKIP
     """
 
-    def __init__(self, key: tuple[np.uint64, np.uint64] = RUN_KEY, capacity: int = 1 << 16,
+    def __init__(self, key: tuple[np.uint64, np.uint64] = RUN_KEY,
+                 capacity: int = unaliased(1 << 16),
                  slabs: int = 1):
         self.key = key
         self.max_cap = capacity
