@@ -550,7 +550,7 @@ def report(R: dict, npk: int, kpre: int, krss: int, meta: dict, repeat: int) -> 
         prev = prevc = 0.0
         for key, label in (("stage_walk", "read + walk records (CaptureFile.batches)"),
                            ("stage_kernel", "+ kernel: record fields, packet, digest"),
-                           ("stage_columns", "+ BatchDecoder blocks (decode.py)"),
+                           ("stage_columns", "+ BatchDecoder slabs (decode.py)"),
                            ("decode", "+ Loader (points, accounting) = full")):
             r = R.get(key, {})
             if "error" in r or not r:

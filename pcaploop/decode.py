@@ -639,7 +639,8 @@ class _Slab:
 class Block:
     """``n`` decoded rows in a slab; :meth:`decoded` hands them out as raw columns.
 
-    Call :meth:`decoded` before the decoder takes more rows: it reuses the slab.
+    Call :meth:`decoded` before the decoder has filled ``slabs - 1`` further
+    blocks: the slab is then reused.
     """
 
     slab: _Slab
@@ -703,8 +704,9 @@ class BatchDecoder:
 
     Why: per-batch Python work (slicing 38 columns, accounting) costs more than
     the compiled decode when a 1 MiB buffer fill holds only ~2,000 packets;
-    accumulating ``capacity`` rows first makes that cost negligible.  One slab
-    is reused block after block (:meth:`Block.decoded`).
+    accumulating ``capacity`` rows first makes that cost negligible.  With
+    ``slabs=3`` one thread can decode while another uses the previous block
+    (:meth:`Block.decoded`).
 
     >>> dec = BatchDecoder()                                     # doctest: +SKIP
     >>> for batch in cap.batches():                              # doctest: +SKIP
@@ -713,21 +715,23 @@ class BatchDecoder:
     """
 
     def __init__(self, key: tuple[np.uint64, np.uint64] = RUN_KEY,
-                 capacity: int = unaliased(1 << 16)):
+                 capacity: int = unaliased(1 << 16),
+                 slabs: int = 1):
         self.key = key
         self.max_cap = capacity
-        self.slab = _Slab(min(capacity, unaliased(1000)))
+        self.slabs = [_Slab(min(capacity, unaliased(1000))) for _ in range(slabs)]
+        self.cur = 0
 
     @property
     def fill(self) -> int:
-        return self.slab.fill
+        return self.slabs[self.cur].fill
 
     def add(self, batch: RecordBatch, iface_codes: np.ndarray):
         """Decode a batch; yields full :class:`Block` s as they fill up."""
         n = len(batch.off)
         done = 0
         while done < n:
-            sl_ = self.slab
+            sl_ = self.slabs[self.cur]
             if sl_.fill + n - done > sl_.cap and sl_.cap < self.max_cap:
                 sl_.grow(min(self.max_cap, unaliased(max(2 * sl_.cap, sl_.fill + n - done))))
             take = min(n - done, sl_.cap - sl_.fill)
@@ -741,9 +745,11 @@ class BatchDecoder:
                 yield self.take()
 
     def take(self) -> Block:
-        """The rows decoded so far as a block; new rows overwrite them."""
-        block = Block(self.slab, self.slab.fill)
-        self.slab.fill = 0
+        """The rows decoded so far as a block; the next slab takes new rows."""
+        sl_ = self.slabs[self.cur]
+        block = Block(sl_, sl_.fill)
+        sl_.fill = 0
+        self.cur = (self.cur + 1) % len(self.slabs)
         return block
 
     def flush(self) -> Decoded:

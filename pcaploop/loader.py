@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: capture points across all inputs; far beyond any host, small enough for int16 codes
 MAX_POINTS = 4096
-#: rows per decoded block (the unit the consumer takes over)
+#: rows per decoded block (the unit the worker thread hands over)
 BLOCK_ROWS = unaliased(32000)  # 32,008: small enough to stay in cache (see benchmarks),
 #: and no power of two (:func:`pcaploop.decode.unaliased`)
 
@@ -113,21 +113,64 @@ class Packets:
 def _decoded_blocks(cap: CaptureFile, key) -> Iterator[tuple[Block, int]]:
     """Read, walk and decode one file: (block, bytes read so far).
 
-    One slab, on the calling thread: the consumer is done with block k when it
-    asks for block k + 1.  Why no worker thread: on the 2-core VM a decoding
-    thread one block ahead made every consumer slower or no faster (alternating
-    runs, 2 M packets): ``Loader.run`` 0.55–0.66 s against 0.52–0.69 s without,
-    ``info`` 2.9–3.6 s against 2.5–2.8 s, ``analyze`` 1.51–1.86 s against
-    1.51–1.72 s.  The hand-over moves every block's cache lines to the other
-    core, and the glue between kernels holds the GIL.
+    Three slabs: the consumer copies block k out while block k+1 waits in a
+    one-deep queue and block k+2 is being decoded.
     """
-    dec = BatchDecoder(key, capacity=BLOCK_ROWS)
+    dec = BatchDecoder(key, capacity=BLOCK_ROWS, slabs=3)
     for batch in cap.batches():
         codes = np.array([lt.l2_code(i.linktype) for i in cap.interfaces] or [0], dtype=np.int64)
         for block in dec.add(batch, codes):
             yield block, cap.bytes_read
     if dec.fill:
         yield dec.take(), cap.bytes_read
+
+
+def _threaded(gen: Iterator, depth: int = 2) -> Iterator:
+    """Run a generator in a worker thread, ``depth`` items ahead of the consumer.
+
+    Why: reading, walking and the compiled decode release the GIL, so on two
+    cores the next block decodes while this thread accounts for the last one.
+    Exceptions reach the consumer; closing the consumer stops the worker.
+    """
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def work() -> None:
+        try:
+            for item in gen:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(end)
+        except BaseException as exc:  # handed to the consumer, raised there
+            q.put(exc)
+
+    t = threading.Thread(target=work, name="pcaploop-decode", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                t.join(0.05)
 
 
 def parse_ifmap(specs: Iterable[str]) -> dict[int, str]:
@@ -381,7 +424,8 @@ class Loader:
         fr = _FileReader(spec, cap, self.reg)
         self.readers.append(fr)
         done = 0
-        for block, nbytes in _decoded_blocks(cap, key):
+        # one thread decodes into three rotating slabs, this one takes blocks over
+        for block, nbytes in _threaded(_decoded_blocks(cap, key), depth=1):
             if progress and nbytes > done:
                 progress(nbytes - done)
                 done = nbytes
