@@ -27,8 +27,9 @@ if TYPE_CHECKING:  # pragma: no cover
 #: capture points across all inputs; far beyond any host, small enough for int16 codes
 MAX_POINTS = 4096
 #: rows per decoded block (the unit the consumer takes over)
-BLOCK_ROWS = unaliased(32000)  # 32,008: small enough to stay in cache (see benchmarks),
-#: and no power of two (:func:`pcaploop.decode.unaliased`)
+#: 32,008: smaller blocks touch less fresh memory (see benchmarks), and no power
+#: of two (:func:`pcaploop.decode.unaliased`)
+BLOCK_ROWS = unaliased(32000)
 
 Progress = Callable[[int], None]  # called with bytes consumed since the last call
 

@@ -231,8 +231,8 @@ def fx_pcap_of(d, n: int):
 
 
 def test_blocks_carry_each_records_own_fields(tmp_path):
-    """Time, lengths, interface and record number come through a decoder whose
-    blocks split batches anywhere (the kernel writes them from its row offset)."""
+    """Time, lengths and record number come through a decoder whose blocks
+    split batches anywhere (the kernel writes them from its row offset)."""
     import numpy as np
 
     from pcaploop import decode as D
