@@ -76,23 +76,21 @@ def _c_decode(path: str, tiny: str) -> dict:
 
 
 def _c_stage(stage: str, path: str, tiny: str) -> dict:
-    """Profile stages of the decode path: walk / kernel / decode_batch / loader."""
+    """Profile stages of the decode path: walk / kernel / BatchDecoder / loader."""
     import numpy as np
 
     from pcaploop import decode as D
     from pcaploop.fingerprint import RUN_KEY
+    from pcaploop.loader import BLOCK_ROWS
     from pcaploop.read import open_capture
 
     iface_codes = np.ones(1, dtype=np.int64)  # Ethernet
-    bd = None
 
     def run(p):
-        nonlocal bd
         n = 0
         nb = 0
-        bd = D.BatchDecoder(RUN_KEY) if hasattr(D, "BatchDecoder") else None
-        cap = open_capture(p)
-        for b in cap.batches():
+        bd = D.BatchDecoder(RUN_KEY, capacity=BLOCK_ROWS)  # blocks as the Loader's
+        for b in open_capture(p).batches():
             nb += 1
             n += len(b.off)
             if stage == "kernel":
@@ -100,12 +98,9 @@ def _c_stage(stage: str, path: str, tiny: str) -> dict:
                 D._run_kernel(b.buf, b.off, b.caplen, b.wirelen, b.time_ns, b.iface,
                               b.direction, 0, iface_codes, RUN_KEY, T, 0)
             elif stage == "columns":
-                if bd is not None:  # block decoder: columns handed out per block of rows
-                    for _blk in bd.add(b, iface_codes):
-                        pass
-                else:
-                    D.decode_batch(b, iface_codes, RUN_KEY)
-        if stage == "columns" and bd is not None and bd.fill:
+                for _blk in bd.add(b, iface_codes):
+                    pass
+        if stage == "columns" and bd.fill:
             bd.flush()
         return n, nb
 

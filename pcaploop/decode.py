@@ -416,7 +416,7 @@ def _decode_one(b, p, cap, wire, code, k0, k1, M8, M16, M32, M64, U, i,  # pragm
     U[U_FP, i] = siphash13(k0, k1, w, N_WORDS)
 
 
-#: rows of each typed matrix the kernel may write (the rest are filled from the record)
+#: rows of each typed matrix that start from a default (the rest are the record's own)
 _KERNEL_ROWS = (_ROWS[0], _ROWS[1], R32_CAPLEN, R64_TIME, _ROWS[4])
 _D8, _D16, _D32, _D64, _DU = (d[:k].copy() for d, k in zip(_DEF_T, _KERNEL_ROWS))
 
@@ -473,8 +473,8 @@ def unaliased(n: int) -> int:
     Why: the rows of a matrix lie ``length × itemsize`` bytes apart.  At a
     power of two (the natural block size) element ``j`` of every row falls
     into one cache set, and the kernel's ~40 stores per packet evict one
-    another.  The kernel over a 32,768-row slab took 142–158 ns per packet
-    (one batch repeated, best of 10), over 32,760 rows 86–95.
+    another.  The kernel over a 32,768-row slab took 143–158 ns per packet
+    (one batch repeated, best of 10), over 32,760–32,784 rows 86–95.
     """
     return n + (8 - n) % 16
 
@@ -482,11 +482,6 @@ def unaliased(n: int) -> int:
 def _typed(n: int) -> list[np.ndarray]:
     """Empty typed matrices (M8, M16, M32, M64, U) for ``n`` rows."""
     return [np.empty((r, n), dtype=dt) for r, dt in zip(_ROWS, _WIDTHS)]
-
-
-def _prefill_typed(T: list[np.ndarray], start: int, stop: int) -> None:
-    for M, d, k in zip(T, _DEF_T, _KERNEL_ROWS):
-        M[:k, start:stop] = d[:k, None]
 
 
 def _prefill(I: np.ndarray, U: np.ndarray, start: int, stop: int) -> None:
@@ -506,16 +501,15 @@ def _view(g: int, r: int) -> np.dtype:
 _I_VIEW = {k: _view(*at) for k, at in _I_TYPED.items()}
 
 
-def _to_typed(I: np.ndarray, T: list[np.ndarray], start: int, i0: int, n: int,
-              keep_dir: bool) -> None:
+def _to_typed(I: np.ndarray, T: list[np.ndarray], start: int, i0: int, n: int) -> None:
     """Copy I-layout columns ``i0 .. i0 + n`` into typed columns ``start ..``.
 
-    ``keep_dir``: a zero direction in ``I`` (the kernel knew none) keeps the
-    record's own direction already in ``T``.
+    A zero direction in ``I`` (the decoder knew none) keeps the record's own
+    direction already in ``T``.
     """
     for k, (g, r) in _I_TYPED.items():
         src, dst = I[k, i0:i0 + n], T[g][r, start:start + n]
-        if k == I_DIR and keep_dir:
+        if k == I_DIR:
             known = src != 0
             dst[known] = src[known]
         else:
@@ -545,9 +539,8 @@ def _run_kernel(buf, off, caplen, wirelen, t, iface, direction, rec0: int, icode
     # no numba: the same kernel vectorised with numpy, identical results
     from ._npdecode import decode_np
 
-    M8, _, M32, M64, _ = T
+    M8, _, M32, M64, _ = T  # every other row is written by _to_typed and from U below
     stop = start + n
-    _prefill_typed(T, start, stop)
     M8[R8_DIR, start:stop] = direction
     M32[R32_CAPLEN, start:stop] = caplen
     M32[R32_WIRELEN, start:stop] = wirelen
@@ -557,7 +550,7 @@ def _run_kernel(buf, off, caplen, wirelen, t, iface, direction, rec0: int, icode
     I, U = np.empty((NI, n), dtype=np.int64), np.empty((NU, n), dtype=np.uint64)
     _prefill(I, U, 0, n)
     decode_np(buf, off, caplen, wirelen, _codes(iface, icodes), key[0], key[1], I, U, 0)
-    _to_typed(I, T, start, 0, n, keep_dir=True)
+    _to_typed(I, T, start, 0, n)
     T[4][:, start:stop] = U
 
 
@@ -567,19 +560,24 @@ def _codes(iface: np.ndarray, icodes: np.ndarray) -> np.ndarray:
     return np.where(ok, icodes[np.where(ok, iface, 0)], -1)
 
 
+def _bare_records(codes: np.ndarray) -> tuple:
+    """(time, interface, direction, first record, interface codes) for records that
+    carry only a link code each: one "interface" per record, all else zero."""
+    n = len(codes)
+    return (np.zeros(n, dtype=np.int64), np.arange(n), np.zeros(n, dtype=np.int8), 0,
+            np.asarray(codes, dtype=np.int64))
+
+
 def _decode_all(b, off, cap, wire, codes, k0, k1, I, U, start) -> None:
     """The compiled kernel seen in the I layout, as the numpy twin is called.
 
-    Columns ``start .. start + len(off)`` of ``I`` and ``U`` hold the
-    defaults on entry and the decoded fields on return (tests compare the two
-    decoders through this).
+    Columns ``start .. start + len(off)`` of ``I`` and ``U`` get the decoded
+    fields, defaults included; the others are left alone (tests compare the
+    two decoders through this).
     """
     n = len(off)
     T = _typed(n)
-    zeros = np.zeros(n, dtype=np.int64)
-    # one "interface" per record, so that each record gets its own code
-    _decode_rows(b, off, cap, wire, zeros, np.arange(n), zeros.astype(np.int8), 0,
-                 np.asarray(codes, dtype=np.int64), k0, k1, *T, 0,
+    _decode_rows(b, off, cap, wire, *_bare_records(codes), k0, k1, *T, 0,
                  np.zeros(N_WORDS, dtype=np.uint64))
     _to_I(T, I, 0, start, n)
     U[:, start:start + n] = T[4]
@@ -591,9 +589,7 @@ def decode_arrays(buf: np.ndarray, off: np.ndarray, caplen: np.ndarray, wirelen:
     """Run the kernel over records: the int64 (NI × n) and uint64 (NU × n) field matrices."""
     n = len(off)
     T = _typed(n)
-    zeros = np.zeros(n, dtype=np.int64)
-    _run_kernel(buf, off, caplen, wirelen, zeros, np.arange(n), zeros.astype(np.int8), 0,
-                np.asarray(codes, dtype=np.int64), key, T, 0)
+    _run_kernel(buf, off, caplen, wirelen, *_bare_records(codes), key, T, 0)
     I = np.empty((NI, n), dtype=np.int64)
     _to_I(T, I, 0, 0, n)
     return I, T[4]

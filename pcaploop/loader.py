@@ -355,7 +355,8 @@ class Loader:
         """
         caps = [open_capture(s.path) for s in self.specs]  # fail fast on wrong file types
         for spec, cap in zip(self.specs, caps):
-            yield from self._one(spec, cap, progress, key, {} if reuse else None)
+            yield from self._one(spec, cap, progress, key, {} if reuse else None,
+                                 threaded=False)
 
     def merged(self, progress: Progress | None = None,
                key: tuple[np.uint64, np.uint64] = RUN_KEY,
@@ -376,7 +377,13 @@ class Loader:
         renames them as :func:`load` does.
         """
         caps = [open_capture(s.path) for s in self.specs]  # fail fast on wrong file types
-        gens = [self._one(spec, cap, progress, key, into or {})
+        # A consumer with its own buffer works on each block (analyze's window):
+        # decoding the next one on a worker thread meanwhile pays for it.  2 M
+        # packets, alternating CLI runs (benchmarks/README.md): analyze median
+        # 3.20 s with the thread, 3.47 s without; info, which only aggregates,
+        # 4.95 s with it, 4.45 s without (a block's cache lines move to the
+        # other core, and the glue between kernels holds the GIL).
+        gens = [self._one(spec, cap, progress, key, into or {}, threaded=into is not None)
                 for spec, cap in zip(self.specs, caps)]
         mark = [float("-inf")] * len(gens)
         live = list(range(len(gens)))
@@ -415,24 +422,19 @@ class Loader:
                 out[p] = fi
         return out
 
-    def _one(self, spec: CaptureSpec, cap: CaptureFile, progress, key, into=None):
+    def _one(self, spec: CaptureSpec, cap: CaptureFile, progress, key, into,
+             threaded: bool):
         """Blocks of one file.
 
         ``into``: ``None`` (fresh arrays), a dict (arrays reused from block to
         block: the decoder's own are handed out where every record decoded), or
         a callable giving the arrays to write the next block into.
+        ``threaded``: decode on a worker thread, a block ahead.
         """
         self.files.append(cap)
         fr = _FileReader(spec, cap, self.reg)
         self.readers.append(fr)
         done = 0
-        # Decode on a worker thread only for a consumer that copies blocks out and
-        # works on them (analyze's window).  2 M packets, alternating CLI runs:
-        # analyze 2.82–3.36 s with the thread, 2.63–3.80 s without (medians 3.20,
-        # 3.47); info 4.77–4.97 s with, 3.78–5.06 s without (medians 4.95, 4.45);
-        # Loader.run alone 0.54–0.71 s with, 0.51–0.58 s without.  Handing a
-        # block over moves its cache lines to the other core.
-        threaded = callable(into)
         blocks = _decoded_blocks(cap, key, slabs=3 if threaded else 1)
         for block, nbytes in (_threaded(blocks, depth=1) if threaded else blocks):
             if progress and nbytes > done:
