@@ -12,6 +12,7 @@ packets/s), identical results.
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import Any, Callable
 
 _disabled = os.environ.get("PCAPLOOP_NO_JIT", "") not in ("", "0") or os.environ.get(
@@ -22,17 +23,69 @@ try:  # pragma: no cover - depends on the environment
     if _disabled:
         raise ImportError
     import numba as _numba
+    from numba.core import config as _numba_config
 
     JIT = True
 except ImportError:  # pragma: no cover
     _numba = None
+    _numba_config = None
     JIT = False
+
+
+def _writable(path: str) -> bool:
+    try:
+        os.makedirs(path, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError:
+        return False
+    return True
+
+
+def cache_dir() -> str:
+    """Where the compiled kernels are cached: a per-user directory, never the package.
+
+    Why: numba's default puts its cache files in the package's own
+    ``__pycache__``.  After ``pip install .`` those files are not in pip's
+    record, so they survive an uninstall; the directory left behind then
+    shadows a later editable install as an empty namespace package, and
+    ``import pcaploop`` finds no ``__version__``.  Order: ``PCAPLOOP_CACHE_DIR``,
+    numba's own ``NUMBA_CACHE_DIR``, ``$XDG_CACHE_HOME/pcaploop/numba``
+    (``~/.cache`` by default), and a per-user temporary directory when none of
+    those is writable.
+    """
+    for env in ("PCAPLOOP_CACHE_DIR", "NUMBA_CACHE_DIR"):
+        if os.environ.get(env):
+            return os.environ[env]
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = os.path.join(xdg, "pcaploop", "numba")
+    if _writable(path):
+        return path
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return os.path.join(tempfile.gettempdir(), f"pcaploop-{uid}", "numba")
+
+
+_CACHE_DIR = cache_dir() if JIT else ""
+
+
+def _compile(func: Callable[..., Any], **options: Any) -> Callable[..., Any]:
+    """``numba.njit(cache=True, ...)`` with its cache in :func:`cache_dir`.
+
+    numba picks a function's cache directory once, when the decorator runs,
+    from ``numba.config.CACHE_DIR``; it is set for that moment only, so a
+    notebook user's own numba functions keep their own cache setting.
+    """
+    saved = _numba_config.CACHE_DIR
+    _numba_config.CACHE_DIR = _CACHE_DIR
+    try:
+        return _numba.njit(cache=True, nogil=True, boundscheck=False, **options)(func)
+    finally:
+        _numba_config.CACHE_DIR = saved
 
 
 def njit(func: Callable[..., Any]) -> Callable[..., Any]:
     """``numba.njit(cache=True, nogil=True)`` or the plain function."""
     if JIT:
-        return _numba.njit(cache=True, nogil=True, boundscheck=False)(func)
+        return _compile(func)
     return func
 
 
@@ -48,7 +101,7 @@ def njit_plain(func: Callable[..., Any]) -> Callable[..., Any]:
     runtime, numba refuses to compile an allocation.
     """
     if JIT:
-        return _numba.njit(cache=True, nogil=True, boundscheck=False, _nrt=False)(func)
+        return _compile(func, _nrt=False)
     return func
 
 
@@ -61,6 +114,5 @@ def njit_inline(func: Callable[..., Any]) -> Callable[..., Any]:
     on) made the kernel slower and its compile take 25 s.
     """
     if JIT:
-        return _numba.njit(cache=True, nogil=True, boundscheck=False, inline="always",
-                           _nrt=False)(func)
+        return _compile(func, inline="always", _nrt=False)
     return func
