@@ -57,7 +57,7 @@ def _child(argv: list[str]) -> int:
 def _c_decode(path: str, tiny: str) -> dict:
     """pcaploop streaming decode (Loader.run), columns consumed and discarded per block
     (reuse=True: the way ``pcaploop info`` streams, arrays overwritten by the next block)."""
-    from pcaploop.loader import CaptureSpec, Loader
+    from pcaploop.ingest.loader import CaptureSpec, Loader
 
     def run(p):
         loader = Loader([CaptureSpec(p)], {})
@@ -79,9 +79,9 @@ def _c_stage(stage: str, path: str, tiny: str) -> dict:
     """Profile stages of the decode path: walk / kernel / BatchDecoder / loader."""
     import numpy as np
 
-    from pcaploop import decode as D
-    from pcaploop.fingerprint import RUN_KEY
-    from pcaploop.loader import BLOCK_ROWS
+    from pcaploop.decode import kernel as D
+    from pcaploop.decode.fingerprint import RUN_KEY
+    from pcaploop.ingest.loader import BLOCK_ROWS
     from pcaploop.read import open_capture
 
     iface_codes = np.ones(1, dtype=np.int64)  # Ethernet

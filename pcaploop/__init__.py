@@ -12,37 +12,37 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 #: public name -> "module" or "module:attribute" that defines it
 _EXPORTS: dict[str, str] = {
-    "Analysis": "analysis",
-    "analyze": "analysis",
+    "Analysis": "analysis.pipeline",
+    "analyze": "analysis.pipeline",
     "CaptureError": "errors",
     "NotACaptureError": "errors",
     "PcaploopError": "errors",
     "UnsupportedLinkTypeError": "errors",
     "UsageError": "errors",
-    "capture_info": "info",
-    "export_paths": "export",
-    "read_export": "export",
-    "write_export": "export",
-    "extract_packets": "extract:extract",
-    "wireshark_filters": "extract",
-    "plot_amplification": "plots:amplification",
-    "plot_distributions": "plots:distributions",
-    "plot_path_ladder": "plots:path_ladder",
-    "plot_timeline": "plots:timeline",
-    "plot_ttl_staircase": "plots:ttl_staircase",
-    "write_plots": "plots",
-    "write_report": "report",
-    "CapturePoint": "loader",
-    "CaptureSpec": "loader",
-    "Packets": "loader",
-    "load": "loader",
-    "parse_ifmap": "loader",
-    "read_packets": "loader",
-    "validate_json": "validate",
+    "capture_info": "ingest.info",
+    "export_paths": "present.export",
+    "read_export": "present.export",
+    "write_export": "present.export",
+    "extract_packets": "present.extract:extract",
+    "wireshark_filters": "present.extract",
+    "plot_amplification": "present.plots:amplification",
+    "plot_distributions": "present.plots:distributions",
+    "plot_path_ladder": "present.plots:path_ladder",
+    "plot_timeline": "present.plots:timeline",
+    "plot_ttl_staircase": "present.plots:ttl_staircase",
+    "write_plots": "present.plots",
+    "write_report": "present.report",
+    "CapturePoint": "ingest.loader",
+    "CaptureSpec": "ingest.loader",
+    "Packets": "ingest.loader",
+    "load": "ingest.loader",
+    "parse_ifmap": "ingest.loader",
+    "read_packets": "ingest.loader",
+    "validate_json": "contract",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -63,15 +63,15 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
-    from .analysis import Analysis, analyze
+    from .analysis.pipeline import Analysis, analyze
     from .errors import (CaptureError, NotACaptureError, PcaploopError,
                          UnsupportedLinkTypeError, UsageError)
-    from .info import capture_info
-    from .loader import CapturePoint, CaptureSpec, Packets, load, parse_ifmap, read_packets
-    from .validate import validate_json
-    from .export import export_paths, read_export, write_export
-    from .extract import extract as extract_packets, wireshark_filters
-    from .plots import (amplification as plot_amplification, distributions as plot_distributions,
+    from .ingest.info import capture_info
+    from .ingest.loader import CapturePoint, CaptureSpec, Packets, load, parse_ifmap, read_packets
+    from .contract import validate_json
+    from .present.export import export_paths, read_export, write_export
+    from .present.extract import extract as extract_packets, wireshark_filters
+    from .present.plots import (amplification as plot_amplification, distributions as plot_distributions,
                         path_ladder as plot_path_ladder, timeline as plot_timeline,
                         ttl_staircase as plot_ttl_staircase, write_plots)
-    from .report import write_report
+    from .present.report import write_report

@@ -1,25 +1,54 @@
-"""Command line: maps options onto library calls and prints; no analysis here."""
+"""Command line: every command maps its options onto library calls and prints.
+
+No analysis here: each command is a few lines over :mod:`pcaploop`'s stages
+(``ingest``, ``analysis``, ``present``).  Options shared by several commands
+are declared once, below, so their help texts agree.  Library errors
+(:class:`~pcaploop.errors.PcaploopError`) become one ``Error:`` line and
+exit status 2 in :func:`main`.
+"""
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from .errors import PcaploopError
+from .errors import PcaploopError, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rich.console import Console
+
+    from .analysis.pipeline import Analysis
+    from .ingest.loader import CaptureSpec
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   pretty_exceptions_enable=False,
                   help="Find routing loops between a virtualisation host and its guests "
                        "in packet captures.")
 
-from ._cli_options import CapturesArg, IfmapOpt, JsonOpt, MergeGapOpt, MergePrefixOpt
+# --- options shared by several commands (declared once) -------------------------------
+CapturesArg = typer.Argument(..., metavar="CAPTURE...", show_default=False,
+                             help="Capture files (pcap, pcapng, .gz), optionally NAME=PATH.")
+IfmapOpt = typer.Option(None, "--ifmap", metavar="MAP",
+                        help="SLL2 interface names: INDEX=NAME[,…] or a file with the host's "
+                             "'ip -o link' output. Repeatable.")
+JsonOpt = typer.Option(None, "--json", metavar="FILE",
+                       help="Also write JSON to FILE ('-' = stdout).")
+MergeGapOpt = typer.Option(10.0, "--merge-gap", metavar="SECONDS",
+                           help="Looping packets closer than this form one loop.")
+MergePrefixOpt = typer.Option(None, "--merge-prefix", metavar="N",
+                              help="Merge IPv4 loops by destination /N, 0-32 (Hengartner et al. "
+                                   "used 24); IPv6 destinations stay whole.")
 
 
-def _console():
+# --- helpers ------------------------------------------------------------------------------
+def _console() -> Console:
     from rich.console import Console
 
     return Console(highlight=False, soft_wrap=False)
@@ -29,30 +58,86 @@ def _emit_json(doc: dict[str, Any], target: str) -> None:
     text = json.dumps(doc, indent=2, allow_nan=False)
     if target == "-":
         sys.stdout.write(text + "\n")
-    else:
-        try:
-            Path(target).write_text(text + "\n")
-        except OSError as exc:
-            raise PcaploopError(f"{target}: cannot write JSON: {exc.strerror}") from None
+        return
+    try:
+        Path(target).write_text(text + "\n")
+    except OSError as exc:
+        raise PcaploopError(f"{target}: cannot write JSON: {exc.strerror}") from None
 
 
-def _specs(captures: List[str]):
-    from .loader import CaptureSpec
+def _specs(captures: list[str]) -> list[CaptureSpec]:
+    from .ingest.loader import CaptureSpec
 
     return [CaptureSpec.parse(c) for c in captures]
 
 
+def _analyze(captures: list[str], ifmap: list[str] | None, merge_gap: float = 10.0,
+             merge_prefix: int | None = None, keep: str = "evidence") -> Analysis:
+    from .analysis.pipeline import analyze as run
+    from .present.progress import file_progress
+
+    if merge_gap < 0:
+        raise UsageError("--merge-gap must not be negative")
+    if merge_prefix is not None and not 0 <= merge_prefix <= 32:
+        raise UsageError("--merge-prefix must be an IPv4 prefix length, 0 to 32")
+    specs = _specs(captures)
+    with file_progress(specs) as prog:
+        return run(specs, ifmap, merge_gap, merge_prefix, prog, keep=keep)
+
+
+def _validated_json(a: Analysis, target: str) -> None:
+    from .contract import validate_json
+
+    doc = a.to_json()
+    validate_json(doc)
+    _emit_json(doc, target)
+
+
+@contextmanager
+def _status(what: str) -> Iterator[Callable[[str], None] | None]:
+    """A spinner on stderr naming the step; nothing when not a terminal."""
+    if not sys.stderr.isatty() or os.environ.get("CI"):
+        yield None
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(what) as st:
+        yield lambda stem: st.update(f"{what}: {stem}")
+
+
+def _command_line(name: str, captures: list[str], **opts: Any) -> str:
+    """The command as typed when run from a shell, else rebuilt from the options."""
+    if len(sys.argv) > 1 and sys.argv[1] == name:
+        return shlex.join(["pcaploop", *sys.argv[1:]])
+    words = ["pcaploop", name, *captures]
+    for flag, value in opts.items():
+        if value is None or value is False:
+            continue
+        for v in value if isinstance(value, list) else [value]:
+            words += [flag] if v is True else [flag, str(v)]
+    return shlex.join(words)
+
+
+def _size(path: str) -> str:
+    try:
+        n = os.path.getsize(path)
+    except OSError:
+        return "?"
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
+# --- commands -----------------------------------------------------------------------------
 @app.command()
-def info(captures: List[str] = CapturesArg, ifmap: Optional[List[str]] = IfmapOpt,
+def info(captures: list[str] = CapturesArg, ifmap: Optional[list[str]] = IfmapOpt,
          json_out: Optional[str] = JsonOpt) -> None:
     """What is in the captures: per capture point format, link type, records, what was
     skipped and why, time span, directions, protocols and top talkers.
 
     [bold]Example:[/bold] pcaploop info uplink=eth0.pcap tap101.pcap
     """
-    from ._progress import file_progress
-    from .info import capture_info
-    from . import render
+    from .ingest.info import capture_info
+    from .present import terminal
+    from .present.progress import file_progress
 
     specs = _specs(captures)
     with file_progress(specs) as prog:
@@ -60,13 +145,12 @@ def info(captures: List[str] = CapturesArg, ifmap: Optional[List[str]] = IfmapOp
     if json_out:
         _emit_json(doc, json_out)
     if json_out != "-":
-        render.info_tables(_console(), doc)
+        terminal.info_tables(_console(), doc)
 
 
 @app.command()
-def analyze(captures: List[str] = CapturesArg, ifmap: Optional[List[str]] = IfmapOpt,
-            json_out: Optional[str] = JsonOpt,
-            merge_gap: float = MergeGapOpt,
+def analyze(captures: list[str] = CapturesArg, ifmap: Optional[list[str]] = IfmapOpt,
+            json_out: Optional[str] = JsonOpt, merge_gap: float = MergeGapOpt,
             merge_prefix: Optional[int] = MergePrefixOpt,
             fail_on_loop: bool = typer.Option(False, "--fail-on-loop",
                                               help="Exit 1 when a loop is found (monitoring).")
@@ -77,34 +161,17 @@ def analyze(captures: List[str] = CapturesArg, ifmap: Optional[List[str]] = Ifma
     """
     a = _analyze(captures, ifmap, merge_gap, merge_prefix)
     if json_out:
-        from .validate import validate_json
-
-        doc = a.to_json()
-        validate_json(doc)
-        _emit_json(doc, json_out)
+        _validated_json(a, json_out)
     if json_out != "-":
-        from . import render
+        from .present import terminal
 
-        render.analysis(_console(), a)
+        terminal.analysis(_console(), a)
     if fail_on_loop and a.loops:
         raise typer.Exit(1)
 
 
-def _analyze(captures, ifmap, merge_gap=10.0, merge_prefix=None, keep="evidence"):
-    from ._progress import file_progress
-    from .analysis import analyze as run
-
-    if merge_gap < 0:
-        raise PcaploopError("--merge-gap must not be negative")
-    if merge_prefix is not None and not 0 <= merge_prefix <= 32:
-        raise PcaploopError("--merge-prefix must be an IPv4 prefix length, 0 to 32")
-    specs = _specs(captures)
-    with file_progress(specs) as prog:
-        return run(specs, ifmap, merge_gap, merge_prefix, prog, keep=keep)
-
-
 @app.command()
-def paths(captures: List[str] = CapturesArg, ifmap: Optional[List[str]] = IfmapOpt,
+def paths(captures: list[str] = CapturesArg, ifmap: Optional[list[str]] = IfmapOpt,
           dst: Optional[str] = typer.Option(None, "--dst", metavar="ADDR",
                                             help="Only paths to this destination."),
           loop: Optional[int] = typer.Option(None, "--loop", metavar="N",
@@ -116,7 +183,7 @@ def paths(captures: List[str] = CapturesArg, ifmap: Optional[List[str]] = IfmapO
 
     [bold]Example:[/bold] pcaploop paths tap101.pcap --dst 203.0.113.7 --limit 2
     """
-    from . import render
+    from .present import terminal
 
     # other packets' paths only when asked for: they cost memory on a big capture
     a = _analyze(captures, ifmap, keep="paths" if (dst or all_paths) else "evidence")
@@ -127,22 +194,128 @@ def paths(captures: List[str] = CapturesArg, ifmap: Optional[List[str]] = IfmapO
         try:
             want = to_text(*from_text(dst))
         except ValueError:
-            raise PcaploopError(f"--dst {dst!r} is not an IP address") from None
+            raise UsageError(f"--dst {dst!r} is not an IP address") from None
         rows = rows[rows["dst"] == want]
     if loop is not None:
         if not any(lp["id"] == loop for lp in a.loops):
-            raise PcaploopError(f"there is no loop {loop} (found {len(a.loops)})")
+            raise UsageError(f"there is no loop {loop} (found {len(a.loops)})")
         rows = rows[rows["loop"].eq(loop).fillna(False).astype(bool)]
     elif not all_paths:
         rows = rows[rows["looping"] | rows["bounce"]]
-    render.paths(_console(), rows, limit)
+    terminal.paths(_console(), rows, limit)
 
 
-from ._cli_export import register as _register_export  # noqa: E402
-from ._cli_present import register as _register_present  # noqa: E402
+@app.command()
+def plot(captures: list[str] = CapturesArg, ifmap: Optional[list[str]] = IfmapOpt,
+         out: str = typer.Option(..., "--out", "-o", metavar="DIR",
+                                 help="Directory for the plots (created if missing)."),
+         svg: bool = typer.Option(False, "--svg", help="Also write SVG files."),
+         merge_gap: float = MergeGapOpt, merge_prefix: Optional[int] = MergePrefixOpt) -> None:
+    """Draw the plots of the loops found: timeline, TTL staircase and path ladder per
+    loop, amplification, copies and cycle-time distributions (PNG, and SVG on request).
 
-_register_present(app)
-_register_export(app)
+    [bold]Example:[/bold] pcaploop plot uplink=eth0.pcap tap101.pcap --out plots/
+    """
+    from .present.plots import write_plots
+
+    a = _analyze(captures, ifmap, merge_gap, merge_prefix)
+    with _status("drawing") as prog:
+        written = write_plots(a, out, svg=svg, progress=prog)
+    con = _console()
+    for p in written:
+        con.print(f"wrote {p}", markup=False)
+
+
+@app.command()
+def report(captures: list[str] = CapturesArg, ifmap: Optional[list[str]] = IfmapOpt,
+           output: str = typer.Option(..., "--output", "-o", metavar="FILE",
+                                      help="report.html (one self-contained file) or "
+                                           "report.md (PNGs written beside it)."),
+           json_out: Optional[str] = JsonOpt, merge_gap: float = MergeGapOpt,
+           merge_prefix: Optional[int] = MergePrefixOpt) -> None:
+    """Write an incident report for someone else: verdict, timeline, loops, implicated
+    addresses, explanation and fixes, Wireshark filters, what was read.
+
+    [bold]Example:[/bold] pcaploop report uplink=eth0.pcap tap101.pcap -o report.html
+    """
+    from .present.report import write_report
+
+    a = _analyze(captures, ifmap, merge_gap, merge_prefix)
+    if json_out:
+        _validated_json(a, json_out)
+    cmd = _command_line("report", captures, **{"--ifmap": ifmap, "-o": output,
+                                               "--json": json_out, "--merge-prefix": merge_prefix})
+    with _status("writing the report") as prog:
+        written = write_report(a, output, cmd, prog)
+    if json_out != "-":
+        con = _console()
+        con.print(a.verdict, markup=False)
+        for p in written:
+            con.print(f"wrote {p} ({_size(p)})", markup=False)
+
+
+@app.command()
+def extract(captures: list[str] = CapturesArg, ifmap: Optional[list[str]] = IfmapOpt,
+            loop: Optional[int] = typer.Option(None, "--loop", metavar="N",
+                                               help="Packets of loop N (see analyze)."),
+            dst: Optional[str] = typer.Option(None, "--dst", metavar="ADDR",
+                                              help="Packets of every loop and bounce to ADDR."),
+            output: str = typer.Option(..., "--output", "-o", metavar="FILE",
+                                       help="pcapng file to write."),
+            copies_only: bool = typer.Option(False, "--copies-only",
+                                             help="Only the loop copies (what 'observations' "
+                                                  "counts), not the entry packets and ICMP "
+                                                  "errors."),
+            merge_gap: float = MergeGapOpt, merge_prefix: Optional[int] = MergePrefixOpt) -> None:
+    """Write the implicated packets (original bytes and timestamps, one interface per
+    capture point) to a small pcapng file to attach to a ticket.
+
+    [bold]Example:[/bold] pcaploop extract uplink=eth0.pcap tap101.pcap --loop 1 -o loop1.pcapng
+    """
+    from .present.extract import extract as run
+
+    if (loop is None) == (dst is None):
+        raise UsageError("give exactly one of --loop N or --dst ADDR")
+    a = _analyze(captures, ifmap, merge_gap, merge_prefix)
+    res = run(a, output, loop=loop, dst=dst, copies_only=copies_only)
+    per = ", ".join(f"{k} {v:,}" for k, v in res["capture_points"].items())
+    _console().print(f"wrote {res['path']}: {res['packets']:,} packets of {res['what']} "
+                     f"({per}; {_size(res['path'])})", markup=False)
+
+
+@app.command("export")
+def export(captures: list[str] = CapturesArg,
+           output: str = typer.Option(..., "-o", "--output", metavar="FILE",
+                                      help="Packets table: FILE.parquet (needs the "
+                                           "'parquet' extra) or FILE.csv[.gz]."),
+           ifmap: Optional[list[str]] = IfmapOpt,
+           with_paths: bool = typer.Option(False, "--with-paths",
+                                           help="Also write path observations to "
+                                                "FILE.paths.<ext>."),
+           with_loops: bool = typer.Option(False, "--with-loops",
+                                           help="Also write the loops table to "
+                                                "FILE.loops.<ext>."),
+           merge_gap: float = MergeGapOpt, merge_prefix: Optional[int] = MergePrefixOpt) -> None:
+    """Write the packets table (and paths, loops) to Parquet or CSV, so a large capture
+    is parsed once; read it back with pcaploop.read_export(FILE), dtypes intact.
+
+    [bold]Example:[/bold] pcaploop export uplink=eth0.pcap tap101.pcap -o incident.parquet --with-paths --with-loops
+    """
+    from .present.export import export_paths, write_export
+
+    export_paths(output)  # a wrong file name fails before a long parse
+    data: Any
+    if with_paths or with_loops:
+        data = _analyze(captures, ifmap, merge_gap, merge_prefix, keep="all")
+    else:
+        from .ingest.loader import load
+        from .present.progress import file_progress
+
+        specs = _specs(captures)
+        with file_progress(specs) as prog:
+            data = load(specs, ifmap, prog)
+    for path in write_export(data, output, with_paths=with_paths, with_loops=with_loops):
+        typer.echo(f"wrote {path}")
 
 
 def main() -> None:

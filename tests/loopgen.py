@@ -1,7 +1,7 @@
 """Synthetic loop scenarios written as real capture files (dpkt.pcap.Writer).
 
 Each builder returns {capture point name: [(ts, frame bytes), …]}; ``write``
-turns that into pcap files.  TTL arithmetic follows DESIGN.md §1/§6: the host
+turns that into pcap files.  TTL arithmetic follows docs/design.md (the incident, the kernel): the host
 and the guest both decrement, so a packet entering the tunnel with TTL T-1
 makes T-1 tunnel copies alternating host→guest / guest→host.
 """
@@ -12,6 +12,8 @@ import struct
 from pathlib import Path
 
 import dpkt
+
+from fixtures import Iface, Rec, Section, sll2, write_pcap, write_pcapng
 
 HOST = b"\x02\x00\x00\x00\x00\x10"
 GUEST = b"\x02\x00\x00\x00\x00\x65"
@@ -92,3 +94,81 @@ def write(caps: dict, directory: Path, linktype: int | dict = dpkt.pcap.DLT_EN10
                 w.writepkt(frame, ts=ts)
         args.append(f"{name}={path}")
     return args
+
+
+# --- shared scenarios (extract, plots, report) ------------------------------------
+def icmp_te(quoted: bytes, src: str, dst: str) -> bytes:
+    """IPv4 ICMP time-exceeded quoting ``quoted``."""
+    import socket
+
+    import dpkt
+
+    icmp = dpkt.icmp.ICMP(type=11, code=0, data=dpkt.icmp.ICMP.TimeExceed(data=quoted))
+    ip = dpkt.ip.IP(src=socket.inet_aton(src), dst=socket.inet_aton(dst), ttl=64, p=1, data=icmp)
+    ip.len = len(ip)
+    return bytes(ip)
+
+
+def mixed_caps() -> dict:
+    """An l2 loop first, then a host↔guest loop with ICMP errors, an IPv6 loop and a bounce.
+
+    The l2 loop comes first in time so the l3 loop's final id (2) differs
+    from its id inside detection (1): the extract must not mix them up.
+    """
+    caps = {"lan": [(T0 + i * 0.002, eth(ip4("203.0.113.9", 60, 42), ROUTER, HOST))
+                    for i in range(30)]}
+    tl = tunnel_loop(n=6, entry_ttl=64, t0=T0 + 1)
+    caps.update(tl)
+    for k in range(3):  # the guest's errors for the first three packets, seen on the uplink
+        quoted = bytearray(ip4("203.0.113.7", 1, 100 + k)[:28])
+        t = T0 + 1 + 0.05 * (k + 1) + 0.002
+        caps["uplink"].append((t, eth(icmp_te(bytes(quoted), "203.0.113.101", CLIENT),
+                                      HOST, ROUTER)))
+    v6 = tunnel_loop(n=3, entry_ttl=20, dst="2001:db8:100::7", v6=True, t0=T0 + 2)
+    for name, frames in v6.items():
+        caps[name] += frames
+    for k in range(4):  # a bounce: 203.0.113.8 goes in and comes back once
+        t = T0 + 3 + k * 0.01
+        caps["tap101"].append((t, eth(ip4("203.0.113.8", 63, 700 + k), HOST, GUEST)))
+        caps["tap101"].append((t + 1e-5, eth(ip4("203.0.113.8", 62, 700 + k), GUEST, HOST)))
+    for frames in caps.values():
+        frames.sort(key=lambda f: f[0])
+    return caps
+
+
+def write_mixed(d: Path) -> list[str]:
+    return write(mixed_caps(), d)
+
+
+def write_pcapng_loop(d: Path, tap_name: str = "tap101", comment: str | None = None) -> Path:
+    """The host↔guest loop as one pcapng with two named interfaces (ns resolution)."""
+    caps = tunnel_loop(n=4, entry_ttl=32)
+    sec = Section(ifaces=[Iface(1, "uplink", tsresol=9), Iface(1, tap_name, tsresol=9,
+                                                               comment=comment)])
+    recs = [(0, ts, f) for ts, f in caps["uplink"]] + [(1, ts, f) for ts, f in caps["tap101"]]
+    recs.sort(key=lambda r: r[1])
+    sec.recs = [(k, Rec(int(round(ts * 1e9)), f), None) for k, ts, f in recs]
+    return write_pcapng(d / "all.pcapng", [sec])
+
+
+def write_sll2_loop(d: Path) -> Path:
+    """The host↔guest loop as ``tcpdump -i any`` (SLL2, ifindex 2 uplink, 5 tap101)."""
+    caps = tunnel_loop(n=4, entry_ttl=24)
+    recs = []
+    for ts, f in caps["uplink"]:
+        recs.append((ts, sll2(f[14:], 2, 0)))
+    for ts, f in caps["tap101"]:
+        out = f[6:12] == HOST  # Ethernet source: the host sends
+        recs.append((ts, sll2(f[14:], 5, 4 if out else 0)))
+    recs.sort(key=lambda r: r[0])
+    return write_pcap(d / "any.pcap", 276, [Rec(int(round(ts * 1e9)), f) for ts, f in recs])
+
+
+SLL2_IFMAP = {2: "uplink", 5: "tap101"}
+
+
+def by_kind(a, kind: str, v6: bool | None = None) -> dict:
+    for lp in a.loops:
+        if lp["kind"] == kind and (v6 is None or (":" in lp["destination"]) == v6):
+            return lp
+    raise AssertionError(f"no {kind} loop in {a.loops}")

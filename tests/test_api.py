@@ -19,35 +19,34 @@ import pcaploop
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Modules whose public names are meant for users (beyond those already re-exported).
-USER_MODULES = ["analysis", "errors", "export", "info", "load", "validate", "plots", "report",
-                "extract"]
+USER_MODULES = ["analysis.pipeline", "errors", "present.export", "ingest.info", "ingest.loader",
+                "contract", "present.plots", "present.report", "present.extract"]
 
 #: Public-looking names that are deliberately not part of the API, with the reason.
 INTERNAL = {
-    "pcaploop.loader.Loader": "streaming reader behind `info` and benchmarks; users call load()",
-    "pcaploop.info.PointInfo": "per-point counters inside capture_info()",
-    "pcaploop.info.iso_ns": "JSON timestamp helper",
-    "pcaploop.info.point_json": "JSON helper of Analysis.to_json() / capture_info()",
-    "pcaploop.validate.json_schema": "the schema file behind validate_json()",
-    "pcaploop.extract.LoopRows": "building block of extract(); Analysis.loop_packets() for users",
-    "pcaploop.extract.Selection": "building block of extract()",
-    "pcaploop.extract.l3_paths": "building block of extract()",
-    "pcaploop.extract.loop_rows": "building block of extract(); Analysis.loop_packets() for users",
-    "pcaploop.extract.select": "building block of extract()",
-    "pcaploop.extract.read_records": "building block of extract()",
-    "pcaploop.extract.write_pcapng": "building block of extract()",
-    "pcaploop.plots.traffic_rates": "data behind plot_timeline()",
-    "pcaploop.plots.ladder_height": "figure sizing for the CLI and report",
-    "pcaploop.plots.figures": "bare Figures for the CLI and report; users call plot_*()",
-    "pcaploop.plots.save": "deterministic PNG writer behind write_plots()",
-    "pcaploop.plots.copies_histogram": "left half of plot_distributions()",
-    "pcaploop.plots.cycle_time_histogram": "right half of plot_distributions()",
-    "pcaploop.report.e": "HTML escaping",
-    "pcaploop.report.md": "Markdown escaping",
-    "pcaploop.report.events": "timeline rows of the report",
-    "pcaploop.report.accounting_rows": "accounting rows of the report",
-    "pcaploop.report.html_report": "behind write_report(.html)",
-    "pcaploop.report.markdown_report": "behind write_report(.md)",
+    "pcaploop.ingest.loader.Loader": "streaming reader behind `info` and benchmarks; users call load()",
+    "pcaploop.ingest.info.PointInfo": "per-point counters inside capture_info()",
+    "pcaploop.contract.iso_ns": "JSON timestamp helper",
+    "pcaploop.contract.json_schema": "the schema file behind validate_json()",
+    "pcaploop.present.extract.LoopRows": "building block of extract(); Analysis.loop_packets() for users",
+    "pcaploop.present.extract.Selection": "building block of extract()",
+    "pcaploop.present.extract.l3_paths": "building block of extract()",
+    "pcaploop.present.extract.loop_rows": "building block of extract(); Analysis.loop_packets() for users",
+    "pcaploop.present.extract.select": "building block of extract()",
+    "pcaploop.present.extract.read_records": "building block of extract()",
+    "pcaploop.present.extract.write_pcapng": "building block of extract()",
+    "pcaploop.present.plots.traffic_rates": "data behind plot_timeline()",
+    "pcaploop.present.plots.ladder_height": "figure sizing for the CLI and report",
+    "pcaploop.present.plots.figures": "bare Figures for the CLI and report; users call plot_*()",
+    "pcaploop.present.plots.save": "deterministic PNG writer behind write_plots()",
+    "pcaploop.present.plots.copies_histogram": "left half of plot_distributions()",
+    "pcaploop.present.plots.cycle_time_histogram": "right half of plot_distributions()",
+    "pcaploop.present.report.e": "HTML escaping",
+    "pcaploop.present.report.md": "Markdown escaping",
+    "pcaploop.present.report.events": "timeline rows of the report",
+    "pcaploop.present.report.accounting_rows": "accounting rows of the report",
+    "pcaploop.present.report.html_report": "behind write_report(.html)",
+    "pcaploop.present.report.markdown_report": "behind write_report(.md)",
 }
 
 PLOTS = ["plot_timeline", "plot_ttl_staircase", "plot_amplification", "plot_path_ladder",
@@ -141,7 +140,7 @@ def test_documented_and_typed(name, obj):
 
 
 def test_plot_and_report_functions_are_exported():
-    if not _exists("plots"):
+    if not _exists("present.plots"):
         pytest.skip("pcaploop.plots does not exist yet")
     missing = [n for n in PLOTS if n not in pcaploop.__all__]
     assert not missing, f"plot functions missing from pcaploop.__all__: {missing}"
@@ -153,7 +152,7 @@ def test_plot_and_report_functions_are_exported():
 
 
 def test_report_writer_is_exported():
-    if not _exists("report"):
+    if not _exists("present.report"):
         pytest.skip("pcaploop.report does not exist yet")
     assert "write_report" in pcaploop.__all__
 
@@ -179,7 +178,7 @@ def test_names_survive_any_import_order():
 
 def test_import_does_not_pull_in_the_cli_stack():
     """``import pcaploop`` (and the export module) must not load typer, rich or matplotlib."""
-    code = ("import sys, pcaploop, pcaploop.export; "
+    code = ("import sys, pcaploop, pcaploop.present.export; "
             "print(','.join(m for m in ('typer', 'rich', 'matplotlib') if m in sys.modules))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import fixtures as fx
 from pcaploop.errors import PcaploopError
-from pcaploop.loader import load
+from pcaploop.ingest.loader import load
 
 #: fixed bound on the peak of traced allocations while loading a small damaged file:
 #: the reader's reused buffers (~7 MiB) plus decode arrays of one small batch

@@ -1,0 +1,332 @@
+"""Correlate stage: observations → paths (DESIGN.md §2).
+
+Steps, all vectorised or compiled:
+
+1. keep only fingerprints seen more than once (a singleton cannot loop);
+2. count **duplicates** (same frame, same TTL, same point, microseconds
+   apart) once, and find **overlapping inputs** (two capture points that are
+   the same interface: identical copies at both);
+3. set aside same-TTL copies repeating over time (layer-2 loop candidates);
+4. infer **direction** on Ethernet points that do not record it, from the
+   MAC that forwards packets arriving from elsewhere;
+5. split each fingerprint into **paths** and summarise each path: replicas,
+   TTL step, bounce.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import schema as S
+from ._kernels import assign_paths, summarize_paths
+
+#: names that look like a guest's point-to-point link
+GUEST_LINK = re.compile(r"^(tap|tun|veth|vnet|ppp|venet|vif|vm|fwpr|fwln|guest)", re.I)
+
+
+@dataclass
+class Options:
+    """Tunables of correlate/detect; the defaults suit the incidents in DESIGN.md."""
+
+    dup_window_ns: int = 50_000  # same frame twice within this: a duplicate
+    reorder_ns: int = 2_000_000  # tolerated timestamp disorder inside a path
+    path_gap_ns: int = 1_000_000_000  # silence that ends a path
+    overlap_share: float = 0.5  # share of twins that makes two points one interface
+    l2_max_gap_ns: int = 10_000_000  # same-TTL copies this close (median) circulate at layer 2
+    merge_gap_ns: int = 10_000_000_000
+    merge_prefix: int | None = None
+    # streaming (pcaploop.window): how far behind the other captures a capture's
+    # timestamps may be, and the longest a fingerprint is held open
+    reorder_window_ns: int = 500_000_000
+    group_max_ns: int = 60_000_000_000
+
+
+@dataclass
+class CorrelationState:
+    """What correlate learns across the windows of one stream (see :mod:`pcaploop.window`).
+
+    Decisions that need evidence from the whole capture — which MAC is the
+    host's on a link, which two capture points are one interface — are taken
+    from everything seen so far; one call over a whole table starts empty.
+    """
+
+    twins: Counter = field(default_factory=Counter)  # (point, point) pair key → twin copies
+    known: Counter = field(default_factory=Counter)  # point → copies with recorded direction
+    votes: dict = field(default_factory=dict)  # point → Counter of forwarding MACs
+    firsts: dict = field(default_factory=dict)  # point → Counter of first-copy MACs
+    macs: dict = field(default_factory=dict)  # point → a few source MACs seen (≤ 3)
+    overlaps: dict = field(default_factory=dict)  # (kept point, dropped point) → copies
+
+
+@dataclass
+class Correlation:
+    """Paths of repeated fingerprints; ``rows`` index into the packets columns."""
+
+    rows: np.ndarray  # packet row of each path observation
+    path: np.ndarray  # path id per row
+    plane: np.ndarray  # (point, vlan) id per row
+    direction: np.ndarray  # direction per row after inference
+    loop_copy: np.ndarray  # bool: copy at a point where its path has replicas
+    n_paths: int
+    p_loop: np.ndarray  # bool per path
+    p_bounce: np.ndarray
+    p_step: np.ndarray
+    p_bounce_plane: np.ndarray
+    plane_point: np.ndarray  # point index of each plane
+    l2_rows: np.ndarray  # rows of same-TTL copies repeating over time
+    plane_key: np.ndarray | None = None  # point * 8192 + vlan + 1 of each plane
+    duplicates: int = 0
+    overlaps: list[tuple[str, str, int]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+#: the packet columns :func:`correlate` reads
+CORRELATE_COLUMNS = ("fingerprint", "ttl", "point", "vlan", "time_ns", "direction", "eth_src")
+
+
+def repeated_rows(fp: np.ndarray) -> np.ndarray:
+    """Rows whose fingerprint occurs at least twice, ordered by (fingerprint, row)."""
+    order = np.argsort(fp, kind="stable")
+    f = fp[order]
+    if len(f) == 0:
+        return order
+    start = np.r_[True, f[1:] != f[:-1]]
+    gid = np.cumsum(start) - 1
+    sizes = np.bincount(gid)
+    return order[sizes[gid] >= 2]
+
+
+def _runs(keys: list[np.ndarray]) -> np.ndarray:
+    """Run id per row of arrays already sorted by ``keys``."""
+    n = len(keys[0])
+    if n == 0:
+        return np.zeros(0, np.int64)
+    change = np.zeros(n, dtype=bool)
+    change[0] = True
+    for k in keys:
+        change[1:] |= k[1:] != k[:-1]
+    return np.cumsum(change) - 1
+
+
+def _dedup(cols, cand: np.ndarray, opt: Options):
+    """Split candidates into kept rows, duplicates and layer-2 repeats."""
+    fp, ttl = cols["fingerprint"][cand], cols["ttl"][cand]
+    pt, vl, t = cols["point"][cand], cols["vlan"][cand], cols["time_ns"][cand]
+    o = np.lexsort((t, vl, pt, ttl, fp))
+    ts = t[o]
+    # identical bytes re-sent after a silence are another packet, not another copy
+    later = np.r_[False, np.diff(ts) > opt.path_gap_ns] if len(ts) else np.zeros(0, bool)
+    run = _runs([fp[o], ttl[o], pt[o], vl[o], np.cumsum(later)])
+    nrun = run[-1] + 1 if len(run) else 0
+    first = np.r_[True, run[1:] != run[:-1]] if len(run) else np.zeros(0, bool)
+    size = np.bincount(run, minlength=nrun)
+    span = np.zeros(nrun, np.int64)
+    if len(run):
+        starts = np.flatnonzero(first)
+        span = np.maximum.reduceat(ts, starts) - np.minimum.reduceat(ts, starts)
+    dup_run = (size >= 2) & (span <= opt.dup_window_ns)
+    # a layer-2 loop repeats the frame fast; a sender repeating identical bytes
+    # (IPv6 has no IP ID) does it at application pace
+    mean_gap = span // np.maximum(size - 1, 1)
+    l2_run = (size >= 3) & (span > opt.dup_window_ns) & (mean_gap <= opt.l2_max_gap_ns)
+    is_dup = dup_run[run] & ~first
+    is_l2 = l2_run[run]
+    rows = cand[o]
+    return rows[~is_dup & ~is_l2], rows[is_dup], rows[is_l2]
+
+
+def _overlaps(cols, rows: np.ndarray, names: list[str], decoded: np.ndarray, opt: Options,
+              state: CorrelationState):
+    """Find capture points that are the same interface; drop the secondary's twins."""
+    fp, ttl, pt, t = (cols[k][rows] for k in ("fingerprint", "ttl", "point", "time_ns"))
+    known_pts = pt[cols["direction"][rows] != 0]
+    if len(known_pts):
+        for p, c in zip(*np.unique(known_pts, return_counts=True)):
+            state.known[int(p)] += int(c)
+    o = np.lexsort((t, ttl, fp))
+    fo, to, po, tso = fp[o], ttl[o], pt[o], t[o]
+    twin = (fo[1:] == fo[:-1]) & (to[1:] == to[:-1]) & (po[1:] != po[:-1]) & (
+        np.abs(tso[1:] - tso[:-1]) <= opt.dup_window_ns)
+    idx = np.flatnonzero(twin)
+    if len(idx) == 0:
+        return rows, [], 0
+    a, b = po[idx].astype(np.int64), po[idx + 1].astype(np.int64)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    pair = lo * 65536 + hi
+    uniq, counts = np.unique(pair, return_counts=True)
+    drop = np.zeros(len(rows), dtype=bool)
+    found = []
+    known = state.known
+    for pr, c in zip(uniq, counts):
+        p1, p2 = int(pr // 65536), int(pr % 65536)
+        state.twins[int(pr)] += int(c)
+        if state.twins[int(pr)] < opt.overlap_share * max(1, min(decoded[p1], decoded[p2])):
+            continue
+        keep, lose = (p1, p2) if known[p1] >= known[p2] else (p2, p1)
+        sel = idx[pair == pr]
+        first_is_lose = po[sel] == lose
+        victims = np.where(first_is_lose, o[sel], o[sel + 1])
+        drop[victims] = True
+        found.append((names[keep], names[lose], int(c)))
+        state.overlaps[(keep, lose)] = state.overlaps.get((keep, lose), 0) + int(c)
+    return rows[~drop], found, int(drop.sum())
+
+
+def _infer_direction(cols, rows: np.ndarray, names: list[str], direction: np.ndarray,
+                     state: CorrelationState) -> None:
+    """Give Ethernet points without direction one (in place) from the host's MAC on that link.
+
+    The host's MAC is the source of copies whose fingerprint was seen at
+    another point with a higher TTL (the host forwarded them here); without
+    another point, the source of the first copy of a repeated packet (the
+    host forwards into a guest link; on an uplink the first copy arrives).
+    """
+    pt = cols["point"][rows]
+    src = cols["eth_src"][rows]
+    for p in np.unique(pt):
+        at = (pt == p) & (direction == S.DIR_UNKNOWN) & (src != S.NO_MAC)
+        if not at.any():
+            continue
+        host = _host_mac(cols, rows, at, int(p), GUEST_LINK.match(names[int(p)]) is not None,
+                         state)
+        if host is None:
+            continue
+        direction[at] = np.where(src[at] == host, S.DIR_OUT, S.DIR_IN)
+
+
+def _host_mac(cols, rows, at, p, guest_link, state: CorrelationState):
+    fp, ttl, pt = cols["fingerprint"][rows], cols["ttl"][rows], cols["point"][rows]
+    src = cols["eth_src"][rows]
+    elsewhere = ~at & (pt != p)
+    votes: Counter = state.votes.setdefault(p, Counter())
+    if elsewhere.any():
+        # max TTL seen elsewhere per fingerprint
+        fe, te = fp[elsewhere], ttl[elsewhere].astype(np.int64)
+        o = np.argsort(fe, kind="stable")
+        fe, te = fe[o], te[o]
+        starts = np.flatnonzero(np.r_[True, fe[1:] != fe[:-1]])
+        ufp, umax = fe[starts], np.maximum.reduceat(te, starts)
+        here = np.flatnonzero(at)
+        k = np.searchsorted(ufp, fp[here])
+        k = np.minimum(k, len(ufp) - 1)
+        hit = ufp[k] == fp[here]
+        fwd = hit & (umax[k] == ttl[here].astype(np.int64) + 1)
+        for mac in src[here[fwd]]:
+            votes[int(mac)] += 1
+    if votes:
+        return np.uint64(max(votes, key=votes.get))
+    here = np.flatnonzero(at)
+    o = np.lexsort((-ttl[here].astype(np.int64), fp[here]))
+    h = here[o]
+    firsts = h[np.r_[True, fp[h][1:] != fp[h][:-1]]]
+    first_macs: Counter = state.firsts.setdefault(p, Counter())
+    for mac, c in zip(*np.unique(src[firsts], return_counts=True)):
+        first_macs[int(mac)] += int(c)
+    seen: set = state.macs.setdefault(p, set())
+    for mac in np.unique(src[here])[:3]:
+        if len(seen) < 3:
+            seen.add(int(mac))
+    if not first_macs:
+        return None
+    top = max(sorted(first_macs), key=first_macs.get)  # ties: the lowest MAC
+    if guest_link:
+        return np.uint64(top)
+    others = seen - {top}
+    return np.uint64(others.pop()) if len(others) == 1 else None
+
+
+def _label_by_parity(path: np.ndarray, plane: np.ndarray, point: np.ndarray, ttl: np.ndarray,
+                     direction: np.ndarray, names: list[str]) -> None:
+    """Directions for copies on links that record none and have no MACs (raw IP, SLL v1).
+
+    On one link a looping packet alternates host→peer and peer→host, so its
+    direction follows the parity of the TTL lost since its first copy there.
+    The first copy went out when the host forwarded it in from elsewhere (seen
+    at another point with one more TTL) or the link is a guest's; otherwise
+    (an uplink) it came in.  Labels only: detection already handled these
+    lanes as direction-unknown.
+    """
+    unknown = direction == S.DIR_UNKNOWN
+    if not unknown.any():
+        return
+    df_path, df_plane = path[unknown], plane[unknown]
+    t = ttl[unknown]
+    key = df_path * (int(plane.max()) + 1) + df_plane
+    order = np.argsort(key, kind="stable")
+    k_sorted = key[order]
+    starts = np.flatnonzero(np.r_[True, k_sorted[1:] != k_sorted[:-1]])
+    first_ttl = np.maximum.reduceat(t[order], starts)
+    group = np.empty(len(key), dtype=np.int64)
+    group[order] = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(key)]))
+    # the highest TTL the path had anywhere else, to see whether it came from another point
+    order_p = np.argsort(path, kind="stable")
+    p_sorted = path[order_p]
+    p_starts = np.flatnonzero(np.r_[True, p_sorted[1:] != p_sorted[:-1]])
+    path_max = np.maximum.reduceat(ttl[order_p], p_starts)
+    path_ids = p_sorted[p_starts]
+    top = path_max[np.searchsorted(path_ids, df_path)]
+    g_first = first_ttl[group]
+    guest = np.array([GUEST_LINK.match(names[int(p)]) is not None for p in point[unknown]])
+    first_out = guest | (top == g_first + 1)
+    even = (g_first - t) % 2 == 0
+    labels = np.where(even == first_out, S.DIR_OUT, S.DIR_IN).astype(np.int8)
+    idx = np.flatnonzero(unknown)
+    direction[idx] = labels
+
+
+def correlate(cols: dict[str, np.ndarray], names: list[str], decoded: np.ndarray,
+              opt: Options | None = None, state: CorrelationState | None = None) -> Correlation:
+    """Build paths from the raw packet columns (sorted by time).
+
+    Reads only the columns in :data:`CORRELATE_COLUMNS`.  ``decoded``: rows
+    per capture point so far (for the overlap share); ``state`` carries
+    what earlier windows of a stream learnt.
+    """
+    opt = opt or Options()
+    state = state if state is not None else CorrelationState()
+    cand = repeated_rows(cols["fingerprint"])
+    kept, dups, l2 = _dedup(cols, cand, opt)
+    kept, overlaps, n_overlap = _overlaps(cols, kept, names, decoded, opt, state)
+    warnings = [f"capture points {a} and {b} look like the same interface ({n} identical "
+                f"copies); counted once" for a, b, n in overlaps]
+    kept = np.sort(kept)  # back to time order
+    direction = cols["direction"][kept].astype(np.int8).copy()
+    _infer_direction(cols, kept, names, direction, state)
+    pt = cols["point"][kept].astype(np.int64)
+    vl = cols["vlan"][kept].astype(np.int64)
+    pv = pt * 8192 + (vl + 1)
+    uplanes, plane = np.unique(pv, return_inverse=True)
+    plane = plane.astype(np.int64).ravel()
+    lane = plane * 3 + direction
+    fp, t, ttl = cols["fingerprint"][kept], cols["time_ns"][kept], cols["ttl"][kept].astype(np.int64)
+    o = np.lexsort((t, fp))
+    path = np.empty(len(kept), dtype=np.int64)
+    npaths = 0
+    if len(kept):
+        in_order = np.empty(len(kept), dtype=np.int64)
+        npaths = int(assign_paths(fp[o], t[o], lane[o], ttl[o], len(uplanes) * 3,
+                                  opt.reorder_ns, opt.path_gap_ns, in_order))
+        path[o] = in_order
+    s = np.lexsort((-ttl, direction, plane, path))
+    p_loop = np.zeros(npaths, np.int8)
+    p_bounce = np.zeros(npaths, np.int8)
+    p_step = np.zeros(npaths, np.int64)
+    p_bplane = np.full(npaths, -1, np.int64)
+    row_loop = np.zeros(len(kept), np.int8)
+    if len(kept):
+        rl = np.zeros(len(kept), np.int8)
+        summarize_paths(path[s], plane[s], direction[s].astype(np.int64), ttl[s], npaths, p_loop,
+                        p_bounce, p_step, p_bplane, rl)
+        row_loop[s] = rl
+    _label_by_parity(path, plane, pt, ttl, direction, names)
+    return Correlation(
+        rows=kept, path=path, plane=plane, direction=direction,
+        loop_copy=row_loop.astype(bool), n_paths=npaths, p_loop=p_loop.astype(bool),
+        p_bounce=p_bounce.astype(bool), p_step=p_step,
+        p_bounce_plane=p_bplane, plane_point=(uplanes // 8192).astype(np.int64),
+        l2_rows=l2, plane_key=uplanes.astype(np.int64),
+        duplicates=int(len(dups)) + n_overlap, overlaps=overlaps,
+        warnings=warnings)

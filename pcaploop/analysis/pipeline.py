@@ -1,0 +1,251 @@
+"""The whole pipeline in one call: read → decode → correlate → detect → measure.
+
+>>> a = analyze(["samples/incident/tap101.pcap"])          # doctest: +SKIP
+>>> a.verdict                                               # doctest: +SKIP
+'LOOP: 1 routing loop …'
+>>> a.loops_frame()                                         # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .._version import __version__
+from ..addr import pairs_to_categorical
+from .correlate import Correlation, Options
+from .detect import Detection, detect
+from ..ingest import loader as loader_mod
+from ..ingest.loader import CaptureSpec, Loader, Packets, Progress, _inputs
+from .measure import arp_responders, bounce_list, guest_reporters, implicated, measure
+from .window import KEEP_MODES, Rates, Window
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Analysis:
+    """Result of :func:`analyze`: plain data plus DataFrame views for notebooks.
+
+    ``packets`` holds the rows analyze kept (see ``keep`` of :func:`analyze`):
+    by default the evidence — every copy of a looping or bouncing packet,
+    ICMP errors, neighbour advertisements — not the whole capture.  Its
+    capture points carry the full accounting; ``rates`` counts every packet
+    per capture point over time.
+    """
+
+    packets: Packets
+    correlation: Correlation
+    detection: Detection
+    loops: list[dict[str, Any]]
+    bounces: list[dict[str, Any]]
+    implicated: list[dict[str, Any]]
+    summary: dict[str, Any]
+    options: Options
+    warnings: list[str] = field(default_factory=list)
+    rates: Rates | None = None
+    keep: str = "evidence"
+
+    @property
+    def verdict(self) -> str:
+        """One line a person reads first."""
+        s = self.summary
+        if s["loops"]:
+            dsts = ", ".join(sorted({lp["destination"] for lp in self.loops})[:5])
+            seen = [lp for lp in self.loops if lp["kind"] != "inferred"]
+            text = f"LOOP: {s['loops']} loop(s) for {dsts}"
+            if seen:
+                text += (f"; {sum(lp['looping_packets'] for lp in seen)} looping packet(s) "
+                         f"became {s['loop_observations']} copies "
+                         f"({100 * s['loop_share']:.1f} % of all observations)")
+            inferred = [lp for lp in self.loops if lp["kind"] == "inferred"]
+            if inferred:
+                text += (f"; {sum(lp['looping_packets'] for lp in inferred)} packet(s) looped "
+                         "behind the capture point (inferred from ICMP time-exceeded, estimated "
+                         f"{sum(lp['observations'] for lp in inferred)} copies)")
+            return text
+        if s["bounces"]:
+            return (f"NO LOOP, but {s['bounces']} packet(s) bounced off a guest that does not "
+                    "own their destination (caught by a filter)")
+        return f"NO LOOP in {s['observations']} observations"
+
+    def to_json(self) -> dict[str, Any]:
+        """The DESIGN.md §4 document (validated by :func:`pcaploop.validate_json`)."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "pcaploop_version": __version__,
+            "captures": [p.to_json() for p in self.packets.points],
+            "summary": self.summary,
+            "loops": self.loops,
+            "bounces": self.bounces,
+            "implicated": self.implicated,
+            "warnings": self.warnings,
+        }
+
+    def loops_frame(self) -> pd.DataFrame:
+        """Loops as a DataFrame (one row per loop)."""
+        cols = ["id", "kind", "destination", "capture_points", "ttl_step", "looping_packets",
+                "observations", "amplification", "duration_s", "first_seen", "last_seen"]
+        df = pd.DataFrame(self.loops, columns=cols if not self.loops else None)
+        for c in ("first_seen", "last_seen"):
+            if c in df:
+                df[c] = pd.to_datetime(df[c], utc=True)
+        return df
+
+    def implicated_frame(self) -> pd.DataFrame:
+        """Implicated addresses as a DataFrame (address, roles, capture point, packets)."""
+        return pd.DataFrame(self.implicated, columns=["address", "roles", "capture_point",
+                                                      "packets"])
+
+    def path_rows(self) -> pd.DataFrame:
+        """Every observation of every path kept: of looping and bouncing packets, and with
+        ``keep="paths"`` or ``"all"`` of every packet seen more than once."""
+        c, corr = self.packets.cols, self.correlation
+        names = self.packets.point_names
+        r = corr.rows
+        df = pd.DataFrame({
+            "path": corr.path,
+            "time": pd.to_datetime(c["time_ns"][r], unit="ns", utc=True),
+            "capture_point": pd.Categorical.from_codes(c["point"][r].astype(np.int64), names),
+            "direction": pd.Categorical.from_codes(corr.direction.astype(np.int64),
+                                                   ["unknown", "in", "out"]),
+            "ttl": c["ttl"][r], "loop_copy": corr.loop_copy, "row": r,
+        })
+        df["looping"] = corr.p_loop[corr.path]
+        df["bounce"] = corr.p_bounce[corr.path]
+        lp = self.detection.looping
+        df["loop"] = pd.array(lp["loop"].reindex(corr.path).to_numpy() if not lp.empty
+                              else np.full(len(df), np.nan), dtype="Int64")
+        df["src"] = pairs_to_categorical(c["src_hi"][r], c["src_lo"][r])
+        df["dst"] = pairs_to_categorical(c["dst_hi"][r], c["dst_lo"][r])
+        df = df.sort_values(["path", "ttl", "time"], ascending=[True, False, True])
+        df["since_first_ms"] = (df["time"] - df.groupby("path")["time"].transform("min")
+                                ).dt.total_seconds() * 1e3
+        return df.reset_index(drop=True)
+
+    def path_of(self, row: int) -> pd.DataFrame:
+        """Every observation of the packet at packets-table ``row``, hop by hop (TTL order).
+
+        Empty when that packet was seen only once (it has no path).
+
+        >>> a.path_of(int(a.loop_packets(1).index[0]))          # doctest: +SKIP
+        """
+        corr = self.correlation
+        hit = np.flatnonzero(corr.rows == row)
+        rows = self.path_rows()
+        if len(hit) == 0:
+            return rows.iloc[0:0]
+        return rows[rows["path"] == corr.path[hit[0]]].reset_index(drop=True)
+
+    def loop_packets(self, loop_id: int) -> pd.DataFrame:
+        """Rows of the packets table that are copies of one loop's looping packets."""
+        lr = self.detection.loop_rows
+        lp = self.detection.looping
+        if lp.empty:
+            return self.packets.frame().iloc[0:0]
+        paths = lp.index[lp["loop"] == loop_id]
+        rows = np.sort(lr.loc[lr["path"].isin(paths), "row"].to_numpy())
+        return self.packets.frame().iloc[rows]
+
+
+def analyze(captures: Sequence[CaptureSpec | str | os.PathLike[str]] | Packets,
+            ifmap: dict[int, str] | Sequence[str] | None = None,
+            merge_gap_s: float = 10.0, merge_prefix: int | None = None,
+            progress: Progress | None = None, keep: str = "evidence",
+            chunk_rows: int = 1 << 18) -> Analysis:
+    """Read captures (or take loaded :class:`Packets`) and find loops.
+
+    Captures are streamed (:mod:`pcaploop.window`): memory holds one window
+    of traffic plus what ``keep`` asks for — ``"evidence"`` (the copies of
+    looping and bouncing packets, ICMP errors, neighbour advertisements),
+    ``"paths"`` (also every other packet seen more than once, for
+    ``paths --all``), or ``"all"`` (every row; the default for loaded
+    :class:`Packets`).  ``merge_gap_s``: looping packets of one destination
+    and set of capture points closer than this form one loop.
+    ``merge_prefix``: merge by destination prefix of this length instead
+    (Hengartner et al. used /24).  ``chunk_rows``: rows read between two
+    correlation passes (results do not depend on it).
+
+    >>> a = analyze(["uplink=uplink.pcap", "tap101.pcap"])    # doctest: +SKIP
+    >>> a.verdict, a.loops_frame()                            # doctest: +SKIP
+    """
+    if keep not in KEEP_MODES:
+        raise ValueError(f"keep must be one of {', '.join(KEEP_MODES)}, not {keep!r}")
+    opt = Options(merge_gap_ns=int(merge_gap_s * 1e9), merge_prefix=merge_prefix)
+    if isinstance(captures, Packets):
+        pk, corr, rates, late = _window_packets(captures, opt, chunk_rows)
+        keep = "all"
+    else:
+        pk, corr, rates, late = _stream(captures, ifmap, opt, progress, keep, chunk_rows)
+    names = pk.point_names
+    det = detect(pk.cols, corr, names, opt)
+    loops = measure(pk.cols, corr, det, names, opt)
+    bounces = bounce_list(det)
+    arp = arp_responders(pk.arp, pk.cols, {lp["destination"] for lp in loops})
+    impl = implicated(loops, bounces, arp, guest_reporters(pk.cols, names))
+    observations = sum(p.decoded for p in pk.points) - corr.duplicates
+    loop_obs = sum(lp["observations"] for lp in loops if lp["kind"] != "inferred")
+    peak = max((lp["extra_pps_peak"] or 0 for lp in loops), default=0.0)
+    summary = {
+        "observations": int(observations), "duplicates": int(corr.duplicates),
+        # packets seen looping; inferred loops' packets are counted apart (estimates)
+        "looping_packets": int(sum(lp["looping_packets"] for lp in loops
+                                   if lp["kind"] != "inferred")),
+        "inferred_looping_packets": int(sum(lp["looping_packets"] for lp in loops
+                                            if lp["kind"] == "inferred")),
+        "loop_observations": int(loop_obs),
+        "loop_share": loop_obs / observations if observations else 0.0,
+        "loops": len(loops), "bounces": int(sum(b["packets"] for b in bounces)),
+        "peak_loop_pps": float(peak),
+    }
+    warnings = list(pk.warnings) + corr.warnings + [
+        f"capture point {p.name}: the capture itself dropped {p.capture_dropped} packet(s) "
+        "(interface statistics); copies missing from a loop's TTL ladder may be that loss"
+        for p in pk.points if p.capture_dropped]
+    if late:
+        warnings.append(f"{late} packet(s) were stamped more than "
+                        f"{(opt.path_gap_ns + opt.reorder_window_ns) / 1e9:g} s before packets "
+                        "already read from the other captures (clocks out of step?); they were "
+                        "correlated only with copies still in the window")
+    return Analysis(pk, corr, det, loops, bounces, impl, summary, opt, warnings, rates, keep)
+
+
+def _stream(captures, ifmap, opt: Options, progress, keep: str,
+            chunk_rows: int) -> tuple[Packets, Correlation, Rates, int]:
+    """Read all captures in step through a :class:`~pcaploop.window.Window`."""
+    loader = Loader(*_inputs(captures, ifmap))
+    win = Window(opt, lambda: loader.reg.points, loader.point_files, keep, chunk_rows)
+    arps = []
+    for cols, arp in loader.merged(progress, into=lambda: win.into(loader_mod.BLOCK_ROWS)):
+        win.add(cols)
+        arps.append(arp)
+        win.maybe_flush(loader.horizon)
+    if loader.unsupported and not any(p.decoded for p in loader.points):
+        raise loader.unsupported[0]
+    win.drain()
+    new_of_old = loader.canonical_points()
+    kept, corr = win.finish(new_of_old, loader.point_files())
+    win.rates.remap(new_of_old)
+    points = loader.points
+    arp = {k: np.concatenate([a[k] for a in arps]) for k in (arps[0] if arps else {})}
+    if "point" in arp and len(arp["point"]):
+        arp["point"] = new_of_old[arp["point"]]
+    return Packets(kept, points, arp, loader.warnings), corr, win.rates, win.late
+
+
+def _window_packets(pk: Packets, opt: Options, chunk_rows: int
+                    ) -> tuple[Packets, Correlation, Rates, int]:
+    """Loaded packets through the same window, keeping every row."""
+    paths = list(dict.fromkeys(p.path for p in pk.points))
+    files = np.array([paths.index(p.path) for p in pk.points], dtype=np.int64)
+    win = Window(opt, lambda: pk.points, lambda: files, "all", chunk_rows)
+    n = len(pk)
+    for s in range(0, n, chunk_rows):
+        win.add({k: a[s:s + chunk_rows] for k, a in pk.cols.items()})
+        end = int(pk.cols["time_ns"][min(s + chunk_rows, n) - 1])
+        win.maybe_flush(float(end) if s + chunk_rows < n else float("inf"))
+    kept, corr = win.finish()
+    return Packets(kept, pk.points, pk.arp, pk.warnings), corr, win.rates, win.late

@@ -1,0 +1,413 @@
+"""Streaming correlate: a bounded reorder window and bounded correlation state.
+
+Why: incident captures are gigabytes, and nearly all of their rows are
+ordinary traffic, seen once or forwarded once.  Rows enter a buffer block by
+block, from all captures in step (:meth:`pcaploop.loader.Loader.merged`).
+A fingerprint's rows are correlated together once nothing can join them any
+more: no copy of it during ``hold`` (the path gap plus the reorder window)
+before the time every open capture has reached.  Of those rows only the
+evidence is kept — copies of looping and bouncing packets, same-TTL repeats,
+ICMP errors and neighbour advertisements, packets to a destination that an
+ICMP error says expired behind the capture point — and everything else is
+counted (packets per second per capture point, duplicates) and dropped.
+Memory is bounded by the traffic of one window plus the evidence.
+
+>>> w = Window(Options(), lambda: loader.points, loader.point_files)   # doctest: +SKIP
+>>> for cols, arp in loader.merged(into=w.into):                       # doctest: +SKIP
+...     w.add(cols)
+...     w.maybe_flush(loader.horizon)
+>>> w.drain(); kept, corr = w.finish(loader.canonical_points(), loader.point_files())  # doctest: +SKIP
+
+(:func:`pcaploop.analysis.analyze` does exactly this.)
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import schema as S
+from .correlate import CORRELATE_COLUMNS, Correlation, CorrelationState, Options, correlate
+
+#: what analyze keeps: the evidence; also every path of a packet seen twice; every row
+KEEP_MODES = ("evidence", "paths", "all")
+
+_NEVER = np.iinfo(np.int64).max
+
+
+class Columns:
+    """Growable raw columns (schema.RAW): append blocks, gather rows, drop rows."""
+
+    def __init__(self, capacity: int = 1 << 12):
+        self.n = 0
+        self.cols = {k: np.empty(capacity, dtype=dt) for k, dt in S.RAW.items()}
+
+    def reserve(self, capacity: int) -> None:
+        """Room for ``capacity`` rows in all, allocated once (first touches are costly)."""
+        self._room(capacity - self.n)
+
+    def _room(self, k: int) -> None:
+        cap = len(self.cols["time_ns"])
+        if self.n + k <= cap:
+            return
+        new = max(cap + cap // 2, self.n + k)
+        for name, a in self.cols.items():
+            grown = np.empty(new, dtype=a.dtype)
+            grown[:self.n] = a[:self.n]
+            self.cols[name] = grown
+
+    def append(self, cols: dict[str, np.ndarray], rows: np.ndarray | None = None) -> None:
+        """Append ``cols`` (all rows, or the given ``rows`` of them)."""
+        k = len(cols["time_ns"]) if rows is None else len(rows)
+        self._room(k)
+        for name, a in self.cols.items():
+            src = cols[name]
+            a[self.n:self.n + k] = src if rows is None else src[rows]
+        self.n += k
+
+    def keep_only(self, rows: np.ndarray) -> None:
+        """Keep ``rows`` (sorted), moved to the front, in place."""
+        k = len(rows)
+        for a in self.cols.values():
+            a[:k] = a[rows]
+        self.n = k
+
+    def view(self) -> dict[str, np.ndarray]:
+        return {name: a[:self.n] for name, a in self.cols.items()}
+
+
+class Rates:
+    """Packets per capture point per time bin, at the finest resolution that fits.
+
+    Why: the timeline plot needs every packet's time, the stream keeps only
+    the evidence.  Bins start at 1 ms and widen tenfold whenever more than
+    ``max_bins`` (point, bin) cells are in use, so memory stays bounded.
+    """
+
+    def __init__(self, max_bins: int = 1 << 20):
+        self.res_ns = 1_000_000
+        self.max_bins = max_bins
+        self.keys = np.zeros(0, np.int64)  # bin * 4096 + point (MAX_POINTS = 4096)
+        self.counts = np.zeros(0, np.int64)
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self._pending_n = 0
+        self.first_ns: int | None = None  # exact first and last packet time
+        self.last_ns: int | None = None
+
+    def add(self, time_ns: np.ndarray, point: np.ndarray) -> None:
+        if not len(time_ns):
+            return
+        lo, hi = int(time_ns.min()), int(time_ns.max())
+        self.first_ns = lo if self.first_ns is None else min(self.first_ns, lo)
+        self.last_ns = hi if self.last_ns is None else max(self.last_ns, hi)
+        b = time_ns // self.res_ns
+        b0, b1 = int(b.min()), int(b.max())
+        p0 = int(point[0])
+        if b1 - b0 <= 4 * len(b) + 4096 and (point == p0).all():  # the usual block: O(n)
+            c = np.bincount(b - b0)
+            u = np.flatnonzero(c)
+            u, c = (u + b0) * 4096 + p0, c[u]
+        else:
+            u, c = np.unique(b * 4096 + point.astype(np.int64), return_counts=True)
+        self._pending.append((u, c))
+        self._pending_n += len(u)
+        if self._pending_n > self.max_bins:
+            self._merge()
+
+    def _merge(self) -> None:
+        if self._pending:
+            k = np.concatenate([self.keys] + [u for u, _ in self._pending])
+            c = np.concatenate([self.counts] + [c for _, c in self._pending])
+            self._pending, self._pending_n = [], 0
+            self.keys, inv = np.unique(k, return_inverse=True)
+            self.counts = np.bincount(inv.ravel(), weights=c, minlength=len(self.keys)
+                                      ).astype(np.int64)
+        while len(self.keys) > self.max_bins:
+            self.res_ns *= 10
+            k = (self.keys // 4096 // 10) * 4096 + self.keys % 4096
+            self.keys, inv = np.unique(k, return_inverse=True)
+            self.counts = np.bincount(inv.ravel(), weights=self.counts,
+                                      minlength=len(self.keys)).astype(np.int64)
+
+    def remap(self, new_of_old: np.ndarray) -> None:
+        """Renumber capture points (``new_of_old[old] = new``)."""
+        self._merge()
+        pt = new_of_old[self.keys % 4096]
+        k = (self.keys // 4096) * 4096 + pt
+        o = np.argsort(k, kind="stable")
+        self.keys, self.counts = k[o], self.counts[o]
+
+    def table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(bin start ns, capture point, packets) of every cell in use."""
+        self._merge()
+        return (self.keys // 4096) * self.res_ns, self.keys % 4096, self.counts
+
+
+@dataclass
+class _Pieces:
+    """Per-window correlation results, in kept-table rows, joined at the end."""
+
+    rows: list = field(default_factory=list)
+    path: list = field(default_factory=list)
+    direction: list = field(default_factory=list)
+    loop_copy: list = field(default_factory=list)
+    l2: list = field(default_factory=list)
+    p_loop: list = field(default_factory=list)
+    p_bounce: list = field(default_factory=list)
+    p_step: list = field(default_factory=list)
+    p_bounce_key: list = field(default_factory=list)  # point * 8192 + vlan + 1, or -1
+    n_paths: int = 0
+    duplicates: int = 0
+
+
+def _icmp_evidence(c: dict[str, np.ndarray]) -> np.ndarray:
+    """ICMP errors (they quote packets), time-exceeded of any kind, neighbour advertisements."""
+    pr, ty = c["protocol"], c["icmp_type"]
+    return ((c["inner_version"] > 0) | ((pr == 1) & (ty == 11))
+            | ((pr == 58) & ((ty == 3) | (ty == 136))))
+
+
+def _addr_key(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        k = np.asarray(hi, np.uint64) * np.uint64(0x9E3779B97F4A7C15) ^ np.asarray(lo, np.uint64)
+        return k * np.uint64(0xBF58476D1CE4E5B9)
+
+
+class Window:
+    """The streaming correlate stage; see the module docstring.
+
+    ``points``: returns the loader's capture points (they appear as files are
+    read); ``point_files``: returns the capture index of each point, which
+    orders rows stamped at the same time as :func:`pcaploop.load` does.
+    """
+
+    def __init__(self, opt: Options, points: Callable[[], list], point_files: Callable[[], np.ndarray],
+                 keep: str = "evidence", chunk_rows: int = 1 << 18):
+        if keep not in KEEP_MODES:
+            raise ValueError(f"keep must be one of {KEEP_MODES}, not {keep!r}")
+        self.opt, self.keep, self.chunk_rows = opt, keep, chunk_rows
+        self._points, self._point_files = points, point_files
+        self.buf = Columns(0)
+        self.kept: list[dict[str, np.ndarray]] = []  # kept rows, one dict per window
+        self.n_kept = 0
+        self.rates = Rates()
+        self.state = CorrelationState()
+        self.final_counts = np.zeros(0, np.int64)  # per point: rows correlated so far
+        self.pieces = _Pieces()
+        self.hold = opt.path_gap_ns + opt.reorder_window_ns
+        self.last_cut = -_NEVER  # rows stamped before this arrived late
+        self.late = 0
+        self.next_flush = chunk_rows
+        self.peak_rows = 0
+        self.suspects: dict[int, tuple[int, int, int]] = {}  # key → (dst_hi, dst_lo, last TE ns)
+
+    # --- input ---------------------------------------------------------------------
+    def into(self, rows: int = 1 << 16) -> dict[str, np.ndarray]:
+        """Arrays at the end of the buffer for the next block to be decoded into
+        (:meth:`pcaploop.loader.Loader.merged`), saving a copy; see :meth:`add`."""
+        if self.buf.n + rows > len(self.buf.cols["time_ns"]):
+            self.buf.reserve(max(self.next_flush, self.buf.n) + 2 * rows)
+        n = self.buf.n
+        return {k: a[n:n + rows] for k, a in self.buf.cols.items() if k != "point"}
+
+    def add(self, cols: dict[str, np.ndarray]) -> None:
+        """Take a block of raw columns: copied, unless it was decoded into :meth:`into`."""
+        t = cols["time_ns"]
+        if not len(t):
+            return
+        self.late += int((t < self.last_cut).sum())
+        self.rates.add(t, cols["point"])
+        self._note_suspects(cols)
+        b, n, k = self.buf.cols, self.buf.n, len(t)
+        if len(b["time_ns"]) > n and np.shares_memory(t, b["time_ns"][n:n + k]):
+            b["point"][n:n + k] = cols["point"]  # decoded in place; the loader sets points
+            self.buf.n += k
+        else:
+            if n + k > len(b["time_ns"]):
+                self.buf.reserve(max(self.next_flush, n) + 2 * k)
+            self.buf.append(cols)
+        self.peak_rows = max(self.peak_rows, self.buf.n)
+
+    def _note_suspects(self, c: dict[str, np.ndarray]) -> None:
+        """Destinations of packets an ICMP time-exceeded says expired at TTL 1."""
+        pr, ty = c["protocol"], c["icmp_type"]
+        te = np.flatnonzero((((pr == 1) & (ty == 11)) | ((pr == 58) & (ty == 3)))
+                            & (c["inner_version"] > 0) & (c["inner_ttl"] <= 1))
+        if not len(te):
+            return
+        hi, lo, t = c["inner_dst_hi"][te], c["inner_dst_lo"][te], c["time_ns"][te]
+        keys = _addr_key(hi, lo)
+        o = np.argsort(keys, kind="stable")
+        starts = np.flatnonzero(np.r_[True, keys[o][1:] != keys[o][:-1]])
+        last = np.maximum.reduceat(t[o], starts)
+        for j, first in enumerate(o[starts]):
+            k = int(keys[first])
+            prev = self.suspects.get(k, (0, 0, -_NEVER))[2]
+            self.suspects[k] = (int(hi[first]), int(lo[first]), max(prev, int(last[j])))
+
+    def maybe_flush(self, horizon: float) -> None:
+        """Correlate what is complete once the buffer is full enough to be worth it."""
+        if self.buf.n >= self.next_flush:
+            cut = -_NEVER if horizon == float("-inf") else int(min(horizon, 9e18)) - self.hold
+            self.flush(cut)
+            # a buffer mostly held open (a long hold at a high rate) grows before the next try
+            self.next_flush = max(self.chunk_rows, 2 * self.buf.n)
+
+    # --- one window ------------------------------------------------------------------
+    def flush(self, cut: int) -> None:
+        """Correlate the fingerprints with no copy at or after ``cut``; keep their evidence."""
+        n = self.buf.n
+        if n == 0:
+            return
+        c = self.buf.view()
+        fp, t = c["fingerprint"], c["time_ns"]
+        order = np.argsort(fp)
+        f = fp[order]
+        start = np.r_[True, f[1:] != f[:-1]]
+        starts = np.flatnonzero(start)
+        gid = np.cumsum(start) - 1
+        ts = t[order]
+        g_last = np.maximum.reduceat(ts, starts)
+        g_first = np.minimum.reduceat(ts, starts)
+        g_size = np.diff(np.r_[starts, n])
+        g_final = (g_last < cut) | (g_first < cut - self.opt.group_max_ns)
+        fin_sorted = g_final[gid]
+        if not fin_sorted.any():
+            return
+        self.last_cut = max(self.last_cut, cut)
+        fin = np.empty(n, dtype=bool)  # per buffer row, in buffer order
+        fin[order] = fin_sorted
+        repeated = order[fin_sorted & (g_size[gid] >= 2)]
+        npts = len(self._points())
+        self.final_counts = np.r_[self.final_counts,
+                                  np.zeros(max(0, npts - len(self.final_counts)), np.int64)]
+        self.final_counts += np.bincount(c["point"][fin], minlength=npts)
+        self._correlate(c, repeated, fin)
+        if fin.all():
+            self.buf.n = 0
+        else:
+            self.buf.keep_only(np.flatnonzero(~fin))
+
+    def _time_order(self, c: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
+        """``rows`` in the order load() gives them: time, then capture, then record."""
+        files = self._point_files()
+        return rows[np.lexsort((c["record"][rows], files[c["point"][rows]], c["time_ns"][rows]))]
+
+    def _correlate(self, c: dict[str, np.ndarray], repeated: np.ndarray,
+                   fin: np.ndarray) -> None:
+        """Paths of the final rows (``fin``: mask over the buffer); keep their evidence."""
+        idx = self._time_order(c, repeated)
+        sub = {k: c[k][idx] for k in CORRELATE_COLUMNS}
+        names = [p.name for p in self._points()]
+        corr = correlate(sub, names, self.final_counts, self.opt, self.state)
+        self.pieces.duplicates += corr.duplicates
+        if self.keep == "evidence":
+            want = corr.p_loop | corr.p_bounce
+        else:
+            want = np.ones(corr.n_paths, dtype=bool)
+        sel = want[corr.path] if len(corr.path) else np.zeros(0, bool)
+        path_rows = idx[corr.rows[sel]]
+        l2_rows = idx[corr.l2_rows]
+        if self.keep == "all":
+            extra = np.flatnonzero(fin)
+        else:
+            extra = np.flatnonzero(fin & (_icmp_evidence(c) | self._suspect_rows(c)))
+        ks = np.unique(np.concatenate([path_rows, l2_rows, extra]))
+        keep = self._time_order(c, ks)  # windows follow each other: kept rows stay in order
+        rank = np.empty(len(ks), np.int64)
+        rank[np.searchsorted(ks, keep)] = np.arange(len(ks))
+        base = self.n_kept
+        self.kept.append({k: a[keep] for k, a in c.items()})
+        self.n_kept += len(keep)
+        pos = lambda rows: base + rank[np.searchsorted(ks, rows)]  # noqa: E731
+
+        kp = np.flatnonzero(want)
+        new_id = np.full(corr.n_paths, -1, np.int64)
+        new_id[kp] = self.pieces.n_paths + np.arange(len(kp))
+        P = self.pieces
+        P.rows.append(pos(path_rows))
+        P.path.append(new_id[corr.path[sel]])
+        P.direction.append(corr.direction[sel])
+        P.loop_copy.append(corr.loop_copy[sel])
+        P.l2.append(pos(l2_rows))
+        P.p_loop.append(corr.p_loop[kp])
+        P.p_bounce.append(corr.p_bounce[kp])
+        P.p_step.append(corr.p_step[kp])
+        bp = corr.p_bounce_plane[kp]
+        P.p_bounce_key.append(np.where(bp >= 0, corr.plane_key[np.maximum(bp, 0)], -1)
+                              if len(corr.plane_key) else np.full(len(kp), -1, np.int64))
+        P.n_paths += len(kp)
+
+    def _suspect_rows(self, c: dict[str, np.ndarray]) -> np.ndarray:
+        """Rows to a destination under suspicion, up to the merge gap after its last TE."""
+        if not self.suspects:
+            return np.zeros(len(c["time_ns"]), dtype=bool)
+        keys = np.array(sorted(self.suspects), dtype=np.uint64)
+        limit = np.array([self.suspects[int(k)][2] for k in keys], dtype=np.int64)
+        lo = c["dst_lo"]
+        maybe = np.flatnonzero(np.isin(lo, np.array([v[1] for v in self.suspects.values()],
+                                                    dtype=np.uint64)))
+        out = np.zeros(len(lo), dtype=bool)
+        k = _addr_key(c["dst_hi"][maybe], lo[maybe])
+        at = np.minimum(np.searchsorted(keys, k), len(keys) - 1)
+        out[maybe] = (keys[at] == k) & (c["time_ns"][maybe] <= limit[at] + self.opt.merge_gap_ns)
+        return out
+
+    # --- the end ---------------------------------------------------------------------
+    def drain(self) -> None:
+        """Correlate every row still held (the input has ended).  Call it before the
+        loader renumbers capture points: held rows carry the old numbers."""
+        self.flush(_NEVER)
+
+    def finish(self, new_of_old: np.ndarray | None = None,
+               point_files: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], Correlation]:
+        """Correlate what is left; the kept rows (time order) and their correlation.
+
+        ``new_of_old``: renumbering of capture points (the loader's final
+        order); ``point_files``: capture index of each point, new numbering;
+        ``points()`` must give the final points by then, and :meth:`drain`
+        must have run before the renumbering.
+        """
+        self.drain()
+        kept = {k: (np.concatenate([b[k] for b in self.kept]) if self.kept
+                    else np.zeros(0, dtype=dt)) for k, dt in S.RAW.items()}
+        self.kept = []
+        P = self.pieces
+        if new_of_old is not None and len(kept["point"]):
+            kept["point"][:] = new_of_old[kept["point"]]
+        files = point_files if point_files is not None else self._point_files()
+        perm = np.lexsort((kept["record"], files[kept["point"]] if len(files) else
+                           np.zeros(len(kept["point"]), np.int64), kept["time_ns"]))
+        inv = np.empty(len(perm), np.int64)
+        inv[perm] = np.arange(len(perm))
+        if not (perm[1:] > perm[:-1]).all():  # late rows, or points renumbered
+            kept = {k: a[perm] for k, a in kept.items()}
+        cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)  # noqa: E731
+        rows = inv[cat(P.rows, np.int64)]
+        path, direction = cat(P.path, np.int64), cat(P.direction, np.int8)
+        loop_copy = cat(P.loop_copy, bool)
+        o = np.argsort(rows, kind="stable")
+        rows, path, direction, loop_copy = rows[o], path[o], direction[o], loop_copy[o]
+        pv = kept["point"][rows].astype(np.int64) * 8192 + kept["vlan"][rows].astype(np.int64) + 1
+        uplanes, plane = np.unique(pv, return_inverse=True)
+        bkey = cat(P.p_bounce_key, np.int64)
+        if new_of_old is not None and len(bkey):
+            pt = np.where(bkey >= 0, bkey // 8192, 0)
+            bkey = np.where(bkey >= 0, new_of_old[pt] * 8192 + bkey % 8192, -1)
+        bplane = np.where(bkey >= 0, np.searchsorted(uplanes, bkey), -1)
+        renum = (lambda p: int(new_of_old[p])) if new_of_old is not None else int  # noqa: E731
+        names = [p.name for p in self._points()]
+        overlaps = [(names[renum(a)], names[renum(b)], n)
+                    for (a, b), n in self.state.overlaps.items()]
+        warnings = [f"capture points {a} and {b} look like the same interface ({n} identical "
+                    "copies); counted once" for a, b, n in overlaps]
+        corr = Correlation(
+            rows=rows, path=path, plane=plane.astype(np.int64).ravel(), direction=direction,
+            loop_copy=loop_copy, n_paths=P.n_paths, p_loop=cat(P.p_loop, bool),
+            p_bounce=cat(P.p_bounce, bool), p_step=cat(P.p_step, np.int64),
+            p_bounce_plane=bplane.astype(np.int64), plane_point=(uplanes // 8192).astype(np.int64),
+            l2_rows=inv[cat(P.l2, np.int64)], plane_key=uplanes.astype(np.int64),
+            duplicates=P.duplicates,
+            overlaps=overlaps, warnings=warnings)
+        return kept, corr

@@ -1,0 +1,51 @@
+"""The JSON contract of ``pcaploop analyze --json``: its schema, validation, times.
+
+The document's shape is described in ``docs/design.md`` (section "JSON
+contract") and by the JSON Schema shipped in ``pcaploop/data``; every
+output is validated against it before it is written.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from .errors import PcaploopError
+
+
+#: version of the document's layout; bumped only when a field changes meaning
+SCHEMA_VERSION = 1
+
+
+def iso_ns(ns: int | None) -> str | None:
+    """ISO-8601 UTC with nanoseconds (``2026-12-03T14:12:23.000000001Z``); ``None`` stays."""
+    if ns is None:
+        return None
+    import datetime as dt
+
+    sec, frac = divmod(int(ns), 1_000_000_000)
+    t = dt.datetime.fromtimestamp(sec, tz=dt.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
+
+
+@lru_cache(maxsize=1)
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of ``pcaploop analyze --json`` (schema_version 1)."""
+    text = resources.files("pcaploop").joinpath("data/analysis.schema.json").read_text()
+    return json.loads(text)
+
+
+def validate_json(doc: dict[str, Any]) -> None:
+    """Raise :class:`PcaploopError` naming the first violation, if any.
+
+    >>> validate_json(pcaploop.analyze([...]).to_json())   # doctest: +SKIP
+    """
+    import jsonschema
+
+    try:
+        jsonschema.validate(doc, json_schema())
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(document)"
+        raise PcaploopError(f"output does not match the JSON schema at {where}: "
+                            f"{exc.message}") from None

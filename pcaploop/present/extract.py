@@ -1,0 +1,346 @@
+"""Evidence: the packets of a loop as exact rows, a small pcapng file and display filters.
+
+A finding has to survive being checked by someone without pcaploop (a
+colleague, a hosting provider's support).  This module names the packets a
+loop consists of, copies their *original* bytes and timestamps into a pcapng
+file Wireshark opens, and writes display filters that select the same
+packets in the original captures.
+
+Definitions (the tests check exactly these):
+
+* **copies** of a loop are the observations its ``observations`` counts:
+  for ``l3`` loops the copies of its looping packets at the loop's own
+  capture points, for ``l2`` loops the repeated same-TTL frames, for
+  ``inferred`` loops the arrivals that were seen (the copies themselves
+  happened behind the capture point and are only estimated).
+* **implicated packets** of a loop are its copies, every other observation
+  of the same looping packets (the entry on the uplink, an exit elsewhere)
+  and the ICMP errors tied to them.  ``--dst`` adds the observations of
+  packets to that address that bounced.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable
+
+import numpy as np
+
+from ..errors import PcaploopError, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..analysis.pipeline import Analysis
+
+
+#: role of a row in an evidence selection (also written as the packet comment)
+COPY, PASSAGE, ICMP, BOUNCE = 0, 1, 2, 3
+ROLE_NAMES = {COPY: "loop copy", PASSAGE: "same packet, outside the loop",
+              ICMP: "ICMP error", BOUNCE: "bounce"}
+
+#: display filters with more frame-number ranges than this are not printed
+MAX_FILTER_RANGES = 5000
+
+
+@dataclass
+class LoopRows:
+    """Packet-table rows of one loop, split by what they prove."""
+
+    loop_id: int
+    copies: np.ndarray  # rows counted in the loop's ``observations`` (inferred: arrivals)
+    passages: np.ndarray  # other observations of the same packets
+    icmp: np.ndarray  # ICMP errors tied to the looping packets
+    paths: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # l3 path ids
+
+
+@dataclass
+class Selection:
+    """Rows chosen as evidence (time order) with a role per row."""
+
+    rows: np.ndarray
+    role: np.ndarray
+    loop_of_row: np.ndarray  # loop id per row, 0 for bounces
+    what: str  # human description: "loop 1 (203.0.113.7)"
+
+
+def _loop(a: Analysis, loop_id: int) -> dict[str, Any]:
+    for lp in a.loops:
+        if lp["id"] == loop_id:
+            return lp
+    raise UsageError(f"there is no loop {loop_id} (found {len(a.loops)})")
+
+
+def l3_paths(a: Analysis, loop_id: int) -> np.ndarray:
+    """Path ids of an ``l3`` loop.
+
+    Detection numbers its loops among ``l3`` loops only; the final ids are
+    renumbered with ``l2``/inferred loops in between, so the groups are
+    matched on what the loop dict says: destination, first sighting, points.
+    """
+    from ..addr import to_text
+    from ..contract import iso_ns
+
+    lp = _loop(a, loop_id)
+    lpaths = a.detection.looping
+    if lp["kind"] != "l3" or lpaths.empty:
+        return np.zeros(0, np.int64)
+    for _, grp in lpaths.groupby("loop", sort=True):
+        if (iso_ns(int(grp["first_ns"].min())) == lp["first_seen"]
+                and to_text(grp["dst_hi"].iloc[0], grp["dst_lo"].iloc[0]) == lp["destination"]
+                and sorted(set(",".join(grp["points"]).split(","))) == lp["capture_points"]):
+            return grp.index.to_numpy(np.int64)
+    raise PcaploopError(f"loop {loop_id}: its paths are not in the detection tables")
+
+
+def loop_rows(a: Analysis, loop_id: int) -> LoopRows:
+    """The rows of one loop: copies (== ``observations`` unless inferred), passages, ICMP."""
+    from ..addr import to_text
+
+    lp = _loop(a, loop_id)
+    det, corr = a.detection, a.correlation
+    names = a.packets.point_names
+    empty = np.zeros(0, np.int64)
+    if lp["kind"] == "l3":
+        paths = l3_paths(a, loop_id)
+        lr = det.loop_rows
+        copies = np.sort(lr.loc[lr["path"].isin(paths), "row"].to_numpy(np.int64))
+        every = corr.rows[np.isin(corr.path, paths)].astype(np.int64)
+        passages = np.setdiff1d(every, copies)
+        te = det.time_exceeded
+        icmp = np.sort(te.loc[te["path"].isin(paths), "row"].to_numpy(np.int64))
+        return LoopRows(loop_id, copies, passages, icmp, paths)
+    if lp["kind"] == "l2":
+        g = det.l2
+        pts = [names[int(p)] for p in g["point"]]
+        dst = [to_text(h, lo) for h, lo in zip(g["dst_hi"], g["dst_lo"])]
+        sel = np.array([d == lp["destination"] and p in lp["capture_points"]
+                        for d, p in zip(dst, pts)], dtype=bool)
+        return LoopRows(loop_id, np.sort(g["row"].to_numpy(np.int64)[sel]), empty, empty)
+    for _, inf in det.inferred.iterrows():
+        if (to_text(inf["dst_hi"], inf["dst_lo"]) == lp["destination"]
+                and names[int(inf["point"])] in lp["capture_points"]):
+            return LoopRows(loop_id, np.sort(np.asarray(inf["rows"], np.int64)), empty,
+                            np.sort(np.asarray(inf["te_rows"], np.int64)))
+    raise PcaploopError(f"loop {loop_id}: its packets are not in the detection tables")
+
+
+def select(a: Analysis, loop: int | None = None, dst: str | None = None,
+           copies_only: bool = False) -> Selection:
+    """Implicated packets of loop ``loop``, or of every loop and bounce to ``dst``."""
+    from ..addr import from_text, to_text
+
+    if (loop is None) == (dst is None):
+        raise UsageError("give exactly one of --loop N or --dst ADDR")
+    parts: list[tuple[np.ndarray, int, int]] = []  # (rows, role, loop id)
+    if loop is not None:
+        ids = [_loop(a, loop)["id"]]
+        what = f"loop {loop} ({_loop(a, loop)['destination']})"
+    else:
+        try:
+            want = to_text(*from_text(dst))
+        except ValueError:
+            raise UsageError(f"--dst {dst!r} is not an IP address") from None
+        ids = [lp["id"] for lp in a.loops if lp["destination"] == want]
+        what = f"packets to {want}"
+        bounced = _bounce_rows(a, want)
+        if not ids and not len(bounced):
+            raise UsageError(f"{want} is in no loop and no bounce "
+                             f"(loop destinations: {_dests(a) or 'none'})")
+        if not copies_only:
+            parts.append((bounced, BOUNCE, 0))
+    for lid in ids:
+        lr = loop_rows(a, lid)
+        parts.append((lr.copies, COPY, lid))
+        if not copies_only:
+            parts += [(lr.passages, PASSAGE, lid), (lr.icmp, ICMP, lid)]
+    rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+    role = np.concatenate([np.full(len(p[0]), p[1], np.int8) for p in parts]) if parts else \
+        np.zeros(0, np.int8)
+    lid = np.concatenate([np.full(len(p[0]), p[2], np.int64) for p in parts]) if parts else \
+        np.zeros(0, np.int64)
+    rows, first = np.unique(rows, return_index=True)  # rows are in time order
+    return Selection(rows, role[first], lid[first], what)
+
+
+def _dests(a: Analysis) -> str:
+    return ", ".join(sorted({lp["destination"] for lp in a.loops}))
+
+
+def _bounce_rows(a: Analysis, want: str) -> np.ndarray:
+    from ..addr import from_text
+
+    corr, cols = a.correlation, a.packets.cols
+    hi, lo = from_text(want)
+    bp = np.flatnonzero(corr.p_bounce)
+    rows = corr.rows[np.isin(corr.path, bp)].astype(np.int64)
+    keep = (cols["dst_hi"][rows] == np.uint64(hi)) & (cols["dst_lo"][rows] == np.uint64(lo))
+    return rows[keep]
+
+
+# --- display filters --------------------------------------------------------------
+def _ranges(numbers: np.ndarray) -> list[str]:
+    """Sorted unique ints → ``["1..5", "7", …]``."""
+    if len(numbers) == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(numbers) != 1)
+    starts = np.r_[numbers[0], numbers[breaks + 1]]
+    ends = np.r_[numbers[breaks], numbers[-1]]
+    return [f"{s}" if s == e else f"{s}..{e}" for s, e in zip(starts, ends)]
+
+
+def wireshark_filters(a: Analysis, loop_id: int) -> list[dict[str, Any]]:
+    """One display filter per capture file that selects exactly the loop's copies there.
+
+    Frame numbers are what make it exact: an address and IP ID list would also
+    match the ICMP errors quoting the packet and any unrelated packet that
+    reused the ID.  The address in front says what the filter is about (and
+    selects nothing if it is applied to the wrong file).  ``filter`` is
+    ``None`` when the copies are too scattered to list (use the extract).
+
+    >>> pcaploop.wireshark_filters(a, 1)[0]["filter"]       # doctest: +SKIP
+    'ip.dst == 203.0.113.7 && frame.number in {1..63, 65..127}'
+    """
+    lp = _loop(a, loop_id)
+    rows = loop_rows(a, loop_id).copies
+    cols, points = a.packets.cols, a.packets.points
+    pt = cols["point"][rows]
+    field_ = "ipv6.dst" if ":" in lp["destination"] else "ip.dst"
+    prefix = lp.get("destination_prefix") or lp["destination"]
+    addr = lp["destination"] if prefix.endswith(("/32", "/128")) else prefix
+    out = []
+    for path in dict.fromkeys(points[int(p)].path for p in np.unique(pt)):
+        mine = np.array([points[int(p)].path == path for p in pt], dtype=bool)
+        frames = np.unique(cols["record"][rows[mine]].astype(np.int64) + 1)
+        rng = _ranges(frames)
+        text = (f"{field_} == {addr} && frame.number in {{{', '.join(rng)}}}"
+                if len(rng) <= MAX_FILTER_RANGES else None)
+        out.append({"file": path, "packets": int(len(frames)), "filter": text,
+                    "capture_points": sorted({points[int(p)].name for p in pt[mine]})})
+    return out
+
+
+# --- pcapng writer ----------------------------------------------------------------
+def _opt(code: int, value: bytes) -> bytes:
+    return struct.pack("<HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
+
+
+def _options(opts: Iterable[tuple[int, bytes]]) -> bytes:
+    body = b"".join(_opt(c, v) for c, v in opts)
+    return body + struct.pack("<HH", 0, 0) if body else b""
+
+
+def _block(btype: int, body: bytes) -> bytes:
+    body += b"\0" * (-len(body) % 4)
+    n = len(body) + 12
+    return struct.pack("<II", btype, n) + body + struct.pack("<I", n)
+
+
+def _shb(comment: str) -> bytes:
+    from .._version import __version__
+
+    opts = [(1, comment.encode()), (4, f"pcaploop {__version__}".encode())]
+    return _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) + _options(opts))
+
+
+def _idb(point) -> bytes:
+    desc = os.path.basename(point.path)
+    if point.interface is not None:
+        desc += f" (interface {point.interface})"
+    opts = [(2, point.name.encode()), (3, desc.encode()), (9, bytes([9]))]
+    return _block(1, struct.pack("<HHI", point.linktype, 0, 0) + _options(opts))
+
+
+def _epb(iface: int, ts_ns: int, data: bytes, wirelen: int, direction: int,
+         comment: str) -> bytes:
+    ts = ts_ns % (1 << 64)
+    opts = [(1, comment.encode())]
+    if direction in (1, 2):  # schema DIR_IN / DIR_OUT map onto epb_flags bits 0-1
+        opts.append((2, struct.pack("<I", direction)))
+    body = struct.pack("<IIIII", iface, ts >> 32, ts & 0xFFFFFFFF, len(data), wirelen)
+    return _block(6, body + data + b"\0" * (-len(data) % 4) + _options(opts))
+
+
+def read_records(path: str, wanted: np.ndarray) -> dict[int, tuple[int, bytes]]:
+    """{record number: (time_ns, original bytes)} of some records of one capture file.
+
+    Streams the file once with the project's reader and keeps only the
+    wanted records, so memory stays bounded by the evidence, not the capture.
+    """
+    from ..read.capture import open_capture
+
+    wanted = np.unique(np.asarray(wanted, np.int64))
+    out: dict[int, tuple[int, bytes]] = {}
+    if len(wanted) == 0:
+        return out
+    for b in open_capture(path).batches():
+        lo = b.first_record
+        i0, i1 = np.searchsorted(wanted, [lo, lo + len(b.off)])
+        for rec in wanted[i0:i1]:
+            k = int(rec) - lo
+            start = int(b.off[k])
+            out[int(rec)] = (int(b.time_ns[k]), b.buf[start:start + int(b.caplen[k])].tobytes())
+        if i1 == len(wanted):
+            break
+    return out
+
+
+def write_pcapng(a: Analysis, sel: Selection, out: str | os.PathLike[str]) -> dict[str, Any]:
+    """Write the selected packets with their original bytes and ns timestamps.
+
+    One interface per capture point that contributes packets, named like the
+    point and with its link type (SLL2 stays SLL2).  Each packet carries a
+    comment naming its loop, its role and where it came from.  Returns a
+    summary: path, packets, per capture point counts.
+    """
+    cols, points = a.packets.cols, a.packets.points
+    rows = sel.rows
+    pts = cols["point"][rows].astype(np.int64)
+    used = [int(p) for p in np.unique(pts)]
+    iface = {p: k for k, p in enumerate(used)}
+    got: dict[tuple[str, int], tuple[int, bytes]] = {}
+    for path in dict.fromkeys(points[p].path for p in used):
+        mine = rows[np.array([points[int(p)].path == path for p in pts], dtype=bool)]
+        recs = read_records(path, cols["record"][mine])
+        got.update({(path, r): v for r, v in recs.items()})
+    header = _shb(f"pcaploop evidence: {sel.what}; {len(rows)} packets")
+    blocks = [header] + [_idb(points[p]) for p in used]
+    for r, role, lid, p in zip(rows, sel.role, sel.loop_of_row, pts):
+        pt = points[int(p)]
+        rec = int(cols["record"][r])
+        ts, data = _checked(got, pt.path, rec, int(cols["time_ns"][r]), int(cols["caplen"][r]))
+        tag = f"loop {lid}: {ROLE_NAMES[int(role)]}" if lid else ROLE_NAMES[int(role)]
+        blocks.append(_epb(iface[int(p)], ts, data, int(cols["wirelen"][r]),
+                           int(cols["direction"][r]),
+                           f"pcaploop {tag}; {os.path.basename(pt.path)} frame {rec + 1}"))
+    try:
+        with open(out, "wb") as f:
+            f.write(b"".join(blocks))
+    except OSError as exc:
+        raise PcaploopError(f"{os.fspath(out)}: cannot write: {exc.strerror}") from None
+    counts = {points[p].name: int((pts == p).sum()) for p in used}
+    return {"path": os.fspath(out), "packets": int(len(rows)), "capture_points": counts,
+            "what": sel.what}
+
+
+def _checked(got: dict, path: str, rec: int, ts: int, caplen: int) -> tuple[int, bytes]:
+    """A record as read again, refusing a capture that changed since it was analysed."""
+    if (path, rec) not in got:
+        raise PcaploopError(f"{path}: record {rec + 1} is missing "
+                            "(file changed since it was read?)")
+    t, data = got[(path, rec)]
+    if t != ts or len(data) != caplen:
+        raise PcaploopError(f"{path}: record {rec + 1} differs from the analysed one "
+                            "(file changed since it was read?)")
+    return t, data
+
+
+def extract(a: Analysis, out: str | os.PathLike[str], loop: int | None = None,
+            dst: str | None = None, copies_only: bool = False) -> dict[str, Any]:
+    """Select (:func:`select`) and write (:func:`write_pcapng`) in one call.
+
+    >>> extract(pcaploop.analyze(["tap101.pcap"]), "loop1.pcapng", loop=1)  # doctest: +SKIP
+    """
+    sel = select(a, loop, dst, copies_only)
+    if len(sel.rows) == 0:
+        raise UsageError(f"{sel.what}: no packets to extract")
+    return write_pcapng(a, sel, out)

@@ -1,0 +1,408 @@
+"""Read stage: capture files (pcap, pcapng, gzip'd) → batches of raw records.
+
+Streams through one reused buffer (1 MiB plus room for one maximal record),
+so memory stays bounded whatever the file's length or its length fields say.
+Damaged files are read as far as they are intact; :class:`CaptureFile`
+says what was left unread and why.
+
+>>> cap = open_capture("samples/incident/uplink.pcap")      # doctest: +SKIP
+>>> sum(len(b.off) for b in cap.batches()) == cap.records    # doctest: +SKIP
+True
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import zlib
+from dataclasses import dataclass, field
+from typing import BinaryIO, Iterator
+
+import numpy as np
+
+from . import walk as _walk
+from .walk import CORRUPT, MAX_CAPLEN, OTHER_BLOCK
+from ..errors import CaptureError, NotACaptureError
+
+CHUNK = 1 << 20
+_BUFSIZE = CHUNK + MAX_CAPLEN + 65536
+_MAX_META_BLOCK = 1 << 20  # SHB / IDB / ISB larger than this are corrupt
+
+_PCAP_MAGICS = {
+    b"\xd4\xc3\xb2\xa1": (False, False),  # (big-endian, nanosecond)
+    b"\xa1\xb2\xc3\xd4": (True, False),
+    b"\x4d\x3c\xb2\xa1": (False, True),
+    b"\xa1\xb2\x3c\x4d": (True, True),
+}
+_PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+
+
+@dataclass
+class Interface:
+    """One interface as the file declares it (pcap: the whole file)."""
+
+    index: int
+    linktype: int
+    snaplen: int
+    section: int = 0
+    name: str | None = None
+    description: str | None = None
+    comment: str | None = None
+    ts_units_per_s: int = 1_000_000  # pcapng if_tsresol as a divisor
+    ts_offset_ns: int = 0
+    dropped: int | None = None  # ISB isb_ifdrop (+ isb_osdrop) where recorded
+
+
+@dataclass
+class RecordBatch:
+    """Records found in one buffer fill.  ``buf`` is only valid until the next batch."""
+
+    buf: np.ndarray
+    off: np.ndarray  # int64 offsets of the packet bytes in ``buf``
+    caplen: np.ndarray  # int64
+    wirelen: np.ndarray  # int64
+    time_ns: np.ndarray  # int64
+    iface: np.ndarray  # int64 index into CaptureFile.interfaces, -1 when invalid
+    direction: np.ndarray  # int8 DIR_* from pcapng flags (0 elsewhere)
+    first_record: int  # record number of row 0 within the file
+
+
+@dataclass
+class CaptureFile:
+    """An opened capture; iterate :meth:`batches` once."""
+
+    path: str
+    format: str  # "pcap" | "pcapng"
+    compressed: bool
+    interfaces: list[Interface] = field(default_factory=list)
+    records: int = 0
+    bytes_read: int = 0
+    truncated_tail: bool = False
+    problem: str | None = None  # what stopped reading early, if anything
+    comments: list[str] = field(default_factory=list)
+    _big: bool = False
+    _nsres: bool = False
+
+    def batches(self) -> Iterator[RecordBatch]:
+        """Yield record batches until the end of the file or the first damage."""
+        with _open_stream(self.path, self.compressed) as f:
+            if self.format == "pcap":
+                f.read(24)
+                yield from self._pcap(f)
+            else:
+                yield from self._pcapng(f)
+
+    # -- classic pcap -----------------------------------------------------
+    def _pcap(self, f: BinaryIO) -> Iterator[RecordBatch]:
+        snap = self.interfaces[0].snaplen
+        for buf, pos, fill, eof, outs in _fills(self, f):
+            o_off, o_cap, o_wire, o_ts, o_if, o_dir = outs
+            n, newpos, status = _walk.walk_pcap(buf, pos, fill, self._big, self._nsres, snap,
+                                                o_off, o_cap, o_wire, o_ts)
+            if n:
+                o_if[:n] = 0
+                o_dir[:n] = 0  # pcap records carry no direction (outs are reused, not zeroed)
+                yield self._batch(buf, outs, n)
+            if status == CORRUPT:
+                incl = int(np.frombuffer(buf[newpos + 8:newpos + 12].tobytes(),
+                                         ">u4" if self._big else "<u4")[0])
+                self._stop(f"record {self.records + 1}: captured length {incl} exceeds "
+                           f"{MAX_CAPLEN} (corrupt record header)")
+                return
+            if not _advance(self, newpos, fill, eof, "record"):
+                return
+
+    # -- pcapng ------------------------------------------------------------
+    def _pcapng(self, f: BinaryIO) -> Iterator[RecordBatch]:
+        section_base = 0
+        section_count = 0
+        section = -1
+        ts_carry = 0
+        for buf, pos, fill, eof, outs in _fills(self, f):
+            while True:
+                o_off, o_cap, o_wire, o_ts, o_if, o_dir = outs
+                n, pos, status = _walk.walk_pcapng(buf, pos, fill, self._big,
+                                                    o_off, o_cap, o_wire, o_ts, o_if, o_dir)
+                if n:
+                    local = o_if[:n]
+                    valid = (local >= 0) & (local < section_count)
+                    o_if[:n] = np.where(valid, local + section_base, -1)
+                    ts_carry = self._pcapng_times(o_ts[:n], o_if[:n], o_cap[:n], o_dir[:n],
+                                                  ts_carry)
+                    yield self._batch(buf, outs, n)
+                if status == CORRUPT:
+                    self._stop(f"block at byte {self.bytes_read + pos}: block lengths disagree "
+                               "or exceed the maximum (corrupt block)")
+                    return
+                if status != OTHER_BLOCK:
+                    break
+                if fill - pos < 12:
+                    break
+                btype, blen = self._block_header(buf, pos)
+                if btype == 0x0A0D0D0A:
+                    section += 1
+                    section_base, section_count = len(self.interfaces), 0
+                    self._big = bytes(buf[pos + 8:pos + 12]) == b"\x1a\x2b\x3c\x4d"
+                    btype, blen = self._block_header(buf, pos)
+                if blen < 12 or blen % 4 or blen > _MAX_META_BLOCK:
+                    self._stop(f"block at byte {self.bytes_read + pos}: invalid block length {blen}")
+                    return
+                if fill - pos < blen:
+                    break  # need more data for this block
+                body = bytes(buf[pos + 8:pos + blen - 4])
+                if int.from_bytes(buf[pos + blen - 4:pos + blen].tobytes(),
+                                  "big" if self._big else "little") != blen:
+                    self._stop(f"block at byte {self.bytes_read + pos}: block lengths disagree")
+                    return
+                if btype == 1:
+                    self._idb(body, section)
+                    section_count += 1
+                elif btype == 5:
+                    self._isb(body, section_base, section_count)
+                pos += blen
+            if not _advance(self, pos, fill, eof, "block"):
+                return
+
+    def _block_header(self, buf: np.ndarray, pos: int) -> tuple[int, int]:
+        order = "big" if self._big else "little"
+        return (int.from_bytes(buf[pos:pos + 4].tobytes(), order),
+                int.from_bytes(buf[pos + 4:pos + 8].tobytes(), order))
+
+    def _options(self, data: bytes) -> Iterator[tuple[int, bytes]]:
+        order = "big" if self._big else "little"
+        p = 0
+        while len(data) - p >= 4:
+            code = int.from_bytes(data[p:p + 2], order)
+            olen = int.from_bytes(data[p + 2:p + 4], order)
+            if code == 0 or p + 4 + olen > len(data):
+                return
+            yield code, data[p + 4:p + 4 + olen]
+            p += 4 + ((olen + 3) & ~3)
+
+    def _idb(self, body: bytes, section: int) -> None:
+        order = "big" if self._big else "little"
+        if len(body) < 8:
+            self.interfaces.append(Interface(len(self.interfaces), -1, MAX_CAPLEN, section))
+            return
+        snap = int.from_bytes(body[4:8], order)
+        iface = Interface(len(self.interfaces), int.from_bytes(body[0:2], order),
+                          snap if 0 < snap <= MAX_CAPLEN else MAX_CAPLEN, section)
+        for code, val in self._options(body[8:]):
+            if code == 2:
+                iface.name = _text(val)
+            elif code == 3:
+                iface.description = _text(val)
+            elif code == 1:
+                iface.comment = _text(val)
+            elif code == 9 and len(val) >= 1:
+                r = val[0]
+                exp = r & 0x7F
+                if exp <= (62 if r & 0x80 else 18):
+                    iface.ts_units_per_s = (2 ** exp) if r & 0x80 else 10 ** exp
+            elif code == 14 and len(val) == 8:
+                offset = int.from_bytes(val, order, signed=True)
+                if abs(offset) < (1 << 32):  # larger offsets overflow int64 ns: ignore them
+                    iface.ts_offset_ns = offset * 1_000_000_000
+        self.interfaces.append(iface)
+
+    def _isb(self, body: bytes, base: int, count: int) -> None:
+        order = "big" if self._big else "little"
+        if len(body) < 12:
+            return
+        local = int.from_bytes(body[0:4], order)
+        if local >= count:
+            return
+        drops = None
+        for code, val in self._options(body[12:]):
+            if code in (5, 7) and len(val) == 8:
+                drops = (drops or 0) + int.from_bytes(val, order)
+        if drops is not None:
+            self.interfaces[base + local].dropped = drops
+
+    def _pcapng_times(self, ts: np.ndarray, iface: np.ndarray, cap: np.ndarray,
+                      dirs: np.ndarray, carry: int) -> int:
+        """Raw timestamp units → ns in place, per interface resolution and offset.
+
+        SPB rows (``dirs == -1``) take the previous record's time; their
+        marker is cleared to 'direction unknown'.
+        """
+        missing = dirs == -1
+        dirs[missing] = 0
+        for idx in np.unique(iface):
+            sel = iface == idx
+            if idx < 0:
+                ts[sel] = 0
+                continue
+            itf = self.interfaces[idx]
+            cap[sel] = np.minimum(cap[sel], itf.snaplen)
+            with np.errstate(over="ignore"):
+                ts[sel] = _units_to_ns(ts[sel], itf.ts_units_per_s) + itf.ts_offset_ns
+        if missing.any():
+            last = carry
+            for i in range(len(ts)):
+                if missing[i]:
+                    ts[i] = last
+                else:
+                    last = ts[i]
+        return int(ts[-1]) if len(ts) else carry
+
+    # -- shared ---------------------------------------------------------------
+    def _batch(self, buf: np.ndarray, outs: tuple[np.ndarray, ...], n: int) -> RecordBatch:
+        o_off, o_cap, o_wire, o_ts, o_if, o_dir = outs
+        batch = RecordBatch(buf, o_off[:n], o_cap[:n], o_wire[:n], o_ts[:n], o_if[:n],
+                            o_dir[:n].astype(np.int8), self.records)
+        self.records += n
+        return batch
+
+    def _stop(self, problem: str) -> None:
+        self.truncated_tail = True
+        self.problem = problem
+
+
+def _units_to_ns(r: np.ndarray, units: int) -> np.ndarray:
+    """Exact ``floor(r * 1e9 / units)`` for int64 timestamps in ``units`` per second."""
+    g = 1_000_000_000
+    if g % units == 0:
+        return r * (g // units)
+    if units % g == 0:
+        return r // (units // g)
+    whole = r // units
+    frac = r - whole * units  # 0 <= frac < units
+    if units <= (1 << 33):  # frac * 1e9 stays below 2**63
+        return whole * g + (frac * g) // units
+    exact = [(int(f) * g) // units for f in frac]  # very fine 2^-n resolutions: rare
+    return whole * g + np.array(exact, dtype=np.int64)
+
+
+def _text(val: bytes) -> str:
+    """A name or comment from the file, control characters replaced: it reaches terminals
+    (escape sequences), reports and fix commands."""
+    text = val.split(b"\0", 1)[0].decode("utf-8", "replace")
+    return re.sub(r"[\x00-\x1f\x7f-\x9f]", "?", text)
+
+
+def _fills(cap: CaptureFile, f: BinaryIO) -> Iterator[tuple]:
+    """Keep one reused buffer topped up; the consumer reports its position back via _advance."""
+    buf = np.empty(_BUFSIZE, dtype=np.uint8)
+    mv = memoryview(buf)
+    maxn = _BUFSIZE // 12 + 1
+    outs = tuple(np.empty(maxn, dtype=np.int64) for _ in range(6))
+    cap._state = {"pos": 0, "fill": 0, "eof": False}
+    st = cap._state
+    # gzip: readinto() loses everything it decompressed when the stream turns out to be
+    # cut off; readinto1() returns each decompressed piece before the error surfaces.
+    readinto = f.readinto1 if cap.compressed else f.readinto
+    while True:
+        pos, fill = st["pos"], st["fill"]
+        if pos:
+            buf[:fill - pos] = buf[pos:fill]
+            cap.bytes_read += pos
+            fill -= pos
+            st["pos"] = 0
+        while not st["eof"] and fill < _BUFSIZE:
+            try:
+                got = readinto(mv[fill:])
+            except (EOFError, OSError, zlib.error, gzip.BadGzipFile) as exc:
+                st["eof"] = True
+                cap.problem = f"compressed stream damaged: {exc}"
+                cap.truncated_tail = True
+                break
+            if not got:
+                st["eof"] = True
+                break
+            fill += got
+        st["fill"] = fill
+        if fill == 0 and st["eof"]:
+            return
+        yield buf, 0, fill, st["eof"], outs
+        if st.get("done"):
+            return
+
+
+def _advance(cap: CaptureFile, pos: int, fill: int, eof: bool, what: str) -> bool:
+    """Record how far the walker got; False when reading must stop."""
+    st = cap._state
+    st["pos"] = pos
+    if eof and pos >= fill:
+        st["done"] = True
+        return False
+    if eof and pos < fill:
+        # nothing more will arrive and the rest does not form a whole record
+        if not cap.truncated_tail:
+            cap._stop(f"last {what} cut off ({fill - pos} bytes at the end of the file)")
+        st["done"] = True
+        return False
+    return True
+
+
+def _open_stream(path: str, compressed: bool) -> BinaryIO:
+    if compressed:
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def sniff(path: str | os.PathLike[str]) -> tuple[str, bool, bytes]:
+    """(format, compressed, first header bytes) or raise :class:`CaptureError`."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(28)
+    except IsADirectoryError:
+        raise CaptureError(path, "is a directory, not a capture file") from None
+    except FileNotFoundError:
+        raise CaptureError(path, "no such file") from None
+    except PermissionError:
+        raise CaptureError(path, "permission denied") from None
+    except OSError as exc:
+        raise CaptureError(path, f"cannot read: {exc.strerror or exc}") from None
+    compressed = head[:2] == b"\x1f\x8b"
+    if compressed:
+        try:
+            with gzip.open(path, "rb") as g:
+                head = g.read(28)
+        except (EOFError, OSError, zlib.error) as exc:
+            raise NotACaptureError(path, f"damaged gzip stream ({exc})") from None
+    if not head:
+        raise NotACaptureError(path, "empty file")
+    if head[:4] in _PCAP_MAGICS:
+        if len(head) < 24:
+            raise NotACaptureError(path, "truncated pcap file header")
+        return "pcap", compressed, head
+    if head[:4] == _PCAPNG_SHB:
+        if len(head) < 28:
+            raise NotACaptureError(path, "truncated pcapng section header")
+        if head[8:12] not in (b"\x1a\x2b\x3c\x4d", b"\x4d\x3c\x2b\x1a"):
+            raise NotACaptureError(path, "pcapng section header has a bad byte-order magic")
+        return "pcapng", compressed, head
+    return "", compressed, head
+
+
+def open_capture(path: str | os.PathLike[str]) -> CaptureFile:
+    """Open a capture and parse its file header.
+
+    Raises :class:`NotACaptureError` for files that are not captures.
+    """
+    path = os.fspath(path)
+    fmt, compressed, head = sniff(path)
+    if not fmt:
+        raise NotACaptureError(path, f"not a pcap or pcapng capture ({_describe(head)})")
+    cap = CaptureFile(path, fmt, compressed)
+    if fmt == "pcap":
+        big, nsres = _PCAP_MAGICS[head[:4]]
+        order = "big" if big else "little"
+        snap = int.from_bytes(head[16:20], order)
+        link = int.from_bytes(head[20:24], order) & 0xFFFF
+        cap._big, cap._nsres = big, nsres
+        cap.interfaces.append(Interface(0, link, snap if 0 < snap <= MAX_CAPLEN else MAX_CAPLEN))
+    return cap
+
+
+def _describe(head: bytes) -> str:
+    known = {b"\xff\xd8\xff": "JPEG image", b"\x89PNG": "PNG image", b"%PDF": "PDF document",
+             b"PK\x03\x04": "zip archive", b"\x7fELF": "ELF binary"}
+    for magic, what in known.items():
+        if head.startswith(magic):
+            return f"looks like a {what}"
+    if all(32 <= c < 127 or c in (9, 10, 13) for c in head):
+        return "looks like text"
+    return f"starts with bytes {head[:4].hex(' ')}"

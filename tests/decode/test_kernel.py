@@ -1,0 +1,258 @@
+"""Decode stage: one test per link type, field values, fingerprint rules."""
+from __future__ import annotations
+
+import pytest
+
+import fixtures as fx
+from pcaploop import addr
+from pcaploop import schema as S
+from pcaploop.ingest.loader import load
+from reference.refdecode import kernel_decode
+
+
+def frame_of(path, key):
+    """The packets table of one capture, in record order."""
+    return load([str(path)], key=key).frame().sort_values("record").reset_index(drop=True)
+
+
+def pd_na():
+    import pandas as pd
+
+    return pd.NA
+
+
+def pd_isna(v):
+    import pandas as pd
+
+    return pd.isna(v)
+
+
+@pytest.mark.parametrize("name", ["pcap_us_le", "raw101", "raw12", "raw14", "sll", "sll2",
+                                  "null_le", "null_be", "loop", "gzip_pcap", "pcapng_single"])
+def test_link_type_fields(captures, key, name):
+    df = frame_of(captures[name], key)
+    r = df.iloc[0]
+    assert (r.src, r.dst, r.protocol, r.ttl, r.ip_id) == (fx.SRC4, fx.DST4, 17, 64, 0x1234)
+    assert df.iloc[1].ttl == 63 and df.iloc[1].fingerprint == r.fingerprint
+    assert df.iloc[2].tcp_flags == 0x18 and bool(df.iloc[2].dont_fragment)
+    te = df.iloc[5]
+    assert (te.icmp_type, te.src, te.inner_src, te.inner_dst, te.inner_ttl,
+            te.inner_protocol, te.inner_ip_id) == (11, fx.GUEST4, fx.SRC4, fx.DST4, 1, 17, 0x1234)
+    v6 = df.iloc[10]
+    assert (v6.ip_version, v6.src, v6.dst, v6.flow_label) == (6, fx.SRC6, fx.DST6, 0x12345)
+    assert pd_isna(v6.ip_id)
+    assert df.iloc[13].protocol == 17 and df.iloc[13].dport == 53  # behind 3 ext headers
+
+
+def test_ethernet_macs_and_arp(captures, key):
+    pk = load([str(captures["pcap_us_le"])], key=key)
+    df = pk.frame()
+    assert set(df.eth_src) == {addr.mac_text(int.from_bytes(fx.MAC_A, "big"))}
+    assert pk.points[0].skipped["non_ip"] == 1  # the ARP reply
+    assert pk.arp["op"].tolist() == [2]
+    assert addr.to_text(0, 0xFFFF00000000 | int(pk.arp["sender_ip"][0])) == fx.DST4
+
+
+def test_vlan_and_qinq(captures, key):
+    df = frame_of(captures["vlan"], key)
+    assert df.vlan.tolist() == [101] * 4 + [200] * 4
+    pk = load([str(captures["vlan"])], key=key)
+    assert pk.cols["inner_vlan"].tolist() == [-1] * 4 + [101] * 4
+    # tags are layer 2: the same 3 distinct packets (rows 0 and 1 differ in TTL only)
+    assert len(set(df.fingerprint)) == 3
+
+
+def test_ipv4_228_and_ipv6_229(captures, key):
+    for name, version in (("ipv4", 4), ("ipv6", 6)):
+        pk = load([str(captures[name])], key=key)
+        assert set(pk.cols["ip_version"]) == {version}
+        assert pk.points[0].skipped["malformed"] == 1  # the other family
+
+
+def test_sll_direction(captures, key):
+    df = frame_of(captures["sll"], key)
+    assert df.direction.tolist()[:4] == ["in", "out", "in", "out"]
+
+
+def test_sll2_points_and_direction(captures, key):
+    pk = load([f"any={captures['sll2']}"], key=key)
+    assert sorted(p.name for p in pk.points) == ["any:if2", "any:if5", "any:if7"]
+    df = pk.frame().sort_values("record")
+    assert df.direction.tolist()[:2] == ["in", "out"]
+
+
+def test_null_address_families(captures, key):
+    for name in ("null_le", "null_be"):
+        pk = load([str(captures[name])], key=key)
+        assert pk.points[0].decoded == len(fx.ip_packets())
+        assert pk.points[0].skipped["non_ip"] == 1
+
+
+def test_fragments(captures, key):
+    df = frame_of(captures["raw101"], key)
+    f1, f2 = df.iloc[8], df.iloc[9]
+    assert bool(f1.more_fragments) and f1.frag_offset == 0 and f1.dport == 53
+    assert not f2.more_fragments and f2.frag_offset == 24 and pd_isna(f2.dport)
+    g1, g2 = df.iloc[14], df.iloc[15]
+    assert (g1.ip_id, g2.ip_id, g2.frag_offset) == (0xABCDEF01, 0xABCDEF01, 32)
+    assert g1.protocol == g2.protocol == 17
+
+
+def test_icmpv6_errors_and_ndp(captures, key):
+    df = frame_of(captures["raw101"], key)
+    te, un, ns, na = (df.iloc[i] for i in (16, 17, 18, 19))
+    assert (te.icmp_type, te.inner_src, te.inner_dst, te.inner_ttl, te.inner_protocol) == \
+        (3, fx.SRC6, fx.DST6, 1, 17)
+    assert un.icmp_type == 1 and un.inner_protocol == 6
+    assert (ns.icmp_type, ns.inner_dst, na.icmp_type) == (135, fx.DST6, 136)
+    assert pd_isna(ns.inner_src)
+
+
+def test_snaplen_96_short_key(captures, key):
+    df = frame_of(captures["snaplen96"], key)
+    assert (df.truncated == (df.wirelen > df.caplen)).all() and df.truncated.sum() >= 6
+    # the 24-byte prefix fits in 96 bytes, except behind three IPv6 extension headers
+    # (row 2) and in the frame cut at 40 bytes (last row)
+    assert df.short_key.tolist() == [False, False, True, False, False, False, False, True]
+    assert df.iloc[6].inner_src == fx.SRC4
+    whole = fx.eth(fx.udp4(payload=bytes(range(256)) * 4))
+    assert df.iloc[0].fingerprint == _fp(whole, key, 1)  # snaplen does not change the key
+
+
+def test_snaplen_96_sll2_ipv6_fragment(captures, key):
+    """The prefix length was chosen for SLL2 (20) + IPv6 (40) + fragment header (8)."""
+    df = frame_of(captures["snaplen96_sll2"], key)
+    assert df.truncated.all() and not df.short_key.any()
+    assert df.iloc[1].ip_id == 0xABCDEF01
+
+
+def test_offload_superframes(captures, key):
+    pk = load([str(captures["offload"])], key=key)
+    assert pk.points[0].skipped["malformed"] == 0
+    assert (pk.cols["flags"][1:] & S.F_OFFLOAD).all() and not pk.cols["flags"][0] & S.F_OFFLOAD
+
+
+def test_malformed_frames(captures, key):
+    p = load([str(captures["malformed_frames"])], key=key).points[0]
+    assert (p.decoded, p.skipped["malformed"], p.skipped["non_ip"]) == (1, 7, 3)
+
+
+def _fp(frame, key, linktype=101):
+    status, row = kernel_decode(linktype, frame, len(frame), key)
+    assert status == S.OK
+    return row["fingerprint"]
+
+
+@pytest.mark.parametrize("make", [fx.udp4, fx.tcp4, fx.echo4])
+def test_fingerprint_invariant(key, make):
+    base = _fp(make(), key)
+    assert _fp(make(ttl=7), key) == base  # TTL (and so the IP checksum)
+    assert _fp(make(df=True) if make is not fx.echo4 else make(), key) == base  # DF bit
+    p = bytearray(make())
+    p[10:12] = b"\xbe\xef"  # IP header checksum
+    assert _fp(bytes(p), key) == base
+    p = bytearray(make())
+    csum = {17: 26, 6: 36, 1: 22}[p[9]]
+    p[csum:csum + 2] = b"\x00\x00"  # L4 checksum left unfinished by offload
+    assert _fp(bytes(p), key) == base
+    assert _fp(fx.eth(make()), key, 1) == base  # layer 2
+    assert _fp(fx.sll2(make(), 9, 4), key, 276) == base
+
+
+def test_fingerprint_differs(key):
+    base = _fp(fx.udp4(), key)
+    others = [fx.udp4(src=fx.HOST4), fx.udp4(dst=fx.GUEST4), fx.udp4(ident=1),
+              fx.udp4(payload=b"Pcaploop test payload 0123456789"), fx.udp4(sport=1)]
+    assert len({base} | {_fp(p, key) for p in others}) == len(others) + 1
+    assert _fp(fx.udp6(), key) != _fp(fx.udp6(payload=b"X" * 32), key)
+    assert _fp(fx.udp6(), key) == _fp(fx.udp6(hlim=3), key)
+
+
+def test_fingerprint_keyed(key):
+    other = (key[1], key[0])
+    assert _fp(fx.udp4(), key) != _fp(fx.udp4(), other)
+
+
+def test_typed_layout_covers_the_schema():
+    """Every raw column but ``point`` is its own row of a typed matrix of the schema's width.
+
+    The kernel's rows are handed on as views in the schema's dtype: a row of
+    another width would give a view of the wrong length, a shared row wrong values.
+    """
+    import numpy as np
+
+    from pcaploop.decode import kernel as D
+
+    assert set(D._COLUMN_AT) == set(S.RAW) - {"point"}
+    assert len(set(D._COLUMN_AT.values())) == len(D._COLUMN_AT)
+    for name, (g, r) in D._COLUMN_AT.items():
+        assert np.dtype(D._WIDTHS[g]).itemsize == S.RAW[name].itemsize, name
+        assert 0 <= r < D._ROWS[g], name
+    assert sorted(D._I_TYPED) == list(range(D.NI))
+
+
+def test_row_lengths_are_no_power_of_two(tmp_path):
+    """Slabs' rows are no multiple of 4 KiB apart, from the first slab to the largest.
+
+    At a power-of-two row length every row's element ``j`` shares one cache
+    set; the kernel then ran at half speed (see ``decode.unaliased``).
+    """
+    import dataclasses
+
+    import numpy as np
+
+    from pcaploop.decode import kernel as D
+    from pcaploop.ingest import loader as L
+    from pcaploop.read import open_capture
+
+    for n in (1, 8, 9, 24, 1000, 1024, 4096, 32768, L.BLOCK_ROWS):
+        m = D.unaliased(n)
+        assert n <= m < n + 16 and m % 16 == 8
+    assert L.BLOCK_ROWS == D.unaliased(L.BLOCK_ROWS)
+    for M in D._typed(L.BLOCK_ROWS):
+        assert M.strides[0] % 4096 != 0
+    dec = D.BatchDecoder(capacity=L.BLOCK_ROWS)
+    (b,) = open_capture(fx_pcap_of(tmp_path, 3000)).batches()
+    part = dataclasses.replace(b, **{k: getattr(b, k)[:2999] for k in
+                                     ("off", "caplen", "wirelen", "time_ns", "iface",
+                                      "direction")})
+    caps = set()
+    for _ in range(24):  # 72,000 rows: the slab grows step by step to its largest
+        list(dec.add(part, np.ones(1, np.int64)))
+        caps.add(dec.slabs[0].cap)
+    assert len(caps) > 3 and max(caps) == L.BLOCK_ROWS
+    assert all(c % 16 == 8 for c in caps)
+
+
+def fx_pcap_of(d, n: int):
+    """An Ethernet pcap of ``n`` UDP packets in directory ``d``."""
+    frames = [fx.eth(fx.udp4(ident=i & 0xFFFF)) for i in range(n)]
+    return fx.write_pcap(d / "udp.pcap", 1, fx.records(frames))
+
+
+def test_blocks_carry_each_records_own_fields(tmp_path):
+    """Time, lengths and record number come through a decoder whose blocks
+    split batches anywhere (the kernel writes them from its row offset)."""
+    import numpy as np
+
+    from pcaploop.decode import kernel as D
+    from pcaploop.read import open_capture
+
+    cap = open_capture(fx_pcap_of(tmp_path, 500))
+    dec = D.BatchDecoder(capacity=D.unaliased(37), slabs=2)
+    got = {k: [] for k in ("record", "time_ns", "caplen", "wirelen")}
+    want = {k: [] for k in got}
+    for b in cap.batches():
+        want["record"].append(np.arange(b.first_record, b.first_record + len(b.off)))
+        want["time_ns"].append(b.time_ns.copy())
+        want["caplen"].append(b.caplen.copy())
+        want["wirelen"].append(b.wirelen.copy())
+        for blk in dec.add(b, np.ones(1, np.int64)):
+            d = blk.decoded()
+            for k in got:
+                got[k].append(d.cols[k])
+    d = dec.flush()
+    for k in got:
+        got[k].append(d.cols[k])
+        np.testing.assert_array_equal(np.concatenate(got[k]), np.concatenate(want[k]), k)
+    assert len(np.concatenate(got["record"])) == 500
