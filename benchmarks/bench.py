@@ -79,7 +79,8 @@ def _c_stage(stage: str, path: str, tiny: str) -> dict:
     """Profile stages of the decode path: walk / kernel / BatchDecoder / loader."""
     import numpy as np
 
-    from pcaploop.decode import kernel as D
+    from pcaploop.decode import batch as D
+    from pcaploop.decode import layout
     from pcaploop.decode.fingerprint import RUN_KEY
     from pcaploop.ingest.loader import BLOCK_ROWS
     from pcaploop.read import open_capture
@@ -94,8 +95,8 @@ def _c_stage(stage: str, path: str, tiny: str) -> dict:
             nb += 1
             n += len(b.off)
             if stage == "kernel":
-                T = D._typed(len(b.off))  # the kernel writing typed columns, nothing else
-                D._run_kernel(b.buf, b.off, b.caplen, b.wirelen, b.time_ns, b.iface,
+                T = layout.empty(len(b.off))  # the kernel writing typed columns, nothing else
+                D.run_kernel(b.buf, b.off, b.caplen, b.wirelen, b.time_ns, b.iface,
                               b.direction, 0, iface_codes, RUN_KEY, T, 0)
             elif stage == "columns":
                 for _blk in bd.add(b, iface_codes):

@@ -1,13 +1,12 @@
-"""Compile the bulk kernels with numba when it is available.
+"""Compile the bulk kernels with numba; without it, run the same functions as Python.
 
 Why: a per-packet Python loop tops out near 0.2 M packets/s, the compiled
-kernels reach several million (../shared/perf-baseline.md).  When numba is
-missing (no wheel for this Python) or ``PCAPLOOP_NO_JIT=1`` /
-``NUMBA_DISABLE_JIT=1`` is set, the decode kernel is replaced by its
-vectorised numpy twin (:mod:`pcaploop._npdecode`, ~0.5 M packets/s), the
-record walkers by ``struct``-based twins (:mod:`pcaploop._walk`), and the path
-kernels run as plain Python over numpy arrays: slower (a whole load ~0.4 M
-packets/s), identical results.
+kernels reach several million (benchmarks/RESULTS.md).  numba is a
+dependency on CPython.  When it is missing (another interpreter) or
+``PCAPLOOP_NO_JIT=1`` / ``NUMBA_DISABLE_JIT=1`` is set, the decorators
+return the plain functions: identical semantics, far slower — for
+debugging a kernel and for the tests' no-numba pass, which catches what
+numba's wrap-around integers would hide.
 """
 from __future__ import annotations
 

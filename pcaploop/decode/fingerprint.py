@@ -23,6 +23,9 @@ from .._jit import njit_inline, njit_plain
 
 N_WORDS = 10
 
+#: a SipHash key: two 64-bit words
+Key = tuple[np.uint64, np.uint64]
+
 _C0 = np.uint64(0x736F6D6570736575)
 _C1 = np.uint64(0x646F72616E646F6D)
 _C2 = np.uint64(0x6C7967656E657261)
@@ -74,7 +77,7 @@ def siphash13(k0, k1, words, n):  # pragma: no cover - compiled
     return v0 ^ v1 ^ v2 ^ v3
 
 
-def new_key() -> tuple[np.uint64, np.uint64]:
+def new_key() -> Key:
     """A fresh random key; one per run (``PCAPLOOP_FP_KEY=hex32`` pins it)."""
     pinned = os.environ.get("PCAPLOOP_FP_KEY", "")
     raw = bytes.fromhex(pinned) if len(pinned) == 32 else os.urandom(16)
@@ -107,7 +110,7 @@ def fingerprint_words(version: int, protocol: int, frag_field: int, ip_len_field
     return w
 
 
-def fingerprint_of(words: np.ndarray, key: tuple[np.uint64, np.uint64] = RUN_KEY) -> int:
+def fingerprint_of(words: np.ndarray, key: Key = RUN_KEY) -> int:
     """Hash the words of :func:`fingerprint_words`."""
     with np.errstate(over="ignore"):
         return int(siphash13(key[0], key[1], words, N_WORDS))

@@ -30,8 +30,6 @@ LINKTYPES: dict[int, tuple[str, int]] = {
     276: ("LINUX_SLL2", L2_SLL2),
 }
 
-#: address-family values meaning IPv6 in NULL/LOOP headers (Linux, BSDs, macOS)
-AF_INET6_VALUES = (10, 24, 28, 30)
 
 
 def linktype_name(linktype: int) -> str:

@@ -16,7 +16,8 @@ import numpy as np
 
 from ..decode import linktypes as lt
 from .. import schema as S
-from ..decode.kernel import BatchDecoder, Block, Decoded, unaliased
+from ..decode.batch import BatchDecoder, Block, Decoded
+from ..decode.layout import unaliased
 from ..contract import iso_ns
 from ..errors import CaptureError, PcaploopError, UnsupportedLinkTypeError
 from ..decode.fingerprint import RUN_KEY

@@ -20,8 +20,10 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from . import walk as _walk
-from .walk import CORRUPT, MAX_CAPLEN, OTHER_BLOCK
+from . import walk
+from . import formats as F
+from .formats import MAX_CAPLEN
+from .walk import CORRUPT, OTHER_BLOCK
 from ..errors import CaptureError, NotACaptureError
 
 CHUNK = 1 << 20
@@ -97,7 +99,7 @@ class CaptureFile:
         snap = self.interfaces[0].snaplen
         for buf, pos, fill, eof, outs in _fills(self, f):
             o_off, o_cap, o_wire, o_ts, o_if, o_dir = outs
-            n, newpos, status = _walk.walk_pcap(buf, pos, fill, self._big, self._nsres, snap,
+            n, newpos, status = walk.walk_pcap(buf, pos, fill, self._big, self._nsres, snap,
                                                 o_off, o_cap, o_wire, o_ts)
             if n:
                 o_if[:n] = 0
@@ -121,7 +123,7 @@ class CaptureFile:
         for buf, pos, fill, eof, outs in _fills(self, f):
             while True:
                 o_off, o_cap, o_wire, o_ts, o_if, o_dir = outs
-                n, pos, status = _walk.walk_pcapng(buf, pos, fill, self._big,
+                n, pos, status = walk.walk_pcapng(buf, pos, fill, self._big,
                                                     o_off, o_cap, o_wire, o_ts, o_if, o_dir)
                 if n:
                     local = o_if[:n]
@@ -139,7 +141,7 @@ class CaptureFile:
                 if fill - pos < 12:
                     break
                 btype, blen = self._block_header(buf, pos)
-                if btype == 0x0A0D0D0A:
+                if btype == F.BT_SHB:
                     section += 1
                     section_base, section_count = len(self.interfaces), 0
                     self._big = bytes(buf[pos + 8:pos + 12]) == b"\x1a\x2b\x3c\x4d"
@@ -154,10 +156,10 @@ class CaptureFile:
                                   "big" if self._big else "little") != blen:
                     self._stop(f"block at byte {self.bytes_read + pos}: block lengths disagree")
                     return
-                if btype == 1:
+                if btype == F.BT_IDB:
                     self._idb(body, section)
                     section_count += 1
-                elif btype == 5:
+                elif btype == F.BT_ISB:
                     self._isb(body, section_base, section_count)
                 pos += blen
             if not _advance(self, pos, fill, eof, "block"):
@@ -174,7 +176,7 @@ class CaptureFile:
         while len(data) - p >= 4:
             code = int.from_bytes(data[p:p + 2], order)
             olen = int.from_bytes(data[p + 2:p + 4], order)
-            if code == 0 or p + 4 + olen > len(data):
+            if code == F.OPT_ENDOFOPT or p + 4 + olen > len(data):
                 return
             yield code, data[p + 4:p + 4 + olen]
             p += 4 + ((olen + 3) & ~3)
@@ -188,18 +190,18 @@ class CaptureFile:
         iface = Interface(len(self.interfaces), int.from_bytes(body[0:2], order),
                           snap if 0 < snap <= MAX_CAPLEN else MAX_CAPLEN, section)
         for code, val in self._options(body[8:]):
-            if code == 2:
+            if code == F.IF_NAME:
                 iface.name = _text(val)
-            elif code == 3:
+            elif code == F.IF_DESCRIPTION:
                 iface.description = _text(val)
-            elif code == 1:
+            elif code == F.OPT_COMMENT:
                 iface.comment = _text(val)
-            elif code == 9 and len(val) >= 1:
+            elif code == F.IF_TSRESOL and len(val) >= 1:
                 r = val[0]
                 exp = r & 0x7F
                 if exp <= (62 if r & 0x80 else 18):
                     iface.ts_units_per_s = (2 ** exp) if r & 0x80 else 10 ** exp
-            elif code == 14 and len(val) == 8:
+            elif code == F.IF_TSOFFSET and len(val) == 8:
                 offset = int.from_bytes(val, order, signed=True)
                 if abs(offset) < (1 << 32):  # larger offsets overflow int64 ns: ignore them
                     iface.ts_offset_ns = offset * 1_000_000_000
@@ -214,7 +216,7 @@ class CaptureFile:
             return
         drops = None
         for code, val in self._options(body[12:]):
-            if code in (5, 7) and len(val) == 8:
+            if code in (F.ISB_IFDROP, F.ISB_OSDROP) and len(val) == 8:
                 drops = (drops or 0) + int.from_bytes(val, order)
         if drops is not None:
             self.interfaces[base + local].dropped = drops

@@ -5,6 +5,7 @@ import pytest
 
 import fixtures as fx
 from pcaploop import addr
+from pcaploop.decode import linktypes as lt
 from pcaploop import schema as S
 from pcaploop.ingest.loader import load
 from reference.refdecode import kernel_decode
@@ -181,14 +182,51 @@ def test_typed_layout_covers_the_schema():
     """
     import numpy as np
 
-    from pcaploop.decode import kernel as D
+    from pcaploop.decode import layout as L
 
-    assert set(D._COLUMN_AT) == set(S.RAW) - {"point"}
-    assert len(set(D._COLUMN_AT.values())) == len(D._COLUMN_AT)
-    for name, (g, r) in D._COLUMN_AT.items():
-        assert np.dtype(D._WIDTHS[g]).itemsize == S.RAW[name].itemsize, name
-        assert 0 <= r < D._ROWS[g], name
-    assert sorted(D._I_TYPED) == list(range(D.NI))
+    assert set(S.RAW) - {"point"} <= set(L.AT)
+    assert set(L.AT) - set(S.RAW) == set(L.PER_RECORD) - set(S.RAW)
+    assert len(set(L.AT.values())) == len(L.AT)
+    for name, (g, r) in L.AT.items():
+        assert L.DTYPES[g].itemsize == L.view_dtype(name).itemsize, name
+        assert 0 <= r < L.ROWS[g], name
+    for g, d in enumerate(L.defaults()):  # defaulted rows first, then the record's own
+        assert all(f.default is None for f in L.MATRICES[g][len(d):])
+
+
+def test_compiled_kernel_matches_its_python_function(captures, key):
+    """numba's integers wrap where Python's grow: the same kernel, compiled and
+    interpreted, gives the same fields on every fixture frame."""
+    import numpy as np
+
+    from pcaploop._jit import JIT
+    from pcaploop.decode import batch as B
+    from pcaploop.decode import kernel as K
+
+    if not JIT:
+        pytest.skip("without numba there is only the Python function")
+    for name in sorted(fx.VALID):
+        frames, codes = [], []
+        for b, cap in _batches(captures[name]):
+            for o, c in zip(b.off, b.caplen):
+                frames.append(b.buf[o:o + c].tobytes())
+                codes.append(lt.l2_code(cap.interfaces[0].linktype))
+        if not frames:
+            continue
+        want = B.decode_frames(frames, codes, key)
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(B, "decode_rows", K.decode_rows.py_func)
+            got = B.decode_frames(frames, codes, key)
+        for k in want:
+            np.testing.assert_array_equal(got[k], want[k], f"{name}: {k}")
+
+
+def _batches(path):
+    from pcaploop.read import open_capture
+
+    cap = open_capture(path)
+    for b in cap.batches():
+        yield b, cap
 
 
 def test_row_lengths_are_no_power_of_two(tmp_path):
@@ -201,15 +239,16 @@ def test_row_lengths_are_no_power_of_two(tmp_path):
 
     import numpy as np
 
-    from pcaploop.decode import kernel as D
+    from pcaploop.decode import batch as D
+    from pcaploop.decode import layout
     from pcaploop.ingest import loader as L
     from pcaploop.read import open_capture
 
     for n in (1, 8, 9, 24, 1000, 1024, 4096, 32768, L.BLOCK_ROWS):
-        m = D.unaliased(n)
+        m = layout.unaliased(n)
         assert n <= m < n + 16 and m % 16 == 8
-    assert L.BLOCK_ROWS == D.unaliased(L.BLOCK_ROWS)
-    for M in D._typed(L.BLOCK_ROWS):
+    assert L.BLOCK_ROWS == layout.unaliased(L.BLOCK_ROWS)
+    for M in layout.empty(L.BLOCK_ROWS):
         assert M.strides[0] % 4096 != 0
     dec = D.BatchDecoder(capacity=L.BLOCK_ROWS)
     (b,) = open_capture(fx_pcap_of(tmp_path, 3000)).batches()
@@ -235,11 +274,12 @@ def test_blocks_carry_each_records_own_fields(tmp_path):
     split batches anywhere (the kernel writes them from its row offset)."""
     import numpy as np
 
-    from pcaploop.decode import kernel as D
+    from pcaploop.decode import batch as D
+    from pcaploop.decode.layout import unaliased
     from pcaploop.read import open_capture
 
     cap = open_capture(fx_pcap_of(tmp_path, 500))
-    dec = D.BatchDecoder(capacity=D.unaliased(37), slabs=2)
+    dec = D.BatchDecoder(capacity=unaliased(37), slabs=2)
     got = {k: [] for k in ("record", "time_ns", "caplen", "wirelen")}
     want = {k: [] for k in got}
     for b in cap.batches():

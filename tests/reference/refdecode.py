@@ -36,6 +36,7 @@ import dpkt.udp
 import numpy as np
 
 from pcaploop.decode import linktypes as lt
+from pcaploop.decode.protocols import AF_INET6_VALUES
 from pcaploop import schema as S
 from pcaploop.decode.fingerprint import RUN_KEY, fingerprint_of, fingerprint_words
 
@@ -171,7 +172,7 @@ def _l2_null(frame: bytes, row: dict, loop: bool = False) -> tuple[int, int]:
         af = struct.unpack("<I", frame[:4])[0]
     if af == 2:
         return 0x0800, 4
-    if af in lt.AF_INET6_VALUES:
+    if af in AF_INET6_VALUES:
         return 0x86DD, 4
     return -1, 4
 
@@ -422,34 +423,19 @@ def reference_decode(linktype: int, frame: bytes, wirelen: int,
 # --- the kernel, seen through the same row shape --------------------------------
 def kernel_decode(linktype: int, frame: bytes, wirelen: int,
                   key: Key = RUN_KEY) -> tuple[int, dict[str, int]]:
-    """One frame through :func:`pcaploop.decode.kernel.decode_arrays`, as (status, row)."""
-    from pcaploop.decode import kernel as D
+    """One frame through the compiled kernel (:func:`pcaploop.decode.batch.decode_frames`),
+    as (status, row)."""
+    from pcaploop.decode.batch import decode_frames
 
-    buf = np.frombuffer(bytes(frame), dtype=np.uint8).copy()
-    one = np.zeros(1, dtype=np.int64)
-    I, U = D.decode_arrays(buf, one, one + len(frame), one + wirelen,
-                           one + lt.l2_code(linktype), key)
-    i, u = I[:, 0], U[:, 0]
-    row = {
-        "direction": i[D.I_DIR], "vlan": i[D.I_VLAN], "inner_vlan": i[D.I_IVLAN],
-        "eth_src": u[D.U_ESRC], "eth_dst": u[D.U_EDST], "ip_version": i[D.I_VER],
-        "src_hi": u[D.U_SHI], "src_lo": u[D.U_SLO], "dst_hi": u[D.U_DHI], "dst_lo": u[D.U_DLO],
-        "protocol": i[D.I_PROTO], "ttl": i[D.I_TTL], "ip_id": i[D.I_IPID],
-        "ip_len": i[D.I_IPLEN], "frag_offset": i[D.I_FRAG], "flow_label": i[D.I_FLOW],
-        "sport": i[D.I_SPORT], "dport": i[D.I_DPORT], "tcp_flags": i[D.I_TCPF],
-        "icmp_type": i[D.I_ITYPE], "icmp_code": i[D.I_ICODE], "inner_version": i[D.I_IVER],
-        "inner_src_hi": u[D.U_ISHI], "inner_src_lo": u[D.U_ISLO],
-        "inner_dst_hi": u[D.U_IDHI], "inner_dst_lo": u[D.U_IDLO],
-        "inner_protocol": i[D.I_IPROTO], "inner_ip_id": i[D.I_IIPID],
-        "inner_ttl": i[D.I_ITTL], "inner_l4": u[D.U_IL4], "l4_head": u[D.U_L4H],
-        "flags": i[D.I_FLAGS], "fingerprint": u[D.U_FP], "ifindex": i[D.I_IFINDEX],
-        "arp_op": i[D.I_ARPOP],
-    }
-    arp = i[D.I_ARPOP] > 0
-    row["arp_sender_mac"] = u[D.U_IL4] if arp else 0
-    row["arp_sender_ip"] = (u[D.U_SLO] & np.uint64(0xFFFFFFFF)) if arp else 0
-    row["arp_target_ip"] = (u[D.U_DLO] & np.uint64(0xFFFFFFFF)) if arp else 0
-    return int(i[D.I_STATUS]), {k: int(v) for k, v in row.items()}
+    f = {k: v[0] for k, v in decode_frames([bytes(frame)], [lt.l2_code(linktype)], key,
+                                           [wirelen]).items()}
+    row = {k: f[k] for k in ROW_KEYS}
+    row["ifindex"], row["arp_op"] = f["ifindex"], f["arp_op"]
+    arp = f["arp_op"] > 0
+    row["arp_sender_mac"] = f["inner_l4"] if arp else 0
+    row["arp_sender_ip"] = (int(f["src_lo"]) & 0xFFFFFFFF) if arp else 0
+    row["arp_target_ip"] = (int(f["dst_lo"]) & 0xFFFFFFFF) if arp else 0
+    return int(f["status"]), {k: int(v) for k, v in row.items()}
 
 
 def comparable(status: int, row: dict[str, int]) -> tuple[int, dict[str, int]]:
