@@ -57,7 +57,8 @@ def _child(argv: list[str]) -> int:
 def _c_decode(path: str, tiny: str) -> dict:
     """pcaploop streaming decode (Loader.run), columns consumed and discarded per block
     (reuse=True: the way ``pcaploop info`` streams, arrays overwritten by the next block)."""
-    from pcaploop.ingest.loader import CaptureSpec, Loader
+    from pcaploop.ingest.loader import Loader
+    from pcaploop.ingest.specs import CaptureSpec
 
     def run(p):
         loader = Loader([CaptureSpec(p)], {})

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
 
     from .analysis.pipeline import Analysis
-    from .ingest.loader import CaptureSpec
+    from .ingest.specs import CaptureSpec
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   pretty_exceptions_enable=False,
@@ -66,9 +66,9 @@ def _emit_json(doc: dict[str, Any], target: str) -> None:
 
 
 def _specs(captures: list[str]) -> list[CaptureSpec]:
-    from .ingest.loader import CaptureSpec
+    from .ingest.specs import capture_specs
 
-    return [CaptureSpec.parse(c) for c in captures]
+    return capture_specs(captures)[0]
 
 
 def _analyze(captures: list[str], ifmap: list[str] | None, merge_gap: float = 10.0,
@@ -197,7 +197,7 @@ def paths(captures: list[str] = CapturesArg, ifmap: Optional[list[str]] = IfmapO
             raise UsageError(f"--dst {dst!r} is not an IP address") from None
         rows = rows[rows["dst"] == want]
     if loop is not None:
-        if not any(lp["id"] == loop for lp in a.loops):
+        if not any(lp.id == loop for lp in a.loops):
             raise UsageError(f"there is no loop {loop} (found {len(a.loops)})")
         rows = rows[rows["loop"].eq(loop).fillna(False).astype(bool)]
     elif not all_paths:

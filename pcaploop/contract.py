@@ -13,6 +13,9 @@ from typing import Any
 
 from .errors import PcaploopError
 
+__all__ = ["json_schema", "validate_json"]
+
+
 
 #: version of the document's layout; bumped only when a field changes meaning
 SCHEMA_VERSION = 1
@@ -31,7 +34,11 @@ def iso_ns(ns: int | None) -> str | None:
 
 @lru_cache(maxsize=1)
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema of ``pcaploop analyze --json`` (schema_version 1)."""
+    """The JSON Schema of ``pcaploop analyze --json`` (schema_version 1).
+
+    >>> json_schema()["properties"]["loops"]["type"]
+    'array'
+    """
     text = resources.files("pcaploop").joinpath("data/analysis.schema.json").read_text()
     return json.loads(text)
 

@@ -169,6 +169,6 @@ SLL2_IFMAP = {2: "uplink", 5: "tap101"}
 
 def by_kind(a, kind: str, v6: bool | None = None) -> dict:
     for lp in a.loops:
-        if lp["kind"] == kind and (v6 is None or (":" in lp["destination"]) == v6):
+        if lp.kind == kind and (v6 is None or (":" in lp.destination) == v6):
             return lp
     raise AssertionError(f"no {kind} loop in {a.loops}")

@@ -228,8 +228,8 @@ def _check_consistent(scenario: str, exp: dict, sdir: Path) -> None:
         else:
             per_packet = lp["entry_ttl"] - 1          # tunnel copies T-1 ... 1
         assert lp["observations"] == lp["looping_packets"] * per_packet, (
-            f"{scenario}/{exp['form']} {lp['destination']}: {lp['observations']} observations, "
-            f"TTL arithmetic says {lp['looping_packets']} x {per_packet}")
+            f"{scenario}/{exp['form']} {lp.destination}: {lp.observations} observations, "
+            f"TTL arithmetic says {lp.looping_packets} x {per_packet}")
 
 
 @pytest.mark.lab

@@ -1,47 +1,32 @@
-"""Correlate stage: observations → paths (DESIGN.md §2).
+"""Correlate stage: observations → paths (``docs/design.md``, "Words").
 
+Correlate states facts; the rules it applies on the way are :mod:`.detect`'s.
 Steps, all vectorised or compiled:
 
 1. keep only fingerprints seen more than once (a singleton cannot loop);
-2. count **duplicates** (same frame, same TTL, same point, microseconds
-   apart) once, and find **overlapping inputs** (two capture points that are
-   the same interface: identical copies at both);
-3. set aside same-TTL copies repeating over time (layer-2 loop candidates);
+2. group identical copies (same fingerprint, TTL, point, VLAN) into runs;
+   detect's :func:`~.detect.repeat_verdicts` says which are duplicates
+   (counted once) and which layer-2 repeats (set aside);
+3. find **overlapping inputs** (two capture points that are the same
+   interface: identical copies at both);
 4. infer **direction** on Ethernet points that do not record it, from the
    MAC that forwards packets arriving from elsewhere;
-5. split each fingerprint into **paths** and summarise each path: replicas,
-   TTL step, bounce.
+5. split each fingerprint into **paths** ordered by TTL; detect's
+   :func:`~.detect.classify_paths` says which loop or bounce.
 """
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import schema as S
-from ._kernels import assign_paths, summarize_paths
-
-#: names that look like a guest's point-to-point link
-GUEST_LINK = re.compile(r"^(tap|tun|veth|vnet|ppp|venet|vif|vm|fwpr|fwln|guest)", re.I)
-
-
-@dataclass
-class Options:
-    """Tunables of correlate/detect; the defaults suit the incidents in DESIGN.md."""
-
-    dup_window_ns: int = 50_000  # same frame twice within this: a duplicate
-    reorder_ns: int = 2_000_000  # tolerated timestamp disorder inside a path
-    path_gap_ns: int = 1_000_000_000  # silence that ends a path
-    overlap_share: float = 0.5  # share of twins that makes two points one interface
-    l2_max_gap_ns: int = 10_000_000  # same-TTL copies this close (median) circulate at layer 2
-    merge_gap_ns: int = 10_000_000_000
-    merge_prefix: int | None = None
-    # streaming (pcaploop.window): how far behind the other captures a capture's
-    # timestamps may be, and the longest a fingerprint is held open
-    reorder_window_ns: int = 500_000_000
-    group_max_ns: int = 60_000_000_000
+from ._kernels import assign_paths
+from .detect import classify_paths, repeat_verdicts
+from .model import Correlation
+from .options import Options
+from .roles import guest_link_by_name
 
 
 @dataclass
@@ -59,28 +44,6 @@ class CorrelationState:
     firsts: dict = field(default_factory=dict)  # point → Counter of first-copy MACs
     macs: dict = field(default_factory=dict)  # point → a few source MACs seen (≤ 3)
     overlaps: dict = field(default_factory=dict)  # (kept point, dropped point) → copies
-
-
-@dataclass
-class Correlation:
-    """Paths of repeated fingerprints; ``rows`` index into the packets columns."""
-
-    rows: np.ndarray  # packet row of each path observation
-    path: np.ndarray  # path id per row
-    plane: np.ndarray  # (point, vlan) id per row
-    direction: np.ndarray  # direction per row after inference
-    loop_copy: np.ndarray  # bool: copy at a point where its path has replicas
-    n_paths: int
-    p_loop: np.ndarray  # bool per path
-    p_bounce: np.ndarray
-    p_step: np.ndarray
-    p_bounce_plane: np.ndarray
-    plane_point: np.ndarray  # point index of each plane
-    l2_rows: np.ndarray  # rows of same-TTL copies repeating over time
-    plane_key: np.ndarray | None = None  # point * 8192 + vlan + 1 of each plane
-    duplicates: int = 0
-    overlaps: list[tuple[str, str, int]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
 
 
 #: the packet columns :func:`correlate` reads
@@ -127,11 +90,7 @@ def _dedup(cols, cand: np.ndarray, opt: Options):
     if len(run):
         starts = np.flatnonzero(first)
         span = np.maximum.reduceat(ts, starts) - np.minimum.reduceat(ts, starts)
-    dup_run = (size >= 2) & (span <= opt.dup_window_ns)
-    # a layer-2 loop repeats the frame fast; a sender repeating identical bytes
-    # (IPv6 has no IP ID) does it at application pace
-    mean_gap = span // np.maximum(size - 1, 1)
-    l2_run = (size >= 3) & (span > opt.dup_window_ns) & (mean_gap <= opt.l2_max_gap_ns)
+    dup_run, l2_run = repeat_verdicts(size, span, opt)
     is_dup = dup_run[run] & ~first
     is_l2 = l2_run[run]
     rows = cand[o]
@@ -190,7 +149,7 @@ def _infer_direction(cols, rows: np.ndarray, names: list[str], direction: np.nda
         at = (pt == p) & (direction == S.DIR_UNKNOWN) & (src != S.NO_MAC)
         if not at.any():
             continue
-        host = _host_mac(cols, rows, at, int(p), GUEST_LINK.match(names[int(p)]) is not None,
+        host = _host_mac(cols, rows, at, int(p), guest_link_by_name(names[int(p)]),
                          state)
         if host is None:
             continue
@@ -269,7 +228,7 @@ def _label_by_parity(path: np.ndarray, plane: np.ndarray, point: np.ndarray, ttl
     path_ids = p_sorted[p_starts]
     top = path_max[np.searchsorted(path_ids, df_path)]
     g_first = first_ttl[group]
-    guest = np.array([GUEST_LINK.match(names[int(p)]) is not None for p in point[unknown]])
+    guest = np.array([guest_link_by_name(names[int(p)]) for p in point[unknown]], dtype=bool)
     first_out = guest | (top == g_first + 1)
     even = (g_first - t) % 2 == 0
     labels = np.where(even == first_out, S.DIR_OUT, S.DIR_IN).astype(np.int8)
@@ -311,21 +270,14 @@ def correlate(cols: dict[str, np.ndarray], names: list[str], decoded: np.ndarray
                                   opt.reorder_ns, opt.path_gap_ns, in_order))
         path[o] = in_order
     s = np.lexsort((-ttl, direction, plane, path))
-    p_loop = np.zeros(npaths, np.int8)
-    p_bounce = np.zeros(npaths, np.int8)
-    p_step = np.zeros(npaths, np.int64)
-    p_bplane = np.full(npaths, -1, np.int64)
-    row_loop = np.zeros(len(kept), np.int8)
-    if len(kept):
-        rl = np.zeros(len(kept), np.int8)
-        summarize_paths(path[s], plane[s], direction[s].astype(np.int64), ttl[s], npaths, p_loop,
-                        p_bounce, p_step, p_bplane, rl)
-        row_loop[s] = rl
+    p_loop, p_bounce, p_step, p_bplane, rl = classify_paths(path[s], plane[s], direction[s],
+                                                            ttl[s], npaths)
+    row_loop = np.zeros(len(kept), bool)
+    row_loop[s] = rl
     _label_by_parity(path, plane, pt, ttl, direction, names)
     return Correlation(
         rows=kept, path=path, plane=plane, direction=direction,
-        loop_copy=row_loop.astype(bool), n_paths=npaths, p_loop=p_loop.astype(bool),
-        p_bounce=p_bounce.astype(bool), p_step=p_step,
+        loop_copy=row_loop, n_paths=npaths, p_loop=p_loop, p_bounce=p_bounce, p_step=p_step,
         p_bounce_plane=p_bplane, plane_point=(uplanes // 8192).astype(np.int64),
         l2_rows=l2, plane_key=uplanes.astype(np.int64),
         duplicates=int(len(dups)) + n_overlap, overlaps=overlaps,

@@ -1,17 +1,78 @@
-"""Detect stage: paths → loops, bounces, inferred loops (DESIGN.md §2).
+"""Detect stage: the one place that decides what is a loop, a bounce, a duplicate,
+a layer-2 repeat, and which loops are inferred (``docs/design.md``, "Words").
 
-Only this module decides what a loop is.  Input: the raw packet columns and
-a :class:`~pcaploop.correlate.Correlation`; output: plain per-path and
-per-loop tables (pandas) that :mod:`pcaploop.stats` measures.
+Two kinds of function:
+
+* rules that :mod:`.correlate` applies while it builds paths, because what
+  they decide changes what it builds: :func:`repeat_verdicts` (duplicates
+  are counted once and layer-2 repeats set aside before paths are cut) and
+  :func:`classify_paths` (which paths loop or bounce: the streaming window
+  keeps only their evidence);
+* :func:`detect`, which turns the correlation into loops (merged by
+  destination and capture points), ties ICMP errors to looping packets,
+  infers loops behind an uplink-only capture, and lists bounces.
+
+Output: plain per-path and per-loop tables (pandas) that :mod:`.measure`
+counts.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
-from .correlate import Correlation, Options
+from ..decode import protocols as P
+from ._kernels import summarize_paths
+from .model import Correlation
+from .options import Options
+from .roles import guest_link_by_name
+
+
+def is_guest_link(name: str) -> bool:
+    """Whether a capture point is a guest's link (by its name, until roles are inferred)."""
+    return guest_link_by_name(name)
+
+
+# --- rules applied while correlating ------------------------------------------------------
+def repeat_verdicts(size: np.ndarray, span: np.ndarray, opt: Options
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Per run of identical copies (same fingerprint, TTL, point, VLAN): duplicate? l2 repeat?
+
+    A **duplicate** is the same frame recorded twice within microseconds
+    (``-i any`` on a bond, overlapping files): counted once.  A **layer-2
+    repeat** is the same frame, same TTL, seen again and again fast: a
+    bridging loop (or a box rewriting the TTL); a sender repeating
+    identical bytes (IPv6 has no IP ID) does it at application pace.
+    """
+    dup_run = (size >= 2) & (span <= opt.dup_window_ns)
+    mean_gap = span // np.maximum(size - 1, 1)
+    l2_run = (size >= 3) & (span > opt.dup_window_ns) & (mean_gap <= opt.l2_max_gap_ns)
+    return dup_run, l2_run
+
+
+def classify_paths(path: np.ndarray, plane: np.ndarray, direction: np.ndarray,
+                   ttl: np.ndarray, npaths: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Which paths loop (replicas: lower TTL again at one point and direction), their TTL
+    step, which bounce (out and back once, TTL −1, then gone), and which rows are copies
+    at a point where their path loops.
+
+    Rows must be sorted by (path, plane, direction, TTL descending).  Where the
+    direction is unknown, a lane needs three or more copies with falling TTL.
+    Returns ``(p_loop, p_bounce, p_step, p_bounce_plane, row_loop)``.
+    """
+    p_loop = np.zeros(npaths, np.int8)
+    p_bounce = np.zeros(npaths, np.int8)
+    p_step = np.zeros(npaths, np.int64)
+    p_bplane = np.full(npaths, -1, np.int64)
+    row_loop = np.zeros(len(path), np.int8)
+    if len(path):
+        summarize_paths(path, plane, direction.astype(np.int64), ttl, npaths, p_loop, p_bounce,
+                        p_step, p_bplane, row_loop)
+    return p_loop.astype(bool), p_bounce.astype(bool), p_step, p_bplane, row_loop.astype(bool)
+
+
+# --- after correlating: loops ----------------------------------------------------------------
 
 _KEYS = ("dst_hi", "dst_lo", "src_hi", "src_lo", "protocol", "ip_version")
 
@@ -134,7 +195,8 @@ def quote_key(src_hi, src_lo, dst_hi, dst_lo, proto, ident, l4) -> np.ndarray:
 def _time_exceeded_rows(cols) -> np.ndarray:
     t = cols["icmp_type"]
     pr = cols["protocol"]
-    return np.flatnonzero((((pr == 1) & (t == 11)) | ((pr == 58) & (t == 3)))
+    return np.flatnonzero((((pr == P.IPPROTO_ICMP) & (t == P.ICMP_TIME_EXCEEDED))
+                           | ((pr == P.IPPROTO_ICMPV6) & (t == P.ICMP6_TIME_EXCEEDED)))
                           & (cols["inner_version"] > 0))
 
 

@@ -6,22 +6,24 @@ Every fix printed here was applied in the lab (``samples/lab``, scenarios
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
-from .correlate import GUEST_LINK
-
-
-def _is_guest_link(points: list[str]) -> bool:
-    return any(GUEST_LINK.match(p) for p in points)
+from .model import Loop
+from .roles import guest_link_by_name
 
 
-def explain(loop: dict) -> tuple[str, list[str]]:
-    """(explanation, fixes) for one loop dict of the JSON contract."""
-    kind, dst, pts = loop["kind"], loop["destination"], loop["capture_points"]
+def _is_guest_link(points: Sequence[str]) -> bool:
+    return any(guest_link_by_name(p) for p in points)
+
+
+def explain(loop: Loop) -> tuple[str, list[str]]:
+    """(explanation, fixes) for one loop."""
+    kind, dst, pts = loop.kind, loop.destination, list(loop.capture_points)
     v6 = ":" in dst
-    step = loop.get("ttl_step")
-    n, obs = loop["looping_packets"], loop["observations"]
+    step = loop.ttl_step
+    n, obs = loop.looping_packets, loop.observations
     where = " and ".join(pts) if pts else "an unseen link"
-    amp = loop.get("amplification") or 0
+    amp = loop.amplification or 0
     if kind == "l2":
         text = (f"{n} packet(s) for {dst} were seen again and again on {where} with the same "
                 f"TTL ({obs} copies, ×{amp:.0f}): a layer-2 loop (bridge/switch without STP) or "
@@ -31,7 +33,7 @@ def explain(loop: dict) -> tuple[str, list[str]]:
                       "bridge/bond membership."]
     host_fixes = _guest_fixes(dst, pts, v6) if (_is_guest_link(pts) or kind == "inferred") else []
     if kind == "inferred":
-        who = ", ".join(loop.get("icmp_senders") or []) or "an unseen router"
+        who = ", ".join(loop.icmp_senders) or "an unseen router"
         text = (f"Packets for {dst} arrived on {where} with a high TTL and a time-exceeded from "
                 f"{who} came back quoting them with TTL 1: they circulated behind this "
                 f"capture point, most likely between the host and the guest it routes {dst} "
@@ -73,7 +75,7 @@ _IFNAME = re.compile(r"[A-Za-z0-9_.+-]{1,15}")
 
 def _guest_fixes(dst: str, pts: list[str], v6: bool) -> list[str]:
     """Fixes for a host↔guest loop, in the form the lab's fix-* scenarios applied them."""
-    link = next((p for p in pts if GUEST_LINK.match(p) and _IFNAME.fullmatch(p)), None)
+    link = next((p for p in pts if guest_link_by_name(p) and _IFNAME.fullmatch(p)), None)
     fixes = []
     if link is None:
         link = "GUESTLINK"

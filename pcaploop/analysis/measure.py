@@ -1,31 +1,41 @@
-"""Measure stage: per-loop numbers of the JSON contract, the summary, implicated addresses."""
+"""Measure stage: the numbers of every loop, bounce and implicated address.
+
+Measure only counts: what is a loop was decided by :mod:`.detect`.  Rows
+are grouped by loop once (a sort), and each loop's numbers come from its
+own slices, so the cost is linear in the evidence however many loops there
+are (a scanner sweeping a routed range makes thousands of loops of one
+packet each).
+"""
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .. import schema as S
 from ..addr import mac_text, to_text
-from .correlate import GUEST_LINK, Correlation, Options
-from .detect import Detection
+from ..decode import protocols as P
+from .model import Correlation
+from .options import Options
+from .detect import Detection, is_guest_link
 from .explain import explain
-from ..contract import iso_ns
+from .model import Bounce, Implicated, Loop, LoopEvidence, LoopKind
 
 _NS = 1_000_000_000
+_NO_ROWS = np.zeros(0, np.int64)
 
 
 def _prefix_text(dst: str, prefix: int | None) -> str:
-    import ipaddress
-
     a = ipaddress.ip_address(dst)
     plen = a.max_prefixlen if prefix is None else min(prefix, a.max_prefixlen)
     return str(ipaddress.ip_network(f"{dst}/{plen}", strict=False))
 
 
 def _per_second_peak(times: np.ndarray, firsts: np.ndarray) -> float:
+    """Most extra packets (copies minus new looping packets) in any one second."""
     if len(times) == 0:
         return 0.0
     # sparse bins: a crafted capture can spread a loop's copies over centuries
@@ -37,198 +47,316 @@ def _per_second_peak(times: np.ndarray, firsts: np.ndarray) -> float:
 
 
 def _protocols(protos: np.ndarray) -> dict[str, int]:
-    c = Counter(S.PROTO_NAMES.get(int(p), str(int(p))) for p in protos)
     out = {"icmp": 0, "udp": 0, "tcp": 0}
-    out.update(c)
+    codes, counts = np.unique(np.asarray(protos, np.int64), return_counts=True)
+    named = Counter({P.PROTO_NAMES.get(int(p), str(int(p))): int(c)
+                     for p, c in zip(codes, counts)})
+    out.update(named)
     return out
 
 
-def _fates(paths: pd.DataFrame, te_paths: set, guest_link: bool) -> tuple[dict, dict]:
+def _addresses(hi: np.ndarray, lo: np.ndarray, limit: int | None = None) -> tuple[str, ...]:
+    """Distinct addresses as sorted text (at most ``limit``)."""
+    pairs = np.unique(np.stack([np.asarray(hi, np.uint64), np.asarray(lo, np.uint64)], axis=1),
+                      axis=0) if len(hi) else np.zeros((0, 2), np.uint64)
+    text = sorted(to_text(h, lo_) for h, lo_ in pairs)
+    return tuple(text[:limit] if limit is not None else text)
+
+
+def _groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(order, distinct keys, start of each key's run in ``order``) of an integer array."""
+    order = np.argsort(keys, kind="stable")
+    k = keys[order]
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]]) if len(k) else _NO_ROWS
+    return order, k[starts], starts
+
+
+def _slices(keys: np.ndarray) -> dict[int, np.ndarray]:
+    """Key → positions holding it, from one sort (no scan of all rows per key)."""
+    order, uniq, starts = _groups(keys)
+    ends = np.r_[starts[1:], len(order)]
+    return {int(u): order[s:e] for u, s, e in zip(uniq, starts, ends)}
+
+
+def _fates(expired: np.ndarray, escaped: np.ndarray, last_dir: np.ndarray,
+           guest_link: bool) -> tuple[dict[str, int], dict[str, int]]:
     """Fate of each looping path, and who dropped the expired ones.
 
     The receiver of the TTL-1 copy drops it: a copy the host sent (out) is
     dropped by the peer — the guest on a guest link, the upstream router on
     an uplink — and a copy the host received (in) by the host.
     """
-    esc = paths["escaped"].to_numpy(dtype=bool)
-    expired = ~esc & ((paths["min_ttl"].to_numpy() <= 1) | paths.index.isin(list(te_paths)))
-    d = paths["last_direction"].to_numpy()
-    guest = int((expired & (d == S.DIR_OUT)).sum())
-    host = int((expired & (d == S.DIR_IN)).sum())
-    fates = {"expired": int(expired.sum()), "escaped": int(esc.sum()),
-             "capture-ended": int((~esc & ~expired).sum())}
-    peer = "guest" if guest_link else "router"
+    guest = int((expired & (last_dir == S.DIR_OUT)).sum())
+    host = int((expired & (last_dir == S.DIR_IN)).sum())
+    fates = {"expired": int(expired.sum()), "escaped": int(escaped.sum()),
+             "capture-ended": int((~escaped & ~expired).sum())}
     dropped = {"guest": 0, "host": host, "unknown": fates["expired"] - guest - host}
-    dropped[peer] = guest
+    dropped["guest" if guest_link else "router"] = guest
     return fates, dropped
 
 
-def _l3_loop(lid: int, paths: pd.DataFrame, rows: pd.DataFrame, te: pd.DataFrame,
-             opt: Options) -> dict[str, Any]:
-    dst = to_text(paths["dst_hi"].iloc[0], paths["dst_lo"].iloc[0])
-    first, last = int(paths["first_ns"].min()), int(paths["last_ns"].max())
-    dur = (last - first) / _NS
-    n = len(paths)
-    obs = int(paths["copies"].sum())
-    nbytes = int(paths["bytes"].sum())
-    cycles = (paths["loop_max_ttl"] - paths["loop_min_ttl"]) / paths["ttl_step"].clip(lower=1)
-    ct = ((paths["last_ns"] - paths["first_ns"]) / cycles.where(cycles > 0)).dropna()
-    my_te = te[te["path"].isin(paths.index)]
-    points = sorted(set(",".join(paths["points"]).split(",")))
-    fates, dropped = _fates(paths, set(my_te["path"]),
-                            any(GUEST_LINK.match(p) for p in points))
-    lr = rows[rows["path"].isin(paths.index)]
-    steps = paths["ttl_step"]
-    return {
-        "id": lid, "kind": "l3", "destination": dst,
-        "destination_prefix": _prefix_text(dst, opt.merge_prefix),
-        "capture_points": points, "_detected_as": lid,
-        "ttl_step": int(steps.mode().iloc[0]),
-        "first_seen": iso_ns(first), "last_seen": iso_ns(last), "duration_s": dur,
-        "looping_packets": n, "observations": obs, "bytes": nbytes,
-        "amplification": obs / n, "amplification_bytes": nbytes / max(1, int(paths["first_bytes"].sum())),
-        "cycle_time_ms": float(ct.median() / 1e6) if len(ct) else None,
-        "extra_pps_mean": (obs - n) / dur if dur > 0 else None,
-        "extra_pps_peak": _per_second_peak(lr["time_ns"].to_numpy(), paths["first_ns"].to_numpy()),
-        "sources": sorted({to_text(h, l) for h, l in zip(paths["src_hi"], paths["src_lo"])})[:20],
-        "protocols": _protocols(paths["protocol"].to_numpy()),
-        "fates": fates, "dropped_by": dropped,
-        "icmp_time_exceeded": len(my_te),
-        "icmp_senders": sorted({to_text(h, l) for h, l in zip(my_te["sender_hi"], my_te["sender_lo"])}),
-        "missing_copies": int(((paths["loop_max_ttl"] - paths["loop_min_ttl"]) + 1 - paths["copies"]
-                               ).clip(lower=0).sum()) if (steps <= 2).all() else None,
-    }
+def _l3_loops(cols: dict[str, np.ndarray], corr: Correlation, det: Detection,
+              opt: Options, guest_points: set[str]) -> list[tuple[Loop, LoopEvidence]]:
+    """Every l3 loop from detect's per-path table, grouped once."""
+    paths = det.looping
+    if paths.empty:
+        return []
+    pid = paths.index.to_numpy(np.int64)
+    loop_of_path = np.full(corr.n_paths, -1, np.int64)
+    loop_of_path[pid] = paths["loop"].to_numpy(np.int64)
+    by_loop = _slices(loop_of_path[pid])
+    lr = det.loop_rows
+    copy_rows = lr["row"].to_numpy(np.int64)
+    copies_of = _slices(loop_of_path[lr["path"].to_numpy(np.int64)])
+    te = det.time_exceeded
+    te_rows = te["row"].to_numpy(np.int64)
+    te_of = _slices(loop_of_path[te["path"].to_numpy(np.int64)]) if len(te) else {}
+    every_of = _slices(loop_of_path[corr.path])  # every observation of the looping packets
+    col = {k: paths[k].to_numpy() for k in ("first_ns", "last_ns", "copies", "bytes",
+                                              "loop_max_ttl", "loop_min_ttl", "ttl_step",
+                                              "src_hi", "src_lo", "protocol", "first_bytes",
+                                              "min_ttl", "escaped", "last_direction",
+                                              "dst_hi", "dst_lo", "points")}
+    expired_te = np.zeros(corr.n_paths, bool)
+    if len(te):
+        expired_te[te["path"].to_numpy(np.int64)] = True
+    out = []
+    for lid, at in by_loop.items():
+        c = {k: v[at] for k, v in col.items()}
+        dst = to_text(c["dst_hi"][0], c["dst_lo"][0])
+        first, last = int(c["first_ns"].min()), int(c["last_ns"].max())
+        dur = (last - first) / _NS
+        n = len(at)
+        obs = int(c["copies"].sum())
+        nbytes = int(c["bytes"].sum())
+        steps = c["ttl_step"].astype(np.int64)
+        cycles = (c["loop_max_ttl"] - c["loop_min_ttl"]) / np.maximum(steps, 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ct = (c["last_ns"] - c["first_ns"]) / np.where(cycles > 0, cycles, np.nan)
+        ct = ct[~np.isnan(ct)]
+        points = tuple(sorted(set(",".join(np.unique(c["points"].astype(str))).split(","))))
+        escaped = c["escaped"].astype(bool)
+        expired = ~escaped & ((c["min_ttl"] <= 1) | expired_te[pid[at]])
+        fates, dropped = _fates(expired, escaped, c["last_direction"],
+                                any(p in guest_points for p in points))
+        my_te = te_of.get(lid, _NO_ROWS)
+        my_copies = np.sort(copy_rows[copies_of.get(lid, _NO_ROWS)])
+        every = np.sort(corr.rows[every_of.get(lid, _NO_ROWS)].astype(np.int64))
+        senders = _addresses(cols["src_hi"][te_rows[my_te]], cols["src_lo"][te_rows[my_te]])
+        vals, counts = np.unique(steps, return_counts=True)
+        # the TTL a packet had on its first pass at the loop's points: its copies follow from it
+        entry, entry_n = np.unique(c["loop_max_ttl"].astype(np.int64), return_counts=True)
+        loop = Loop(
+            id=lid, kind="l3", destination=dst,
+            destination_prefix=_prefix_text(dst, opt.merge_prefix), capture_points=points,
+            ttl_step=int(vals[np.argmax(counts)]), first_ns=first, last_ns=last,
+            looping_packets=n, observations=obs, bytes=nbytes, amplification=obs / n,
+            amplification_bytes=nbytes / max(1, int(c["first_bytes"].sum())),
+            cycle_time_ms=float(np.median(ct) / 1e6) if len(ct) else None,
+            extra_pps_mean=(obs - n) / dur if dur > 0 else None,
+            extra_pps_peak=_per_second_peak(cols["time_ns"][my_copies], c["first_ns"]),
+            sources=_addresses(c["src_hi"], c["src_lo"], 20),
+            protocols=_protocols(c["protocol"]), fates=fates, dropped_by=dropped,
+            icmp_time_exceeded=len(my_te), icmp_senders=senders,
+            missing_copies=int(np.maximum((c["loop_max_ttl"] - c["loop_min_ttl"]) + 1
+                                          - c["copies"], 0).sum()) if (steps <= 2).all() else None,
+            estimated=False, entry_ttls=dict(zip(entry.tolist(), entry_n.tolist())))
+        ev = LoopEvidence(lid, my_copies, np.setdiff1d(every, my_copies),
+                          np.sort(te_rows[my_te]), np.sort(pid[at]))
+        out.append((loop, ev))
+    return out
 
 
-def _simple_loop(lid: int, kind: str, dst: str, points: list[str], first: int, last: int,
-                 n: int, obs: int, nbytes: int, first_bytes: int, times: np.ndarray,
-                 firsts: np.ndarray, sources: list[str], protos: np.ndarray, opt: Options,
-                 step: int | None, te_count: int = 0, senders: list[str] | None = None,
-                 ) -> dict[str, Any]:
+def _simple_loop(kind: LoopKind, dst: str, points: tuple[str, ...], rows: np.ndarray,
+                 firsts: np.ndarray, cols: dict[str, np.ndarray], opt: Options,
+                 obs: int, nbytes: int, te_rows: np.ndarray = _NO_ROWS,
+                 last_ns: int | None = None) -> Loop:
+    """An l2 or inferred loop: ``rows`` its copies (inferred: arrivals), ``firsts`` one
+    row per looping packet."""
+    t = cols["time_ns"]
+    first = int(t[rows].min())
+    last = int(t[rows].max()) if last_ns is None else last_ns
     dur = (last - first) / _NS
-    return {
-        "id": lid, "kind": kind, "destination": dst,
-        "destination_prefix": _prefix_text(dst, opt.merge_prefix), "capture_points": points,
-        "ttl_step": step, "first_seen": iso_ns(first), "last_seen": iso_ns(last),
-        "duration_s": dur, "looping_packets": n, "observations": obs, "bytes": nbytes,
-        "amplification": obs / n if n else None,
-        "amplification_bytes": nbytes / first_bytes if first_bytes else None,
-        "cycle_time_ms": None, "extra_pps_mean": (obs - n) / dur if dur > 0 else None,
-        "extra_pps_peak": _per_second_peak(times, firsts) if kind != "inferred" else None,
-        "sources": sources[:20], "protocols": _protocols(protos),
+    n = len(firsts)
+    first_bytes = int(cols["wirelen"][firsts].astype(np.int64).sum())
+    inferred = kind == "inferred"
+    return Loop(
+        id=0, kind=kind, destination=dst, destination_prefix=_prefix_text(dst, opt.merge_prefix),
+        capture_points=points, ttl_step=None if inferred else 0, first_ns=first, last_ns=last,
+        looping_packets=n, observations=obs, bytes=nbytes,
+        amplification=obs / n if n else None,
+        amplification_bytes=nbytes / first_bytes if first_bytes else None,
+        cycle_time_ms=None, extra_pps_mean=(obs - n) / dur if dur > 0 else None,
+        extra_pps_peak=None if inferred else _per_second_peak(t[rows], t[firsts]),
+        sources=_addresses(cols["src_hi"][firsts], cols["src_lo"][firsts], 20),
+        protocols=_protocols(cols["protocol"][firsts]),
         # an inferred loop is one because its packets expired behind the capture point
-        "fates": {"expired": n if kind == "inferred" else 0, "escaped": 0, "capture-ended": 0},
-        "dropped_by": {"guest": 0, "host": 0, "unknown": n if kind == "inferred" else 0},
-        "icmp_time_exceeded": te_count, "icmp_senders": senders or [],
-        "missing_copies": None,
-    }
+        fates={"expired": n if inferred else 0, "escaped": 0, "capture-ended": 0},
+        dropped_by={"guest": 0, "host": 0, "unknown": n if inferred else 0},
+        icmp_time_exceeded=len(te_rows),
+        icmp_senders=_addresses(cols["src_hi"][te_rows], cols["src_lo"][te_rows]),
+        missing_copies=None, estimated=inferred)
 
 
-def measure(cols: dict[str, np.ndarray], corr: Correlation, det: Detection, names: list[str],
-            opt: Options | None = None) -> list[dict[str, Any]]:
-    """Every loop as a dict of the DESIGN.md §4 contract, numbered by first appearance."""
+def _l2_loops(cols: dict[str, np.ndarray], det: Detection, names: Sequence[str],
+              opt: Options) -> list[tuple[Loop, LoopEvidence]]:
+    g = det.l2
+    if g.empty:
+        return []
+    rows = g["row"].to_numpy(np.int64)
+    fp = g["fingerprint"].to_numpy(np.uint64)
+    key = np.unique(np.stack([g["dst_hi"].to_numpy(np.uint64), g["dst_lo"].to_numpy(np.uint64),
+                              g["point"].to_numpy(np.int64).astype(np.uint64)], axis=1),
+                    axis=0, return_inverse=True)[1].ravel()
+    out = []
+    for _k, at in sorted(_slices(key).items()):
+        r = np.sort(rows[at])
+        _, first_of_fp = np.unique(fp[at][np.argsort(rows[at], kind="stable")],
+                                   return_index=True)
+        firsts = np.sort(r[first_of_fp])
+        loop = _simple_loop("l2", to_text(cols["dst_hi"][r[0]], cols["dst_lo"][r[0]]),
+                            (names[int(cols["point"][r[0]])],), r, firsts, cols, opt,
+                            len(r), int(cols["wirelen"][r].astype(np.int64).sum()))
+        out.append((loop, LoopEvidence(0, r, _NO_ROWS, _NO_ROWS, _NO_ROWS)))
+    return out
+
+
+def _inferred_loops(cols: dict[str, np.ndarray], det: Detection, names: Sequence[str],
+                    opt: Options) -> list[tuple[Loop, LoopEvidence]]:
+    out = []
+    for inf in det.inferred.itertuples():
+        r = np.sort(np.asarray(inf.rows, np.int64))
+        tes = np.sort(np.asarray(inf.te_rows, np.int64))
+        ttl = cols["ttl"][r].astype(np.int64)
+        est = int((ttl - 1).clip(min=0).sum())
+        nbytes = int((cols["wirelen"][r].astype(np.int64) * (ttl - 1)).sum())
+        loop = _simple_loop("inferred", to_text(inf.dst_hi, inf.dst_lo),
+                            (names[int(inf.point)],), r, r, cols, opt, est, nbytes, tes,
+                            last_ns=int(cols["time_ns"][tes].max()) if len(tes) else None)
+        out.append((loop, LoopEvidence(0, r, _NO_ROWS, tes, _NO_ROWS)))
+    return out
+
+
+def _renumbered(loop: Loop, lid: int) -> Loop:
+    from dataclasses import replace
+
+    text, fixes = explain(replace(loop, id=lid))
+    return replace(loop, id=lid, explanation=text, fixes=tuple(fixes))
+
+
+def measure(cols: dict[str, np.ndarray], corr: Correlation, det: Detection, names: Sequence[str],
+            opt: Options | None = None, guest_points: Iterable[str] | None = None
+            ) -> tuple[list[Loop], dict[int, LoopEvidence]]:
+    """Every loop, numbered by first appearance, and its evidence rows by loop id.
+
+    ``guest_points``: names of the capture points that are guest links (who
+    dropped a packet depends on it); by default those whose name says so.
+    """
     opt = opt or Options()
-    loops: list[dict[str, Any]] = []
-    p = det.looping
-    if not p.empty:
-        for lid, grp in p.groupby("loop", sort=True):
-            loops.append(_l3_loop(int(lid), grp, det.loop_rows, det.time_exceeded, opt))
-    if not det.l2.empty:
-        for (dh, dl, pt), g in det.l2.groupby(["dst_hi", "dst_lo", "point"]):
-            r = g["row"].to_numpy()
-            fpf = g.drop_duplicates("fingerprint")["row"].to_numpy()
-            loops.append(_simple_loop(
-                0, "l2", to_text(dh, dl), [names[int(pt)]], int(cols["time_ns"][r].min()),
-                int(cols["time_ns"][r].max()), len(fpf), len(r), int(cols["wirelen"][r].sum()),
-                int(cols["wirelen"][fpf].sum()), cols["time_ns"][r], cols["time_ns"][fpf],
-                sorted({to_text(cols["src_hi"][i], cols["src_lo"][i]) for i in fpf}),
-                cols["protocol"][fpf], opt, 0))
-    for _, inf in det.inferred.iterrows():
-        r = inf["rows"]
-        est = int((cols["ttl"][r].astype(np.int64) - 1).clip(min=0).sum())
-        tes = inf["te_rows"]
-        loops.append(_simple_loop(
-            0, "inferred", to_text(inf["dst_hi"], inf["dst_lo"]), [names[int(inf["point"])]],
-            int(cols["time_ns"][r].min()), int(cols["time_ns"][tes].max()) if len(tes) else
-            int(cols["time_ns"][r].max()), len(r), est,
-            int((cols["wirelen"][r].astype(np.int64) * (cols["ttl"][r].astype(np.int64) - 1)).sum()),
-            int(cols["wirelen"][r].sum()), cols["time_ns"][r], cols["time_ns"][r],
-            sorted({to_text(cols["src_hi"][i], cols["src_lo"][i]) for i in r}),
-            cols["protocol"][r], opt, None, len(tes),
-            sorted({to_text(cols["src_hi"][i], cols["src_lo"][i]) for i in tes})))
-        loops[-1]["estimated"] = True
-    loops.sort(key=lambda d: (d["first_seen"] or "", d["destination"]))
-    for i, lp in enumerate(loops, start=1):
-        lp["id"] = i
-        lp.setdefault("estimated", False)
-        lp["explanation"], lp["fixes"] = explain(lp)
-    # detect numbered l3 loops among themselves; keep its table in step with the final ids
-    remap = {lp.pop("_detected_as"): lp["id"] for lp in loops if "_detected_as" in lp}
-    if remap:
-        det.looping["loop"] = det.looping["loop"].map(remap)
-    return loops
+    guests = set(guest_points) if guest_points is not None else {
+        n for n in names if is_guest_link(n)}
+    found = (_l3_loops(cols, corr, det, opt, guests) + _l2_loops(cols, det, names, opt)
+             + _inferred_loops(cols, det, names, opt))
+    found.sort(key=lambda le: (le[0].first_seen or "", le[0].destination))
+    loops: list[Loop] = []
+    evidence: dict[int, LoopEvidence] = {}
+    detected: dict[int, int] = {}  # detect's l3 loop id → final id
+    for lid, (loop, ev) in enumerate(found, start=1):
+        if loop.kind == "l3":
+            detected[loop.id] = lid
+        loops.append(_renumbered(loop, lid))
+        evidence[lid] = LoopEvidence(lid, ev.copies, ev.passages, ev.icmp, ev.paths)
+    if detected:  # keep detect's table in step with the final ids
+        det.looping["loop"] = det.looping["loop"].map(detected)
+    return loops, evidence
 
 
-def bounce_list(det: Detection) -> list[dict[str, Any]]:
-    return [{"destination": to_text(r.destination_hi, r.destination_lo),
-             "capture_point": r.capture_point, "packets": int(r.packets)}
-            for r in det.bounces.itertuples()]
+def bounce_list(det: Detection) -> list[Bounce]:
+    """Bounces per destination and capture point."""
+    return [Bounce(to_text(r.destination_hi, r.destination_lo), str(r.capture_point),
+                   int(r.packets)) for r in det.bounces.itertuples()]
 
 
-def implicated(loops: list[dict], bounces: list[dict], arp_responders: dict[str, list],
-               guest_reporters: set[str] = frozenset()) -> list[dict]:
+def implicated(loops: Sequence[Loop], bounces: Sequence[Bounce],
+               arp_responders: Mapping[str, Sequence[str]],
+               guest_reporters: Iterable[str] = frozenset()) -> list[Implicated]:
     """Addresses with roles: loop-destination (also of bounces), source, icmp-reporter,
     guest-link (an ICMP reporter whose error came out of a guest link: the guest's
     own address), proxy-arp-responder (MACs answering ARP/NDP for a loop destination)."""
-    acc: dict[str, dict[str, Any]] = {}
+    guests = set(guest_reporters)
+    acc: dict[str, dict[str, object]] = {}
 
     def add(addr: str, role: str, point: str | None, packets: int) -> None:
-        e = acc.setdefault(addr, {"address": addr, "roles": [], "capture_point": point,
-                                  "packets": 0})
-        if role not in e["roles"]:
-            e["roles"].append(role)
-        e["packets"] += packets
-        e["capture_point"] = e["capture_point"] or point
+        e = acc.setdefault(addr, {"roles": [], "point": point, "packets": 0})
+        roles = e["roles"]
+        assert isinstance(roles, list)
+        if role not in roles:
+            roles.append(role)
+        e["packets"] = int(e["packets"]) + packets  # type: ignore[call-overload]
+        e["point"] = e["point"] or point
 
     for lp in loops:
-        pt = lp["capture_points"][0] if lp["capture_points"] else None
-        add(lp["destination"], "loop-destination", pt, lp["looping_packets"])
-        for s in lp["sources"]:
+        pt = lp.capture_points[0] if lp.capture_points else None
+        add(lp.destination, "loop-destination", pt, lp.looping_packets)
+        for s in lp.sources:
             add(s, "source", None, 0)
-        for s in lp["icmp_senders"]:
+        for s in lp.icmp_senders:
             add(s, "icmp-reporter", pt, 0)
-            if s in guest_reporters:
+            if s in guests:
                 add(s, "guest-link", pt, 0)
-        for mac in arp_responders.get(lp["destination"], []):
+        for mac in arp_responders.get(lp.destination, []):
             add(mac, "proxy-arp-responder", None, 0)
     for b in bounces:
-        add(b["destination"], "loop-destination", b["capture_point"], b["packets"])
-    return sorted(acc.values(), key=lambda e: (-e["packets"], e["address"]))
+        add(b.destination, "loop-destination", b.capture_point, b.packets)
+    out = [Implicated(a, tuple(e["roles"]), e["point"], int(e["packets"]))  # type: ignore[arg-type,call-overload]
+           for a, e in acc.items()]
+    return sorted(out, key=lambda e: (-e.packets, e.address))
 
 
-def guest_reporters(cols: dict[str, np.ndarray], names: list[str]) -> set[str]:
+def _time_exceeded(cols: dict[str, np.ndarray]) -> np.ndarray:
+    pr, ty = cols["protocol"], cols["icmp_type"]
+    return ((pr == P.IPPROTO_ICMP) & (ty == P.ICMP_TIME_EXCEEDED)) | (
+        (pr == P.IPPROTO_ICMPV6) & (ty == P.ICMP6_TIME_EXCEEDED))
+
+
+def guest_reporters(cols: dict[str, np.ndarray], names: Sequence[str],
+                    guest_points: Iterable[str] | None = None) -> set[str]:
     """Senders of ICMP time-exceeded seen on a guest's point-to-point link."""
-    te = ((cols["protocol"] == 1) & (cols["icmp_type"] == 11)) | (
-        (cols["protocol"] == 58) & (cols["icmp_type"] == 3))
-    idx = np.flatnonzero(te)
-    guest_pts = {i for i, n in enumerate(names) if GUEST_LINK.match(n)}
-    return {to_text(cols["src_hi"][i], cols["src_lo"][i]) for i in idx
-            if int(cols["point"][i]) in guest_pts}
+    guests = set(guest_points) if guest_points is not None else {
+        n for n in names if is_guest_link(n)}
+    idx = np.flatnonzero(_time_exceeded(cols))
+    gp = np.array([names[int(p)] in guests for p in range(len(names))] or [False], bool)
+    idx = idx[gp[cols["point"][idx].astype(np.int64)]] if len(idx) else idx
+    return set(_addresses(cols["src_hi"][idx], cols["src_lo"][idx]))
 
 
-def arp_responders(arp: dict[str, np.ndarray], cols: dict[str, np.ndarray],
+def arp_responders(arp: Mapping[str, np.ndarray], cols: dict[str, np.ndarray],
                    destinations: set[str]) -> dict[str, list[str]]:
-    """MACs that answered ARP (op 2) or NDP (NA) for looping destinations."""
-    out: dict[str, set] = {}
+    """MACs that answered ARP (reply) or NDP (neighbour advertisement) for looping
+    destinations."""
+    out: dict[str, set[str]] = {}
     if arp and len(arp.get("op", [])):
         for op, ip, mac in zip(arp["op"], arp["sender_ip"], arp["sender_mac"]):
-            if int(op) == 2:
+            if int(op) == P.ARPOP_REPLY:
                 a = to_text(0, 0xFFFF00000000 | int(ip))
                 if a in destinations:
                     out.setdefault(a, set()).add(mac_text(mac))
-    na = np.flatnonzero((cols["protocol"] == 58) & (cols["icmp_type"] == 136))
+    na = np.flatnonzero((cols["protocol"] == P.IPPROTO_ICMPV6)
+                        & (cols["icmp_type"] == P.ND_NEIGHBOR_ADVERT))
     for i in na:
         a = to_text(cols["inner_dst_hi"][i], cols["inner_dst_lo"][i])
         if a in destinations and cols["eth_src"][i] != S.NO_MAC:
             out.setdefault(a, set()).add(mac_text(cols["eth_src"][i]))
     return {k: sorted(v) for k, v in out.items()}
+
+
+def loops_frame(loops: Sequence[Loop]) -> pd.DataFrame:
+    """Loops as a DataFrame, one row per loop, the JSON contract's columns."""
+    cols = ["id", "kind", "destination", "capture_points", "ttl_step", "looping_packets",
+            "observations", "amplification", "duration_s", "first_seen", "last_seen"]
+    docs = [lp.to_json() for lp in loops]
+    df = pd.DataFrame(docs, columns=cols if not docs else None)
+    for c in ("first_seen", "last_seen"):
+        if c in df:
+            df[c] = pd.to_datetime(df[c], utc=True)
+    return df

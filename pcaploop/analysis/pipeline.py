@@ -8,97 +8,114 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .._version import __version__
 from ..addr import pairs_to_categorical
-from .correlate import Correlation, Options
-from .detect import Detection, detect
+from ..contract import SCHEMA_VERSION
 from ..ingest import loader as loader_mod
-from ..ingest.loader import CaptureSpec, Loader, Packets, Progress, _inputs
-from .measure import arp_responders, bounce_list, guest_reporters, implicated, measure
+from ..ingest.loader import Loader, Packets, Progress
+from ..ingest.specs import CaptureSpec, capture_specs
+from .model import Correlation
+from .detect import Detection, detect
+from .measure import (arp_responders, bounce_list, guest_reporters, implicated, loops_frame,
+                      measure)
+from .model import Bounce, Implicated, Loop, LoopEvidence, Summary
+from .options import Options
 from .window import KEEP_MODES, Rates, Window
 
-SCHEMA_VERSION = 1
+__all__ = ["Analysis", "analyze"]
+
 
 
 @dataclass
 class Analysis:
-    """Result of :func:`analyze`: plain data plus DataFrame views for notebooks.
+    """Result of :func:`analyze`: typed findings plus DataFrame views for notebooks.
 
     ``packets`` holds the rows analyze kept (see ``keep`` of :func:`analyze`):
     by default the evidence — every copy of a looping or bouncing packet,
     ICMP errors, neighbour advertisements — not the whole capture.  Its
     capture points carry the full accounting; ``rates`` counts every packet
-    per capture point over time.
+    per capture point over time.  ``evidence[loop id]`` names the rows of
+    each loop.
     """
 
     packets: Packets
     correlation: Correlation
     detection: Detection
-    loops: list[dict[str, Any]]
-    bounces: list[dict[str, Any]]
-    implicated: list[dict[str, Any]]
-    summary: dict[str, Any]
+    loops: list[Loop]
+    evidence: dict[int, LoopEvidence]
+    bounces: list[Bounce]
+    implicated: list[Implicated]
+    summary: Summary
     options: Options
     warnings: list[str] = field(default_factory=list)
     rates: Rates | None = None
     keep: str = "evidence"
 
+    def loop(self, loop_id: int) -> Loop:
+        """The loop numbered ``loop_id`` (as ``analyze`` prints it)."""
+        for lp in self.loops:
+            if lp.id == loop_id:
+                return lp
+        from ..errors import UsageError
+
+        raise UsageError(f"there is no loop {loop_id} (found {len(self.loops)})")
+
     @property
     def verdict(self) -> str:
         """One line a person reads first."""
         s = self.summary
-        if s["loops"]:
-            dsts = ", ".join(sorted({lp["destination"] for lp in self.loops})[:5])
-            seen = [lp for lp in self.loops if lp["kind"] != "inferred"]
-            text = f"LOOP: {s['loops']} loop(s) for {dsts}"
+        if s.loops:
+            dsts = ", ".join(sorted({lp.destination for lp in self.loops})[:5])
+            seen = [lp for lp in self.loops if lp.kind != "inferred"]
+            text = f"LOOP: {s.loops} loop(s) for {dsts}"
             if seen:
-                text += (f"; {sum(lp['looping_packets'] for lp in seen)} looping packet(s) "
-                         f"became {s['loop_observations']} copies "
-                         f"({100 * s['loop_share']:.1f} % of all observations)")
-            inferred = [lp for lp in self.loops if lp["kind"] == "inferred"]
+                text += (f"; {sum(lp.looping_packets for lp in seen)} looping packet(s) "
+                         f"became {s.loop_observations} copies "
+                         f"({100 * s.loop_share:.1f} % of all observations)")
+            inferred = [lp for lp in self.loops if lp.kind == "inferred"]
             if inferred:
-                text += (f"; {sum(lp['looping_packets'] for lp in inferred)} packet(s) looped "
+                text += (f"; {sum(lp.looping_packets for lp in inferred)} packet(s) looped "
                          "behind the capture point (inferred from ICMP time-exceeded, estimated "
-                         f"{sum(lp['observations'] for lp in inferred)} copies)")
+                         f"{sum(lp.observations for lp in inferred)} copies)")
             return text
-        if s["bounces"]:
-            return (f"NO LOOP, but {s['bounces']} packet(s) bounced off a guest that does not "
+        if s.bounces:
+            return (f"NO LOOP, but {s.bounces} packet(s) bounced off a guest that does not "
                     "own their destination (caught by a filter)")
-        return f"NO LOOP in {s['observations']} observations"
+        return f"NO LOOP in {s.observations} observations"
 
     def to_json(self) -> dict[str, Any]:
-        """The DESIGN.md §4 document (validated by :func:`pcaploop.validate_json`)."""
+        """The JSON document (``docs/design.md``; validated by :func:`pcaploop.validate_json`)."""
         return {
             "schema_version": SCHEMA_VERSION,
             "pcaploop_version": __version__,
             "captures": [p.to_json() for p in self.packets.points],
-            "summary": self.summary,
-            "loops": self.loops,
-            "bounces": self.bounces,
-            "implicated": self.implicated,
+            "summary": self.summary.to_json(),
+            "loops": [lp.to_json() for lp in self.loops],
+            "bounces": [b.to_json() for b in self.bounces],
+            "implicated": [i.to_json() for i in self.implicated],
             "warnings": self.warnings,
         }
 
     def loops_frame(self) -> pd.DataFrame:
         """Loops as a DataFrame (one row per loop)."""
-        cols = ["id", "kind", "destination", "capture_points", "ttl_step", "looping_packets",
-                "observations", "amplification", "duration_s", "first_seen", "last_seen"]
-        df = pd.DataFrame(self.loops, columns=cols if not self.loops else None)
-        for c in ("first_seen", "last_seen"):
-            if c in df:
-                df[c] = pd.to_datetime(df[c], utc=True)
-        return df
+        return loops_frame(self.loops)
+
+    def bounces_frame(self) -> pd.DataFrame:
+        """Bounces as a DataFrame (destination, capture point, packets)."""
+        return pd.DataFrame([b.to_json() for b in self.bounces],
+                            columns=["destination", "capture_point", "packets"])
 
     def implicated_frame(self) -> pd.DataFrame:
         """Implicated addresses as a DataFrame (address, roles, capture point, packets)."""
-        return pd.DataFrame(self.implicated, columns=["address", "roles", "capture_point",
-                                                      "packets"])
+        return pd.DataFrame([i.to_json() for i in self.implicated],
+                            columns=["address", "roles", "capture_point", "packets"])
 
     def path_rows(self) -> pd.DataFrame:
         """Every observation of every path kept: of looping and bouncing packets, and with
@@ -142,13 +159,8 @@ class Analysis:
 
     def loop_packets(self, loop_id: int) -> pd.DataFrame:
         """Rows of the packets table that are copies of one loop's looping packets."""
-        lr = self.detection.loop_rows
-        lp = self.detection.looping
-        if lp.empty:
-            return self.packets.frame().iloc[0:0]
-        paths = lp.index[lp["loop"] == loop_id]
-        rows = np.sort(lr.loc[lr["path"].isin(paths), "row"].to_numpy())
-        return self.packets.frame().iloc[rows]
+        self.loop(loop_id)
+        return self.packets.frame().iloc[self.evidence[loop_id].copies]
 
 
 def analyze(captures: Sequence[CaptureSpec | str | os.PathLike[str]] | Packets,
@@ -179,28 +191,26 @@ def analyze(captures: Sequence[CaptureSpec | str | os.PathLike[str]] | Packets,
         pk, corr, rates, late = _window_packets(captures, opt, chunk_rows)
         keep = "all"
     else:
-        pk, corr, rates, late = _stream(captures, ifmap, opt, progress, keep, chunk_rows)
+        pk, corr, rates, late = _stream(*capture_specs(captures, ifmap), opt, progress, keep,
+                                        chunk_rows)
     names = pk.point_names
     det = detect(pk.cols, corr, names, opt)
-    loops = measure(pk.cols, corr, det, names, opt)
+    loops, evidence = measure(pk.cols, corr, det, names, opt)
     bounces = bounce_list(det)
-    arp = arp_responders(pk.arp, pk.cols, {lp["destination"] for lp in loops})
+    arp = arp_responders(pk.arp, pk.cols, {lp.destination for lp in loops})
     impl = implicated(loops, bounces, arp, guest_reporters(pk.cols, names))
     observations = sum(p.decoded for p in pk.points) - corr.duplicates
-    loop_obs = sum(lp["observations"] for lp in loops if lp["kind"] != "inferred")
-    peak = max((lp["extra_pps_peak"] or 0 for lp in loops), default=0.0)
-    summary = {
-        "observations": int(observations), "duplicates": int(corr.duplicates),
-        # packets seen looping; inferred loops' packets are counted apart (estimates)
-        "looping_packets": int(sum(lp["looping_packets"] for lp in loops
-                                   if lp["kind"] != "inferred")),
-        "inferred_looping_packets": int(sum(lp["looping_packets"] for lp in loops
-                                            if lp["kind"] == "inferred")),
-        "loop_observations": int(loop_obs),
-        "loop_share": loop_obs / observations if observations else 0.0,
-        "loops": len(loops), "bounces": int(sum(b["packets"] for b in bounces)),
-        "peak_loop_pps": float(peak),
-    }
+    seen = [lp for lp in loops if lp.kind != "inferred"]
+    loop_obs = sum(lp.observations for lp in seen)
+    summary = Summary(
+        observations=int(observations), duplicates=int(corr.duplicates),
+        looping_packets=int(sum(lp.looping_packets for lp in seen)),
+        inferred_looping_packets=int(sum(lp.looping_packets for lp in loops
+                                         if lp.kind == "inferred")),
+        loop_observations=int(loop_obs),
+        loop_share=loop_obs / observations if observations else 0.0,
+        loops=len(loops), bounces=int(sum(b.packets for b in bounces)),
+        peak_loop_pps=float(max((lp.extra_pps_peak or 0 for lp in loops), default=0.0)))
     warnings = list(pk.warnings) + corr.warnings + [
         f"capture point {p.name}: the capture itself dropped {p.capture_dropped} packet(s) "
         "(interface statistics); copies missing from a loop's TTL ladder may be that loss"
@@ -210,13 +220,15 @@ def analyze(captures: Sequence[CaptureSpec | str | os.PathLike[str]] | Packets,
                         f"{(opt.path_gap_ns + opt.reorder_window_ns) / 1e9:g} s before packets "
                         "already read from the other captures (clocks out of step?); they were "
                         "correlated only with copies still in the window")
-    return Analysis(pk, corr, det, loops, bounces, impl, summary, opt, warnings, rates, keep)
+    return Analysis(pk, corr, det, loops, evidence, bounces, impl, summary, opt, warnings, rates,
+                    keep)
 
 
-def _stream(captures, ifmap, opt: Options, progress, keep: str,
+def _stream(specs: list[CaptureSpec], ifmap: dict[int, str], opt: Options,
+            progress: Progress | None, keep: str,
             chunk_rows: int) -> tuple[Packets, Correlation, Rates, int]:
-    """Read all captures in step through a :class:`~pcaploop.window.Window`."""
-    loader = Loader(*_inputs(captures, ifmap))
+    """Read all captures in step through a :class:`~.window.Window`."""
+    loader = Loader(specs, ifmap)
     win = Window(opt, lambda: loader.reg.points, loader.point_files, keep, chunk_rows)
     arps = []
     for cols, arp in loader.merged(progress, into=lambda: win.into(loader_mod.BLOCK_ROWS)):

@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import schema as S
-from .correlate import CORRELATE_COLUMNS, Correlation, CorrelationState, Options, correlate
+from .correlate import CORRELATE_COLUMNS, CorrelationState, correlate
+from .model import Correlation
+from .options import Options
 
 #: what analyze keeps: the evidence; also every path of a packet seen twice; every row
 KEEP_MODES = ("evidence", "paths", "all")

@@ -17,17 +17,29 @@ L2_SLL2 = 6
 L2_NULL = 7  # 4-byte address family in the writer's byte order
 L2_LOOP = 8  # 4-byte address family in network byte order
 
+# --- LINKTYPE_* values (tcpdump.org/linktypes.html) -----------------------------------
+LINKTYPE_NULL = 0
+LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW = 101
+LINKTYPE_LOOP = 108
+LINKTYPE_LINUX_SLL = 113
+LINKTYPE_IPV4 = 228
+LINKTYPE_IPV6 = 229
+LINKTYPE_LINUX_SLL2 = 276
+DLT_RAW_BSD = 12  # DLT_RAW on most BSDs
+DLT_RAW_OPENBSD = 14
+
 LINKTYPES: dict[int, tuple[str, int]] = {
-    0: ("NULL", L2_NULL),
-    1: ("EN10MB", L2_ETHERNET),
-    12: ("RAW", L2_RAW),  # DLT_RAW on most BSDs
-    14: ("RAW", L2_RAW),  # DLT_RAW on OpenBSD
-    101: ("RAW", L2_RAW),
-    108: ("LOOP", L2_LOOP),
-    113: ("LINUX_SLL", L2_SLL),
-    228: ("IPV4", L2_IPV4),
-    229: ("IPV6", L2_IPV6),
-    276: ("LINUX_SLL2", L2_SLL2),
+    LINKTYPE_NULL: ("NULL", L2_NULL),
+    LINKTYPE_ETHERNET: ("EN10MB", L2_ETHERNET),
+    DLT_RAW_BSD: ("RAW", L2_RAW),
+    DLT_RAW_OPENBSD: ("RAW", L2_RAW),
+    LINKTYPE_RAW: ("RAW", L2_RAW),
+    LINKTYPE_LOOP: ("LOOP", L2_LOOP),
+    LINKTYPE_LINUX_SLL: ("LINUX_SLL", L2_SLL),
+    LINKTYPE_IPV4: ("IPV4", L2_IPV4),
+    LINKTYPE_IPV6: ("IPV6", L2_IPV6),
+    LINKTYPE_LINUX_SLL2: ("LINUX_SLL2", L2_SLL2),
 }
 
 

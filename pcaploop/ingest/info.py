@@ -15,7 +15,12 @@ import numpy as np
 from .. import schema as S
 from ..addr import to_text
 from ..contract import iso_ns
-from .loader import CapturePoint, CaptureSpec, Loader, Progress, parse_ifmap
+from .loader import Loader, Progress
+from .points import CapturePoint
+from .specs import CaptureSpec, capture_specs
+
+__all__ = ["capture_info"]
+
 
 
 @dataclass
@@ -41,10 +46,8 @@ def capture_info(captures: Sequence[CaptureSpec | str | os.PathLike[str]],
     >>> capture_info(["samples/incident/uplink.pcap"])["captures"][0]["records"]  # doctest: +SKIP
     1234
     """
-    if ifmap is not None and not isinstance(ifmap, dict):
-        ifmap = parse_ifmap(ifmap)
-    specs = [c if isinstance(c, CaptureSpec) else CaptureSpec.parse(c) for c in captures]
-    loader = Loader(specs, ifmap or {})
+    specs, imap = capture_specs(captures, ifmap)
+    loader = Loader(specs, imap)
     infos: dict[int, PointInfo] = {}
     for cols, _arp in loader.run(progress, reuse=True):
         pts = cols["point"]

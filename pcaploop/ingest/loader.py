@@ -1,15 +1,14 @@
 """Read + decode several captures into one packets table, with full accounting.
 
-This is where capture points get their names (``NAME=PATH``, pcapng
-``if_name``, SLL2 interface indexes via ``--ifmap``) and where every record
-is counted: ``records == decoded + sum(skipped)`` per capture point.
+Every record is counted here: ``records == decoded + sum(skipped)`` per
+capture point (:mod:`.points`).  :class:`Loader` streams blocks of all
+captures in step (what ``analyze`` and ``info`` consume); :func:`load`
+gathers them into one :class:`Packets` table.
 """
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -18,92 +17,24 @@ from ..decode import linktypes as lt
 from .. import schema as S
 from ..decode.batch import BatchDecoder, Block, Decoded
 from ..decode.layout import unaliased
-from ..contract import iso_ns
-from ..errors import CaptureError, PcaploopError, UnsupportedLinkTypeError
+from ..errors import CaptureError, UnsupportedLinkTypeError
 from ..decode.fingerprint import RUN_KEY
-from ..read.capture import CaptureFile, open_capture
+from ..read import CaptureFile, open_capture
+from .points import CapturePoint, FileReader, PointRegistry
+from .specs import CaptureSpec, capture_specs
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-#: capture points across all inputs; far beyond any host, small enough for int16 codes
-MAX_POINTS = 4096
+
+__all__ = ["Packets", "load", "read_packets"]
+
 #: rows per decoded block (the unit the consumer takes over)
 #: 32,008: smaller blocks touch less fresh memory (see benchmarks), and no power
 #: of two (:func:`pcaploop.decode.unaliased`)
 BLOCK_ROWS = unaliased(32000)
 
 Progress = Callable[[int], None]  # called with bytes consumed since the last call
-
-
-@dataclass
-class CaptureSpec:
-    """A capture given by the user: ``NAME=PATH`` or just ``PATH``."""
-
-    path: str
-    name: str | None = None
-
-    @classmethod
-    def parse(cls, text: str | os.PathLike[str]) -> "CaptureSpec":
-        """``NAME=PATH`` or ``PATH`` (an existing file whose name contains '=' is a path)."""
-        text = os.fspath(text)
-        if "=" in text and not os.path.exists(text):
-            name, path = text.split("=", 1)
-            if name and path:
-                return cls(path, name)
-        return cls(text)
-
-    @property
-    def stem(self) -> str:
-        """File name without capture extensions (``uplink.pcap.gz`` → ``uplink``)."""
-        base = Path(self.path).name
-        for ext in (".gz", ".pcapng", ".pcap", ".cap", ".dmp"):
-            if base.lower().endswith(ext):
-                base = base[: -len(ext)]
-        return base or Path(self.path).name
-
-
-@dataclass
-class CapturePoint:
-    """One interface seen by one capture, with its accounting (DESIGN.md §2, §4)."""
-
-    name: str
-    path: str
-    format: str
-    linktype: int
-    interface: int | None = None  # pcapng interface index, SLL2 ifindex
-    records: int = 0
-    decoded: int = 0
-    skipped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(S.SKIP_REASONS, 0))
-    capture_dropped: int | None = None
-    truncated_tail: bool = False
-    problem: str | None = None
-    first_ns: int | None = None
-    last_ns: int | None = None
-    comment: str | None = None
-
-    @property
-    def linktype_name(self) -> str:
-        """Link-type name (``EN10MB``, ``LINUX_SLL2``, ``LINKTYPE_147``)."""
-        return lt.linktype_name(self.linktype)
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``captures[]`` entry of the JSON contract."""
-        return {
-            "name": self.name,
-            "path": self.path,
-            "format": self.format,
-            "linktype": self.linktype_name,
-            "interface": self.interface,
-            "records": self.records,
-            "decoded": self.decoded,
-            "skipped": dict(self.skipped),
-            "capture_dropped": self.capture_dropped,
-            "truncated_tail": self.truncated_tail,
-            "problem": self.problem,
-            "first_seen": iso_ns(self.first_ns),
-            "last_seen": iso_ns(self.last_ns),
-        }
 
 
 @dataclass
@@ -195,155 +126,6 @@ def _threaded(gen: Iterator, depth: int = 2) -> Iterator:
                 t.join(0.05)
 
 
-def parse_ifmap(specs: Iterable[str]) -> dict[int, str]:
-    """``--ifmap`` values → {ifindex: name}.
-
-    Each value is either ``INDEX=NAME[,INDEX=NAME…]`` or a file with the
-    host's ``ip -o link`` output (``3: tap101@if2: <…>``).
-
-    >>> parse_ifmap(["2=uplink,5=tap101"])
-    {2: 'uplink', 5: 'tap101'}
-    """
-    out: dict[int, str] = {}
-    for spec in specs:
-        if os.path.isfile(spec):
-            try:
-                text = Path(spec).read_text(errors="replace")
-            except OSError as exc:
-                raise PcaploopError(f"{spec}: cannot read interface map: {exc.strerror}") from None
-            for line in text.splitlines():
-                m = re.match(r"\s*(\d+):\s+([^\s:@]+)", line)
-                if m:
-                    out[int(m.group(1))] = m.group(2)
-            continue
-        for part in spec.split(","):
-            m = re.fullmatch(r"\s*(\d+)\s*=\s*(\S+)\s*", part)
-            if not m:
-                raise PcaploopError(f"--ifmap {spec!r}: expected INDEX=NAME pairs or an "
-                                    "'ip -o link' file")
-            out[int(m.group(1))] = m.group(2)
-    return out
-
-
-class _Points:
-    """Registry of capture points across files, with unique names."""
-
-    def __init__(self, ifmap: dict[int, str]):
-        self.points: list[CapturePoint] = []
-        self.ifmap = ifmap
-        self._names: set[str] = set()
-        self._wish: list[tuple[str, str]] = []  # (name asked for, file stem) per point
-
-    def _unique(self, name: str, stem: str) -> str:
-        """``name``, or ``name@stem`` (``#2``, ``#3`` …) when it is taken."""
-        unique = name
-        if unique in self._names:
-            unique = f"{name}@{stem}"
-            k = 2
-            while unique in self._names:
-                unique = f"{name}@{stem}#{k}"
-                k += 1
-        self._names.add(unique)
-        return unique
-
-    def add(self, name: str, cap: CaptureFile, linktype: int, interface: int | None,
-            stem: str) -> int:
-        """Register a capture point under a unique name; returns its index."""
-        if len(self.points) >= MAX_POINTS:
-            raise CaptureError(cap.path, f"more than {MAX_POINTS} capture points (interfaces or "
-                                         "interface indexes): corrupt or hostile file")
-        unique = self._unique(name, stem)
-        self.points.append(CapturePoint(unique, cap.path, cap.format, linktype, interface))
-        self._wish.append((name, stem))
-        return len(self.points) - 1
-
-    def rename(self, idx: int, name: str, stem: str) -> None:
-        """Give point ``idx`` the name ``name`` (made unique the same way)."""
-        self._names.discard(self.points[idx].name)
-        self.points[idx].name = self._unique(name, stem)
-        self._wish[idx] = (name, stem)
-
-    def canonical(self, order: np.ndarray) -> None:
-        """Reorder points (``order[new] = old``) and name them afresh in that order."""
-        self.points = [self.points[int(i)] for i in order]
-        self._wish = [self._wish[int(i)] for i in order]
-        self._names = set()
-        for p, (name, stem) in zip(self.points, self._wish):
-            p.name = self._unique(name, stem)
-
-
-class _FileReader:
-    """Decodes one file's batches and maps its records to capture points."""
-
-    def __init__(self, spec: CaptureSpec, cap: CaptureFile, reg: _Points):
-        self.spec, self.cap, self.reg = spec, cap, reg
-        self.iface_point: dict[int, int] = {}
-        self.sll2_point: dict[tuple[int, int], int] = {}
-        self.base = spec.name or spec.stem
-
-    def _iface_point(self, k: int) -> int:
-        if k not in self.iface_point:
-            itf = self.cap.interfaces[k]
-            if self.cap.format == "pcap":
-                name = self.base
-            elif itf.name:
-                name = itf.name
-            else:  # renamed to the bare base at the end if the file has one interface only
-                name = f"{self.base}:{k}"
-            idx = self.reg.add(name, self.cap, itf.linktype, None if self.cap.format == "pcap"
-                               else k, self.spec.stem)
-            self.reg.points[idx].comment = itf.comment
-            self.iface_point[k] = idx
-        return self.iface_point[k]
-
-    def _orphan_point(self) -> int:
-        """Point for records that name no interface in a file that declares none."""
-        if -1 not in self.iface_point:
-            self.iface_point[-1] = self.reg.add(self.base, self.cap, -1, None, self.spec.stem)
-        return self.iface_point[-1]
-
-    def single_unnamed(self) -> None:
-        """A pcapng file with one unnamed interface: its point takes the bare name."""
-        itfs = self.cap.interfaces
-        if (self.cap.format == "pcapng" and len(itfs) == 1 and not itfs[0].name
-                and 0 in self.iface_point):
-            self.reg.rename(self.iface_point[0], self.base, self.spec.stem)
-
-    def _sll2_point(self, k: int, ifindex: int) -> int:
-        key = (k, ifindex)
-        if key not in self.sll2_point:
-            name = self.reg.ifmap.get(ifindex) or f"{self.base}:if{ifindex}"
-            itf = self.cap.interfaces[k]
-            self.sll2_point[key] = self.reg.add(name, self.cap, itf.linktype, ifindex,
-                                                self.spec.stem)
-        return self.sll2_point[key]
-
-    def record_points(self, iface: np.ndarray, ifindex: np.ndarray) -> np.ndarray:
-        """Capture point of every record of a batch."""
-        out = np.empty(len(iface), dtype=np.int64)
-        if len(iface) and self.cap.interfaces and iface.min() == iface.max() >= 0 \
-                and self.cap.interfaces[int(iface[0])].linktype != 276:
-            out.fill(self._iface_point(int(iface[0])))  # the usual case: one interface
-            return out
-        for k in np.unique(iface):
-            sel = iface == k
-            kk = int(k) if k >= 0 else 0
-            if not self.cap.interfaces:  # packets before any interface block: malformed
-                out[sel] = self._orphan_point()
-                continue
-            itf = self.cap.interfaces[kk]
-            if itf.linktype == 276:
-                sub = ifindex[sel]
-                pts = np.empty(len(sub), dtype=np.int64)
-                for ix in np.unique(sub):
-                    pts[sub == ix] = (self._sll2_point(kk, int(ix)) if ix >= 0
-                                      else self._iface_point(kk))
-                out[sel] = pts
-            else:
-                out[sel] = self._iface_point(kk)
-        return out
-
-
 class Loader:
     """Streams decoded batches of several captures and keeps their accounting.
 
@@ -351,13 +133,13 @@ class Loader:
     (``pcaploop info``, the benchmark): memory stays bounded by one batch.
     """
 
-    def __init__(self, specs: Sequence[CaptureSpec | str], ifmap: dict[int, str]):
-        self.specs = [s if isinstance(s, CaptureSpec) else CaptureSpec.parse(s) for s in specs]
-        self.reg = _Points(ifmap)
+    def __init__(self, specs: Sequence[CaptureSpec], ifmap: dict[int, str]):
+        self.specs = list(specs)
+        self.reg = PointRegistry(ifmap)
         self.warnings: list[str] = []
         self.unsupported: list[UnsupportedLinkTypeError] = []
         self.files: list[CaptureFile] = []
-        self.readers: list[_FileReader] = []
+        self.readers: list[FileReader] = []
         self.horizon: float = float("-inf")  # see merged()
 
     @property
@@ -452,7 +234,7 @@ class Loader:
         ``threaded``: decode on a worker thread, a block ahead.
         """
         self.files.append(cap)
-        fr = _FileReader(spec, cap, self.reg)
+        fr = FileReader(spec, cap, self.reg)
         self.readers.append(fr)
         done = 0
         blocks = _decoded_blocks(cap, key, slabs=3 if threaded else 1)
@@ -467,7 +249,7 @@ class Loader:
             yield self._block(fr, dec)
         self._finish_file(spec, cap, fr)
 
-    def _block(self, fr: "_FileReader", dec: Decoded) -> tuple[dict, dict]:
+    def _block(self, fr: "FileReader", dec: Decoded) -> tuple[dict, dict]:
         """Attach capture points to a decoded block and account for its records."""
         rp = fr.record_points(dec.iface, dec.ifindex)
         self._account(rp, dec.status, dec.time_ns)
@@ -494,10 +276,10 @@ class Loader:
             pt.first_ns = lo if pt.first_ns is None else min(pt.first_ns, lo)
             pt.last_ns = hi if pt.last_ns is None else max(pt.last_ns, hi)
 
-    def _finish_file(self, spec: CaptureSpec, cap: CaptureFile, fr: _FileReader) -> None:
+    def _finish_file(self, spec: CaptureSpec, cap: CaptureFile, fr: FileReader) -> None:
         # interfaces that never carried a packet still get a (zero) capture point
         for k in range(len(cap.interfaces)):
-            if cap.interfaces[k].linktype != 276:
+            if cap.interfaces[k].linktype != lt.LINKTYPE_LINUX_SLL2:
                 fr._iface_point(k)
         fr.single_unnamed()
         # this file's own points (the same path may be given twice, as two captures)
@@ -525,17 +307,6 @@ class Loader:
             raise CaptureError(cap.path, f"nothing usable: {cap.problem}")
 
 
-def _inputs(captures: Sequence[CaptureSpec | str | os.PathLike[str]],
-           ifmap: dict[int, str] | Iterable[str] | None) -> tuple[list[CaptureSpec], dict]:
-    """Captures and ``--ifmap`` as the library takes them → specs and {ifindex: name}."""
-    if ifmap is not None and not isinstance(ifmap, dict):
-        ifmap = parse_ifmap(ifmap)
-    specs = [c if isinstance(c, CaptureSpec) else CaptureSpec.parse(c) for c in captures]
-    if not specs:
-        raise PcaploopError("no capture files given")
-    return specs, ifmap or {}
-
-
 def load(captures: Sequence[CaptureSpec | str | os.PathLike[str]],
          ifmap: dict[int, str] | Iterable[str] | None = None,
          progress: Progress | None = None,
@@ -545,7 +316,7 @@ def load(captures: Sequence[CaptureSpec | str | os.PathLike[str]],
     >>> pk = load(["uplink=samples/incident/uplink.pcap"])     # doctest: +SKIP
     >>> pk.frame().head()                                       # doctest: +SKIP
     """
-    specs, ifmap = _inputs(captures, ifmap)
+    specs, ifmap = capture_specs(captures, ifmap)
     state = Loader(specs, ifmap)
     arena = _Arena(_input_bytes(specs))
     arps: list[dict[str, np.ndarray]] = []

@@ -28,6 +28,9 @@ from ..ingest.loader import Packets
 if TYPE_CHECKING:
     from ..analysis.pipeline import Analysis
 
+
+__all__ = ["export_paths", "read_export", "write_export"]
+
 Table = Literal["packets", "paths", "loops"]
 TABLES: tuple[str, ...] = ("packets", "paths", "loops")
 

@@ -27,11 +27,15 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
+from ..analysis.model import LoopEvidence
 from ..errors import PcaploopError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..analysis.pipeline import Analysis
 
+
+
+__all__ = ["extract", "wireshark_filters"]
 
 #: role of a row in an evidence selection (also written as the packet comment)
 COPY, PASSAGE, ICMP, BOUNCE = 0, 1, 2, 3
@@ -40,17 +44,6 @@ ROLE_NAMES = {COPY: "loop copy", PASSAGE: "same packet, outside the loop",
 
 #: display filters with more frame-number ranges than this are not printed
 MAX_FILTER_RANGES = 5000
-
-
-@dataclass
-class LoopRows:
-    """Packet-table rows of one loop, split by what they prove."""
-
-    loop_id: int
-    copies: np.ndarray  # rows counted in the loop's ``observations`` (inferred: arrivals)
-    passages: np.ndarray  # other observations of the same packets
-    icmp: np.ndarray  # ICMP errors tied to the looping packets
-    paths: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # l3 path ids
 
 
 @dataclass
@@ -63,65 +56,16 @@ class Selection:
     what: str  # human description: "loop 1 (203.0.113.7)"
 
 
-def _loop(a: Analysis, loop_id: int) -> dict[str, Any]:
-    for lp in a.loops:
-        if lp["id"] == loop_id:
-            return lp
-    raise UsageError(f"there is no loop {loop_id} (found {len(a.loops)})")
-
-
 def l3_paths(a: Analysis, loop_id: int) -> np.ndarray:
-    """Path ids of an ``l3`` loop.
-
-    Detection numbers its loops among ``l3`` loops only; the final ids are
-    renumbered with ``l2``/inferred loops in between, so the groups are
-    matched on what the loop dict says: destination, first sighting, points.
-    """
-    from ..addr import to_text
-    from ..contract import iso_ns
-
-    lp = _loop(a, loop_id)
-    lpaths = a.detection.looping
-    if lp["kind"] != "l3" or lpaths.empty:
-        return np.zeros(0, np.int64)
-    for _, grp in lpaths.groupby("loop", sort=True):
-        if (iso_ns(int(grp["first_ns"].min())) == lp["first_seen"]
-                and to_text(grp["dst_hi"].iloc[0], grp["dst_lo"].iloc[0]) == lp["destination"]
-                and sorted(set(",".join(grp["points"]).split(","))) == lp["capture_points"]):
-            return grp.index.to_numpy(np.int64)
-    raise PcaploopError(f"loop {loop_id}: its paths are not in the detection tables")
+    """Path ids of an ``l3`` loop's looping packets (empty for other kinds)."""
+    a.loop(loop_id)
+    return a.evidence[loop_id].paths
 
 
-def loop_rows(a: Analysis, loop_id: int) -> LoopRows:
+def loop_rows(a: Analysis, loop_id: int) -> LoopEvidence:
     """The rows of one loop: copies (== ``observations`` unless inferred), passages, ICMP."""
-    from ..addr import to_text
-
-    lp = _loop(a, loop_id)
-    det, corr = a.detection, a.correlation
-    names = a.packets.point_names
-    empty = np.zeros(0, np.int64)
-    if lp["kind"] == "l3":
-        paths = l3_paths(a, loop_id)
-        lr = det.loop_rows
-        copies = np.sort(lr.loc[lr["path"].isin(paths), "row"].to_numpy(np.int64))
-        every = corr.rows[np.isin(corr.path, paths)].astype(np.int64)
-        passages = np.setdiff1d(every, copies)
-        te = det.time_exceeded
-        icmp = np.sort(te.loc[te["path"].isin(paths), "row"].to_numpy(np.int64))
-        return LoopRows(loop_id, copies, passages, icmp, paths)
-    if lp["kind"] == "l2":
-        g = det.l2
-        pts = [names[int(p)] for p in g["point"]]
-        dst = [to_text(h, lo) for h, lo in zip(g["dst_hi"], g["dst_lo"])]
-        sel = np.array([d == lp["destination"] and p in lp["capture_points"]
-                        for d, p in zip(dst, pts)], dtype=bool)
-        return LoopRows(loop_id, np.sort(g["row"].to_numpy(np.int64)[sel]), empty, empty)
-    for _, inf in det.inferred.iterrows():
-        if (to_text(inf["dst_hi"], inf["dst_lo"]) == lp["destination"]
-                and names[int(inf["point"])] in lp["capture_points"]):
-            return LoopRows(loop_id, np.sort(np.asarray(inf["rows"], np.int64)), empty,
-                            np.sort(np.asarray(inf["te_rows"], np.int64)))
-    raise PcaploopError(f"loop {loop_id}: its packets are not in the detection tables")
+    a.loop(loop_id)
+    return a.evidence[loop_id]
 
 
 def select(a: Analysis, loop: int | None = None, dst: str | None = None,
@@ -133,14 +77,14 @@ def select(a: Analysis, loop: int | None = None, dst: str | None = None,
         raise UsageError("give exactly one of --loop N or --dst ADDR")
     parts: list[tuple[np.ndarray, int, int]] = []  # (rows, role, loop id)
     if loop is not None:
-        ids = [_loop(a, loop)["id"]]
-        what = f"loop {loop} ({_loop(a, loop)['destination']})"
+        ids = [a.loop(loop).id]
+        what = f"loop {loop} ({a.loop(loop).destination})"
     else:
         try:
             want = to_text(*from_text(dst))
         except ValueError:
             raise UsageError(f"--dst {dst!r} is not an IP address") from None
-        ids = [lp["id"] for lp in a.loops if lp["destination"] == want]
+        ids = [lp.id for lp in a.loops if lp.destination == want]
         what = f"packets to {want}"
         bounced = _bounce_rows(a, want)
         if not ids and not len(bounced):
@@ -163,7 +107,7 @@ def select(a: Analysis, loop: int | None = None, dst: str | None = None,
 
 
 def _dests(a: Analysis) -> str:
-    return ", ".join(sorted({lp["destination"] for lp in a.loops}))
+    return ", ".join(sorted({lp.destination for lp in a.loops}))
 
 
 def _bounce_rows(a: Analysis, want: str) -> np.ndarray:
@@ -200,13 +144,13 @@ def wireshark_filters(a: Analysis, loop_id: int) -> list[dict[str, Any]]:
     >>> pcaploop.wireshark_filters(a, 1)[0]["filter"]       # doctest: +SKIP
     'ip.dst == 203.0.113.7 && frame.number in {1..63, 65..127}'
     """
-    lp = _loop(a, loop_id)
+    lp = a.loop(loop_id)
     rows = loop_rows(a, loop_id).copies
     cols, points = a.packets.cols, a.packets.points
     pt = cols["point"][rows]
-    field_ = "ipv6.dst" if ":" in lp["destination"] else "ip.dst"
-    prefix = lp.get("destination_prefix") or lp["destination"]
-    addr = lp["destination"] if prefix.endswith(("/32", "/128")) else prefix
+    field_ = "ipv6.dst" if ":" in lp.destination else "ip.dst"
+    prefix = lp.destination_prefix or lp.destination
+    addr = lp.destination if prefix.endswith(("/32", "/128")) else prefix
     out = []
     for path in dict.fromkeys(points[int(p)].path for p in np.unique(pt)):
         mine = np.array([points[int(p)].path == path for p in pt], dtype=bool)

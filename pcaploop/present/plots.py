@@ -26,8 +26,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from ..analysis.model import Loop
     from ..analysis.pipeline import Analysis
 
+
+
+__all__ = ["amplification", "copies_histogram", "cycle_time_histogram", "distributions", "path_ladder", "timeline", "ttl_staircase", "write_plots"]
 
 #: Okabe & Ito (2008), "Color Universal Design"; black last (used for markings)
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
@@ -102,7 +106,7 @@ def _bin_width(span_s: float, max_bins: int = 120) -> float:
 
 
 def _loop_copy_rows(a: Analysis) -> np.ndarray:
-    parts = [X.loop_rows(a, lp["id"]).copies for lp in a.loops if lp["kind"] != "inferred"]
+    parts = [X.loop_rows(a, lp.id).copies for lp in a.loops if lp.kind != "inferred"]
     return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
 
 
@@ -213,14 +217,14 @@ def _mark_loops(ax, a, t0: int, per: float, lanes: int) -> None:
     tr = blended_transform_factory(ax.transData, ax.transAxes)
     xmax = ax.get_xlim()[1]
     for k, lp in enumerate(a.loops[:lanes]):
-        s = (pd.Timestamp(lp["first_seen"]).value - t0) / 1e9 / per
-        e = (pd.Timestamp(lp["last_seen"]).value - t0) / 1e9 / per
+        s = (lp.first_ns - t0) / 1e9 / per
+        e = (lp.last_ns - t0) / 1e9 / per
         y = 0.95 - 0.065 * k
         ax.axvspan(s, e, color="#D55E00", alpha=0.04, linewidth=0)
         ax.plot([s, e], [y, y], transform=tr, color="#000000", linewidth=1.6,
                 marker="|", markersize=9, solid_capstyle="butt")
         right = s > 0.6 * xmax
-        ax.annotate(f"loop {lp['id']} ({_t(lp['destination'])})", (e if right else s, y),
+        ax.annotate(f"loop {lp.id} ({_t(lp.destination)})", (e if right else s, y),
                     xycoords=tr, xytext=(-2 if right else 2, 2), textcoords="offset points",
                     fontsize=7.5, ha="right" if right else "left", va="bottom")
     if len(a.loops) > lanes:
@@ -229,10 +233,10 @@ def _mark_loops(ax, a, t0: int, per: float, lanes: int) -> None:
 
 
 # --- 2. TTL staircase ------------------------------------------------------------------
-def _first_loop(a: Analysis, loop_id: int | None) -> dict | None:
+def _first_loop(a: Analysis, loop_id: int | None) -> Loop | None:
     if loop_id is None:
-        return next((lp for lp in a.loops if lp["kind"] != "inferred"), None)
-    return X._loop(a, loop_id)
+        return next((lp for lp in a.loops if lp.kind != "inferred"), None)
+    return a.loop(loop_id)
 
 
 def _path_obs(a: Analysis, pid: int) -> tuple[np.ndarray, np.ndarray]:
@@ -257,14 +261,14 @@ def ttl_staircase(a: Analysis, loop_id: int | None = None, ax: Axes | None = Non
     """
     ax = _axes(ax, (8, 4.6))
     lp = _first_loop(a, loop_id)
-    if lp is None or lp["kind"] == "inferred":
-        what = "no loop" if lp is None else f"loop {lp['id']} was inferred: no copies captured"
+    if lp is None or lp.kind == "inferred":
+        what = "no loop" if lp is None else f"loop {lp.id} was inferred: no copies captured"
         return _empty(ax, "TTL staircase", what)
     c, names = a.packets.cols, a.packets.point_names
-    if lp["kind"] == "l2":
+    if lp.kind == "l2":
         traces = _l2_traces(a, lp, max_packets)
     else:
-        paths = X.l3_paths(a, lp["id"])
+        paths = X.l3_paths(a, lp.id)
         firsts = a.detection.looping.loc[paths, "first_ns"].sort_values()
         k = min(max_packets, len(firsts))  # evenly spread over the loop's duration
         pick = firsts.index[np.unique(np.linspace(0, len(firsts) - 1, k).astype(int))]
@@ -273,14 +277,14 @@ def ttl_staircase(a: Analysis, loop_id: int | None = None, ax: Axes | None = Non
     unit, per = _time_unit(max(span, 1e-6))
     style = _TraceStyle(names)
     xy = [style.draw(ax, c, rows, dirs, per, 16) for rows, dirs in traces]
-    step = lp.get("ttl_step")
-    ax.set_title(f"TTL staircase: loop {lp['id']} to {_t(lp['destination'])}")
+    step = lp.ttl_step
+    ax.set_title(f"TTL staircase: loop {lp.id} to {_t(lp.destination)}")
     ax.set_xlabel(f"time since the packet was first seen ({unit})")
     ax.set_ylabel("TTL / hop limit")
     ax.set_ylim(bottom=0)
-    note = (f"{len(traces)} of {lp['looping_packets']:,} looping packets overlaid\n"
+    note = (f"{len(traces)} of {lp.looping_packets:,} looping packets overlaid\n"
             + (f"TTL −{step} per trip around the loop, " if step else "same TTL every time, ")
-            + f"×{lp['amplification']:.1f} copies")
+            + f"×{lp.amplification:.1f} copies")
     ax.legend(loc="upper right", title=note, title_fontsize=8, alignment="left")
     if max(len(r) for r, _ in traces) > 40:  # markers merge: zoom into one packet's start
         _zoom(ax, c, traces[0], style, np.concatenate(xy))
@@ -332,8 +336,8 @@ def _zoom(ax, c, trace, style: _TraceStyle, xy: np.ndarray, n: int = 12) -> None
     ins.grid(True, alpha=0.3)
 
 
-def _l2_traces(a: Analysis, lp: dict, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    rows = X.loop_rows(a, lp["id"]).copies
+def _l2_traces(a: Analysis, lp: Loop, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    rows = X.loop_rows(a, lp.id).copies
     fp = a.packets.cols["fingerprint"][rows]
     out = []
     for f in list(dict.fromkeys(fp.tolist()))[:k]:
@@ -352,11 +356,11 @@ def amplification(a: Analysis, ax: Axes | None = None) -> Axes:
     dests: dict[str, list[int]] = {}
     est: set[str] = set()
     for lp in a.loops:
-        d = dests.setdefault(lp["destination"], [0, 0])
-        d[0] += lp["looping_packets"]
-        d[1] += lp["observations"]
-        if lp.get("estimated"):
-            est.add(lp["destination"])
+        d = dests.setdefault(lp.destination, [0, 0])
+        d[0] += lp.looping_packets
+        d[1] += lp.observations
+        if lp.estimated:
+            est.add(lp.destination)
     ax = _axes(ax, (8, 1.6 + 0.55 * max(len(dests), 1)))
     title = "Amplification per loop destination"
     if not dests:
@@ -385,27 +389,27 @@ def amplification(a: Analysis, ax: Axes | None = None) -> Axes:
 
 
 # --- 4. path ladder ------------------------------------------------------------------------
-def _sides(a: Analysis, lp: dict, rows: np.ndarray) -> dict[int, str]:
+def _sides(a: Analysis, lp: Loop, rows: np.ndarray) -> dict[int, str]:
     """Lifeline of each capture point of a path: 'upstream' or a guest link name.
 
     A point is on the guest side when its name says so (tap, veth, …) or when
     the loop circulates there while the packet also passed another point.
     """
-    from ..analysis.correlate import GUEST_LINK
+    from ..analysis.roles import guest_link_by_name
 
     names = a.packets.point_names
     pts = [int(p) for p in dict.fromkeys(a.packets.cols["point"][rows].tolist())]
     out = {}
     for p in pts:
-        guest = GUEST_LINK.match(names[p]) or (names[p] in lp["capture_points"] and len(pts) > 1)
+        guest = guest_link_by_name(names[p]) or (names[p] in lp.capture_points and len(pts) > 1)
         out[p] = names[p] if guest else "upstream"
     return out
 
 
-def _ladder_path(a: Analysis, lp: dict, path: int | None) -> int:
+def _ladder_path(a: Analysis, lp: Loop, path: int | None) -> int:
     if path is not None:
         return path
-    paths = X.l3_paths(a, lp["id"])
+    paths = X.l3_paths(a, lp.id)
     lpaths = a.detection.looping.loc[paths]
     return int(lpaths.sort_values(["copies", "first_ns"], ascending=[False, True]).index[0])
 
@@ -428,11 +432,11 @@ def path_ladder(a: Analysis, loop_id: int | None = None, path: int | None = None
     >>> pcaploop.plot_path_ladder(a, loop_id=1)             # doctest: +SKIP
     """
     lp = _first_loop(a, loop_id)
-    if lp is None or lp["kind"] != "l3":
+    if lp is None or lp.kind != "l3":
         ax = _axes(ax, (8, 3))
         return _empty(ax, "Path of one looping packet",
                       "no routed loop with captured copies" if lp is None else
-                      f"loop {lp['id']} is {lp['kind']}: no TTL ladder to draw")
+                      f"loop {lp.id} is {lp.kind}: no TTL ladder to draw")
     pid = _ladder_path(a, lp, path)
     rows, dirs = _path_obs(a, pid)
     ax = _axes(ax, (8, ladder_height(len(rows), max_arrows)))
@@ -470,7 +474,7 @@ def path_ladder(a: Analysis, loop_id: int | None = None, path: int | None = None
     r0 = rows[0]
     proto = S.PROTO_NAMES.get(int(c["protocol"][r0]), str(int(c["protocol"][r0]))).upper()
     ident = f", IP ID {c['ip_id'][r0]}" if c["ip_id"][r0] >= 0 else ""
-    ax.set_title(f"Path of one looping packet (loop {lp['id']}): "
+    ax.set_title(f"Path of one looping packet (loop {lp.id}): "
                  f"{to_text(c['src_hi'][r0], c['src_lo'][r0])} → "
                  f"{to_text(c['dst_hi'][r0], c['dst_lo'][r0])}, {proto}{ident}", fontsize=10)
     ax.set_xlim(-0.9, len(lanes) - 1 + 0.9)
@@ -534,31 +538,34 @@ def _ladder_end(a: Analysis, ax, lx, side, pid, rows, dirs, y, t0) -> float:
 
 
 def _sides_of(a: Analysis, side: dict, p: int) -> str:
-    from ..analysis.correlate import GUEST_LINK
+    from ..analysis.roles import guest_link_by_name
 
     if p in side:
         return side[p]
-    return a.packets.point_names[p] if GUEST_LINK.match(a.packets.point_names[p]) else "upstream"
+    return a.packets.point_names[p] if guest_link_by_name(a.packets.point_names[p]) else "upstream"
 
 
 # --- 5. distributions ----------------------------------------------------------------------
-def _per_loop_paths(a: Analysis) -> Iterator[tuple[dict, Any]]:
+def _per_loop_paths(a: Analysis) -> Iterator[tuple[Loop, Any]]:
     for lp in a.loops:
-        if lp["kind"] == "l3":
-            yield lp, a.detection.looping.loc[X.l3_paths(a, lp["id"])]
+        if lp.kind == "l3":
+            yield lp, a.detection.looping.loc[X.l3_paths(a, lp.id)]
 
 
 @_styled
 def copies_histogram(a: Analysis, ax: Axes | None = None) -> Axes:
-    """How many copies each looping packet made, per loop (entry TTL decides it)."""
+    """How many copies each looping packet made, per loop (entry TTL decides it).
+
+    >>> pcaploop.plot_copies(a)                             # doctest: +SKIP
+    """
     ax = _axes(ax, (7, 3.8))
     title = "Copies per looping packet"
     data = []
     for lp in a.loops:
-        if lp["kind"] == "l3":
-            v = a.detection.looping.loc[X.l3_paths(a, lp["id"]), "copies"].to_numpy()
-        elif lp["kind"] == "l2":
-            rows = X.loop_rows(a, lp["id"]).copies
+        if lp.kind == "l3":
+            v = a.detection.looping.loc[X.l3_paths(a, lp.id), "copies"].to_numpy()
+        elif lp.kind == "l2":
+            rows = X.loop_rows(a, lp.id).copies
             v = np.unique(a.packets.cols["fingerprint"][rows], return_counts=True)[1]
         else:
             continue
@@ -572,7 +579,7 @@ def copies_histogram(a: Analysis, ax: Axes | None = None) -> Axes:
     for k, (lp, v) in enumerate(data[:MAX_LOOP_PLOTS]):
         ax.hist(v, bins=edges, color=OKABE_ITO[k % 7], alpha=0.75, histtype="stepfilled",
                 edgecolor=OKABE_ITO[k % 7],
-                label=f"loop {lp['id']} ({_t(lp['destination'])}), median {np.median(v):g}")
+                label=f"loop {lp.id} ({_t(lp.destination)}), median {np.median(v):g}")
     from matplotlib.ticker import MaxNLocator
 
     pad = max(3, (hi - lo) * 0.1)
@@ -589,7 +596,10 @@ def copies_histogram(a: Analysis, ax: Axes | None = None) -> Axes:
 
 @_styled
 def cycle_time_histogram(a: Analysis, ax: Axes | None = None) -> Axes:
-    """Time one trip around the loop takes, per looping packet and loop."""
+    """Time one trip around the loop takes, per looping packet and loop.
+
+    >>> pcaploop.plot_cycle_time(a)                         # doctest: +SKIP
+    """
     ax = _axes(ax, (7, 3.8))
     title = "Time per trip around the loop"
     data = []
@@ -608,7 +618,7 @@ def cycle_time_histogram(a: Analysis, ax: Axes | None = None) -> Axes:
     for k, (lp, v) in enumerate(data[:MAX_LOOP_PLOTS]):
         ax.hist(v / per, bins=edges, color=OKABE_ITO[k % 7], alpha=0.75, histtype="stepfilled",
                 edgecolor=OKABE_ITO[k % 7],
-                label=f"loop {lp['id']} ({_t(lp['destination'])}), median "
+                label=f"loop {lp.id} ({_t(lp.destination)}), median "
                       f"{np.median(v) / per:.3g} {unit}")
     ax.set_title(title)
     ax.set_xlabel(f"time between two passes at the same capture point ({unit})")
@@ -657,19 +667,19 @@ def figures(a: Analysis) -> Iterator[tuple[str, str, Figure]]:
     f = fig(10, 4.2)
     timeline(a, ax=f.subplots())
     yield "timeline", "Traffic per capture point over the capture; loop copies on top.", f
-    for lp in [lp for lp in a.loops if lp["kind"] != "inferred"][:MAX_LOOP_PLOTS]:
+    for lp in [lp for lp in a.loops if lp.kind != "inferred"][:MAX_LOOP_PLOTS]:
         f = fig(8, 4.6)
-        ttl_staircase(a, lp["id"], ax=f.subplots())
-        yield (f"ttl-loop{lp['id']}", f"Loop {lp['id']}: TTL of sample looping packets over "
+        ttl_staircase(a, lp.id, ax=f.subplots())
+        yield (f"ttl-loop{lp.id}", f"Loop {lp.id}: TTL of sample looping packets over "
                "time, coloured by direction.", f)
-        if lp["kind"] == "l3":
+        if lp.kind == "l3":
             n = len(_path_obs(a, _ladder_path(a, lp, None))[0])
             f = fig(8, ladder_height(n))
-            path_ladder(a, lp["id"], ax=f.subplots())
-            yield (f"ladder-loop{lp['id']}", f"Loop {lp['id']}: one looping packet, hop by hop.",
+            path_ladder(a, lp.id, ax=f.subplots())
+            yield (f"ladder-loop{lp.id}", f"Loop {lp.id}: one looping packet, hop by hop.",
                    f)
     if a.loops:
-        dests = len({lp["destination"] for lp in a.loops})
+        dests = len({lp.destination for lp in a.loops})
         f = fig(8, 1.6 + 0.55 * dests)
         amplification(a, ax=f.subplots())
         yield "amplification", "Copies per looping packet and extra packets per destination.", f

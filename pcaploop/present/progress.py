@@ -6,7 +6,8 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator, Sequence
 
-from ..ingest.loader import CaptureSpec, Progress
+from ..ingest.loader import Progress
+from ..ingest.specs import CaptureSpec
 
 _THRESHOLD = 32 << 20  # below this much input there is nothing to watch
 

@@ -23,8 +23,12 @@ from . import extract as X
 from ..errors import PcaploopError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..analysis.model import Loop
     from ..analysis.pipeline import Analysis
 
+
+
+__all__ = ["write_report"]
 
 ROLE_WORDS = {
     "loop-destination": "destination of looping packets",
@@ -86,21 +90,18 @@ def events(a: Analysis, limit: int = 60) -> list[tuple[str, str]]:
         if p.first_ns is not None:
             out.append((iso_ns(p.first_ns), f"capture point {p.name}: first record"))
             out.append((iso_ns(p.last_ns), f"capture point {p.name}: last record"))
-    te = a.detection.time_exceeded
     cols = a.packets.cols
     for lp in a.loops:
-        tag = f"loop {lp['id']} ({lp['destination']}, {lp['kind']})"
-        out.append((lp["first_seen"], f"{tag} begins: first looping packet seen"))
-        out.append((lp["last_seen"], f"{tag} ends: last copy seen "
-                                     f"({lp['looping_packets']:,} looping packets, "
-                                     f"{lp['observations']:,} copies)"))
-        if lp["kind"] == "l3" and not te.empty:
-            mine = te[te["path"].isin(X.l3_paths(a, lp["id"]))]
-            if len(mine):
-                first = int(cols["time_ns"][mine["row"].to_numpy()].min())
-                out.append((iso_ns(first), f"{tag}: first ICMP time-exceeded "
-                                           f"({len(mine)} in all, from "
-                                           f"{', '.join(lp['icmp_senders'])})"))
+        tag = f"loop {lp.id} ({lp.destination}, {lp.kind})"
+        out.append((lp.first_seen, f"{tag} begins: first looping packet seen"))
+        out.append((lp.last_seen, f"{tag} ends: last copy seen "
+                                     f"({lp.looping_packets:,} looping packets, "
+                                     f"{lp.observations:,} copies)"))
+        icmp = a.evidence[lp.id].icmp
+        if lp.kind == "l3" and len(icmp):
+            first = int(cols["time_ns"][icmp].min())
+            out.append((iso_ns(first), f"{tag}: first ICMP time-exceeded ({len(icmp)} in all, "
+                                       f"from {', '.join(lp.icmp_senders)})"))
     out.sort(key=lambda ev: ev[0] or "")
     return out[:limit]
 
@@ -129,7 +130,7 @@ def _captures_arg(a: Analysis) -> str:
     """The capture arguments that give the same capture point names again (NAME=PATH)."""
     import shlex
 
-    from ..ingest.loader import CaptureSpec
+    from ..ingest.specs import CaptureSpec
 
     words = {}
     for p in a.packets.points:
@@ -189,9 +190,9 @@ def html_report(a: Analysis, command: str | None = None,
         f"<title>pcaploop report: {e(a.verdict)}</title><style>{_CSS}</style></head><body>",
         "<h1>Routing loop report</h1>",
         f'<div class="verdict {_verdict_class(a)}" id=verdict>{e(a.verdict)}</div>',
-        f"<p>{s['observations']:,} observations at {len(a.packets.points)} capture point(s); "
-        f"{s['loop_observations']:,} of them are loop copies "
-        f"({100 * s['loop_share']:.1f} %); {s['duplicates']:,} duplicate record(s) counted "
+        f"<p>{s.observations:,} observations at {len(a.packets.points)} capture point(s); "
+        f"{s.loop_observations:,} of them are loop copies "
+        f"({100 * s.loop_share:.1f} %); {s.duplicates:,} duplicate record(s) counted "
         "once.</p>",
     ]
     if a.warnings:
@@ -215,15 +216,15 @@ def _loops_html(a: Analysis, figs: dict) -> str:
         return "<h2 id=loops>Loops</h2><p>No routing loop was found.</p>" + _bounces_html(a)
     rows = []
     for lp in a.loops:
-        fates = ", ".join(f"{k} {v:,}" for k, v in lp["fates"].items() if v) or "–"
-        drops = ", ".join(f"{k} {v:,}" for k, v in lp["dropped_by"].items() if v) or "–"
-        rows.append([str(lp["id"]), e(lp["destination"]),
-                     e(lp["kind"] + (" (estimated)" if lp.get("estimated") else "")),
-                     e(", ".join(lp["capture_points"])), _n(lp["ttl_step"]),
-                     _n(lp["looping_packets"]), _n(lp["observations"]),
-                     _n(lp["amplification"], "×{:.1f}"), _n(lp["duration_s"], "{:.3f}"),
-                     _n(lp["cycle_time_ms"], "{:.4f}"), _n(lp["extra_pps_peak"], "{:,.0f}"),
-                     e(fates), e(drops), _n(lp["icmp_time_exceeded"])])
+        fates = ", ".join(f"{k} {v:,}" for k, v in lp.fates.items() if v) or "–"
+        drops = ", ".join(f"{k} {v:,}" for k, v in lp.dropped_by.items() if v) or "–"
+        rows.append([str(lp.id), e(lp.destination),
+                     e(lp.kind + (" (estimated)" if lp.estimated else "")),
+                     e(", ".join(lp.capture_points)), _n(lp.ttl_step),
+                     _n(lp.looping_packets), _n(lp.observations),
+                     _n(lp.amplification, "×{:.1f}"), _n(lp.duration_s, "{:.3f}"),
+                     _n(lp.cycle_time_ms, "{:.4f}"), _n(lp.extra_pps_peak, "{:,.0f}"),
+                     e(fates), e(drops), _n(lp.icmp_time_exceeded)])
     out = ["<h2 id=loops>Loops</h2>",
            _table(["#", "destination", "kind", "capture points", "TTL step", "looping packets",
                    "copies", "amplification", "duration (s)", "cycle (ms)", "peak extra/s",
@@ -235,30 +236,30 @@ def _loops_html(a: Analysis, figs: dict) -> str:
     return "\n".join(out)
 
 
-def _one_loop_html(a: Analysis, lp: dict, figs: dict) -> str:
+def _one_loop_html(a: Analysis, lp: Loop, figs: dict) -> str:
     # a multi-line command (an nft script) must stay runnable when pasted
     code = lambda t: f"<pre>{e(t)}</pre>" if "\n" in t else f"<code>{e(t)}</code>"  # noqa: E731
-    fixes = "".join(f"<li>{_code_spans(f, code, e)}</li>" for f in lp["fixes"])
-    filt = X.wireshark_filters(a, lp["id"])
+    fixes = "".join(f"<li>{_code_spans(f, code, e)}</li>" for f in lp.fixes)
+    filt = X.wireshark_filters(a, lp.id)
     frows = [[e(f["file"]), e(", ".join(f["capture_points"])), _n(f["packets"]),
               f"<pre class=filter>{e(f['filter'])}</pre>" if f["filter"] else
               "<span class=muted>too scattered for a display filter: use the extract</span>"]
              for f in filt]
-    cmd = (f"pcaploop extract {_captures_arg(a)} --loop {lp['id']} "
-           f"-o loop{lp['id']}-evidence.pcapng")
+    cmd = (f"pcaploop extract {_captures_arg(a)} --loop {lp.id} "
+           f"-o loop{lp.id}-evidence.pcapng")
     return "\n".join([
-        f"<h3 id=loop{lp['id']}>Loop {lp['id']}: {e(lp['destination'])}</h3>",
-        f"<p>{_code_spans(lp['explanation'], code, e)}</p>",
-        f"<p>First seen {e(_when(lp['first_seen']))}, last seen {e(_when(lp['last_seen']))}; "
-        f"sources: {e(', '.join(lp['sources']) or '–')}.</p>",
+        f"<h3 id=loop{lp.id}>Loop {lp.id}: {e(lp.destination)}</h3>",
+        f"<p>{_code_spans(lp.explanation, code, e)}</p>",
+        f"<p>First seen {e(_when(lp.first_seen))}, last seen {e(_when(lp.last_seen))}; "
+        f"sources: {e(', '.join(lp.sources) or '–')}.</p>",
         "<p><b>Fix</b> (each of these stopped this kind of loop in the lab):</p>",
         f"<ol class=fixes>{fixes}</ol>",
-        _img(figs, f"ttl-loop{lp['id']}"), _img(figs, f"ladder-loop{lp['id']}"),
+        _img(figs, f"ttl-loop{lp.id}"), _img(figs, f"ladder-loop{lp.id}"),
         "<p><b>Check it in Wireshark</b>: open the capture file and apply the display filter; "
         + (f"it selects the {sum(f['packets'] for f in filt):,} packets that arrived and "
-           f"expired behind the capture point (their {lp['observations']:,} copies are "
-           "estimated).</p>" if lp["kind"] == "inferred" else
-           f"it selects exactly the loop's {lp['observations']:,} copies.</p>"),
+           f"expired behind the capture point (their {lp.observations:,} copies are "
+           "estimated).</p>" if lp.kind == "inferred" else
+           f"it selects exactly the loop's {lp.observations:,} copies.</p>"),
         _table(["capture file", "capture points", "packets", "display filter"], frows, {2}),
         f"<p>Evidence for a ticket (original bytes and timestamps): {code(cmd)}</p>",
     ])
@@ -270,16 +271,16 @@ def _bounces_html(a: Analysis) -> str:
     return ("<h3 id=bounces>Bounces</h3><p>Packets a guest returned for an address it does "
             "not own, dropped after one round trip (not a loop, same misconfiguration).</p>"
             + _table(["destination", "capture point", "packets"],
-                     [[e(b["destination"]), e(b["capture_point"]), _n(b["packets"])]
+                     [[e(b.destination), e(b.capture_point), _n(b.packets)]
                       for b in a.bounces], {2}))
 
 
 def _implicated_html(a: Analysis) -> str:
     if not a.implicated:
         return ""
-    rows = [[e(i["address"]), e(", ".join(i["roles"])),
-             e("; ".join(ROLE_WORDS.get(r, r) for r in i["roles"])), e(i["capture_point"] or "–"),
-             _n(i["packets"])] for i in a.implicated]
+    rows = [[e(i.address), e(", ".join(i.roles)),
+             e("; ".join(ROLE_WORDS.get(r, r) for r in i.roles)), e(i.capture_point or "–"),
+             _n(i.packets)] for i in a.implicated]
     return ("<h2 id=implicated>Implicated addresses</h2>"
             + _table(["address", "roles", "meaning", "capture point", "packets"], rows, {4}))
 
@@ -345,8 +346,8 @@ def markdown_report(a: Analysis, path: str, command: str | None = None,
 
     s = a.summary
     out = ["# Routing loop report", "", f"**{md(a.verdict)}**", "",
-           f"{s['observations']:,} observations at {len(a.packets.points)} capture point(s); "
-           f"{s['loop_observations']:,} are loop copies ({100 * s['loop_share']:.1f} %).", ""]
+           f"{s.observations:,} observations at {len(a.packets.points)} capture point(s); "
+           f"{s.loop_observations:,} are loop copies ({100 * s.loop_share:.1f} %).", ""]
     out += [f"- warning: {md(w)}" for w in a.warnings]
     out += ["", "## Incident timeline", "", img("timeline"),
             _md_table(["time", "event"], [[md(_when(t)), md(w)] for t, w in events(a)]), "",
@@ -357,35 +358,35 @@ def markdown_report(a: Analysis, path: str, command: str | None = None,
         out.append(_md_table(
             ["#", "destination", "kind", "capture points", "TTL step", "looping packets",
              "copies", "amplification", "duration (s)"],
-            [[str(lp["id"]), md(lp["destination"]), md(lp["kind"]),
-              md(", ".join(lp["capture_points"])), _n(lp["ttl_step"]),
-              _n(lp["looping_packets"]), _n(lp["observations"]),
-              _n(lp["amplification"], "×{:.1f}"), _n(lp["duration_s"], "{:.3f}")]
+            [[str(lp.id), md(lp.destination), md(lp.kind),
+              md(", ".join(lp.capture_points)), _n(lp.ttl_step),
+              _n(lp.looping_packets), _n(lp.observations),
+              _n(lp.amplification, "×{:.1f}"), _n(lp.duration_s, "{:.3f}")]
              for lp in a.loops]))
     if a.bounces:
         out += ["", "### Bounces", "", _md_table(
             ["destination", "capture point", "packets"],
-            [[md(b["destination"]), md(b["capture_point"]), _n(b["packets"])]
+            [[md(b.destination), md(b.capture_point), _n(b.packets)]
              for b in a.bounces])]
     for lp in a.loops:
-        out += ["", f"### Loop {lp['id']}: {md(lp['destination'])}", "",
-                _code_spans(lp["explanation"], _md_code, md), "", "**Fix:**", ""]
-        out += [f"{k}. {_code_spans(f, _md_code, md)}" for k, f in enumerate(lp["fixes"], 1)]
-        out += ["", img(f"ttl-loop{lp['id']}"), img(f"ladder-loop{lp['id']}"),
+        out += ["", f"### Loop {lp.id}: {md(lp.destination)}", "",
+                _code_spans(lp.explanation, _md_code, md), "", "**Fix:**", ""]
+        out += [f"{k}. {_code_spans(f, _md_code, md)}" for k, f in enumerate(lp.fixes, 1)]
+        out += ["", img(f"ttl-loop{lp.id}"), img(f"ladder-loop{lp.id}"),
                 "**Check it in Wireshark** (display filter per capture file):", ""]
-        for f in X.wireshark_filters(a, lp["id"]):
+        for f in X.wireshark_filters(a, lp.id):
             out += [f"- {md(f['file'])} ({md(', '.join(f['capture_points']))}): "
                     f"{f['packets']:,} packets", ""]
             out += ["  ```", f"  {f['filter']}", "  ```", ""] if f["filter"] else \
                 ["  too scattered for a display filter: use the extract", ""]
-        cmd = (f"pcaploop extract {_captures_arg(a)} --loop {lp['id']} "
-               f"-o loop{lp['id']}-evidence.pcapng")
+        cmd = (f"pcaploop extract {_captures_arg(a)} --loop {lp.id} "
+               f"-o loop{lp.id}-evidence.pcapng")
         out += [f"Evidence for a ticket: {_md_code(cmd)}"]
     if a.implicated:
         out += ["", "## Implicated addresses", "", _md_table(
             ["address", "roles", "capture point", "packets"],
-            [[md(i["address"]), md(", ".join(i["roles"])), md(i["capture_point"] or "–"),
-              _n(i["packets"])] for i in a.implicated])]
+            [[md(i.address), md(", ".join(i.roles)), md(i.capture_point or "–"),
+              _n(i.packets)] for i in a.implicated])]
     if a.loops:
         out += ["", "## Amplification", "", img("amplification"), img("copies"),
                 img("cycle-time")]

@@ -51,7 +51,7 @@ def info_tables(con: Console, doc: dict[str, Any]) -> None:
 
 def analysis(con: Console, a) -> None:
     s = a.summary
-    style = "bold red" if s["loops"] else ("bold yellow" if s["bounces"] else "bold green")
+    style = "bold red" if s.loops else ("bold yellow" if s.bounces else "bold green")
     con.print(f"[{style}]{escape(a.verdict)}[/{style}]")
     for w in a.warnings:
         con.print(f"[yellow]warning:[/yellow] {escape(w)}")
@@ -63,14 +63,14 @@ def analysis(con: Console, a) -> None:
                           ("peak extra/s", "right")):
             t.add_column(col, justify=just, no_wrap=col in ("destination", "copies"))
         for lp in a.loops:
-            amp = f"{lp['amplification']:.1f}" if lp["amplification"] is not None else "-"
-            peak = lp["extra_pps_peak"]
-            t.add_row(str(lp["id"]), lp["destination"],
-                      lp["kind"] + (" est." if lp.get("estimated") else ""),
-                      escape(", ".join(lp["capture_points"])),
-                      str(lp["ttl_step"] if lp["ttl_step"] is not None else "-"),
-                      f"{lp['looping_packets']:,}", f"{lp['observations']:,}", amp,
-                      f"{lp['duration_s']:.2f}" if lp["duration_s"] is not None else "-",
+            amp = f"{lp.amplification:.1f}" if lp.amplification is not None else "-"
+            peak = lp.extra_pps_peak
+            t.add_row(str(lp.id), lp.destination,
+                      lp.kind + (" est." if lp.estimated else ""),
+                      escape(", ".join(lp.capture_points)),
+                      str(lp.ttl_step if lp.ttl_step is not None else "-"),
+                      f"{lp.looping_packets:,}", f"{lp.observations:,}", amp,
+                      f"{lp.duration_s:.2f}" if lp.duration_s is not None else "-",
                       f"{peak:,.0f}" if peak is not None else "-")
         con.print(t)
     if a.bounces:
@@ -79,26 +79,26 @@ def analysis(con: Console, a) -> None:
         for col in ("destination", "capture point", "packets"):
             t.add_column(col)
         for b in a.bounces:
-            t.add_row(b["destination"], escape(b["capture_point"]), f"{b['packets']:,}")
+            t.add_row(b.destination, escape(b.capture_point), f"{b['packets']:,}")
         con.print(t)
     if a.implicated:
         t = Table(title="Implicated addresses", title_justify="left", header_style="bold")
         for col in ("address", "roles", "capture point", "packets"):
             t.add_column(col)
         for e in a.implicated[:20]:
-            t.add_row(e["address"], ", ".join(e["roles"]), escape(e["capture_point"] or "-"),
-                      f"{e['packets']:,}")
+            t.add_row(e.address, ", ".join(e.roles), escape(e.capture_point or "-"),
+                      f"{e.packets:,}")
         con.print(t)
     for lp in a.loops:
-        con.print(f"\n[bold]Loop {lp['id']}[/bold] — {escape(lp['explanation'])}")
-        fates = ", ".join(f"{k} {v}" for k, v in lp["fates"].items() if v) or "-"
-        drops = ", ".join(f"{k} {v}" for k, v in lp["dropped_by"].items() if v) or "-"
-        te = lp["icmp_time_exceeded"]
-        senders = ", ".join(lp["icmp_senders"]) or "-"
+        con.print(f"\n[bold]Loop {lp.id}[/bold] — {escape(lp.explanation)}")
+        fates = ", ".join(f"{k} {v}" for k, v in lp.fates.items() if v) or "-"
+        drops = ", ".join(f"{k} {v}" for k, v in lp.dropped_by.items() if v) or "-"
+        te = lp.icmp_time_exceeded
+        senders = ", ".join(lp.icmp_senders) or "-"
         con.print(f"  fates: {fates}; dropped by: {drops}; ICMP time-exceeded: {te} "
                   f"(from {escape(senders)})")
         con.print("  [bold]fixes[/bold] (as applied in the lab's fix-* scenarios, where each stopped the loop):")
-        for f in lp["fixes"]:
+        for f in lp.fixes:
             con.print(f"  • {escape(f)}")
 
 

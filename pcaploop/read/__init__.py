@@ -7,6 +7,4 @@ says what was left unread and why.
 """
 from __future__ import annotations
 
-from .capture import CaptureFile, Interface, RecordBatch, open_capture, sniff
-
-__all__ = ["CaptureFile", "Interface", "RecordBatch", "open_capture", "sniff"]
+from .capture import CaptureFile, Interface, RecordBatch, open_capture, sniff  # noqa: F401

@@ -24,35 +24,35 @@ def only_loop(a):
 def test_host_guest_pingpong(tmp_path, uplink):
     a = run(tmp_path, tunnel_loop(n=20, entry_ttl=64, uplink=uplink))
     lp = only_loop(a)
-    assert (lp["kind"], lp["destination"], lp["capture_points"]) == ("l3", "203.0.113.7", ["tap101"])
-    assert lp["ttl_step"] == 2
-    assert lp["looping_packets"] == 20
-    assert lp["observations"] == 63 * 20  # DESIGN §4: independent of the uplink capture
-    assert lp["amplification"] == pytest.approx(63)
-    assert lp["fates"]["expired"] == 20
-    assert lp["dropped_by"]["guest"] == 20  # T-1 = 63 is odd: the guest gets the TTL-1 copy
-    assert "203.0.113.101" not in {x["destination"] for x in a.loops}
+    assert (lp.kind, lp.destination, list(lp.capture_points)) == ("l3", "203.0.113.7", ["tap101"])
+    assert lp.ttl_step == 2
+    assert lp.looping_packets == 20
+    assert lp.observations == 63 * 20  # DESIGN §4: independent of the uplink capture
+    assert lp.amplification == pytest.approx(63)
+    assert lp.fates["expired"] == 20
+    assert lp.dropped_by["guest"] == 20  # T-1 = 63 is odd: the guest gets the TTL-1 copy
+    assert "203.0.113.101" not in {x.destination for x in a.loops}
     pcaploop.validate_json(a.to_json())
 
 
 def test_raw_tunnel_without_direction(tmp_path):
     a = run(tmp_path, tunnel_loop(n=5, entry_ttl=64, link="raw", uplink=False), linktype=101)
     lp = only_loop(a)
-    assert lp["ttl_step"] == 2
-    assert lp["observations"] == 63 * 5
+    assert lp.ttl_step == 2
+    assert lp.observations == 63 * 5
     # labelled by TTL parity: the first copy on a guest link went out, then they alternate
     rows = a.path_rows()
     first = rows[rows["looping"]].groupby("path").head(3)
     assert list(first["direction"].astype(str))[:3] == ["out", "in", "out"]
-    assert lp["dropped_by"] == {"guest": 5, "host": 0, "unknown": 0}
+    assert lp.dropped_by == {"guest": 5, "host": 0, "unknown": 0}
 
 
 @pytest.mark.parametrize("entry", [64, 128, 254])
 def test_ipv6_loop(tmp_path, entry):
     a = run(tmp_path, tunnel_loop(n=4, entry_ttl=entry, dst="2001:db8:100::7", v6=True))
     lp = only_loop(a)
-    assert lp["destination"] == "2001:db8:100::7"
-    assert lp["observations"] == (entry - 1) * 4
+    assert lp.destination == "2001:db8:100::7"
+    assert lp.observations == (entry - 1) * 4
 
 
 def test_router_loop_on_uplink(tmp_path):
@@ -65,10 +65,10 @@ def test_router_loop_on_uplink(tmp_path):
                                                      ROUTER if inbound else HOST,
                                                      HOST if inbound else ROUTER)))
     lp = only_loop(run(tmp_path, caps))
-    assert lp["capture_points"] == ["uplink"]
-    assert lp["ttl_step"] == 2
-    assert lp["observations"] == 50 * 6
-    assert lp["amplification"] == pytest.approx(50)
+    assert list(lp.capture_points) == ["uplink"]
+    assert lp.ttl_step == 2
+    assert lp.observations == 50 * 6
+    assert lp.amplification == pytest.approx(50)
 
 
 def test_loop_across_two_tunnels(tmp_path):
@@ -89,17 +89,17 @@ def test_loop_across_two_tunnels(tmp_path):
             else:
                 caps["tap102"].append((tt, eth(pkt, GUEST2, HOST)))
     lp = only_loop(run(tmp_path, caps))
-    assert lp["capture_points"] == ["tap101", "tap102"]
-    assert lp["ttl_step"] == 4
-    assert lp["observations"] == 63 * 5
+    assert list(lp.capture_points) == ["tap101", "tap102"]
+    assert lp.ttl_step == 4
+    assert lp.observations == 63 * 5
 
 
 def test_layer2_loop_same_ttl_repeating(tmp_path):
     caps = {"lan": [(T0 + i * 0.002, eth(ip4("203.0.113.9", 60, 42), ROUTER, HOST))
                     for i in range(30)]}
     lp = only_loop(run(tmp_path, caps))
-    assert lp["kind"] == "l2"
-    assert lp["observations"] == 30 and lp["looping_packets"] == 1
+    assert lp.kind == "l2"
+    assert lp.observations == 30 and lp.looping_packets == 1
 
 
 def test_merge_gap(tmp_path):
@@ -122,10 +122,10 @@ def test_time_exceeded_tied_and_inferred(tmp_path):
         te = dpkt_icmp_te(bytes(quoted), "203.0.113.101", CLIENT)
         caps["uplink"].append((t + 0.001, eth(te, HOST, ROUTER)))
     lp = only_loop(run(tmp_path, caps))
-    assert lp["kind"] == "inferred" and lp["estimated"] is True
-    assert lp["destination"] == "203.0.113.7"
-    assert lp["observations"] == 63 * 3
-    assert lp["icmp_senders"] == ["203.0.113.101"]
+    assert lp.kind == "inferred" and lp.estimated is True
+    assert lp.destination == "203.0.113.7"
+    assert lp.observations == 63 * 3
+    assert list(lp.icmp_senders) == ["203.0.113.101"]
 
 
 def dpkt_icmp_te(quoted: bytes, src: str, dst: str) -> bytes:
@@ -157,8 +157,8 @@ def test_duplicates_counted_not_looping(tmp_path):
         caps["any"] += [(T0 + k * 0.01, f), (T0 + k * 0.01 + 2e-6, f)]
     a = run(tmp_path, caps)
     assert a.loops == []
-    assert a.summary["duplicates"] == 10
-    assert a.summary["observations"] == 10
+    assert a.summary.duplicates == 10
+    assert a.summary.observations == 10
 
 
 def test_bounce_reported_apart(tmp_path):
@@ -169,7 +169,7 @@ def test_bounce_reported_apart(tmp_path):
         caps["tap101"].append((t + 1e-5, eth(ip4("203.0.113.7", 62, k), GUEST, HOST)))
     a = run(tmp_path, caps)
     assert a.loops == []
-    assert a.bounces == [{"destination": "203.0.113.7", "capture_point": "tap101", "packets": 7}]
+    assert [b.to_json() for b in a.bounces] == [{"destination": "203.0.113.7", "capture_point": "tap101", "packets": 7}]
 
 
 def test_tcp_retransmission_and_identical_pings(tmp_path):
@@ -203,7 +203,7 @@ def test_overlapping_inputs_counted_once(tmp_path):
     caps["tap101-copy"] = list(caps["tap101"])
     a = run(tmp_path, caps)
     lp = only_loop(a)
-    assert lp["observations"] == 63 * 5
+    assert lp.observations == 63 * 5
     assert any("same interface" in w for w in a.warnings)
 
 
@@ -218,8 +218,8 @@ def test_proxy_arp_responder_implicated(tmp_path):
     frame = ROUTER + HOST + struct.pack("!H", 0x0806) + bytes(arp)
     caps["uplink"].insert(0, (T0, frame))
     a = run(tmp_path, caps)
-    roles = {e["address"]: e["roles"] for e in a.implicated}
-    assert roles["02:00:00:00:00:10"] == ["proxy-arp-responder"]
+    roles = {e.address: e.roles for e in a.implicated}
+    assert roles["02:00:00:00:00:10"] == ("proxy-arp-responder",)
     assert "loop-destination" in roles["203.0.113.7"]
     up = next(c for c in a.to_json()["captures"] if c["name"] == "uplink")
     assert up["skipped"]["non_ip"] == 1 and up["records"] == up["decoded"] + 1
@@ -227,10 +227,15 @@ def test_proxy_arp_responder_implicated(tmp_path):
 
 def test_fix_commands_never_carry_hostile_interface_names(tmp_path):
     from pcaploop.analysis.explain import explain
+    from pcaploop.analysis.model import Loop
 
-    lp = {"kind": "l3", "destination": "203.0.113.7", "ttl_step": 2, "looping_packets": 1,
-          "observations": 63, "amplification": 63.0,
-          "capture_points": ["tap9 $(touch /tmp/pwned)\nEOF\nrm -rf ~"]}
+    lp = Loop(id=1, kind="l3", destination="203.0.113.7", destination_prefix="203.0.113.7/32",
+              capture_points=("tap9 $(touch /tmp/pwned)\nEOF\nrm -rf ~",), ttl_step=2,
+              first_ns=0, last_ns=1, looping_packets=1, observations=63, bytes=0,
+              amplification=63.0, amplification_bytes=None, cycle_time_ms=None,
+              extra_pps_mean=None, extra_pps_peak=None, sources=(), protocols={}, fates={},
+              dropped_by={}, icmp_time_exceeded=0, icmp_senders=(), missing_copies=None,
+              estimated=False)
     _, fixes = explain(lp)
     text = "\n".join(fixes)
     assert "$(touch" not in text and "rm -rf" not in text and "GUESTLINK" in text
@@ -239,7 +244,7 @@ def test_fix_commands_never_carry_hostile_interface_names(tmp_path):
 def test_ipv6_loop_above_2_63_not_also_inferred(tmp_path):
     caps = tunnel_loop(n=3, dst="fd00::7", v6=True)
     a = run(tmp_path, caps)
-    assert [lp["kind"] for lp in a.loops] == ["l3"]
+    assert [lp.kind for lp in a.loops] == ["l3"]
 
 
 def test_l2_copies_spread_over_centuries_stay_cheap(tmp_path):
@@ -247,7 +252,7 @@ def test_l2_copies_spread_over_centuries_stay_cheap(tmp_path):
     caps = {"lan": [(1e6 + i * 0.001, first) for i in range(3)]
             + [(4e9 + i * 0.001, second) for i in range(3)]}  # 127 years apart
     a = run(tmp_path, caps)
-    assert {lp["kind"] for lp in a.loops} == {"l2"}
+    assert {lp.kind for lp in a.loops} == {"l2"}
 
 
 def test_merge_prefix_groups_ipv4_destinations(tmp_path):
@@ -256,4 +261,4 @@ def test_merge_prefix_groups_ipv4_destinations(tmp_path):
     args = write(caps, tmp_path)
     assert len(pcaploop.analyze(args).loops) == 2
     merged = pcaploop.analyze(args, merge_prefix=24).loops
-    assert len(merged) == 1 and merged[0]["destination_prefix"] == "203.0.113.0/24"
+    assert len(merged) == 1 and merged[0].destination_prefix == "203.0.113.0/24"

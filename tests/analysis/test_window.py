@@ -122,18 +122,17 @@ def test_stream_equals_one_pass(golden, tmp_path, monkeypatch):
     assert len(flushes) >= REPEATS - 1  # the stream really was cut into windows
     assert _doc(streamed) == _doc(whole)
     # each repetition is the golden incident again
-    per_dst: dict[str, list[dict]] = {}
+    per_dst: dict[str, list] = {}
     for lp in streamed.loops:
-        per_dst.setdefault(lp["destination"], []).append(lp)
+        per_dst.setdefault(lp.destination, []).append(lp)
     assert sorted(per_dst) == sorted(lp["destination"] for lp in exp["loops"])
     for e in exp["loops"]:
         got = per_dst[e["destination"]]
         assert len(got) == REPEATS
-        assert [g["looping_packets"] for g in got] == [e["looping_packets"]] * REPEATS
-        assert [g["observations"] for g in got] == [e["observations"]] * REPEATS
+        assert [g.looping_packets for g in got] == [e["looping_packets"]] * REPEATS
+        assert [g.observations for g in got] == [e["observations"]] * REPEATS
     exp_b = {(b["destination"], b["capture_point"]): b["packets"] * REPEATS for b in exp["bounces"]}
-    assert {(b["destination"], b["capture_point"]): b["packets"]
-            for b in streamed.bounces} == exp_b
+    assert {(b.destination, b.capture_point): b.packets for b in streamed.bounces} == exp_b
 
 
 def test_evidence_is_what_is_kept(tmp_path):
@@ -213,12 +212,12 @@ def test_late_packets_are_reported(tmp_path, monkeypatch):
     a = pcaploop.analyze([str(out)], chunk_rows=50)
     assert any("stamped more than" in w for w in a.warnings)
     total = sum(p.decoded for p in a.packets.points)
-    assert a.summary["observations"] + a.summary["duplicates"] == total
+    assert a.summary.observations + a.summary.duplicates == total
     ref = pcaploop.analyze(pcaploop.load([str(out)]))
     assert not any("stamped more than" in w for w in ref.warnings)
     # a late packet may miss copies already correlated: close, not exact
-    assert {lp["destination"] for lp in a.loops} == {lp["destination"] for lp in ref.loops}
-    got, want = a.summary["looping_packets"], ref.summary["looping_packets"]
+    assert {lp.destination for lp in a.loops} == {lp.destination for lp in ref.loops}
+    got, want = a.summary.looping_packets, ref.summary.looping_packets
     assert abs(got - want) <= 0.05 * want
 
 
@@ -275,7 +274,7 @@ def test_stream_memory_does_not_grow_with_the_capture(tmp_path, monkeypatch):
         a = pcaploop.analyze([str(path)], chunk_rows=4096)
         peaks[n] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-        assert a.summary["observations"] == n + (n // 10_000) * 62
-        assert a.summary["looping_packets"] == n // 10_000
+        assert a.summary.observations == n + (n // 10_000) * 62
+        assert a.summary.looping_packets == n // 10_000
         assert len(a.packets) == (n // 10_000) * 63  # only the loops' copies were kept
     assert peaks[80_000] < 1.25 * peaks[20_000], peaks

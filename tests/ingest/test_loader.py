@@ -9,7 +9,8 @@ import pytest
 import fixtures as fx
 from pcaploop import schema as S
 from pcaploop.errors import NotACaptureError, UnsupportedLinkTypeError
-from pcaploop.ingest.loader import load, parse_ifmap
+from pcaploop.ingest.loader import load
+from pcaploop.ingest.specs import parse_ifmap
 
 
 def names(pk):

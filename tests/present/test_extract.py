@@ -46,38 +46,38 @@ def tshark_count(path: str, dfilter: str | None = None) -> int:
 
 # --- which rows -------------------------------------------------------------------------
 def test_scenario_has_every_kind(mixed):
-    kinds = [lp["kind"] for lp in mixed.loops]
+    kinds = [lp.kind for lp in mixed.loops]
     assert kinds[0] == "l2" and kinds.count("l3") == 2
-    assert mixed.bounces and mixed.bounces[0]["destination"] == "203.0.113.8"
+    assert mixed.bounces and mixed.bounces[0].destination == "203.0.113.8"
 
 
 def test_copies_are_exactly_the_observations(mixed):
     for lp in mixed.loops:
-        lr = X.loop_rows(mixed, lp["id"])
-        assert len(lr.copies) == lp["observations"], lp["id"]
+        lr = X.loop_rows(mixed, lp.id)
+        assert len(lr.copies) == lp.observations, lp.id
         assert len(np.unique(lr.copies)) == len(lr.copies)
         names = {mixed.packets.point_names[p] for p in mixed.packets.cols["point"][lr.copies]}
-        assert names == set(lp["capture_points"])
+        assert names == set(lp.capture_points)
 
 
 def test_l3_rows_follow_the_final_loop_id(mixed):
     lp = by_kind(mixed, "l3", v6=False)
-    assert lp["id"] == 2  # detection calls it 1
-    lr = X.loop_rows(mixed, lp["id"])
+    assert lp.id == 2  # detection calls it 1
+    lr = X.loop_rows(mixed, lp.id)
     cols = mixed.packets.cols
     assert set(cols["ttl"][lr.copies]) == set(range(1, 64))
-    assert len(lr.passages) == lp["looping_packets"]  # the uplink entries, TTL 64
+    assert len(lr.passages) == lp.looping_packets  # the uplink entries, TTL 64
     assert set(cols["ttl"][lr.passages]) == {64}
-    assert len(lr.icmp) == lp["icmp_time_exceeded"] == 3
+    assert len(lr.icmp) == lp.icmp_time_exceeded == 3
 
 
 def test_selection_roles_and_errors(mixed):
     lp = by_kind(mixed, "l3", v6=False)
-    sel = X.select(mixed, loop=lp["id"])
-    lr = X.loop_rows(mixed, lp["id"])
+    sel = X.select(mixed, loop=lp.id)
+    lr = X.loop_rows(mixed, lp.id)
     assert len(sel.rows) == len(lr.copies) + len(lr.passages) + len(lr.icmp)
     assert np.all(np.diff(sel.rows) > 0)
-    assert (sel.role == X.COPY).sum() == lp["observations"]
+    assert (sel.role == X.COPY).sum() == lp.observations
     assert (sel.role == X.ICMP).sum() == 3
     with pytest.raises(UsageError, match="no loop 99"):
         X.select(mixed, loop=99)
@@ -95,23 +95,23 @@ def test_dst_takes_loops_and_bounces(mixed):
     sel = X.select(mixed, dst="203.0.113.8")
     assert len(sel.rows) == 8 and set(sel.role) == {X.BOUNCE}
     lp = by_kind(mixed, "l3", v6=True)
-    sel = X.select(mixed, dst=lp["destination"].upper(), copies_only=True)
-    assert len(sel.rows) == lp["observations"]
+    sel = X.select(mixed, dst=lp.destination.upper(), copies_only=True)
+    assert len(sel.rows) == lp.observations
 
 
 # --- the pcapng -------------------------------------------------------------------------
 def test_extract_read_back_by_pcaploop(mixed, tmp_path):
     lp = by_kind(mixed, "l3", v6=False)
     out = tmp_path / "ev.pcapng"
-    res = X.extract(mixed, out, loop=lp["id"])
-    sel = X.select(mixed, loop=lp["id"])
+    res = X.extract(mixed, out, loop=lp.id)
+    sel = X.select(mixed, loop=lp.id)
     assert res["packets"] == len(sel.rows)
     back = load_packets([out])
     assert len(back) == len(sel.rows)
     assert sorted((p.name, p.linktype, p.format) for p in back.points) == [
         ("tap101", 1, "pcapng"), ("uplink", 1, "pcapng")]
-    assert res["capture_points"] == {"tap101": lp["observations"],
-                                     "uplink": lp["looping_packets"] + 3}
+    assert res["capture_points"] == {"tap101": lp.observations,
+                                     "uplink": lp.looping_packets + 3}
     orig = mixed.packets.cols
     # same packets, same nanosecond timestamps, same bytes (same keyed fingerprint)
     assert np.array_equal(np.sort(back.cols["time_ns"]), np.sort(orig["time_ns"][sel.rows]))
@@ -120,36 +120,36 @@ def test_extract_read_back_by_pcaploop(mixed, tmp_path):
     assert np.array_equal(np.sort(back.cols["ttl"]), np.sort(orig["ttl"][sel.rows]))
     # and the extract shows the same loop again
     again = pcaploop.analyze([out])
-    assert [(x["destination"], x["observations"]) for x in again.loops] == [
-        (lp["destination"], lp["observations"])]
+    assert [(x.destination, x.observations) for x in again.loops] == [
+        (lp.destination, lp.observations)]
 
 
 def test_copies_only_extract(mixed, tmp_path):
     for lp in mixed.loops:
-        out = tmp_path / f"loop{lp['id']}.pcapng"
-        X.extract(mixed, out, loop=lp["id"], copies_only=True)
-        assert len(load_packets([out])) == lp["observations"]
+        out = tmp_path / f"loop{lp.id}.pcapng"
+        X.extract(mixed, out, loop=lp.id, copies_only=True)
+        assert len(load_packets([out])) == lp.observations
         if TSHARK:
-            assert tshark_count(str(out)) == lp["observations"]
+            assert tshark_count(str(out)) == lp.observations
 
 
 @needs_tshark
 def test_tshark_reads_extract(mixed, tmp_path):
     lp = by_kind(mixed, "l3", v6=False)
     out = tmp_path / "ev.pcapng"
-    X.extract(mixed, out, loop=lp["id"])
+    X.extract(mixed, out, loop=lp.id)
     res = subprocess.run([TSHARK, "-n", "-r", str(out), "-T", "fields", "-E", "separator=|",
                           "-e", "frame.interface_name", "-e", "frame.time_epoch", "-e", "ip.ttl",
                           "-e", "frame.comment"], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     lines = [ln.split("|") for ln in res.stdout.splitlines()]
-    assert len(lines) == len(X.select(mixed, loop=lp["id"]).rows)
+    assert len(lines) == len(X.select(mixed, loop=lp.id).rows)
     assert {ln[0] for ln in lines} == {"uplink", "tap101"}
     copies = [ln for ln in lines if "loop copy" in ln[3]]
-    assert len(copies) == lp["observations"]
+    assert len(copies) == lp.observations
     assert all(ln[0] == "tap101" for ln in copies)
     # nanosecond timestamps survive exactly (if_tsresol 9: tshark prints 9 decimals)
-    want = np.sort(mixed.packets.cols["time_ns"][X.select(mixed, loop=lp["id"]).rows])
+    want = np.sort(mixed.packets.cols["time_ns"][X.select(mixed, loop=lp.id).rows])
     got = np.sort([int(ln[1].replace(".", "")) for ln in lines])
     assert np.array_equal(got, want)
 
@@ -163,7 +163,7 @@ def test_sll2_points_keep_their_link_type(tmp_path):
     back = load_packets([out], ifmap=SLL2_IFMAP)
     assert {p.linktype for p in back.points} == {276}
     assert {p.name for p in back.points} == {"uplink", "tap101"}
-    assert sum(p.records for p in back.points if p.name == "tap101") == lp["observations"]
+    assert sum(p.records for p in back.points if p.name == "tap101") == lp.observations
     if TSHARK:
         res = subprocess.run([TSHARK, "-n", "-r", str(out), "-T", "fields", "-e",
                               "frame.interface_name", "-e", "sll.ifindex"], capture_output=True,
@@ -178,7 +178,7 @@ def test_pcapng_multi_interface_extract(tmp_path):
     out = tmp_path / "ev.pcapng"
     X.extract(a, out, loop=1, copies_only=True)
     back = load_packets([out])
-    assert [(p.name, p.records) for p in back.points] == [("tap101", a.loops[0]["observations"])]
+    assert [(p.name, p.records) for p in back.points] == [("tap101", a.loops[0].observations)]
 
 
 def test_changed_capture_is_refused(tmp_path):
@@ -204,26 +204,26 @@ def test_ranges():
 
 def test_filter_shape(mixed):
     lp = by_kind(mixed, "l3", v6=False)
-    (f,) = X.wireshark_filters(mixed, lp["id"])
-    assert f["file"].endswith("tap101.pcap") and f["packets"] == lp["observations"]
+    (f,) = X.wireshark_filters(mixed, lp.id)
+    assert f["file"].endswith("tap101.pcap") and f["packets"] == lp.observations
     assert f["filter"].startswith("ip.dst == 203.0.113.7 && frame.number in {")
     v6 = by_kind(mixed, "l3", v6=True)
-    v6_filter = X.wireshark_filters(mixed, v6["id"])[0]["filter"]
+    v6_filter = X.wireshark_filters(mixed, v6.id)[0]["filter"]
     assert v6_filter.startswith("ipv6.dst == 2001:db8:100::7 && frame.number in {")
 
 
 def _check_filters(a) -> None:
     assert a.loops
     for lp in a.loops:
-        filters = X.wireshark_filters(a, lp["id"])
+        filters = X.wireshark_filters(a, lp.id)
         total = 0
         for f in filters:
             assert f["filter"], f
             n = tshark_count(f["file"], f["filter"])
-            assert n == f["packets"], (lp["id"], f)
+            assert n == f["packets"], (lp.id, f)
             total += n
-        if lp["kind"] != "inferred":
-            assert total == lp["observations"], lp
+        if lp.kind != "inferred":
+            assert total == lp.observations, lp
 
 
 @needs_tshark

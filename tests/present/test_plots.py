@@ -90,8 +90,8 @@ def test_traffic_rates_add_up(mixed):
     total = sum(r.sum() * width for _, _, r in layers)
     assert total == pytest.approx(len(everything))  # every packet, not only the evidence kept
     loop = sum(r.sum() * width for _, is_loop, r in layers if is_loop)
-    assert loop == pytest.approx(sum(lp["observations"] for lp in mixed.loops
-                                     if lp["kind"] != "inferred"))
+    assert loop == pytest.approx(sum(lp.observations for lp in mixed.loops
+                                     if lp.kind != "inferred"))
     # normal traffic below, loop copies on top
     flags = [is_loop for _, is_loop, _ in layers]
     assert flags == sorted(flags)
@@ -108,7 +108,7 @@ def test_timeline_artists(mixed):
     assert ax.get_ylabel() == "packets per second"
     assert "UTC (ms)" in ax.get_xlabel() and "bins of 50 ms" in ax.get_xlabel()
     for lp in mixed.loops:  # one lane per loop marks its start and end
-        assert f"loop {lp['id']} ({lp['destination']})" in texts(ax)
+        assert f"loop {lp.id} ({lp.destination})" in texts(ax)
     assert len(ax.lines) == len(mixed.loops)
     # stacked: the top of the last layer is the total rate
     assert ax.get_ylim()[1] >= max(sum(r for _, _, r in layers))
@@ -123,7 +123,7 @@ def test_timeline_without_loops(healthy):
 # --- 2. TTL staircase ---------------------------------------------------------------------
 def test_ttl_staircase_points_and_colours(mixed):
     lp = by_kind(mixed, "l3", v6=False)
-    ax = plots.ttl_staircase(mixed, lp["id"], ax=new_ax(), max_packets=4)
+    ax = plots.ttl_staircase(mixed, lp.id, ax=new_ax(), max_packets=4)
     pts = [c for c in ax.collections if isinstance(c, PathCollection)]
     n = sum(len(c.get_offsets()) for c in pts)
     assert n == 4 * (63 + 1)  # 4 of 6 packets: 63 tunnel copies + the uplink entry each
@@ -139,7 +139,7 @@ def test_ttl_staircase_points_and_colours(mixed):
     assert "tap101 out (host sends)" in labels and "tap101 in (host receives)" in labels
     assert ax.get_ylabel() == "TTL / hop limit"
     assert ax.get_xlabel().startswith("time since the packet was first seen (")
-    assert f"loop {lp['id']}" in ax.get_title()
+    assert f"loop {lp.id}" in ax.get_title()
     assert "TTL −2 per trip" in ax.get_legend().get_title().get_text()
     (zoom,) = ax.child_axes  # 63 copies per packet: markers merge, so one packet is zoomed
     assert zoom.get_title() == "zoom: first 12 observations of one packet"
@@ -148,7 +148,7 @@ def test_ttl_staircase_points_and_colours(mixed):
 
 def test_ttl_staircase_l2_and_inferred(mixed, tmp_path):
     lp = by_kind(mixed, "l2")
-    ax = plots.ttl_staircase(mixed, lp["id"], ax=new_ax())
+    ax = plots.ttl_staircase(mixed, lp.id, ax=new_ax())
     ys = np.concatenate([c.get_offsets()[:, 1] for c in ax.collections])
     assert set(ys) == {60}  # same TTL every time: a layer-2 loop
     assert "same TTL every time" in ax.get_legend().get_title().get_text()
@@ -167,9 +167,9 @@ def test_amplification_bars(mixed):
     ax = plots.amplification(mixed, ax=new_ax())
     dests = {}
     for lp in mixed.loops:
-        d = dests.setdefault(lp["destination"], [0, 0])
-        d[0] += lp["looping_packets"]
-        d[1] += lp["observations"]
+        d = dests.setdefault(lp.destination, [0, 0])
+        d[0] += lp.looping_packets
+        d[1] += lp.observations
     bars = [p for p in ax.patches if isinstance(p, Rectangle)]
     assert len(bars) == 2 * len(dests)
     assert [t.get_text() for t in ax.get_yticklabels()] == sorted(dests, key=lambda k: -dests[k][1])
@@ -186,7 +186,7 @@ def test_amplification_bars(mixed):
 # --- 4. path ladder ------------------------------------------------------------------------
 def test_path_ladder_arrows(mixed):
     lp = by_kind(mixed, "l3", v6=False)
-    ax = plots.path_ladder(mixed, lp["id"], ax=new_ax(8, 12), max_arrows=20)
+    ax = plots.path_ladder(mixed, lp.id, ax=new_ax(8, 12), max_arrows=20)
     arrows = arrows_of(ax)
     # 20 of 64 observations drawn, plus the ICMP error this packet got
     assert len(arrows) == 20 + 1
@@ -201,14 +201,14 @@ def test_path_ladder_arrows(mixed):
 
 def test_path_ladder_full_and_without_icmp(mixed):
     lp = by_kind(mixed, "l3", v6=True)
-    ax = plots.path_ladder(mixed, lp["id"], ax=new_ax(8, 12), max_arrows=100)
+    ax = plots.path_ladder(mixed, lp.id, ax=new_ax(8, 12), max_arrows=100)
     arrows = arrows_of(ax)
     assert len(arrows) == 20  # entry hop limit 20 on the uplink, 19 tunnel copies
     assert any("no ICMP time-exceeded captured" in x for x in texts(ax))
 
 
 def test_path_ladder_l2_says_why_not(mixed):
-    ax = plots.path_ladder(mixed, by_kind(mixed, "l2")["id"], ax=new_ax())
+    ax = plots.path_ladder(mixed, by_kind(mixed, "l2").id, ax=new_ax())
     assert "no TTL ladder" in texts(ax)[0]
 
 
@@ -218,7 +218,7 @@ def test_copies_histogram(mixed):
     heights = sum(p.get_height() for p in ax.patches if isinstance(p, Rectangle))
     # stepfilled histograms draw polygons; count via the legend and the data instead
     labels = legend_labels(ax)
-    assert len(labels) == len([lp for lp in mixed.loops if lp["kind"] != "inferred"])
+    assert len(labels) == len([lp for lp in mixed.loops if lp.kind != "inferred"])
     assert any("median 63" in x for x in labels)
     assert ax.get_xlabel() == "copies of one packet at the loop's capture points"
     assert heights >= 0
@@ -237,7 +237,7 @@ def test_cycle_time_histogram(mixed, healthy):
 # --- all figures, files, readability ----------------------------------------------------------
 def test_figures_and_files(mixed, tmp_path):
     stems = [s for s, _, _ in plots.figures(mixed)]
-    ids = [lp["id"] for lp in mixed.loops]
+    ids = [lp.id for lp in mixed.loops]
     assert stems[0] == "timeline"
     for i in ids:
         assert f"ttl-loop{i}" in stems

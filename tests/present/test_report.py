@@ -42,7 +42,7 @@ def xss(tmp_path_factory):
     """A loop on a pcapng interface whose name and comment are HTML."""
     d = tmp_path_factory.mktemp("xss")
     a = pcaploop.analyze([write_pcapng_loop(d, XSS_NAME, XSS_COMMENT)])
-    assert a.loops and a.loops[0]["capture_points"] == [XSS_NAME]
+    assert a.loops and list(a.loops[0].capture_points) == [XSS_NAME]
     path = d / "report.html"
     R.write_report(a, path, command=f"pcaploop report {XSS_NAME}")
     return path
@@ -66,17 +66,17 @@ def test_sections_in_order(mixed, mixed_html):
 def test_every_fact_is_there(mixed, mixed_html):
     doc = mixed_html
     for lp in mixed.loops:
-        assert f"Loop {lp['id']}: {lp['destination']}" in doc
-        for fix in lp["fixes"]:
+        assert f"Loop {lp.id}: {lp.destination}" in doc
+        for fix in lp.fixes:
             first_code = re.search(r"`([^`]*)`", fix)
             if first_code:
                 tag = "pre" if "\n" in first_code.group(1) else "code"
                 assert f"<{tag}>{html.escape(first_code.group(1))}</{tag}>" in doc
-        for f in pcaploop.present.extract.wireshark_filters(mixed, lp["id"]):
+        for f in pcaploop.present.extract.wireshark_filters(mixed, lp.id):
             assert html.escape(f["filter"]) in doc
-        assert f"--loop {lp['id']} -o loop{lp['id']}-evidence.pcapng" in doc
+        assert f"--loop {lp.id} -o loop{lp.id}-evidence.pcapng" in doc
     for imp in mixed.implicated:
-        assert imp["address"] in doc
+        assert imp.address in doc
     assert "destination of looping packets" in doc  # roles are explained
     for p in mixed.packets.points:
         assert f"<td>{html.escape(p.name)}</td>" in doc and html.escape(p.path) in doc

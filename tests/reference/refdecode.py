@@ -675,7 +675,7 @@ def reference_file(path: str | Path, name: str, key: Key = RUN_KEY,
     the file name's stem.
     """
     cap = read_reference(path)
-    from pcaploop.ingest.loader import CaptureSpec
+    from pcaploop.ingest.specs import CaptureSpec
 
     stem = stem or CaptureSpec(str(path)).stem
     decoded = []

@@ -1,0 +1,190 @@
+"""Capture points: one interface seen by one capture, named and accounted for.
+
+A pcap file is one capture point; a pcapng file one per interface block;
+a ``tcpdump -i any`` (SLL2) capture one per interface index.  Names come
+from ``NAME=PATH``, pcapng ``if_name`` or ``--ifmap``, made unique across
+all inputs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import schema as S
+from ..contract import iso_ns
+from ..decode import linktypes as lt
+from ..errors import CaptureError
+from ..read import CaptureFile
+from .specs import CaptureSpec
+
+__all__ = ["CapturePoint"]
+
+
+#: capture points across all inputs; far beyond any host, small enough for int16 codes
+MAX_POINTS = 4096
+
+
+@dataclass(slots=True)
+class CapturePoint:
+    """One interface seen by one capture, with its accounting (DESIGN.md §2, §4)."""
+
+    name: str
+    path: str
+    format: str
+    linktype: int
+    interface: int | None = None  # pcapng interface index, SLL2 ifindex
+    records: int = 0
+    decoded: int = 0
+    skipped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(S.SKIP_REASONS, 0))
+    capture_dropped: int | None = None
+    truncated_tail: bool = False
+    problem: str | None = None
+    first_ns: int | None = None
+    last_ns: int | None = None
+    comment: str | None = None
+
+    @property
+    def linktype_name(self) -> str:
+        """Link-type name (``EN10MB``, ``LINUX_SLL2``, ``LINKTYPE_147``)."""
+        return lt.linktype_name(self.linktype)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``captures[]`` entry of the JSON contract."""
+        return {
+            "name": self.name,
+            "path": self.path,
+            "format": self.format,
+            "linktype": self.linktype_name,
+            "interface": self.interface,
+            "records": self.records,
+            "decoded": self.decoded,
+            "skipped": dict(self.skipped),
+            "capture_dropped": self.capture_dropped,
+            "truncated_tail": self.truncated_tail,
+            "problem": self.problem,
+            "first_seen": iso_ns(self.first_ns),
+            "last_seen": iso_ns(self.last_ns),
+        }
+
+
+class PointRegistry:
+    """Registry of capture points across files, with unique names."""
+
+    def __init__(self, ifmap: dict[int, str]):
+        self.points: list[CapturePoint] = []
+        self.ifmap = ifmap
+        self._names: set[str] = set()
+        self._wish: list[tuple[str, str]] = []  # (name asked for, file stem) per point
+
+    def _unique(self, name: str, stem: str) -> str:
+        """``name``, or ``name@stem`` (``#2``, ``#3`` …) when it is taken."""
+        unique = name
+        if unique in self._names:
+            unique = f"{name}@{stem}"
+            k = 2
+            while unique in self._names:
+                unique = f"{name}@{stem}#{k}"
+                k += 1
+        self._names.add(unique)
+        return unique
+
+    def add(self, name: str, cap: CaptureFile, linktype: int, interface: int | None,
+            stem: str) -> int:
+        """Register a capture point under a unique name; returns its index."""
+        if len(self.points) >= MAX_POINTS:
+            raise CaptureError(cap.path, f"more than {MAX_POINTS} capture points (interfaces or "
+                                         "interface indexes): corrupt or hostile file")
+        unique = self._unique(name, stem)
+        self.points.append(CapturePoint(unique, cap.path, cap.format, linktype, interface))
+        self._wish.append((name, stem))
+        return len(self.points) - 1
+
+    def rename(self, idx: int, name: str, stem: str) -> None:
+        """Give point ``idx`` the name ``name`` (made unique the same way)."""
+        self._names.discard(self.points[idx].name)
+        self.points[idx].name = self._unique(name, stem)
+        self._wish[idx] = (name, stem)
+
+    def canonical(self, order: np.ndarray) -> None:
+        """Reorder points (``order[new] = old``) and name them afresh in that order."""
+        self.points = [self.points[int(i)] for i in order]
+        self._wish = [self._wish[int(i)] for i in order]
+        self._names = set()
+        for p, (name, stem) in zip(self.points, self._wish):
+            p.name = self._unique(name, stem)
+
+
+class FileReader:
+    """Decodes one file's batches and maps its records to capture points."""
+
+    def __init__(self, spec: CaptureSpec, cap: CaptureFile, reg: PointRegistry):
+        self.spec, self.cap, self.reg = spec, cap, reg
+        self.iface_point: dict[int, int] = {}
+        self.sll2_point: dict[tuple[int, int], int] = {}
+        self.base = spec.name or spec.stem
+
+    def _iface_point(self, k: int) -> int:
+        if k not in self.iface_point:
+            itf = self.cap.interfaces[k]
+            if self.cap.format == "pcap":
+                name = self.base
+            elif itf.name:
+                name = itf.name
+            else:  # renamed to the bare base at the end if the file has one interface only
+                name = f"{self.base}:{k}"
+            idx = self.reg.add(name, self.cap, itf.linktype, None if self.cap.format == "pcap"
+                               else k, self.spec.stem)
+            self.reg.points[idx].comment = itf.comment
+            self.iface_point[k] = idx
+        return self.iface_point[k]
+
+    def _orphan_point(self) -> int:
+        """Point for records that name no interface in a file that declares none."""
+        if -1 not in self.iface_point:
+            self.iface_point[-1] = self.reg.add(self.base, self.cap, -1, None, self.spec.stem)
+        return self.iface_point[-1]
+
+    def single_unnamed(self) -> None:
+        """A pcapng file with one unnamed interface: its point takes the bare name."""
+        itfs = self.cap.interfaces
+        if (self.cap.format == "pcapng" and len(itfs) == 1 and not itfs[0].name
+                and 0 in self.iface_point):
+            self.reg.rename(self.iface_point[0], self.base, self.spec.stem)
+
+    def _sll2_point(self, k: int, ifindex: int) -> int:
+        key = (k, ifindex)
+        if key not in self.sll2_point:
+            name = self.reg.ifmap.get(ifindex) or f"{self.base}:if{ifindex}"
+            itf = self.cap.interfaces[k]
+            self.sll2_point[key] = self.reg.add(name, self.cap, itf.linktype, ifindex,
+                                                self.spec.stem)
+        return self.sll2_point[key]
+
+    def record_points(self, iface: np.ndarray, ifindex: np.ndarray) -> np.ndarray:
+        """Capture point of every record of a batch."""
+        out = np.empty(len(iface), dtype=np.int64)
+        if len(iface) and self.cap.interfaces and iface.min() == iface.max() >= 0 \
+                and self.cap.interfaces[int(iface[0])].linktype != lt.LINKTYPE_LINUX_SLL2:
+            out.fill(self._iface_point(int(iface[0])))  # the usual case: one interface
+            return out
+        for k in np.unique(iface):
+            sel = iface == k
+            kk = int(k) if k >= 0 else 0
+            if not self.cap.interfaces:  # packets before any interface block: malformed
+                out[sel] = self._orphan_point()
+                continue
+            itf = self.cap.interfaces[kk]
+            if itf.linktype == lt.LINKTYPE_LINUX_SLL2:
+                sub = ifindex[sel]
+                pts = np.empty(len(sub), dtype=np.int64)
+                for ix in np.unique(sub):
+                    pts[sub == ix] = (self._sll2_point(kk, int(ix)) if ix >= 0
+                                      else self._iface_point(kk))
+                out[sel] = pts
+            else:
+                out[sel] = self._iface_point(kk)
+        return out
+
+
