@@ -12,9 +12,11 @@ commands (``cat``, ``tshark``, the pcaploop CLI) are timed as whole
 processes.  Absolute numbers vary ±20–35 % on shared VMs: read the ratios
 within one run (see benchmarks/README.md).
 """
+
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -37,9 +39,25 @@ TARGETS = {
     "rss_growth": 0.10,  # full-file decode peak RSS at most +10 % over the prefix
 }
 
-TSHARK_FIELDS = ["frame.time_epoch", "eth.src", "eth.dst", "ip.src", "ip.dst", "ip.ttl",
-                 "ip.id", "ip.proto", "ip.len", "ip.flags", "tcp.srcport", "tcp.dstport",
-                 "tcp.flags", "udp.srcport", "udp.dstport", "icmp.type", "icmp.code"]
+TSHARK_FIELDS = [
+    "frame.time_epoch",
+    "eth.src",
+    "eth.dst",
+    "ip.src",
+    "ip.dst",
+    "ip.ttl",
+    "ip.id",
+    "ip.proto",
+    "ip.len",
+    "ip.flags",
+    "tcp.srcport",
+    "tcp.dstport",
+    "tcp.flags",
+    "udp.srcport",
+    "udp.dstport",
+    "icmp.type",
+    "icmp.code",
+]
 
 
 # ----------------------------------------------------------------------------
@@ -49,6 +67,7 @@ def _child(argv: list[str]) -> int:
     kind, args = argv[0], argv[1:]
     res = CHILDREN[kind](*args)
     import resource
+
     res["self_maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps(res), flush=True)
     return 0
@@ -72,8 +91,13 @@ def _c_decode(path: str, tiny: str) -> dict:
     n, loader = run(path)
     dt, dc = time.perf_counter() - t, time.process_time() - c
     pts = loader.points
-    return {"work_s": dt, "work_cpu_s": dc, "n": sum(p.records for p in pts), "decoded": n,
-            "skipped": {k: sum(p.skipped[k] for p in pts) for k in pts[0].skipped}}
+    return {
+        "work_s": dt,
+        "work_cpu_s": dc,
+        "n": sum(p.records for p in pts),
+        "decoded": n,
+        "skipped": {k: sum(p.skipped[k] for p in pts) for k in pts[0].skipped},
+    }
 
 
 def _c_stage(stage: str, path: str, tiny: str) -> dict:
@@ -97,8 +121,20 @@ def _c_stage(stage: str, path: str, tiny: str) -> dict:
             n += len(b.off)
             if stage == "kernel":
                 T = layout.empty(len(b.off))  # the kernel writing typed columns, nothing else
-                D.run_kernel(b.buf, b.off, b.caplen, b.wirelen, b.time_ns, b.iface,
-                              b.direction, 0, iface_codes, RUN_KEY, T, 0)
+                D.run_kernel(
+                    b.buf,
+                    b.off,
+                    b.caplen,
+                    b.wirelen,
+                    b.time_ns,
+                    b.iface,
+                    b.direction,
+                    0,
+                    iface_codes,
+                    RUN_KEY,
+                    T,
+                    0,
+                )
             elif stage == "columns":
                 for _blk in bd.add(b, iface_codes):
                     pass
@@ -112,8 +148,12 @@ def _c_stage(stage: str, path: str, tiny: str) -> dict:
     run(tiny)
     c, t = time.process_time(), time.perf_counter()
     n, nb = run(path)
-    return {"work_s": time.perf_counter() - t, "work_cpu_s": time.process_time() - c, "n": n,
-            "batches": nb}
+    return {
+        "work_s": time.perf_counter() - t,
+        "work_cpu_s": time.process_time() - c,
+        "n": n,
+        "batches": nb,
+    }
 
 
 def _c_dpkt(path: str) -> dict:
@@ -122,9 +162,26 @@ def _c_dpkt(path: str) -> dict:
     import pandas as pd
 
     c, t = time.process_time(), time.perf_counter()
-    rows = {k: [] for k in ("time", "eth_src", "eth_dst", "src", "dst", "ttl", "ip_id", "proto",
-                            "ip_len", "df", "sport", "dport", "tcp_flags", "icmp_type",
-                            "icmp_code")}
+    rows = {
+        k: []
+        for k in (
+            "time",
+            "eth_src",
+            "eth_dst",
+            "src",
+            "dst",
+            "ttl",
+            "ip_id",
+            "proto",
+            "ip_len",
+            "df",
+            "sport",
+            "dport",
+            "tcp_flags",
+            "icmp_type",
+            "icmp_code",
+        )
+    }
     n = 0
     with open(path, "rb") as f:
         for ts, buf in dpkt.pcap.Reader(f):
@@ -157,8 +214,12 @@ def _c_dpkt(path: str) -> dict:
             rows["icmp_type"].append(itype)
             rows["icmp_code"].append(icode)
     df = pd.DataFrame(rows)
-    return {"work_s": time.perf_counter() - t, "work_cpu_s": time.process_time() - c, "n": n,
-            "rows": len(df)}
+    return {
+        "work_s": time.perf_counter() - t,
+        "work_cpu_s": time.process_time() - c,
+        "n": n,
+        "rows": len(df),
+    }
 
 
 def _c_read_csv(path: str) -> dict:
@@ -166,16 +227,20 @@ def _c_read_csv(path: str) -> dict:
 
     c, t = time.process_time(), time.perf_counter()
     df = pd.read_csv(path)
-    return {"work_s": time.perf_counter() - t, "work_cpu_s": time.process_time() - c,
-            "n": len(df)}
+    return {"work_s": time.perf_counter() - t, "work_cpu_s": time.process_time() - c, "n": len(df)}
 
 
 def _c_nothing() -> dict:
     return {"work_s": 0.0, "n": 0}
 
 
-CHILDREN = {"decode": _c_decode, "stage": _c_stage, "dpkt": _c_dpkt, "read_csv": _c_read_csv,
-            "nothing": _c_nothing}
+CHILDREN = {
+    "decode": _c_decode,
+    "stage": _c_stage,
+    "dpkt": _c_dpkt,
+    "read_csv": _c_read_csv,
+    "nothing": _c_nothing,
+}
 
 
 # ----------------------------------------------------------------------------
@@ -183,7 +248,9 @@ CHILDREN = {"decode": _c_decode, "stage": _c_stage, "dpkt": _c_dpkt, "read_csv":
 # ----------------------------------------------------------------------------
 def child_env() -> dict:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = str(REPO) + (
+        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+    )
     env.setdefault("PCAPLOOP_FP_KEY", "000102030405060708090a0b0c0d0e0f")
     env.pop("NUMBA_DISABLE_JIT", None)
     return env
@@ -209,12 +276,14 @@ def measure(cmd: list[str], stdout_path: str | None = None) -> dict:
     else:
         full = [sys.executable, "-S", str(Path(__file__).resolve()), "--wrap", rpath, *cmd]
     t = time.perf_counter()
-    p = subprocess.run(full, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=REPO,
-                       env=child_env())
+    p = subprocess.run(
+        full, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=REPO, env=child_env()
+    )
     wall = time.perf_counter() - t
     try:
-        rss_kib, ut, st = (float(x) for x in
-                           Path(rpath).read_text().strip().splitlines()[-1].split())
+        rss_kib, ut, st = (
+            float(x) for x in Path(rpath).read_text().strip().splitlines()[-1].split()
+        )
     except (OSError, ValueError, IndexError):
         rss_kib = ut = st = float("nan")
     os.unlink(rpath)
@@ -226,13 +295,17 @@ def measure(cmd: list[str], stdout_path: str | None = None) -> dict:
     err.seek(0)
     etext = err.read().decode(errors="replace")
     err.close()
-    res = {"wall_s": wall, "cpu_s": ut + st, "rss_mib": rss_kib / 1024, "rc": p.returncode,
-           "stderr": etext, "stdout": text[-20000:]}
+    res = {
+        "wall_s": wall,
+        "cpu_s": ut + st,
+        "rss_mib": rss_kib / 1024,
+        "rc": p.returncode,
+        "stderr": etext,
+        "stdout": text[-20000:],
+    }
     if p.returncode == 0 and text.strip():
-        try:
+        with contextlib.suppress(ValueError):
             res.update(json.loads(text.strip().splitlines()[-1]))
-        except ValueError:
-            pass
     return res
 
 
@@ -269,8 +342,11 @@ def summarize(runs: list[dict]) -> dict:
 
 def generate(path: Path, packets: int) -> dict:
     """Run gen.py in its own process (it caches; this process stays small)."""
-    subprocess.run([sys.executable, str(HERE / "gen.py"), str(path), "--packets", str(packets)],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, str(HERE / "gen.py"), str(path), "--packets", str(packets)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return json.loads(path.with_name(path.name + ".json").read_text())
 
 
@@ -279,8 +355,12 @@ def prefix_file(src: Path, dst: Path, k: int) -> Path:
     import struct
 
     side = dst.with_name(dst.name + ".json")
-    want = {"source": str(src), "source_size": src.stat().st_size,
-            "source_mtime": src.stat().st_mtime_ns, "records": k}
+    want = {
+        "source": str(src),
+        "source_size": src.stat().st_size,
+        "source_mtime": src.stat().st_mtime_ns,
+        "records": k,
+    }
     if dst.exists() and side.exists():
         try:
             if json.loads(side.read_text()) == want:
@@ -331,20 +411,37 @@ def main(argv: list[str] | None = None) -> int:
         return _child(argv[1:])
     if argv and argv[0] == "--wrap":
         return _wrap(argv[1:])
-    ap = argparse.ArgumentParser(description="pcaploop throughput benchmark (one run, all "
-                                 "methods side by side)")
+    ap = argparse.ArgumentParser(
+        description="pcaploop throughput benchmark (one run, all methods side by side)"
+    )
     ap.add_argument("--quick", action="store_true", help="1 run, 500 k packets")
-    ap.add_argument("--repeat", type=int, default=None, help="runs per measurement (median; "
-                    "default 3, --quick 1)")
-    ap.add_argument("--packets", type=int, default=None, help="packets in the test file "
-                    "(default 2,000,000, --quick 500,000)")
-    ap.add_argument("--prefix", type=int, default=200_000, help="packets used for the slow "
-                    "methods (dpkt, tshark), whose rate is extrapolated (default 200,000)")
-    ap.add_argument("--data-dir", default=os.environ.get("PCAPLOOP_BENCH_DIR",
-                                                         os.path.join(tempfile.gettempdir(),
-                                                                      "pcaploop-bench")),
-                    help="where generated captures are cached (default $PCAPLOOP_BENCH_DIR "
-                    "or /tmp/pcaploop-bench)")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="runs per measurement (median; default 3, --quick 1)",
+    )
+    ap.add_argument(
+        "--packets",
+        type=int,
+        default=None,
+        help="packets in the test file (default 2,000,000, --quick 500,000)",
+    )
+    ap.add_argument(
+        "--prefix",
+        type=int,
+        default=200_000,
+        help="packets used for the slow "
+        "methods (dpkt, tshark), whose rate is extrapolated (default 200,000)",
+    )
+    ap.add_argument(
+        "--data-dir",
+        default=os.environ.get(
+            "PCAPLOOP_BENCH_DIR", os.path.join(tempfile.gettempdir(), "pcaploop-bench")
+        ),
+        help="where generated captures are cached (default $PCAPLOOP_BENCH_DIR "
+        "or /tmp/pcaploop-bench)",
+    )
     ap.add_argument("--no-breakdown", action="store_true", help="skip the decode-stage profile")
     ap.add_argument("--json", help="also write all measurements to this JSON file")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
@@ -364,20 +461,31 @@ def main(argv: list[str] | None = None) -> int:
     pre = prefix_file(big, data / f"bench-{npk}-first{kpre}.pcap", kpre)
     rssp = prefix_file(big, data / f"bench-{npk}-first{krss}.pcap", krss)
     st = meta["stats"]
-    print(f"test file: {big} — {npk:,} packets, {meta['size'] / 1e9:.2f} GB, avg frame "
-          f"{st['avg_frame']} B, TCP/UDP/ICMP {st['tcp_share']:.0%}/{st['udp_share']:.0%}/"
-          f"{st['icmp_share']:.0%}, loop replicas {st['replica_share']:.0%} "
-          f"(ready in {time.perf_counter() - t:.1f} s)")
-    print(f"runs per measurement: {repeat} (median time, max peak RSS); python {sys.version.split()[0]}, "
-          f"{os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M')}")
+    print(
+        f"test file: {big} — {npk:,} packets, {meta['size'] / 1e9:.2f} GB, avg frame "
+        f"{st['avg_frame']} B, TCP/UDP/ICMP {st['tcp_share']:.0%}/{st['udp_share']:.0%}/"
+        f"{st['icmp_share']:.0%}, loop replicas {st['replica_share']:.0%} "
+        f"(ready in {time.perf_counter() - t:.1f} s)"
+    )
+    print(
+        f"runs per measurement: {repeat} (median time, max peak RSS); "
+        f"python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M')}"
+    )
     try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--",
-                                "pcaploop"], capture_output=True, text=True).stdout.split("\n")
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "pcaploop"],
+            capture_output=True,
+            text=True,
+        ).stdout.split("\n")
         dirty = [ln[3:] for ln in dirty if ln.strip()]
-        print(f"pcaploop tree: {head or '?'}" + (f" + uncommitted changes in {len(dirty)} "
-                                                  f"file(s) under pcaploop/" if dirty else ""))
+        print(
+            f"pcaploop tree: {head or '?'}"
+            + (f" + uncommitted changes in {len(dirty)} file(s) under pcaploop/" if dirty else "")
+        )
     except OSError:
         pass
     for p in (big, pre, rssp, tiny):
@@ -400,19 +508,35 @@ def main(argv: list[str] | None = None) -> int:
     }
     if shutil.which("tshark"):
         csv = data / f"tshark-{kpre}.csv"
-        targs = ["tshark", "-n", "-r", str(pre), "-T", "fields", "-E", "header=y", "-E",
-                 "separator=,", "-E", "quote=d", "-E", "occurrence=f"]
+        targs = [
+            "tshark",
+            "-n",
+            "-r",
+            str(pre),
+            "-T",
+            "fields",
+            "-E",
+            "header=y",
+            "-E",
+            "separator=,",
+            "-E",
+            "quote=d",
+            "-E",
+            "occurrence=f",
+        ]
         for f in TSHARK_FIELDS:
             targs += ["-e", f]
         jobs["tshark_run"] = (targs, str(csv))
         jobs["tshark_csv"] = (py_child("read_csv", str(csv)), None)
-    jobs.update({
-        "interp": ([sys.executable, "-c", "pass"], None),
-        "imports": ([sys.executable, "-c", "import numpy, pandas, numba"], None),
-        "info_tiny": (cli + ["info", str(tiny)], None),
-        "analyze_tiny": (cli + ["analyze", str(tiny), "--json", os.devnull], None),
-        "analyze": (cli + ["analyze", str(big), "--json", os.devnull], None),
-    })
+    jobs.update(
+        {
+            "interp": ([sys.executable, "-c", "pass"], None),
+            "imports": ([sys.executable, "-c", "import numpy, pandas, numba"], None),
+            "info_tiny": (cli + ["info", str(tiny)], None),
+            "analyze_tiny": (cli + ["analyze", str(tiny), "--json", os.devnull], None),
+            "analyze": (cli + ["analyze", str(big), "--json", os.devnull], None),
+        }
+    )
     if not a.no_breakdown:
         for s in ("walk", "kernel", "columns"):
             jobs[f"stage_{s}"] = (py_child("stage", s, str(big), str(tiny)), None)
@@ -441,28 +565,48 @@ def main(argv: list[str] | None = None) -> int:
         if "error" in ts or "error" in rc:
             R["tshark"] = {"error": ts.get("error") or rc.get("error")}
         else:
-            R["tshark"] = {"work_s": ts["wall_s"] + rc["work_s"], "n": rc["n"],
-                           "work_cpu_s": ts["cpu_s"] + rc["work_cpu_s"],
-                           "rss_mib": max(ts["rss_mib"], rc["rss_mib"]),
-                           "tshark_s": ts["wall_s"], "read_csv_s": rc["work_s"],
-                           "tshark_rss_mib": ts["rss_mib"], "read_csv_rss_mib": rc["rss_mib"]}
+            R["tshark"] = {
+                "work_s": ts["wall_s"] + rc["work_s"],
+                "n": rc["n"],
+                "work_cpu_s": ts["cpu_s"] + rc["work_cpu_s"],
+                "rss_mib": max(ts["rss_mib"], rc["rss_mib"]),
+                "tshark_s": ts["wall_s"],
+                "read_csv_s": rc["work_s"],
+                "tshark_rss_mib": ts["rss_mib"],
+                "read_csv_rss_mib": rc["rss_mib"],
+            }
     else:
         R["tshark"] = {"error": "tshark not installed"}
-    print(f"load average (1 min) before / after: {load0[0]:.1f} / {load1[0]:.1f} "
-          f"on {os.cpu_count()} CPUs")
+    print(
+        f"load average (1 min) before / after: {load0[0]:.1f} / {load1[0]:.1f} "
+        f"on {os.cpu_count()} CPUs"
+    )
 
     report(R, npk, kpre, krss, meta, repeat)
     verdicts = targets(R, npk, krss)
     if a.json:
-        Path(a.json).write_text(json.dumps({"packets": npk, "prefix": kpre, "repeat": repeat,
-                                            "file": meta, "results": _clean(R),
-                                            "targets": verdicts}, indent=1, default=str))
+        Path(a.json).write_text(
+            json.dumps(
+                {
+                    "packets": npk,
+                    "prefix": kpre,
+                    "repeat": repeat,
+                    "file": meta,
+                    "results": _clean(R),
+                    "targets": verdicts,
+                },
+                indent=1,
+                default=str,
+            )
+        )
     return 1 if a.strict and any(v[0] != "PASS" for v in verdicts.values()) else 0
 
 
 def _clean(R: dict) -> dict:
-    return {k: {kk: vv for kk, vv in v.items() if kk not in ("stdout", "stderr", "runs")}
-            for k, v in R.items()}
+    return {
+        k: {kk: vv for kk, vv in v.items() if kk not in ("stdout", "stderr", "runs")}
+        for k, v in R.items()
+    }
 
 
 def _rate(r: dict) -> float | None:
@@ -482,8 +626,10 @@ def report(R: dict, npk: int, kpre: int, krss: int, meta: dict, repeat: int) -> 
         ("pcaploop analyze FILE --json /dev/null", "analyze", False),
     ]
     print()
-    print(f"{'method':<44} {'packets/s':>10} {'seconds':>9} {'× cat':>8} {'CPU s':>8} "
-          f"{'peak RSS MiB':>13}")
+    print(
+        f"{'method':<44} {'packets/s':>10} {'seconds':>9} {'× cat':>8} {'CPU s':>8} "
+        f"{'peak RSS MiB':>13}"
+    )
     print("-" * 97)
     for label, key, extrap in rows:
         r = R.get(key, {})
@@ -501,25 +647,37 @@ def report(R: dict, npk: int, kpre: int, krss: int, meta: dict, repeat: int) -> 
             cpu = r.get("work_cpu_s", float("nan")) * secs / r["work_s"]
         star = "*" if extrap else " "
         slower = cat_rate / rate if cat_rate and rate else float("nan")
-        print(f"{label:<44} {fmt_rate(rate):>10} {secs:>8.2f}{star} {slower:>8.1f} "
-              f"{cpu:>8.2f} {r['rss_mib']:>13.0f}")
+        print(
+            f"{label:<44} {fmt_rate(rate):>10} {secs:>8.2f}{star} {slower:>8.1f} "
+            f"{cpu:>8.2f} {r['rss_mib']:>13.0f}"
+        )
     print("-" * 97)
-    print(f"* measured on the first {kpre:,} packets; seconds extrapolated to {npk:,} packets "
-          "at the measured rate.")
+    print(
+        f"* measured on the first {kpre:,} packets; seconds extrapolated to {npk:,} packets "
+        "at the measured rate."
+    )
     print("  Python rows time the work only (after imports and a warm-up on a 10-packet file);")
-    print("  cat, tshark and the CLI rows are whole processes.  analyze includes interpreter "
-          "start and imports.")
-    print("  CPU s = user + system CPU time of that work: steadier than wall time when other "
-          "jobs load the machine.")
+    print(
+        "  cat, tshark and the CLI rows are whole processes.  analyze includes interpreter "
+        "start and imports."
+    )
+    print(
+        "  CPU s = user + system CPU time of that work: steadier than wall time when other "
+        "jobs load the machine."
+    )
     ts = R.get("tshark", {})
     if "tshark_s" in ts:
-        print(f"  tshark: {ts['tshark_s']:.2f} s (RSS {ts['tshark_rss_mib']:.0f} MiB) + "
-              f"read_csv {ts['read_csv_s']:.2f} s (RSS {ts['read_csv_rss_mib']:.0f} MiB) "
-              f"for {kpre:,} packets")
+        print(
+            f"  tshark: {ts['tshark_s']:.2f} s (RSS {ts['tshark_rss_mib']:.0f} MiB) + "
+            f"read_csv {ts['read_csv_s']:.2f} s (RSS {ts['read_csv_rss_mib']:.0f} MiB) "
+            f"for {kpre:,} packets"
+        )
     d = R.get("decode", {})
     if "error" not in d and d:
-        print(f"  decode accounting: records {d['n']:,}, decoded {d['decoded']:,}, "
-              f"skipped {d['skipped']}")
+        print(
+            f"  decode accounting: records {d['n']:,}, decoded {d['decoded']:,}, "
+            f"skipped {d['skipped']}"
+        )
     print()
     ip, im = R["interp"], R["imports"]
     print(f"interpreter start (python -c pass):          {ip['wall_s']:.3f} s")
@@ -528,27 +686,35 @@ def report(R: dict, npk: int, kpre: int, krss: int, meta: dict, repeat: int) -> 
     if "error" in it:
         print(f"cold start (pcaploop info TINY.pcap):         n/a ({it['error']})")
     else:
-        print(f"cold start (pcaploop info TINY.pcap):        {it['wall_s']:.3f} s "
-              f"({it['wall_s'] - ip['wall_s']:.3f} s over interpreter start), "
-              f"peak RSS {it['rss_mib']:.0f} MiB")
+        print(
+            f"cold start (pcaploop info TINY.pcap):        {it['wall_s']:.3f} s "
+            f"({it['wall_s'] - ip['wall_s']:.3f} s over interpreter start), "
+            f"peak RSS {it['rss_mib']:.0f} MiB"
+        )
     at, ab = R["analyze_tiny"], R["analyze"]
     if "error" in at or "error" in ab:
-        print(f"analyze throughput:                          n/a "
-              f"({at.get('error') or ab.get('error')})")
+        print(
+            f"analyze throughput:                          n/a "
+            f"({at.get('error') or ab.get('error')})"
+        )
     else:
         net = ab["wall_s"] - at["wall_s"]
         print(f"analyze on TINY.pcap:                        {at['wall_s']:.3f} s")
         rate = fmt_rate(npk / net) + " packets/s" if net > 0 else "not measurable"
-        print(f"analyze throughput (big − tiny):             {rate} "
-              f"({net:.2f} s for {npk:,} packets), peak RSS {ab['rss_mib']:.0f} MiB")
+        print(
+            f"analyze throughput (big − tiny):             {rate} "
+            f"({net:.2f} s for {npk:,} packets), peak RSS {ab['rss_mib']:.0f} MiB"
+        )
     if "stage_walk" in R:
         print()
         print("decode stages (each a separate run, cumulative; work time only):")
         prev = prevc = 0.0
-        for key, label in (("stage_walk", "read + walk records (CaptureFile.batches)"),
-                           ("stage_kernel", "+ kernel: record fields, packet, digest"),
-                           ("stage_columns", "+ BatchDecoder slabs (decode.py)"),
-                           ("decode", "+ Loader (points, accounting) = full")):
+        for key, label in (
+            ("stage_walk", "read + walk records (CaptureFile.batches)"),
+            ("stage_kernel", "+ kernel: record fields, packet, digest"),
+            ("stage_columns", "+ BatchDecoder slabs (decode.py)"),
+            ("decode", "+ Loader (points, accounting) = full"),
+        ):
             r = R.get(key, {})
             if "error" in r or not r:
                 print(f"  {label:<46} n/a")
@@ -556,9 +722,11 @@ def report(R: dict, npk: int, kpre: int, krss: int, meta: dict, repeat: int) -> 
             s = r["work_s"]
             c = r.get("work_cpu_s", float("nan"))
             extra = f"  batches {r['batches']}" if "batches" in r else ""
-            print(f"  {label:<46} {s:6.3f} s  (+{s - prev:6.3f} s, "
-                  f"{(s - prev) / npk * 1e9:5.0f} ns/packet)  CPU {c:6.3f} s "
-                  f"(+{(c - prevc) / npk * 1e9:4.0f} ns/packet){extra}")
+            print(
+                f"  {label:<46} {s:6.3f} s  (+{s - prev:6.3f} s, "
+                f"{(s - prev) / npk * 1e9:5.0f} ns/packet)  CPU {c:6.3f} s "
+                f"(+{(c - prevc) / npk * 1e9:4.0f} ns/packet){extra}"
+            )
             prev, prevc = s, c
         if "work_s" in R["cat"]:
             print(f"  {'cat (for reference)':<46} {R['cat']['work_s']:6.3f} s")
@@ -573,8 +741,10 @@ def targets(R: dict, npk: int, krss: int) -> dict:
 
     if cat and dec:
         x = cat / dec
-        out["decode within 4× of cat"] = (verdict(x <= TARGETS["decode_vs_cat"]),
-                                          f"{x:.1f}× slower than cat")
+        out["decode within 4× of cat"] = (
+            verdict(x <= TARGETS["decode_vs_cat"]),
+            f"{x:.1f}× slower than cat",
+        )
     else:
         out["decode within 4× of cat"] = ("N/A", "decode or cat did not run")
     if dec and dp:
@@ -584,34 +754,45 @@ def targets(R: dict, npk: int, krss: int) -> dict:
         out["decode ≥ 50× dpkt per-packet"] = ("N/A", "decode or dpkt did not run")
     if dec:
         rss = R["decode"]["rss_mib"]
-        out["decode peak RSS ≤ 600 MiB"] = (verdict(rss <= TARGETS["decode_rss_mib"]),
-                                            f"{rss:.0f} MiB")
+        out["decode peak RSS ≤ 600 MiB"] = (
+            verdict(rss <= TARGETS["decode_rss_mib"]),
+            f"{rss:.0f} MiB",
+        )
         pr = R.get("decode_prefix", {})
         if "rss_mib" in pr and "error" not in pr:
             g = rss / pr["rss_mib"] - 1
             out["decode RSS flat in file length"] = (
                 verdict(g <= TARGETS["rss_growth"]),
                 f"{pr['rss_mib']:.0f} MiB on {krss:,} packets → {rss:.0f} MiB on {npk:,} "
-                f"({g:+.1%}; limit +10 %)")
+                f"({g:+.1%}; limit +10 %)",
+            )
     it = R["info_tiny"]
     if "error" in it:
         out["cold start ≤ 1.5 s"] = ("N/A", f"pcaploop info failed: {it['error']}")
     else:
-        out["cold start ≤ 1.5 s"] = (verdict(it["wall_s"] <= TARGETS["cold_start_s"]),
-                                     f"{it['wall_s']:.2f} s")
+        out["cold start ≤ 1.5 s"] = (
+            verdict(it["wall_s"] <= TARGETS["cold_start_s"]),
+            f"{it['wall_s']:.2f} s",
+        )
     at, ab = R["analyze_tiny"], R["analyze"]
     if "error" in at or "error" in ab:
-        out["analyze ≥ 1.5 M packets/s"] = ("N/A", f"analyze failed: "
-                                           f"{at.get('error') or ab.get('error')}")
+        out["analyze ≥ 1.5 M packets/s"] = (
+            "N/A",
+            f"analyze failed: {at.get('error') or ab.get('error')}",
+        )
     else:
         net = ab["wall_s"] - at["wall_s"]
         if net <= 0:
-            out["analyze ≥ 1.5 M packets/s"] = ("N/A", "big − tiny ≤ 0: start-up time and "
-                                               "noise dominate; use more packets")
+            out["analyze ≥ 1.5 M packets/s"] = (
+                "N/A",
+                "big − tiny ≤ 0: start-up time and noise dominate; use more packets",
+            )
         else:
             pps = npk / net
-            out["analyze ≥ 1.5 M packets/s"] = (verdict(pps >= TARGETS["analyze_pps"]),
-                                               f"{fmt_rate(pps)} packets/s (big − tiny)")
+            out["analyze ≥ 1.5 M packets/s"] = (
+                verdict(pps >= TARGETS["analyze_pps"]),
+                f"{fmt_rate(pps)} packets/s (big − tiny)",
+            )
     print()
     print("targets:")
     for k, (v, why) in out.items():

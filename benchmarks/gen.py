@@ -22,6 +22,7 @@ parameters; an existing file with the same parameters is not regenerated.
 
     python benchmarks/gen.py /tmp/bench.pcap --packets 2000000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,9 @@ from pathlib import Path
 import numpy as np
 
 GEN_VERSION = 1
-NETS = np.array([0xC0000200, 0xC6336400, 0xCB007100], dtype=np.uint64)  # 192.0.2/198.51.100/203.0.113
+NETS = np.array(
+    [0xC0000200, 0xC6336400, 0xCB007100], dtype=np.uint64
+)  # 192.0.2/198.51.100/203.0.113
 HOST_MAC = 0x02_00_5E_10_00_01
 GUEST_MAC = 0x02_00_5E_10_00_65
 POOL_BYTES = 1 << 24
@@ -42,13 +45,19 @@ CHUNK_PACKETS = 65536
 PROTO_P = (0.6, 0.3, 0.1)  # TCP, UDP, ICMP
 TCP, UDP, ICMP = 6, 17, 1
 # loop destinations: addresses a guest dropped without telling the host
-LOOP_DSTS = np.array([0xCB007107, 0xCB007109, 0xC633644D], dtype=np.uint64)  # .113.7, .113.9, .100.77
+LOOP_DSTS = np.array(
+    [0xCB007107, 0xCB007109, 0xC633644D], dtype=np.uint64
+)  # .113.7, .113.9, .100.77
 ICMP_SENDERS = np.array([0xC0000201, 0xC0000265], dtype=np.uint64)  # host 192.0.2.1, guest .101
 
 
 def params_of(packets: int, seed: int, loop_share: float) -> dict:
-    return {"generator_version": GEN_VERSION, "packets": int(packets), "seed": int(seed),
-            "loop_share": float(loop_share)}
+    return {
+        "generator_version": GEN_VERSION,
+        "packets": int(packets),
+        "seed": int(seed),
+        "loop_share": float(loop_share),
+    }
 
 
 def _sizes(rng: np.random.Generator, proto: np.ndarray) -> np.ndarray:
@@ -72,10 +81,17 @@ def _sizes(rng: np.random.Generator, proto: np.ndarray) -> np.ndarray:
 
 
 def _ip_csum(tot, ident, fragw, ttl, proto, src, dst) -> np.ndarray:
-    s = (np.uint64(0x4500) + tot.astype(np.uint64) + ident.astype(np.uint64)
-         + fragw.astype(np.uint64) + ((ttl.astype(np.uint64) << np.uint64(8)) | proto.astype(np.uint64))
-         + (src >> np.uint64(16)) + (src & np.uint64(0xFFFF))
-         + (dst >> np.uint64(16)) + (dst & np.uint64(0xFFFF)))
+    s = (
+        np.uint64(0x4500)
+        + tot.astype(np.uint64)
+        + ident.astype(np.uint64)
+        + fragw.astype(np.uint64)
+        + ((ttl.astype(np.uint64) << np.uint64(8)) | proto.astype(np.uint64))
+        + (src >> np.uint64(16))
+        + (src & np.uint64(0xFFFF))
+        + (dst >> np.uint64(16))
+        + (dst & np.uint64(0xFFFF))
+    )
     s = (s & np.uint64(0xFFFF)) + (s >> np.uint64(16))
     s = (s & np.uint64(0xFFFF)) + (s >> np.uint64(16))
     return (~s) & np.uint64(0xFFFF)
@@ -98,7 +114,7 @@ def build_table(packets: int, seed: int, loop_share: float) -> tuple[dict, dict]
     rng = np.random.default_rng(seed)
     N = int(packets)
     # --- loops: chains of copies -------------------------------------------
-    target = int(round(loop_share * N))  # replicas wanted
+    target = round(loop_share * N)  # replicas wanted
     entry = rng.integers(24, 65, max(16, target // 20 + 16))  # TTL on entering the link
     copies = entry - 1  # one copy per TTL value down to 1
     reps = np.maximum(copies - 2, 0)  # first pass each way is not a replica
@@ -134,8 +150,9 @@ def build_table(packets: int, seed: int, loop_share: float) -> tuple[dict, dict]
     lp_proto = rng.choice(np.array([TCP, UDP, ICMP]), ncl, p=PROTO_P)
     proto = np.concatenate([f_proto[flow], lp_proto])
     rev = np.concatenate([rng.random(B) < 0.5, np.zeros(ncl, bool)])  # guest→host reply
-    src = np.concatenate([f_src[flow], NETS[rng.integers(0, 3, ncl)]
-                          | rng.integers(1, 255, ncl).astype(np.uint64)])
+    src = np.concatenate(
+        [f_src[flow], NETS[rng.integers(0, 3, ncl)] | rng.integers(1, 255, ncl).astype(np.uint64)]
+    )
     lp_dsti = rng.integers(0, len(LOOP_DSTS), ncl)
     dst = np.concatenate([f_dst[flow], LOOP_DSTS[lp_dsti]])
     sport = np.concatenate([f_sport[flow], rng.integers(32768, 61000, ncl)])
@@ -182,16 +199,30 @@ def build_table(packets: int, seed: int, loop_share: float) -> tuple[dict, dict]
         "t": t0 + all_t[order],
         "is_te": is_te,
         "row": np.where(is_te, 0, np.concatenate([rec_row, np.zeros(n_te, np.int64)])[order]),
-        "te_row": np.where(is_te, np.concatenate([np.zeros(len(rec_t), np.int64), te_row])[order], 0),
-        "te_from": np.where(is_te, np.concatenate([np.zeros(len(rec_t), np.uint64), te_from])[order],
-                            np.uint64(0)),
+        "te_row": np.where(
+            is_te, np.concatenate([np.zeros(len(rec_t), np.int64), te_row])[order], 0
+        ),
+        "te_from": np.where(
+            is_te, np.concatenate([np.zeros(len(rec_t), np.uint64), te_from])[order], np.uint64(0)
+        ),
         "ttl": np.where(is_te, 64, np.concatenate([rec_ttl, np.zeros(n_te, np.int64)])[order]),
         "dir": np.where(is_te, 1, np.concatenate([rec_dir, np.zeros(n_te, np.int64)])[order]),
         "kind": np.concatenate([rec_kind, np.full(n_te, 3, np.int8)])[order],
         # logical-packet arrays
-        "proto": proto, "src": src, "dst": dst, "sport": sport, "dport": dport, "L": L,
-        "ident": ident, "df": df, "pool_off": pool_off, "seq": seq, "ack": ack,
-        "tflags": tflags, "itype": itype, "te_ident": rng.integers(0, 65536, max(n_te, 1)),
+        "proto": proto,
+        "src": src,
+        "dst": dst,
+        "sport": sport,
+        "dport": dport,
+        "L": L,
+        "ident": ident,
+        "df": df,
+        "pool_off": pool_off,
+        "seq": seq,
+        "ack": ack,
+        "tflags": tflags,
+        "itype": itype,
+        "te_ident": rng.integers(0, 65536, max(n_te, 1)),
     }
     frame_len = np.where(is_te, 14 + 20 + 8 + 28, L[tab["row"]])
     kinds = tab["kind"]
@@ -238,8 +269,9 @@ def _assemble(tab: dict, lo: int, hi: int, pool: np.ndarray, idx_buf=None) -> np
     src = np.where(is_te, tab["te_from"][lo:hi], src)
     dst = np.where(is_te, tab["src"][te_row], dst)
     ttl = tab["ttl"][lo:hi].astype(np.uint64)
-    ident = np.where(is_te, tab["te_ident"][np.cumsum(is_te) % len(tab["te_ident"])],
-                     tab["ident"][row]).astype(np.uint64)
+    ident = np.where(
+        is_te, tab["te_ident"][np.cumsum(is_te) % len(tab["te_ident"])], tab["ident"][row]
+    ).astype(np.uint64)
     fragw = np.where(is_te, 0, np.where(tab["df"][row], 0x4000, 0)).astype(np.uint64)
     tot = (L - 14).astype(np.uint64)
     H = np.zeros((n, 16 + 14 + 20 + 8 + 28), dtype=np.uint8)
@@ -277,7 +309,7 @@ def _assemble(tab: dict, lo: int, hi: int, pool: np.ndarray, idx_buf=None) -> np
         T[:, 13] = tab["tflags"][r]
         _be(T, 14, 2, np.full(len(r), 502))
         _be(T, 16, 2, tab["seq"][r] & np.uint64(0xFFFF))  # arbitrary, same for all copies
-        H[m, l4:l4 + 20] = T
+        H[m, l4 : l4 + 20] = T
         hl[m] = 20
     m = proto == UDP
     if m.any():
@@ -287,7 +319,7 @@ def _assemble(tab: dict, lo: int, hi: int, pool: np.ndarray, idx_buf=None) -> np
         _be(_be_sub, 2, 2, tab["dport"][r])
         _be(_be_sub, 4, 2, L[m] - 34)
         _be(_be_sub, 6, 2, tab["ack"][r] & np.uint64(0xFFFF))
-        H[m, l4:l4 + 8] = _be_sub
+        H[m, l4 : l4 + 8] = _be_sub
     m = (proto == ICMP) & ~is_te
     if m.any():
         r = row[m]
@@ -296,7 +328,7 @@ def _assemble(tab: dict, lo: int, hi: int, pool: np.ndarray, idx_buf=None) -> np
         _be(S, 2, 2, tab["seq"][r] & np.uint64(0xFFFF))
         _be(S, 4, 2, tab["sport"][r])
         _be(S, 6, 2, tab["ack"][r] & np.uint64(0xFFFF))
-        H[m, l4:l4 + 8] = S
+        H[m, l4 : l4 + 8] = S
     if is_te.any():
         q = te_row[is_te]  # the logical looping packet quoted
         Q = np.zeros((len(q), 36), dtype=np.uint8)
@@ -319,7 +351,7 @@ def _assemble(tab: dict, lo: int, hi: int, pool: np.ndarray, idx_buf=None) -> np
         _be(Q, 28, 2, tab["sport"][q])
         _be(Q, 30, 2, tab["dport"][q])
         _be(Q, 32, 4, tab["seq"][q])
-        H[is_te, l4:l4 + 36] = Q
+        H[is_te, l4 : l4 + 36] = Q
         hl[is_te] = 36
     for h in np.unique(hl):
         sel = hl == h
@@ -330,12 +362,24 @@ def _assemble(tab: dict, lo: int, hi: int, pool: np.ndarray, idx_buf=None) -> np
 
 
 def global_header() -> bytes:
-    return (b"\xd4\xc3\xb2\xa1" + (2).to_bytes(2, "little") + (4).to_bytes(2, "little")
-            + bytes(8) + (262144).to_bytes(4, "little") + (1).to_bytes(4, "little"))
+    return (
+        b"\xd4\xc3\xb2\xa1"
+        + (2).to_bytes(2, "little")
+        + (4).to_bytes(2, "little")
+        + bytes(8)
+        + (262144).to_bytes(4, "little")
+        + (1).to_bytes(4, "little")
+    )
 
 
-def generate(path: str | os.PathLike[str], packets: int = 2_000_000, seed: int = 7,
-             loop_share: float = 0.10, force: bool = False, quiet: bool = False) -> dict:
+def generate(
+    path: str | os.PathLike[str],
+    packets: int = 2_000_000,
+    seed: int = 7,
+    loop_share: float = 0.10,
+    force: bool = False,
+    quiet: bool = False,
+) -> dict:
     """Write the capture (unless cached); returns the sidecar dict."""
     path = Path(path)
     side = path.with_name(path.name + ".json")
@@ -357,12 +401,19 @@ def generate(path: str | os.PathLike[str], packets: int = 2_000_000, seed: int =
         for lo in range(0, packets, CHUNK_PACKETS):
             f.write(_assemble(tab, lo, min(lo + CHUNK_PACKETS, packets), pool).tobytes())
     os.replace(tmp, path)
-    meta = {"params": want, "size": path.stat().st_size, "stats": stats,
-            "generated_in_s": round(time.perf_counter() - t0, 2)}
+    meta = {
+        "params": want,
+        "size": path.stat().st_size,
+        "stats": stats,
+        "generated_in_s": round(time.perf_counter() - t0, 2),
+    }
     side.write_text(json.dumps(meta, indent=1) + "\n")
     if not quiet:
-        print(f"wrote {path}: {packets:,} packets, {meta['size'] / 1e6:.1f} MB in "
-              f"{meta['generated_in_s']} s", file=sys.stderr)
+        print(
+            f"wrote {path}: {packets:,} packets, {meta['size'] / 1e6:.1f} MB in "
+            f"{meta['generated_in_s']} s",
+            file=sys.stderr,
+        )
     return meta
 
 
@@ -371,8 +422,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("output", help="pcap file to write")
     ap.add_argument("--packets", type=int, default=2_000_000)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--loop-share", type=float, default=0.10,
-                    help="share of records that are loop replicas (default 0.10)")
+    ap.add_argument(
+        "--loop-share",
+        type=float,
+        default=0.10,
+        help="share of records that are loop replicas (default 0.10)",
+    )
     ap.add_argument("--force", action="store_true", help="regenerate even if cached")
     a = ap.parse_args(argv)
     if a.packets < 1:

@@ -13,6 +13,7 @@ records), :mod:`~pcaploop.decode` (records → typed columns),
 Names are imported on first use (PEP 562), so ``pcaploop info`` does not pay
 for pandas and matplotlib: start-up time is part of the product.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -119,8 +120,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .analysis.model import Bounce, Implicated, Loop, LoopEvidence, Summary
     from .analysis.pipeline import Analysis, analyze
     from .contract import json_schema, validate_json
-    from .errors import (CaptureError, NotACaptureError, PcaploopError,
-                         UnsupportedLinkTypeError, UsageError)
+    from .errors import (
+        CaptureError,
+        NotACaptureError,
+        PcaploopError,
+        UnsupportedLinkTypeError,
+        UsageError,
+    )
     from .ingest.info import capture_info
     from .ingest.loader import Packets, load, read_packets
     from .ingest.points import CapturePoint

@@ -8,11 +8,13 @@ return the plain functions: identical semantics, far slower — for
 debugging a kernel and for the tests' no-numba pass, which catches what
 numba's wrap-around integers would hide.
 """
+
 from __future__ import annotations
 
 import os
 import tempfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _disabled = os.environ.get("PCAPLOOP_NO_JIT", "") not in ("", "0") or os.environ.get(
     "NUMBA_DISABLE_JIT", ""

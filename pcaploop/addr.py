@@ -8,6 +8,7 @@ both families; :func:`to_text` prints IPv4 in dotted form.
 >>> from_text("2001:db8::1") == (0x20010DB8_00000000, 1)
 True
 """
+
 from __future__ import annotations
 
 import ipaddress

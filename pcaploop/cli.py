@@ -6,6 +6,7 @@ are declared once, below, so their help texts agree.  Library errors
 (:class:`~pcaploop.errors.PcaploopError`) become one ``Error:`` line and
 exit status 2 in :func:`main`.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -27,24 +28,41 @@ if TYPE_CHECKING:  # pragma: no cover
     from .analysis.pipeline import Analysis
     from .ingest.specs import CaptureSpec
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
-                  pretty_exceptions_enable=False,
-                  help="Find routing loops between a virtualisation host and its guests "
-                       "in packet captures.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    help="Find routing loops between a virtualisation host and its guests in packet captures.",
+)
 
 # --- options shared by several commands (declared once) -------------------------------
-CapturesArg = typer.Argument(..., metavar="CAPTURE...", show_default=False,
-                             help="Capture files (pcap, pcapng, .gz), optionally NAME=PATH.")
-IfmapOpt = typer.Option(None, "--ifmap", metavar="MAP",
-                        help="SLL2 interface names: INDEX=NAME[,…] or a file with the host's "
-                             "'ip -o link' output. Repeatable.")
-JsonOpt = typer.Option(None, "--json", metavar="FILE",
-                       help="Also write JSON to FILE ('-' = stdout).")
-MergeGapOpt = typer.Option(10.0, "--merge-gap", metavar="SECONDS",
-                           help="Looping packets closer than this form one loop.")
-MergePrefixOpt = typer.Option(None, "--merge-prefix", metavar="N",
-                              help="Merge IPv4 loops by destination /N, 0-32 (Hengartner et al. "
-                                   "used 24); IPv6 destinations stay whole.")
+CapturesArg = typer.Argument(
+    ...,
+    metavar="CAPTURE...",
+    show_default=False,
+    help="Capture files (pcap, pcapng, .gz), optionally NAME=PATH.",
+)
+IfmapOpt = typer.Option(
+    None,
+    "--ifmap",
+    metavar="MAP",
+    help="SLL2 interface names: INDEX=NAME[,…] or a file with the host's "
+    "'ip -o link' output. Repeatable.",
+)
+JsonOpt = typer.Option(
+    None, "--json", metavar="FILE", help="Also write JSON to FILE ('-' = stdout)."
+)
+MergeGapOpt = typer.Option(
+    10.0, "--merge-gap", metavar="SECONDS", help="Looping packets closer than this form one loop."
+)
+MergePrefixOpt = typer.Option(
+    None,
+    "--merge-prefix",
+    metavar="N",
+    help="Merge IPv4 loops by destination /N, 0-32 (Hengartner et al. "
+    "used 24); IPv6 destinations stay whole.",
+)
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -71,8 +89,13 @@ def _specs(captures: list[str]) -> list[CaptureSpec]:
     return capture_specs(captures)[0]
 
 
-def _analyze(captures: list[str], ifmap: list[str] | None, merge_gap: float = 10.0,
-             merge_prefix: int | None = None, keep: str = "evidence") -> Analysis:
+def _analyze(
+    captures: list[str],
+    ifmap: list[str] | None,
+    merge_gap: float = 10.0,
+    merge_prefix: int | None = None,
+    keep: str = "evidence",
+) -> Analysis:
     from .analysis.pipeline import analyze as run
     from .present.progress import file_progress
 
@@ -128,8 +151,11 @@ def _size(path: str) -> str:
 
 # --- commands -----------------------------------------------------------------------------
 @app.command()
-def info(captures: list[str] = CapturesArg, ifmap: Optional[list[str]] = IfmapOpt,
-         json_out: Optional[str] = JsonOpt) -> None:
+def info(
+    captures: list[str] = CapturesArg,
+    ifmap: list[str] | None = IfmapOpt,
+    json_out: str | None = JsonOpt,
+) -> None:
     """What is in the captures: per capture point format, link type, records, what was
     skipped and why, time span, directions, protocols and top talkers.
 
@@ -149,12 +175,16 @@ def info(captures: list[str] = CapturesArg, ifmap: Optional[list[str]] = IfmapOp
 
 
 @app.command()
-def analyze(captures: list[str] = CapturesArg, ifmap: Optional[list[str]] = IfmapOpt,
-            json_out: Optional[str] = JsonOpt, merge_gap: float = MergeGapOpt,
-            merge_prefix: Optional[int] = MergePrefixOpt,
-            fail_on_loop: bool = typer.Option(False, "--fail-on-loop",
-                                              help="Exit 1 when a loop is found (monitoring).")
-            ) -> None:
+def analyze(
+    captures: list[str] = CapturesArg,
+    ifmap: list[str] | None = IfmapOpt,
+    json_out: str | None = JsonOpt,
+    merge_gap: float = MergeGapOpt,
+    merge_prefix: int | None = MergePrefixOpt,
+    fail_on_loop: bool = typer.Option(
+        False, "--fail-on-loop", help="Exit 1 when a loop is found (monitoring)."
+    ),
+) -> None:
     """Find routing loops: verdict, loops table, implicated addresses, fixes.
 
     [bold]Example:[/bold] pcaploop analyze uplink=eth0.pcap tap101.pcap --json report.json
@@ -171,14 +201,18 @@ def analyze(captures: list[str] = CapturesArg, ifmap: Optional[list[str]] = Ifma
 
 
 @app.command()
-def paths(captures: list[str] = CapturesArg, ifmap: Optional[list[str]] = IfmapOpt,
-          dst: Optional[str] = typer.Option(None, "--dst", metavar="ADDR",
-                                            help="Only paths to this destination."),
-          loop: Optional[int] = typer.Option(None, "--loop", metavar="N",
-                                             help="Only paths of loop N (see analyze)."),
-          limit: int = typer.Option(5, "--limit", metavar="N", help="Show at most N paths."),
-          all_paths: bool = typer.Option(False, "--all",
-                                         help="Also paths that do not loop or bounce.")) -> None:
+def paths(
+    captures: list[str] = CapturesArg,
+    ifmap: list[str] | None = IfmapOpt,
+    dst: str | None = typer.Option(
+        None, "--dst", metavar="ADDR", help="Only paths to this destination."
+    ),
+    loop: int | None = typer.Option(
+        None, "--loop", metavar="N", help="Only paths of loop N (see analyze)."
+    ),
+    limit: int = typer.Option(5, "--limit", metavar="N", help="Show at most N paths."),
+    all_paths: bool = typer.Option(False, "--all", help="Also paths that do not loop or bounce."),
+) -> None:
     """Reconstructed paths hop by hop: capture point, direction, TTL, time since first seen.
 
     [bold]Example:[/bold] pcaploop paths tap101.pcap --dst 203.0.113.7 --limit 2
@@ -206,11 +240,16 @@ def paths(captures: list[str] = CapturesArg, ifmap: Optional[list[str]] = IfmapO
 
 
 @app.command()
-def plot(captures: list[str] = CapturesArg, ifmap: Optional[list[str]] = IfmapOpt,
-         out: str = typer.Option(..., "--out", "-o", metavar="DIR",
-                                 help="Directory for the plots (created if missing)."),
-         svg: bool = typer.Option(False, "--svg", help="Also write SVG files."),
-         merge_gap: float = MergeGapOpt, merge_prefix: Optional[int] = MergePrefixOpt) -> None:
+def plot(
+    captures: list[str] = CapturesArg,
+    ifmap: list[str] | None = IfmapOpt,
+    out: str = typer.Option(
+        ..., "--out", "-o", metavar="DIR", help="Directory for the plots (created if missing)."
+    ),
+    svg: bool = typer.Option(False, "--svg", help="Also write SVG files."),
+    merge_gap: float = MergeGapOpt,
+    merge_prefix: int | None = MergePrefixOpt,
+) -> None:
     """Draw the plots of the loops found: timeline, TTL staircase and path ladder per
     loop, amplification, copies and cycle-time distributions (PNG, and SVG on request).
 
@@ -227,12 +266,20 @@ def plot(captures: list[str] = CapturesArg, ifmap: Optional[list[str]] = IfmapOp
 
 
 @app.command()
-def report(captures: list[str] = CapturesArg, ifmap: Optional[list[str]] = IfmapOpt,
-           output: str = typer.Option(..., "--output", "-o", metavar="FILE",
-                                      help="report.html (one self-contained file) or "
-                                           "report.md (PNGs written beside it)."),
-           json_out: Optional[str] = JsonOpt, merge_gap: float = MergeGapOpt,
-           merge_prefix: Optional[int] = MergePrefixOpt) -> None:
+def report(
+    captures: list[str] = CapturesArg,
+    ifmap: list[str] | None = IfmapOpt,
+    output: str = typer.Option(
+        ...,
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="report.html (one self-contained file) or report.md (PNGs written beside it).",
+    ),
+    json_out: str | None = JsonOpt,
+    merge_gap: float = MergeGapOpt,
+    merge_prefix: int | None = MergePrefixOpt,
+) -> None:
     """Write an incident report for someone else: verdict, timeline, loops, implicated
     addresses, explanation and fixes, Wireshark filters, what was read.
 
@@ -243,8 +290,11 @@ def report(captures: list[str] = CapturesArg, ifmap: Optional[list[str]] = Ifmap
     a = _analyze(captures, ifmap, merge_gap, merge_prefix)
     if json_out:
         _validated_json(a, json_out)
-    cmd = _command_line("report", captures, **{"--ifmap": ifmap, "-o": output,
-                                               "--json": json_out, "--merge-prefix": merge_prefix})
+    cmd = _command_line(
+        "report",
+        captures,
+        **{"--ifmap": ifmap, "-o": output, "--json": json_out, "--merge-prefix": merge_prefix},
+    )
     with _status("writing the report") as prog:
         written = write_report(a, output, cmd, prog)
     if json_out != "-":
@@ -255,18 +305,26 @@ def report(captures: list[str] = CapturesArg, ifmap: Optional[list[str]] = Ifmap
 
 
 @app.command()
-def extract(captures: list[str] = CapturesArg, ifmap: Optional[list[str]] = IfmapOpt,
-            loop: Optional[int] = typer.Option(None, "--loop", metavar="N",
-                                               help="Packets of loop N (see analyze)."),
-            dst: Optional[str] = typer.Option(None, "--dst", metavar="ADDR",
-                                              help="Packets of every loop and bounce to ADDR."),
-            output: str = typer.Option(..., "--output", "-o", metavar="FILE",
-                                       help="pcapng file to write."),
-            copies_only: bool = typer.Option(False, "--copies-only",
-                                             help="Only the loop copies (what 'observations' "
-                                                  "counts), not the entry packets and ICMP "
-                                                  "errors."),
-            merge_gap: float = MergeGapOpt, merge_prefix: Optional[int] = MergePrefixOpt) -> None:
+def extract(
+    captures: list[str] = CapturesArg,
+    ifmap: list[str] | None = IfmapOpt,
+    loop: int | None = typer.Option(
+        None, "--loop", metavar="N", help="Packets of loop N (see analyze)."
+    ),
+    dst: str | None = typer.Option(
+        None, "--dst", metavar="ADDR", help="Packets of every loop and bounce to ADDR."
+    ),
+    output: str = typer.Option(..., "--output", "-o", metavar="FILE", help="pcapng file to write."),
+    copies_only: bool = typer.Option(
+        False,
+        "--copies-only",
+        help="Only the loop copies (what 'observations' "
+        "counts), not the entry packets and ICMP "
+        "errors.",
+    ),
+    merge_gap: float = MergeGapOpt,
+    merge_prefix: int | None = MergePrefixOpt,
+) -> None:
     """Write the implicated packets (original bytes and timestamps, one interface per
     capture point) to a small pcapng file to attach to a ticket.
 
@@ -279,27 +337,38 @@ def extract(captures: list[str] = CapturesArg, ifmap: Optional[list[str]] = Ifma
     a = _analyze(captures, ifmap, merge_gap, merge_prefix)
     res = run(a, output, loop=loop, dst=dst, copies_only=copies_only)
     per = ", ".join(f"{k} {v:,}" for k, v in res["capture_points"].items())
-    _console().print(f"wrote {res['path']}: {res['packets']:,} packets of {res['what']} "
-                     f"({per}; {_size(res['path'])})", markup=False)
+    _console().print(
+        f"wrote {res['path']}: {res['packets']:,} packets of {res['what']} "
+        f"({per}; {_size(res['path'])})",
+        markup=False,
+    )
 
 
 @app.command("export")
-def export(captures: list[str] = CapturesArg,
-           output: str = typer.Option(..., "-o", "--output", metavar="FILE",
-                                      help="Packets table: FILE.parquet (needs the "
-                                           "'parquet' extra) or FILE.csv[.gz]."),
-           ifmap: Optional[list[str]] = IfmapOpt,
-           with_paths: bool = typer.Option(False, "--with-paths",
-                                           help="Also write path observations to "
-                                                "FILE.paths.<ext>."),
-           with_loops: bool = typer.Option(False, "--with-loops",
-                                           help="Also write the loops table to "
-                                                "FILE.loops.<ext>."),
-           merge_gap: float = MergeGapOpt, merge_prefix: Optional[int] = MergePrefixOpt) -> None:
+def export(
+    captures: list[str] = CapturesArg,
+    output: str = typer.Option(
+        ...,
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="Packets table: FILE.parquet (needs the 'parquet' extra) or FILE.csv[.gz].",
+    ),
+    ifmap: list[str] | None = IfmapOpt,
+    with_paths: bool = typer.Option(
+        False, "--with-paths", help="Also write path observations to FILE.paths.<ext>."
+    ),
+    with_loops: bool = typer.Option(
+        False, "--with-loops", help="Also write the loops table to FILE.loops.<ext>."
+    ),
+    merge_gap: float = MergeGapOpt,
+    merge_prefix: int | None = MergePrefixOpt,
+) -> None:
     """Write the packets table (and paths, loops) to Parquet or CSV, so a large capture
     is parsed once; read it back with pcaploop.read_export(FILE), dtypes intact.
 
-    [bold]Example:[/bold] pcaploop export uplink=eth0.pcap tap101.pcap -o incident.parquet --with-paths --with-loops
+    [bold]Example:[/bold] pcaploop export uplink=eth0.pcap tap101.pcap -o incident.parquet \\
+    --with-paths --with-loops
     """
     from .present.export import export_paths, write_export
 
@@ -334,6 +403,9 @@ def main() -> None:
     except Exception as exc:  # a bug: still one line, unless debugging
         if os.environ.get("PCAPLOOP_DEBUG"):
             raise
-        print(f"Error: internal error ({type(exc).__name__}: {exc}); set PCAPLOOP_DEBUG=1 "
-              "for a traceback and please report it", file=sys.stderr)
+        print(
+            f"Error: internal error ({type(exc).__name__}: {exc}); set PCAPLOOP_DEBUG=1 "
+            "for a traceback and please report it",
+            file=sys.stderr,
+        )
         sys.exit(2)

@@ -4,6 +4,7 @@ The document's shape is described in ``docs/design.md`` (section "JSON
 contract") and by the JSON Schema shipped in ``pcaploop/data``; every
 output is validated against it before it is written.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,6 @@ from typing import Any
 from .errors import PcaploopError
 
 __all__ = ["json_schema", "validate_json"]
-
 
 
 #: version of the document's layout; bumped only when a field changes meaning
@@ -28,7 +28,7 @@ def iso_ns(ns: int | None) -> str | None:
     import datetime as dt
 
     sec, frac = divmod(int(ns), 1_000_000_000)
-    t = dt.datetime.fromtimestamp(sec, tz=dt.timezone.utc)
+    t = dt.datetime.fromtimestamp(sec, tz=dt.UTC)
     return t.strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
 
 
@@ -54,5 +54,6 @@ def validate_json(doc: dict[str, Any]) -> None:
         jsonschema.validate(doc, json_schema())
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(document)"
-        raise PcaploopError(f"output does not match the JSON schema at {where}: "
-                            f"{exc.message}") from None
+        raise PcaploopError(
+            f"output does not match the JSON schema at {where}: {exc.message}"
+        ) from None

@@ -4,12 +4,13 @@ The library raises these; the CLI catches :class:`PcaploopError`, prints
 ``Error: <message>`` on one line and exits with status 2.  Anything else
 escaping to the user is a bug.
 """
+
 from __future__ import annotations
 
 __all__ = [
-    "PcaploopError",
     "CaptureError",
     "NotACaptureError",
+    "PcaploopError",
     "UnsupportedLinkTypeError",
     "UsageError",
 ]

@@ -13,6 +13,7 @@ Both decoders (the compiled fast path in :mod:`pcaploop.decode` and the dpkt
 reference in :mod:`pcaploop.refdecode`) fill the raw columns; tests check
 they agree on every row.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -131,4 +132,3 @@ TABLE: dict[str, str] = {
 }
 
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6", 132: "sctp", 47: "gre", 50: "esp"}
-

@@ -1,4 +1,5 @@
 """Shared pytest fixtures: every capture of :mod:`fixtures`, written once per session."""
+
 from __future__ import annotations
 
 import sys
@@ -9,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import fixtures  # noqa: E402
+import fixtures
 
 KEY = (np.uint64(0x0123456789ABCDEF), np.uint64(0xFEDCBA9876543210))
 

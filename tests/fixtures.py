@@ -9,14 +9,15 @@ from the documentation ranges (DESIGN.md §5).
 Each ``make_*`` function takes a directory and returns the path it wrote;
 :data:`VALID` lists the intact captures, :data:`DAMAGED` the broken ones.
 """
+
 from __future__ import annotations
 
 import gzip
 import socket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import dpkt
 import dpkt.arp
@@ -46,20 +47,40 @@ def a6(text: str) -> bytes:
     return socket.inet_pton(socket.AF_INET6, text)
 
 
-def udp4(src: str = SRC4, dst: str = DST4, ttl: int = 64, ident: int = 0x1234,
-         payload: bytes = b"pcaploop test payload 0123456789", sport: int = 40000,
-         dport: int = 53, df: bool = False) -> bytes:
+def udp4(
+    src: str = SRC4,
+    dst: str = DST4,
+    ttl: int = 64,
+    ident: int = 0x1234,
+    payload: bytes = b"pcaploop test payload 0123456789",
+    sport: int = 40000,
+    dport: int = 53,
+    df: bool = False,
+) -> bytes:
     """IPv4/UDP with valid checksums."""
-    ip = dpkt.ip.IP(src=a4(src), dst=a4(dst), ttl=ttl, id=ident, p=17, df=int(df),
-                    data=dpkt.udp.UDP(sport=sport, dport=dport, data=payload))
+    ip = dpkt.ip.IP(
+        src=a4(src),
+        dst=a4(dst),
+        ttl=ttl,
+        id=ident,
+        p=17,
+        df=int(df),
+        data=dpkt.udp.UDP(sport=sport, dport=dport, data=payload),
+    )
     ip.data.ulen = 8 + len(payload)
     ip.len = 20 + 8 + len(payload)
     return bytes(ip)
 
 
-def tcp4(src: str = SRC4, dst: str = DST4, ttl: int = 64, ident: int = 0x2345,
-         payload: bytes = b"GET / HTTP/1.0\r\n\r\n", flags: int = dpkt.tcp.TH_PUSH | dpkt.tcp.TH_ACK,
-         df: bool = True) -> bytes:
+def tcp4(
+    src: str = SRC4,
+    dst: str = DST4,
+    ttl: int = 64,
+    ident: int = 0x2345,
+    payload: bytes = b"GET / HTTP/1.0\r\n\r\n",
+    flags: int = dpkt.tcp.TH_PUSH | dpkt.tcp.TH_ACK,
+    df: bool = True,
+) -> bytes:
     """IPv4/TCP with valid checksums."""
     tcp = dpkt.tcp.TCP(sport=41000, dport=80, seq=1000, ack=2000, flags=flags, data=payload)
     ip = dpkt.ip.IP(src=a4(src), dst=a4(dst), ttl=ttl, id=ident, p=6, df=int(df), data=tcp)
@@ -67,18 +88,26 @@ def tcp4(src: str = SRC4, dst: str = DST4, ttl: int = 64, ident: int = 0x2345,
     return bytes(ip)
 
 
-def echo4(src: str = SRC4, dst: str = DST4, ttl: int = 64, ident: int = 0x3456,
-          seq: int = 1) -> bytes:
+def echo4(
+    src: str = SRC4, dst: str = DST4, ttl: int = 64, ident: int = 0x3456, seq: int = 1
+) -> bytes:
     """IPv4 ICMP echo request."""
-    icmp = dpkt.icmp.ICMP(type=8, code=0,
-                          data=dpkt.icmp.ICMP.Echo(id=7, seq=seq, data=b"ping" * 8))
+    icmp = dpkt.icmp.ICMP(type=8, code=0, data=dpkt.icmp.ICMP.Echo(id=7, seq=seq, data=b"ping" * 8))
     ip = dpkt.ip.IP(src=a4(src), dst=a4(dst), ttl=ttl, id=ident, p=1, data=icmp)
     ip.len = 20 + len(bytes(icmp))
     return bytes(ip)
 
 
-def icmp4_error(quoted: bytes, icmp_type: int = 11, code: int = 0, src: str = GUEST4,
-                dst: str = SRC4, ttl: int = 64, ident: int = 0x4567, keep: int = 28) -> bytes:
+def icmp4_error(
+    quoted: bytes,
+    icmp_type: int = 11,
+    code: int = 0,
+    src: str = GUEST4,
+    dst: str = SRC4,
+    ttl: int = 64,
+    ident: int = 0x4567,
+    keep: int = 28,
+) -> bytes:
     """ICMP time-exceeded (11) / destination-unreachable (3) quoting ``quoted[:keep]``."""
     body = (dpkt.icmp.ICMP.TimeExceed if icmp_type == 11 else dpkt.icmp.ICMP.Unreach)()
     body.data = quoted[:keep]
@@ -94,15 +123,17 @@ def frag4(payload: bytes = bytes(range(64)), ident: int = 0x5678, ttl: int = 64)
     l4 = whole[20:]
     out = []
     for off, chunk, mf in ((0, l4[:24], 1), (24, l4[24:], 0)):
-        ip = dpkt.ip.IP(src=a4(SRC4), dst=a4(DST4), ttl=ttl, id=ident, p=17, mf=mf,
-                        offset=off // 8, data=chunk)
+        ip = dpkt.ip.IP(
+            src=a4(SRC4), dst=a4(DST4), ttl=ttl, id=ident, p=17, mf=mf, offset=off // 8, data=chunk
+        )
         ip.len = 20 + len(chunk)
         out.append(bytes(ip))
     return out
 
 
-def _ip6(nxt: int, data: bytes, src: str = SRC6, dst: str = DST6, hlim: int = 64,
-         flow: int = 0x12345) -> bytes:
+def _ip6(
+    nxt: int, data: bytes, src: str = SRC6, dst: str = DST6, hlim: int = 64, flow: int = 0x12345
+) -> bytes:
     """IPv6 header (fields set directly) followed by ``data``."""
     hdr = struct.pack(">IHBB16s16s", (6 << 28) | flow, len(data), nxt, hlim, a6(src), a6(dst))
     return hdr + data
@@ -111,13 +142,18 @@ def _ip6(nxt: int, data: bytes, src: str = SRC6, dst: str = DST6, hlim: int = 64
 def _l4_csum6(src: str, dst: str, proto: int, seg: bytes, csum_off: int) -> bytes:
     """Fill in the IPv6 pseudo-header checksum of ``seg`` at ``csum_off``."""
     pseudo = a6(src) + a6(dst) + struct.pack(">IxxxB", len(seg), proto)
-    s = dpkt.in_cksum(pseudo + seg[:csum_off] + b"\0\0" + seg[csum_off + 2:])
-    return seg[:csum_off] + struct.pack(">H", s) + seg[csum_off + 2:]
+    s = dpkt.in_cksum(pseudo + seg[:csum_off] + b"\0\0" + seg[csum_off + 2 :])
+    return seg[:csum_off] + struct.pack(">H", s) + seg[csum_off + 2 :]
 
 
-def udp6(src: str = SRC6, dst: str = DST6, hlim: int = 64,
-         payload: bytes = b"pcaploop ipv6 payload 0123456789", ext: bytes = b"",
-         first_nxt: int = 17) -> bytes:
+def udp6(
+    src: str = SRC6,
+    dst: str = DST6,
+    hlim: int = 64,
+    payload: bytes = b"pcaploop ipv6 payload 0123456789",
+    ext: bytes = b"",
+    first_nxt: int = 17,
+) -> bytes:
     """IPv6/UDP, optionally behind extension headers ``ext`` (first one ``first_nxt``)."""
     seg = struct.pack(">HHHH", 40001, 53, 8 + len(payload), 0) + payload
     seg = _l4_csum6(src, dst, 17, seg, 6)
@@ -157,8 +193,9 @@ def icmp6_error(quoted: bytes, icmp_type: int = 3, code: int = 0, keep: int = 88
 def ndp6(icmp_type: int = 135, target: str = DST6) -> bytes:
     """NDP neighbour solicitation (135) / advertisement (136) for ``target``."""
     msg = struct.pack(">BBHI", icmp_type, 0, 0, 0) + a6(target)
-    return _ip6(58, _l4_csum6(HOST6, "ff02::1:ff00:7", 58, msg, 2), HOST6, "ff02::1:ff00:7",
-                hlim=255)
+    return _ip6(
+        58, _l4_csum6(HOST6, "ff02::1:ff00:7", 58, msg, 2), HOST6, "ff02::1:ff00:7", hlim=255
+    )
 
 
 def echo6(hlim: int = 64) -> bytes:
@@ -169,8 +206,9 @@ def echo6(hlim: int = 64) -> bytes:
 
 def arp_reply(sender: str = DST4, target: str = HOST4) -> bytes:
     """ARP reply (the host answering for a guest address: proxy ARP)."""
-    return bytes(dpkt.arp.ARP(op=dpkt.arp.ARP_OP_REPLY, sha=MAC_A, spa=a4(sender),
-                              tha=MAC_B, tpa=a4(target)))
+    return bytes(
+        dpkt.arp.ARP(op=dpkt.arp.ARP_OP_REPLY, sha=MAC_A, spa=a4(sender), tha=MAC_B, tpa=a4(target))
+    )
 
 
 def ip_packets() -> list[bytes]:
@@ -194,8 +232,13 @@ def ethertype(pkt: bytes) -> int:
 
 
 # --- layer 2 -------------------------------------------------------------------
-def eth(pkt: bytes, etype: int | None = None, vlans: tuple[int, ...] = (),
-        src: bytes = MAC_A, dst: bytes = MAC_B) -> bytes:
+def eth(
+    pkt: bytes,
+    etype: int | None = None,
+    vlans: tuple[int, ...] = (),
+    src: bytes = MAC_A,
+    dst: bytes = MAC_B,
+) -> bytes:
     """Ethernet II frame, with 802.1Q (first 0x8100; QinQ outer 0x88a8) tags."""
     etype = ethertype(pkt) if etype is None else etype
     tags = b""
@@ -211,15 +254,31 @@ def sll(pkt: bytes, pkttype: int = 0, etype: int | None = None) -> bytes:
     """Linux cooked v1 header (built with dpkt's SLL layout)."""
     import dpkt.sll
 
-    h = dpkt.sll.SLL(type=pkttype, hrd=1, hlen=6, hdr=MAC_A + b"\0\0",
-                     ethtype=ethertype(pkt) if etype is None else etype)
+    h = dpkt.sll.SLL(
+        type=pkttype,
+        hrd=1,
+        hlen=6,
+        hdr=MAC_A + b"\0\0",
+        ethtype=ethertype(pkt) if etype is None else etype,
+    )
     return dpkt.Packet.pack_hdr(h) + pkt
 
 
 def sll2(pkt: bytes, ifindex: int, pkttype: int = 0, etype: int | None = None) -> bytes:
     """Linux cooked v2 header: EtherType, ifindex, packet type, source MAC."""
-    return struct.pack(">HHIHBB8s", ethertype(pkt) if etype is None else etype, 0, ifindex, 1,
-                       pkttype, 6, MAC_A + b"\0\0") + pkt
+    return (
+        struct.pack(
+            ">HHIHBB8s",
+            ethertype(pkt) if etype is None else etype,
+            0,
+            ifindex,
+            1,
+            pkttype,
+            6,
+            MAC_A + b"\0\0",
+        )
+        + pkt
+    )
 
 
 def null(pkt: bytes, af: int, big: bool = False) -> bytes:
@@ -260,12 +319,17 @@ def records(frames: list[bytes], start: int = T0, step: int = 1000) -> list[Rec]
     return [Rec(start + i * step, f) for i, f in enumerate(frames)]
 
 
-def write_pcap(path: Path, linktype: int, recs: list[Rec], nano: bool = False,
-               big: bool = False, snaplen: int = 65535) -> Path:
+def write_pcap(
+    path: Path,
+    linktype: int,
+    recs: list[Rec],
+    nano: bool = False,
+    big: bool = False,
+    snaplen: int = 65535,
+) -> Path:
     """A classic pcap file through dpkt.pcap.Writer (exact ns/µs timestamps)."""
     with open(path, "wb") as f:
-        w = (_BigWriter if big else _LittleWriter)(f, snaplen=snaplen, linktype=linktype,
-                                                  nano=nano)
+        w = (_BigWriter if big else _LittleWriter)(f, snaplen=snaplen, linktype=linktype, nano=nano)
         for r in recs:
             sec, frac = divmod(r.ts_ns, 10**9)
             frac = frac if nano else frac // 1000
@@ -297,8 +361,11 @@ def block(e: str, btype: int, body: bytes, trailer_len: int | None = None) -> by
     """A pcapng block; ``trailer_len`` overrides the trailing length (damage)."""
     body += b"\0" * (-len(body) % 4)
     n = len(body) + 12
-    return struct.pack(e + "II", btype, n) + body + struct.pack(
-        e + "I", n if trailer_len is None else trailer_len)
+    return (
+        struct.pack(e + "II", btype, n)
+        + body
+        + struct.pack(e + "I", n if trailer_len is None else trailer_len)
+    )
 
 
 def shb(e: str, comment: str | None = None) -> bytes:
@@ -322,7 +389,7 @@ class Iface:
     def units(self) -> int:
         """Timestamp units per second."""
         r = 6 if self.tsresol is None else self.tsresol
-        return 2 ** (r & 0x7F) if r & 0x80 else 10 ** r
+        return 2 ** (r & 0x7F) if r & 0x80 else 10**r
 
 
 def idb(e: str, itf: Iface) -> bytes:
@@ -345,16 +412,29 @@ def ts_units(itf: Iface, ts_ns: int) -> int:
     return rel * itf.units // 10**9
 
 
-def epb(e: str, iface: int, units: int, frame: bytes, wirelen: int | None = None,
-        flags: int | None = None, comment: str | None = None) -> bytes:
+def epb(
+    e: str,
+    iface: int,
+    units: int,
+    frame: bytes,
+    wirelen: int | None = None,
+    flags: int | None = None,
+    comment: str | None = None,
+) -> bytes:
     """Enhanced Packet Block with optional epb_flags and comment."""
     opts = []
     if flags is not None:
         opts.append((2, struct.pack(e + "I", flags)))
     if comment:
         opts.append((1, comment.encode()))
-    body = struct.pack(e + "IIIII", iface, units >> 32, units & 0xFFFFFFFF, len(frame),
-                       len(frame) if wirelen is None else wirelen)
+    body = struct.pack(
+        e + "IIIII",
+        iface,
+        units >> 32,
+        units & 0xFFFFFFFF,
+        len(frame),
+        len(frame) if wirelen is None else wirelen,
+    )
     return block(e, 6, body + frame + b"\0" * (-len(frame) % 4) + _opts(e, opts))
 
 
@@ -407,21 +487,30 @@ def make_pcap_us_le(d: Path) -> Path:
 
 def make_pcap_us_be(d: Path) -> Path:
     """Ethernet, microsecond magic, big-endian."""
-    return write_pcap(d / "eth_us_be.pcap", 1, records([eth(p) for p in ip_packets()[:6]]),
-                      big=True)
+    return write_pcap(
+        d / "eth_us_be.pcap", 1, records([eth(p) for p in ip_packets()[:6]]), big=True
+    )
 
 
 def make_pcap_ns_le(d: Path) -> Path:
     """Ethernet, nanosecond magic, little-endian, timestamps 1 ns apart."""
-    return write_pcap(d / "eth_ns_le.pcap", 1, records([eth(p) for p in ip_packets()[:6]],
-                                                       start=T0 + 123456789, step=1), nano=True)
+    return write_pcap(
+        d / "eth_ns_le.pcap",
+        1,
+        records([eth(p) for p in ip_packets()[:6]], start=T0 + 123456789, step=1),
+        nano=True,
+    )
 
 
 def make_pcap_ns_be(d: Path) -> Path:
     """Ethernet, nanosecond magic, big-endian."""
-    return write_pcap(d / "eth_ns_be.pcap", 1, records([eth(p) for p in ip_packets()[:6]],
-                                                       start=T0 + 987654321, step=7),
-                      nano=True, big=True)
+    return write_pcap(
+        d / "eth_ns_be.pcap",
+        1,
+        records([eth(p) for p in ip_packets()[:6]], start=T0 + 987654321, step=7),
+        nano=True,
+        big=True,
+    )
 
 
 def make_vlan(d: Path) -> Path:
@@ -499,8 +588,10 @@ def make_snaplen96_sll2(d: Path) -> Path:
     big4 = udp4(payload=bytes(range(256)) * 4)
     first = frag6()[0][:40] + frag6()[0][40:48] + bytes(range(200))  # claims more than it has
     first = first[:4] + struct.pack(">H", len(first) - 40) + first[6:]
-    recs = [Rec(T0 + i, sll2(p, 5, 4)[:96], len(sll2(p, 5, 4)))
-            for i, p in enumerate([big4, first, udp6(payload=bytes(range(200)))])]
+    recs = [
+        Rec(T0 + i, sll2(p, 5, 4)[:96], len(sll2(p, 5, 4)))
+        for i, p in enumerate([big4, first, udp6(payload=bytes(range(200)))])
+    ]
     return write_pcap(d / "snap96_any.pcap", 276, recs, snaplen=96)
 
 
@@ -509,10 +600,15 @@ def make_offload(d: Path) -> Path:
     big = udp4(payload=b"z" * 3000)
     zero_len = big[:2] + b"\0\0" + big[4:]
     six = udp6(payload=b"w" * 2000)
-    recs = [Rec(T0, eth(big)), Rec(T0 + 1, eth(zero_len)),
-            Rec(T0 + 2, eth(six[:4] + b"\0\0" + six[6:])),
-            Rec(T0 + 3, eth(big[:1400]), len(eth(big[:1400]))),  # claims 3028, has 1400
-            Rec(T0 + 4, eth(tcp4(payload=b"q" * 1400)[:2] + b"\xff\xff" + tcp4(payload=b"q" * 1400)[4:]))]
+    recs = [
+        Rec(T0, eth(big)),
+        Rec(T0 + 1, eth(zero_len)),
+        Rec(T0 + 2, eth(six[:4] + b"\0\0" + six[6:])),
+        Rec(T0 + 3, eth(big[:1400]), len(eth(big[:1400]))),  # claims 3028, has 1400
+        Rec(
+            T0 + 4, eth(tcp4(payload=b"q" * 1400)[:2] + b"\xff\xff" + tcp4(payload=b"q" * 1400)[4:])
+        ),
+    ]
     return write_pcap(d / "offload.pcap", 1, recs, snaplen=262144)
 
 
@@ -540,9 +636,15 @@ def make_pcapng_multi(d: Path) -> Path:
     if_tsresol 10^-9 and 2^-20, if_tsoffset, EPB direction flags, SPB, ISB,
     an unknown block type and comments."""
     p4, p6 = ip_packets()[:5], ip_packets()[9:13]
-    s1 = Section(False, [Iface(1, "uplink", 0, 9, comment="host uplink"),
-                         Iface(276, None, 0), Iface(101, "tun0", 128, 0x80 | 20, 1)],
-                 comment="section one")
+    s1 = Section(
+        False,
+        [
+            Iface(1, "uplink", 0, 9, comment="host uplink"),
+            Iface(276, None, 0),
+            Iface(101, "tun0", 128, 0x80 | 20, 1),
+        ],
+        comment="section one",
+    )
     s1.extra = [block("<", 0x0BAD, b"unknown block body")]
     for i, p in enumerate(p4):
         s1.recs.append((0, Rec(T0 + 1000 * i + 1, eth(p)), (1, 2)[i % 2]))
@@ -597,8 +699,9 @@ def make_big_wirelen(d: Path) -> Path:
 def make_caplen_over_snaplen(d: Path) -> Path:
     """A record longer than the file's snaplen (64): read, truncated to 64 like libpcap."""
     p = udp4(payload=b"a" * 100)
-    return write_pcap(d / "over_snap.pcap", 1, [Rec(T0, eth(p)), Rec(T0 + 1, eth(udp4()))],
-                      snaplen=64)
+    return write_pcap(
+        d / "over_snap.pcap", 1, [Rec(T0, eth(p)), Rec(T0 + 1, eth(udp4()))], snaplen=64
+    )
 
 
 # --- damaged files ------------------------------------------------------------------
@@ -673,8 +776,11 @@ def make_pcapng_cut(d: Path) -> Path:
 
 def make_gzip_cut(d: Path) -> Path:
     """A gzip stream cut off: the intact part is read, the damage reported."""
-    raw = write_pcap(d / "gzcut.pcap", 1, records([eth(udp4(ident=i, payload=bytes(range(200))))
-                                                   for i in range(200)]))
+    raw = write_pcap(
+        d / "gzcut.pcap",
+        1,
+        records([eth(udp4(ident=i, payload=bytes(range(200)))) for i in range(200)]),
+    )
     comp = gzip.compress(raw.read_bytes())
     out = d / "gzcut.pcap.gz"
     out.write_bytes(comp[: len(comp) // 2])
@@ -682,25 +788,45 @@ def make_gzip_cut(d: Path) -> Path:
 
 
 VALID: dict[str, Callable[[Path], Path]] = {
-    "pcap_us_le": make_pcap_us_le, "pcap_us_be": make_pcap_us_be,
-    "pcap_ns_le": make_pcap_ns_le, "pcap_ns_be": make_pcap_ns_be,
-    "vlan": make_vlan, "raw101": make_raw, "raw12": lambda d: make_raw(d, 12),
-    "raw14": lambda d: make_raw(d, 14), "ipv4": make_ipv4, "ipv6": make_ipv6,
-    "sll": make_sll, "sll2": make_sll2, "null_le": make_null,
-    "null_be": lambda d: make_null(d, True), "loop": make_loop, "snaplen96": make_snaplen96,
+    "pcap_us_le": make_pcap_us_le,
+    "pcap_us_be": make_pcap_us_be,
+    "pcap_ns_le": make_pcap_ns_le,
+    "pcap_ns_be": make_pcap_ns_be,
+    "vlan": make_vlan,
+    "raw101": make_raw,
+    "raw12": lambda d: make_raw(d, 12),
+    "raw14": lambda d: make_raw(d, 14),
+    "ipv4": make_ipv4,
+    "ipv6": make_ipv6,
+    "sll": make_sll,
+    "sll2": make_sll2,
+    "null_le": make_null,
+    "null_be": lambda d: make_null(d, True),
+    "loop": make_loop,
+    "snaplen96": make_snaplen96,
     "snaplen96_sll2": make_snaplen96_sll2,
-    "offload": make_offload, "malformed_frames": make_malformed_frames,
-    "pcapng_multi": make_pcapng_multi, "pcapng_single": make_pcapng_single,
-    "gzip_pcap": make_gzip_pcap, "gzip_pcapng": make_gzip_pcapng, "unsorted": make_unsorted,
-    "big_wirelen": make_big_wirelen, "caplen_over_snaplen": make_caplen_over_snaplen,
+    "offload": make_offload,
+    "malformed_frames": make_malformed_frames,
+    "pcapng_multi": make_pcapng_multi,
+    "pcapng_single": make_pcapng_single,
+    "gzip_pcap": make_gzip_pcap,
+    "gzip_pcapng": make_gzip_pcapng,
+    "unsorted": make_unsorted,
+    "big_wirelen": make_big_wirelen,
+    "caplen_over_snaplen": make_caplen_over_snaplen,
 }
 
 DAMAGED: dict[str, Callable[[Path], Path]] = {
-    "cut_tail": make_cut_tail, "huge_caplen": make_huge_caplen,
-    "caplen_over_max": make_caplen_over_max, "pcapng_bad_lengths": make_pcapng_bad_lengths,
-    "pcapng_huge_block": make_pcapng_huge_block, "pcapng_cut": make_pcapng_cut,
+    "cut_tail": make_cut_tail,
+    "huge_caplen": make_huge_caplen,
+    "caplen_over_max": make_caplen_over_max,
+    "pcapng_bad_lengths": make_pcapng_bad_lengths,
+    "pcapng_huge_block": make_pcapng_huge_block,
+    "pcapng_cut": make_pcapng_cut,
 }
 
 NOT_CAPTURES: dict[str, Callable[[Path], Path]] = {
-    "text": make_text, "empty": make_empty, "jpeg": make_jpeg,
+    "text": make_text,
+    "empty": make_empty,
+    "jpeg": make_jpeg,
 }

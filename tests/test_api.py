@@ -3,6 +3,7 @@
 A notebook user should find everything the CLI does one ``import pcaploop``
 away; these tests keep that true as modules grow.
 """
+
 from __future__ import annotations
 
 import ast
@@ -19,8 +20,15 @@ import pytest
 import pcaploop
 
 ROOT = Path(__file__).resolve().parents[1]
-PLOTS = ["plot_timeline", "plot_ttl_staircase", "plot_amplification", "plot_path_ladder",
-         "plot_distributions", "plot_copies", "plot_cycle_time"]
+PLOTS = [
+    "plot_timeline",
+    "plot_ttl_staircase",
+    "plot_amplification",
+    "plot_path_ladder",
+    "plot_distributions",
+    "plot_copies",
+    "plot_cycle_time",
+]
 
 
 def _modules() -> list[str]:
@@ -34,16 +42,20 @@ def _modules() -> list[str]:
 
 
 def _public_objects() -> list[tuple[str, object]]:
-    return [(n, getattr(pcaploop, n)) for n in pcaploop.__all__
-            if callable(getattr(pcaploop, n, None))]
+    return [
+        (n, getattr(pcaploop, n)) for n in pcaploop.__all__ if callable(getattr(pcaploop, n, None))
+    ]
 
 
 def test_all_is_a_sorted_literal_of_every_export():
     """``__all__`` is written out (a literal, for readers and tools) and sorted, and names
     exactly what the lazy table exports."""
     tree = ast.parse((ROOT / "pcaploop" / "__init__.py").read_text())
-    literal = [n for n in tree.body if isinstance(n, ast.Assign)
-               and any(getattr(t, "id", None) == "__all__" for t in n.targets)]
+    literal = [
+        n
+        for n in tree.body
+        if isinstance(n, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in n.targets)
+    ]
     assert len(literal) == 1 and isinstance(literal[0].value, ast.List)
     assert all(isinstance(e, ast.Constant) for e in literal[0].value.elts)
     assert pcaploop.__all__ == sorted(pcaploop.__all__)
@@ -72,14 +84,18 @@ def test_every_export_is_declared_by_its_module():
         module, _, attr = target.partition(":")
         mod = importlib.import_module(f"pcaploop.{module}")
         assert (attr or name) in getattr(mod, "__all__", []), (
-            f"pcaploop.{name}: add {attr or name!r} to pcaploop.{module}.__all__")
+            f"pcaploop.{name}: add {attr or name!r} to pcaploop.{module}.__all__"
+        )
 
 
 def test_no_public_name_shadows_a_submodule():
     """``from .extract import extract`` would turn ``pcaploop.extract`` into the function and
     break every later ``from . import extract``."""
-    clash = [n for n in pcaploop.__all__ if not n.startswith("__")
-             and importlib.util.find_spec(f"pcaploop.{n}") is not None]
+    clash = [
+        n
+        for n in pcaploop.__all__
+        if not n.startswith("__") and importlib.util.find_spec(f"pcaploop.{n}") is not None
+    ]
     assert not clash, f"names in __all__ that shadow submodules: {clash}"
 
 
@@ -88,15 +104,16 @@ def _annotation_problems(fn, skip_first: bool = False) -> list[str]:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
         return []
-    params = list(sig.parameters.values())[1 if skip_first else 0:]
+    params = list(sig.parameters.values())[1 if skip_first else 0 :]
     bad = [p.name for p in params if p.annotation is inspect.Parameter.empty]
     if sig.return_annotation is inspect.Signature.empty:
         bad.append("return")
     return bad
 
 
-@pytest.mark.parametrize("name,obj", _public_objects(), ids=lambda v: v if isinstance(v, str)
-                         else "")
+@pytest.mark.parametrize(
+    "name,obj", _public_objects(), ids=lambda v: v if isinstance(v, str) else ""
+)
 def test_documented_and_typed(name, obj):
     doc = inspect.getdoc(obj) or ""
     assert doc.strip(), f"pcaploop.{name} has no docstring"
@@ -143,23 +160,37 @@ def test_export_functions_are_exported():
 
 def test_names_survive_any_import_order():
     """Importing a submodule sets ``pcaploop.<submodule>``; no public name may turn into one."""
-    code = ("import importlib, pkgutil, types, pcaploop\n"
-            "for m in pkgutil.walk_packages(pcaploop.__path__, 'pcaploop.'):\n"
-            "    if not m.name.endswith('__main__'):\n"
-            "        importlib.import_module(m.name)\n"
-            "print(','.join(n for n in pcaploop.__all__ "
-            "if isinstance(getattr(pcaploop, n), types.ModuleType)))")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    code = (
+        "import importlib, pkgutil, types, pcaploop\n"
+        "for m in pkgutil.walk_packages(pcaploop.__path__, 'pcaploop.'):\n"
+        "    if not m.name.endswith('__main__'):\n"
+        "        importlib.import_module(m.name)\n"
+        "print(','.join(n for n in pcaploop.__all__ "
+        "if isinstance(getattr(pcaploop, n), types.ModuleType)))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "", f"pcaploop.{res.stdout.strip()} became a module"
 
 
 def test_import_does_not_pull_in_the_cli_stack():
     """``import pcaploop`` (and the export module) must not load typer, rich or matplotlib."""
-    code = ("import sys, pcaploop, pcaploop.present.export; "
-            "print(','.join(m for m in ('typer', 'rich', 'matplotlib') if m in sys.modules))")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    code = (
+        "import sys, pcaploop, pcaploop.present.export; "
+        "print(','.join(m for m in ('typer', 'rich', 'matplotlib') if m in sys.modules))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "", f"import pcaploop imported {res.stdout.strip()}"

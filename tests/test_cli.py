@@ -1,4 +1,5 @@
 """The CLI maps options to library calls; errors are one line and exit 2."""
+
 from __future__ import annotations
 
 import json
@@ -6,13 +7,16 @@ import subprocess
 import sys
 
 import pytest
-
 from loopgen import tunnel_loop, write
 
 
 def cli(*args, check_rc=None):
-    p = subprocess.run([sys.executable, "-m", "pcaploop", *map(str, args)], capture_output=True,
-                       text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-m", "pcaploop", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if check_rc is not None:
         assert p.returncode == check_rc, (p.stdout, p.stderr)
     return p
@@ -45,11 +49,14 @@ def test_paths_and_info(incident):
     assert all(c["records"] == c["decoded"] + sum(c["skipped"].values()) for c in doc["captures"])
 
 
-@pytest.mark.parametrize("content,expect", [
-    (b"just some text\n", "not a pcap or pcapng capture"),
-    (b"", "empty file"),
-    (b"\xff\xd8\xff\xe0JFIF" + b"\0" * 40, "JPEG"),
-])
+@pytest.mark.parametrize(
+    "content,expect",
+    [
+        (b"just some text\n", "not a pcap or pcapng capture"),
+        (b"", "empty file"),
+        (b"\xff\xd8\xff\xe0JFIF" + b"\0" * 40, "JPEG"),
+    ],
+)
 def test_bad_input_one_line_exit_2(tmp_path, content, expect):
     f = tmp_path / "bad.pcap"
     f.write_bytes(content)

@@ -1,4 +1,5 @@
 """Random damage to valid captures: only PcaploopError, balanced accounting, bounded memory."""
+
 from __future__ import annotations
 
 import struct
@@ -6,10 +7,11 @@ import tempfile
 import tracemalloc
 from pathlib import Path
 
-import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
-
 import fixtures as fx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from pcaploop.errors import PcaploopError
 from pcaploop.ingest.loader import load
 
@@ -48,7 +50,7 @@ def damaged(draw) -> bytes:
             data[i] = draw(st.integers(0, 255))
         elif kind == 1 and i + 4 <= len(data):
             order = draw(st.sampled_from("<>"))
-            data[i:i + 4] = struct.pack(order + "I", draw(st.sampled_from(HUGE)))
+            data[i : i + 4] = struct.pack(order + "I", draw(st.sampled_from(HUGE)))
         elif kind == 2:
             j = draw(st.integers(i, min(len(data), i + 64)))
             del data[i:j]
@@ -77,7 +79,7 @@ def _warm_up() -> None:
     """Import and compile everything once, so the memory bound measures the reading."""
     for name, data in SEEDS.items():
         path = _DIR / f"warm-{name}"
-        for blob in (data, data[:40], data[:len(data) // 2]):
+        for blob in (data, data[:40], data[: len(data) // 2]):
             path.write_bytes(blob)
             _load_checked(path)
 

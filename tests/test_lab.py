@@ -16,6 +16,7 @@ The comparison follows the DESIGN.md section 4 JSON contract: loops[].
 destination, kind, capture_points, ttl_step, looping_packets, observations;
 bounces[].destination, capture_point, packets.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -31,12 +32,24 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
 LAB_PY = SAMPLES / "lab" / "lab.py"
-LAB_TIMEOUT = 420          # seconds for the whole lab run (it takes about 2.5 min)
+LAB_TIMEOUT = 420  # seconds for the whole lab run (it takes about 2.5 min)
 ANALYZE_TIMEOUT = 300
 
-SCENARIOS = ["healthy", "incident", "forwarding-off", "two-guests", "rp-filter", "router-loop",
-             "two-tunnels", "fix-readd", "fix-delroute", "fix-noforward", "fix-rpfilter",
-             "fix-nft-ipv6", "fix-same-iface"]
+SCENARIOS = [
+    "healthy",
+    "incident",
+    "forwarding-off",
+    "two-guests",
+    "rp-filter",
+    "router-loop",
+    "two-tunnels",
+    "fix-readd",
+    "fix-delroute",
+    "fix-noforward",
+    "fix-rpfilter",
+    "fix-nft-ipv6",
+    "fix-same-iface",
+]
 FORMS = ["per-interface", "any", "pcapng", "raw", "sll1"]
 LOOPING = {"incident", "two-guests", "router-loop", "two-tunnels"}
 BOUNCING = {"rp-filter", "fix-rpfilter", "fix-nft-ipv6", "fix-same-iface"}
@@ -46,7 +59,7 @@ FIXES = {s for s in SCENARIOS if s.startswith("fix-")}
 def _load_lab():
     spec = importlib.util.spec_from_file_location("pcaploop_lab", LAB_PY)
     mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod      # dataclasses look their module up there
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
     spec.loader.exec_module(mod)
     return mod
 
@@ -79,10 +92,17 @@ def run_analyze_cli(expected_path: Path) -> dict:
     cmd += ["--json", "-"]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    r = subprocess.run(cmd, cwd=expected_path.parent, capture_output=True, text=True,
-                       timeout=ANALYZE_TIMEOUT, env=env)
+    r = subprocess.run(
+        cmd,
+        cwd=expected_path.parent,
+        capture_output=True,
+        text=True,
+        timeout=ANALYZE_TIMEOUT,
+        env=env,
+    )
     assert r.returncode == 0, (
-        f"`{' '.join(cmd[1:])}` in {expected_path.parent} exited {r.returncode}\n{r.stderr[-3000:]}")
+        f"`{' '.join(cmd[1:])}` in {expected_path.parent} exited {r.returncode}\n{r.stderr[-3000:]}"
+    )
     return json.loads(r.stdout)
 
 
@@ -107,16 +127,22 @@ def compare(exp: dict, got: dict) -> list[str]:
             if g.get(field) != e[field]:
                 diffs.append(f"{dst}: {field} expected {e[field]!r}, got {g.get(field)!r}")
         if sorted(g.get("capture_points") or []) != sorted(e["capture_points"]):
-            diffs.append(f"{dst}: capture_points expected {sorted(e['capture_points'])}, "
-                         f"got {sorted(g.get('capture_points') or [])}")
+            diffs.append(
+                f"{dst}: capture_points expected {sorted(e['capture_points'])}, "
+                f"got {sorted(g.get('capture_points') or [])}"
+            )
     for dst in exp["not_looping"]:
         if dst in got_loops:
             diffs.append(f"{dst} must not loop, got loop(s) {got_loops[dst]}")
     exp_b = sorted((b["destination"], b["capture_point"], b["packets"]) for b in exp["bounces"])
-    got_b = sorted((b.get("destination"), b.get("capture_point"), b.get("packets"))
-                   for b in got.get("bounces", []))
+    got_b = sorted(
+        (b.get("destination"), b.get("capture_point"), b.get("packets"))
+        for b in got.get("bounces", [])
+    )
     if exp_b != got_b:
-        diffs.append(f"bounces (destination, capture_point, packets): expected {exp_b}, got {got_b}")
+        diffs.append(
+            f"bounces (destination, capture_point, packets): expected {exp_b}, got {got_b}"
+        )
     return diffs
 
 
@@ -133,8 +159,11 @@ def check_against_pcaploop(expected_path: Path) -> None:
 COMMITTED = sorted(SAMPLES.glob("*/*.expected.json"))
 
 
-@pytest.mark.parametrize("expected_path", COMMITTED,
-                         ids=[f"{p.parent.name}/{p.name.removesuffix('.expected.json')}" for p in COMMITTED])
+@pytest.mark.parametrize(
+    "expected_path",
+    COMMITTED,
+    ids=[f"{p.parent.name}/{p.name.removesuffix('.expected.json')}" for p in COMMITTED],
+)
 def test_committed_sample_matches_golden(expected_path: Path) -> None:
     check_against_pcaploop(expected_path)
 
@@ -149,7 +178,9 @@ def test_committed_sample_through_the_cli(scenario: str) -> None:
 def test_committed_samples_present() -> None:
     names = {p.parent.name for p in COMMITTED}
     missing = [s for s in SCENARIOS if s not in names]
-    assert not missing, f"samples/ lacks expectations for {missing}; regenerate with samples/lab/lab.py"
+    assert not missing, (
+        f"samples/ lacks expectations for {missing}; regenerate with samples/lab/lab.py"
+    )
     for p in COMMITTED:
         _check_consistent(p.parent.name, json.loads(p.read_text()), p.parent)
 
@@ -166,8 +197,12 @@ def lab_run(tmp_path_factory) -> tuple[Path, str]:
         pytest.skip(f"lab: cannot build network namespaces: {why}")
     out = tmp_path_factory.mktemp("lab")
     try:
-        r = subprocess.run([sys.executable, str(LAB_PY), "--out", str(out)], capture_output=True,
-                           text=True, timeout=LAB_TIMEOUT)
+        r = subprocess.run(
+            [sys.executable, str(LAB_PY), "--out", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=LAB_TIMEOUT,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"the lab run took more than {LAB_TIMEOUT} s")
     if r.returncode == 77:
@@ -181,7 +216,7 @@ def _scenario_status(output: str, scenario: str) -> str:
     for i, line in enumerate(lines):
         if line.startswith(f"{scenario}: "):
             rest = [line]
-            for more in lines[i + 1:]:
+            for more in lines[i + 1 :]:
                 if not more.startswith("  - "):
                     break
                 rest.append(more)
@@ -193,7 +228,16 @@ def _check_consistent(scenario: str, exp: dict, sdir: Path) -> None:
     """Self-consistency of one expectation file (no pcaploop involved)."""
     assert exp["scenario"] == scenario
     assert exp["form"] in FORMS
-    for key in ("inputs", "ifmap", "records", "loops", "bounces", "not_looping", "fix_commands", "notes"):
+    for key in (
+        "inputs",
+        "ifmap",
+        "records",
+        "loops",
+        "bounces",
+        "not_looping",
+        "fix_commands",
+        "notes",
+    ):
         assert key in exp, f"{scenario}/{exp['form']}: missing key {key}"
     for spec in exp["inputs"]:
         rel = spec.rpartition("=")[2]
@@ -222,14 +266,15 @@ def _check_consistent(scenario: str, exp: dict, sdir: Path) -> None:
         assert lp["ttl_step"] in (2, 4)
         if merged:
             assert lp["capture_points"] == ["any"]
-            per_packet = lp["entry_ttl"]              # the uplink copy is at the same point
+            per_packet = lp["entry_ttl"]  # the uplink copy is at the same point
         elif lp["capture_points"] == ["uplink"]:
-            per_packet = lp["entry_ttl"]              # host <-> router: every copy on the uplink
+            per_packet = lp["entry_ttl"]  # host <-> router: every copy on the uplink
         else:
-            per_packet = lp["entry_ttl"] - 1          # tunnel copies T-1 ... 1
+            per_packet = lp["entry_ttl"] - 1  # tunnel copies T-1 ... 1
         assert lp["observations"] == lp["looping_packets"] * per_packet, (
             f"{scenario}/{exp['form']} {lp.destination}: {lp.observations} observations, "
-            f"TTL arithmetic says {lp.looping_packets} x {per_packet}")
+            f"TTL arithmetic says {lp.looping_packets} x {per_packet}"
+        )
 
 
 @pytest.mark.lab
@@ -239,7 +284,9 @@ def test_lab_scenario(lab_run, scenario: str) -> None:
     status = _scenario_status(output, scenario)
     if "skipped" in status:
         pytest.skip(status)
-    assert status.startswith(f"{scenario}: ok"), f"lab output for {scenario}:\n{status or output[-3000:]}"
+    assert status.startswith(f"{scenario}: ok"), (
+        f"lab output for {scenario}:\n{status or output[-3000:]}"
+    )
     sdir = out / scenario
     forms = {p.name.removesuffix(".expected.json") for p in sdir.glob("*.expected.json")}
     required = {"per-interface", "any", "raw"}

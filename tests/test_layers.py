@@ -6,6 +6,7 @@ all of them), and no two modules import each other, directly or round a
 cycle.  Imports inside functions count too: they are how a stage would
 quietly reach upward.
 """
+
 from __future__ import annotations
 
 import ast
@@ -14,8 +15,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "pcaploop"
-LAYERS = {"read": 1, "decode": 2, "ingest": 3, "analysis": 4, "present": 5, "cli": 6,
-          "__main__": 6}
+LAYERS = {"read": 1, "decode": 2, "ingest": 3, "analysis": 4, "present": 5, "cli": 6, "__main__": 6}
 
 
 def _name(path: Path) -> str:
@@ -64,7 +64,8 @@ def test_imports_only_from_its_level_or_below(mod):
     up = sorted(d for d in GRAPH[mod] if d != "pcaploop" and _layer(d) > _layer(mod))
     assert not up, f"{mod} (level {_layer(mod)}) imports {up} from above"
     assert "pcaploop" not in GRAPH[mod] or _layer(mod) >= LAYERS["cli"] or mod.count(".") == 0, (
-        f"{mod} imports the package root: import the module that defines the name")
+        f"{mod} imports the package root: import the module that defines the name"
+    )
 
 
 def test_no_import_cycles():
@@ -79,7 +80,7 @@ def test_no_import_cycles():
             if d == "pcaploop":
                 continue
             if state.get(d) == 1:
-                cycle = stack[stack.index(d):] + [d]
+                cycle = stack[stack.index(d) :] + [d]
                 raise AssertionError("import cycle: " + " -> ".join(cycle))
             if d not in state:
                 visit(d)

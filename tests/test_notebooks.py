@@ -3,6 +3,7 @@
 Executed with nbclient on the ``python3`` kernel (ipykernel), cwd ``notebooks/``,
 120 s per cell, on the bundled incident sample.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,13 @@ NB_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NB_DIR.glob("*.ipynb"))
 INCIDENT = ROOT / "samples" / "incident"
 SAMPLE_FILES = ["uplink.pcap", "tap101.pcap", "any.pcap", "iplink.txt"]
-PLOTS = ["plot_timeline", "plot_ttl_staircase", "plot_amplification", "plot_path_ladder",
-         "plot_distributions"]
+PLOTS = [
+    "plot_timeline",
+    "plot_ttl_staircase",
+    "plot_amplification",
+    "plot_path_ladder",
+    "plot_distributions",
+]
 NEEDED = PLOTS + ["write_report", "write_export", "read_export", "capture_info", "analyze"]
 
 
@@ -37,15 +43,23 @@ def test_stored_without_outputs(path):
     nb = _read(path)
     nbformat.validate(nb)
     assert nb.metadata.kernelspec.name == "python3"
-    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
-             and (c.outputs or c.execution_count is not None)]
+    dirty = [
+        i
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and (c.outputs or c.execution_count is not None)
+    ]
     assert not dirty, f"{path.name}: cells {dirty} have outputs; clear them before committing"
 
 
 def test_walkthrough_covers_the_api():
     src = "\n".join(c.source for c in _read(NB_DIR / "incident_walkthrough.ipynb").cells)
-    for name in NEEDED + ["verdict", "loops_frame", "implicated_frame", "loop_packets",
-                          "path_rows"]:
+    for name in NEEDED + [
+        "verdict",
+        "loops_frame",
+        "implicated_frame",
+        "loop_packets",
+        "path_rows",
+    ]:
         assert name in src, f"the walkthrough does not show {name}"
 
 
@@ -64,14 +78,20 @@ def test_executes(path, monkeypatch):
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     # the kernel is a subprocess: it must import this checkout and draw without a display
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    monkeypatch.setenv(
+        "PYTHONPATH",
+        os.pathsep.join(
+            [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        ),
+    )
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     monkeypatch.delenv("PCAPLOOP_SAMPLES", raising=False)
     nb = _read(path)
-    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NB_DIR)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(NB_DIR)}}
+    )
     client.execute()
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
-              if o.output_type == "error"]
+    errors = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
+    ]
     assert not errors

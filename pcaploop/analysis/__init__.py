@@ -9,4 +9,5 @@
 * :mod:`.window` runs correlate and detect over a stream in bounded memory;
 * :mod:`.pipeline` ties the stages together (:func:`analyze`, :class:`Analysis`).
 """
+
 from __future__ import annotations

@@ -1,4 +1,5 @@
 """Compiled kernels of the correlate stage (path assignment and per-path summary)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -56,8 +57,9 @@ def _min_drop(ttl, k, m, stride):  # pragma: no cover
 
 
 @njit
-def summarize_paths(path, plane, dirn, ttl, npaths, p_loop, p_bounce, p_step,
-                    p_bounce_plane, row_loop):  # pragma: no cover
+def summarize_paths(
+    path, plane, dirn, ttl, npaths, p_loop, p_bounce, p_step, p_bounce_plane, row_loop
+):  # pragma: no cover
     """Per path: looping?, bounce?, TTL step; per row: is it a copy at a loop point.
 
     Rows must be sorted by (path, plane, direction, TTL descending).  A lane
@@ -89,11 +91,11 @@ def summarize_paths(path, plane, dirn, ttl, npaths, p_loop, p_bounce, p_step,
                     # both directions in one lane: a cycle is two records apart
                     mind = _min_drop(ttl, k, m, 2)
                 if mind < _NOTTL:
-                        looping = True
-                        for r in range(k, m):
-                            row_loop[r] = 1
-                        if mind < step:
-                            step = mind
+                    looping = True
+                    for r in range(k, m):
+                        row_loop[r] = 1
+                    if mind < step:
+                        step = mind
             k = m
         if looping:
             # every copy at a plane (point + VLAN) that holds replicas counts

@@ -14,6 +14,7 @@ Steps, all vectorised or compiled:
 5. split each fingerprint into **paths** ordered by TTL; detect's
    :func:`~.detect.classify_paths` says which loop or bounce.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -97,8 +98,14 @@ def _dedup(cols, cand: np.ndarray, opt: Options):
     return rows[~is_dup & ~is_l2], rows[is_dup], rows[is_l2]
 
 
-def _overlaps(cols, rows: np.ndarray, names: list[str], decoded: np.ndarray, opt: Options,
-              state: CorrelationState):
+def _overlaps(
+    cols,
+    rows: np.ndarray,
+    names: list[str],
+    decoded: np.ndarray,
+    opt: Options,
+    state: CorrelationState,
+):
     """Find capture points that are the same interface; drop the secondary's twins."""
     fp, ttl, pt, t = (cols[k][rows] for k in ("fingerprint", "ttl", "point", "time_ns"))
     known_pts = pt[cols["direction"][rows] != 0]
@@ -107,8 +114,12 @@ def _overlaps(cols, rows: np.ndarray, names: list[str], decoded: np.ndarray, opt
             state.known[int(p)] += int(c)
     o = np.lexsort((t, ttl, fp))
     fo, to, po, tso = fp[o], ttl[o], pt[o], t[o]
-    twin = (fo[1:] == fo[:-1]) & (to[1:] == to[:-1]) & (po[1:] != po[:-1]) & (
-        np.abs(tso[1:] - tso[:-1]) <= opt.dup_window_ns)
+    twin = (
+        (fo[1:] == fo[:-1])
+        & (to[1:] == to[:-1])
+        & (po[1:] != po[:-1])
+        & (np.abs(tso[1:] - tso[:-1]) <= opt.dup_window_ns)
+    )
     idx = np.flatnonzero(twin)
     if len(idx) == 0:
         return rows, [], 0
@@ -134,8 +145,9 @@ def _overlaps(cols, rows: np.ndarray, names: list[str], decoded: np.ndarray, opt
     return rows[~drop], found, int(drop.sum())
 
 
-def _infer_direction(cols, rows: np.ndarray, names: list[str], direction: np.ndarray,
-                     state: CorrelationState) -> None:
+def _infer_direction(
+    cols, rows: np.ndarray, names: list[str], direction: np.ndarray, state: CorrelationState
+) -> None:
     """Give Ethernet points without direction one (in place) from the host's MAC on that link.
 
     The host's MAC is the source of copies whose fingerprint was seen at
@@ -149,8 +161,7 @@ def _infer_direction(cols, rows: np.ndarray, names: list[str], direction: np.nda
         at = (pt == p) & (direction == S.DIR_UNKNOWN) & (src != S.NO_MAC)
         if not at.any():
             continue
-        host = _host_mac(cols, rows, at, int(p), guest_link_by_name(names[int(p)]),
-                         state)
+        host = _host_mac(cols, rows, at, int(p), guest_link_by_name(names[int(p)]), state)
         if host is None:
             continue
         direction[at] = np.where(src[at] == host, S.DIR_OUT, S.DIR_IN)
@@ -197,8 +208,14 @@ def _host_mac(cols, rows, at, p, guest_link, state: CorrelationState):
     return np.uint64(others.pop()) if len(others) == 1 else None
 
 
-def _label_by_parity(path: np.ndarray, plane: np.ndarray, point: np.ndarray, ttl: np.ndarray,
-                     direction: np.ndarray, names: list[str]) -> None:
+def _label_by_parity(
+    path: np.ndarray,
+    plane: np.ndarray,
+    point: np.ndarray,
+    ttl: np.ndarray,
+    direction: np.ndarray,
+    names: list[str],
+) -> None:
     """Directions for copies on links that record none and have no MACs (raw IP, SLL v1).
 
     On one link a looping packet alternates host→peer and peer→host, so its
@@ -236,8 +253,13 @@ def _label_by_parity(path: np.ndarray, plane: np.ndarray, point: np.ndarray, ttl
     direction[idx] = labels
 
 
-def correlate(cols: dict[str, np.ndarray], names: list[str], decoded: np.ndarray,
-              opt: Options | None = None, state: CorrelationState | None = None) -> Correlation:
+def correlate(
+    cols: dict[str, np.ndarray],
+    names: list[str],
+    decoded: np.ndarray,
+    opt: Options | None = None,
+    state: CorrelationState | None = None,
+) -> Correlation:
     """Build paths from the raw packet columns (sorted by time).
 
     Reads only the columns in :data:`CORRELATE_COLUMNS`.  ``decoded``: rows
@@ -249,8 +271,11 @@ def correlate(cols: dict[str, np.ndarray], names: list[str], decoded: np.ndarray
     cand = repeated_rows(cols["fingerprint"])
     kept, dups, l2 = _dedup(cols, cand, opt)
     kept, overlaps, n_overlap = _overlaps(cols, kept, names, decoded, opt, state)
-    warnings = [f"capture points {a} and {b} look like the same interface ({n} identical "
-                f"copies); counted once" for a, b, n in overlaps]
+    warnings = [
+        f"capture points {a} and {b} look like the same interface ({n} identical "
+        f"copies); counted once"
+        for a, b, n in overlaps
+    ]
     kept = np.sort(kept)  # back to time order
     direction = cols["direction"][kept].astype(np.int8).copy()
     _infer_direction(cols, kept, names, direction, state)
@@ -260,25 +285,51 @@ def correlate(cols: dict[str, np.ndarray], names: list[str], decoded: np.ndarray
     uplanes, plane = np.unique(pv, return_inverse=True)
     plane = plane.astype(np.int64).ravel()
     lane = plane * 3 + direction
-    fp, t, ttl = cols["fingerprint"][kept], cols["time_ns"][kept], cols["ttl"][kept].astype(np.int64)
+    fp, t, ttl = (
+        cols["fingerprint"][kept],
+        cols["time_ns"][kept],
+        cols["ttl"][kept].astype(np.int64),
+    )
     o = np.lexsort((t, fp))
     path = np.empty(len(kept), dtype=np.int64)
     npaths = 0
     if len(kept):
         in_order = np.empty(len(kept), dtype=np.int64)
-        npaths = int(assign_paths(fp[o], t[o], lane[o], ttl[o], len(uplanes) * 3,
-                                  opt.reorder_ns, opt.path_gap_ns, in_order))
+        npaths = int(
+            assign_paths(
+                fp[o],
+                t[o],
+                lane[o],
+                ttl[o],
+                len(uplanes) * 3,
+                opt.reorder_ns,
+                opt.path_gap_ns,
+                in_order,
+            )
+        )
         path[o] = in_order
     s = np.lexsort((-ttl, direction, plane, path))
-    p_loop, p_bounce, p_step, p_bplane, rl = classify_paths(path[s], plane[s], direction[s],
-                                                            ttl[s], npaths)
+    p_loop, p_bounce, p_step, p_bplane, rl = classify_paths(
+        path[s], plane[s], direction[s], ttl[s], npaths
+    )
     row_loop = np.zeros(len(kept), bool)
     row_loop[s] = rl
     _label_by_parity(path, plane, pt, ttl, direction, names)
     return Correlation(
-        rows=kept, path=path, plane=plane, direction=direction,
-        loop_copy=row_loop, n_paths=npaths, p_loop=p_loop, p_bounce=p_bounce, p_step=p_step,
-        p_bounce_plane=p_bplane, plane_point=(uplanes // 8192).astype(np.int64),
-        l2_rows=l2, plane_key=uplanes.astype(np.int64),
-        duplicates=int(len(dups)) + n_overlap, overlaps=overlaps,
-        warnings=warnings)
+        rows=kept,
+        path=path,
+        plane=plane,
+        direction=direction,
+        loop_copy=row_loop,
+        n_paths=npaths,
+        p_loop=p_loop,
+        p_bounce=p_bounce,
+        p_step=p_step,
+        p_bounce_plane=p_bplane,
+        plane_point=(uplanes // 8192).astype(np.int64),
+        l2_rows=l2,
+        plane_key=uplanes.astype(np.int64),
+        duplicates=len(dups) + n_overlap,
+        overlaps=overlaps,
+        warnings=warnings,
+    )

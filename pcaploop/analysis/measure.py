@@ -6,6 +6,7 @@ own slices, so the cost is linear in the evidence however many loops there
 are (a scanner sweeping a routed range makes thousands of loops of one
 packet each).
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -18,11 +19,10 @@ import pandas as pd
 from .. import schema as S
 from ..addr import mac_text, to_text
 from ..decode import protocols as P
-from .model import Correlation
-from .options import Options
 from .detect import Detection, is_guest_link
 from .explain import explain
-from .model import Bounce, Implicated, Loop, LoopEvidence, LoopKind
+from .model import Bounce, Correlation, Implicated, Loop, LoopEvidence, LoopKind
+from .options import Options
 
 _NS = 1_000_000_000
 _NO_ROWS = np.zeros(0, np.int64)
@@ -49,16 +49,18 @@ def _per_second_peak(times: np.ndarray, firsts: np.ndarray) -> float:
 def _protocols(protos: np.ndarray) -> dict[str, int]:
     out = {"icmp": 0, "udp": 0, "tcp": 0}
     codes, counts = np.unique(np.asarray(protos, np.int64), return_counts=True)
-    named = Counter({P.PROTO_NAMES.get(int(p), str(int(p))): int(c)
-                     for p, c in zip(codes, counts)})
+    named = Counter({P.PROTO_NAMES.get(int(p), str(int(p))): int(c) for p, c in zip(codes, counts)})
     out.update(named)
     return out
 
 
 def _addresses(hi: np.ndarray, lo: np.ndarray, limit: int | None = None) -> tuple[str, ...]:
     """Distinct addresses as sorted text (at most ``limit``)."""
-    pairs = np.unique(np.stack([np.asarray(hi, np.uint64), np.asarray(lo, np.uint64)], axis=1),
-                      axis=0) if len(hi) else np.zeros((0, 2), np.uint64)
+    pairs = (
+        np.unique(np.stack([np.asarray(hi, np.uint64), np.asarray(lo, np.uint64)], axis=1), axis=0)
+        if len(hi)
+        else np.zeros((0, 2), np.uint64)
+    )
     text = sorted(to_text(h, lo_) for h, lo_ in pairs)
     return tuple(text[:limit] if limit is not None else text)
 
@@ -78,8 +80,9 @@ def _slices(keys: np.ndarray) -> dict[int, np.ndarray]:
     return {int(u): order[s:e] for u, s, e in zip(uniq, starts, ends)}
 
 
-def _fates(expired: np.ndarray, escaped: np.ndarray, last_dir: np.ndarray,
-           guest_link: bool) -> tuple[dict[str, int], dict[str, int]]:
+def _fates(
+    expired: np.ndarray, escaped: np.ndarray, last_dir: np.ndarray, guest_link: bool
+) -> tuple[dict[str, int], dict[str, int]]:
     """Fate of each looping path, and who dropped the expired ones.
 
     The receiver of the TTL-1 copy drops it: a copy the host sent (out) is
@@ -88,15 +91,23 @@ def _fates(expired: np.ndarray, escaped: np.ndarray, last_dir: np.ndarray,
     """
     guest = int((expired & (last_dir == S.DIR_OUT)).sum())
     host = int((expired & (last_dir == S.DIR_IN)).sum())
-    fates = {"expired": int(expired.sum()), "escaped": int(escaped.sum()),
-             "capture-ended": int((~escaped & ~expired).sum())}
+    fates = {
+        "expired": int(expired.sum()),
+        "escaped": int(escaped.sum()),
+        "capture-ended": int((~escaped & ~expired).sum()),
+    }
     dropped = {"guest": 0, "host": host, "unknown": fates["expired"] - guest - host}
     dropped["guest" if guest_link else "router"] = guest
     return fates, dropped
 
 
-def _l3_loops(cols: dict[str, np.ndarray], corr: Correlation, det: Detection,
-              opt: Options, guest_points: set[str]) -> list[tuple[Loop, LoopEvidence]]:
+def _l3_loops(
+    cols: dict[str, np.ndarray],
+    corr: Correlation,
+    det: Detection,
+    opt: Options,
+    guest_points: set[str],
+) -> list[tuple[Loop, LoopEvidence]]:
     """Every l3 loop from detect's per-path table, grouped once."""
     paths = det.looping
     if paths.empty:
@@ -112,11 +123,28 @@ def _l3_loops(cols: dict[str, np.ndarray], corr: Correlation, det: Detection,
     te_rows = te["row"].to_numpy(np.int64)
     te_of = _slices(loop_of_path[te["path"].to_numpy(np.int64)]) if len(te) else {}
     every_of = _slices(loop_of_path[corr.path])  # every observation of the looping packets
-    col = {k: paths[k].to_numpy() for k in ("first_ns", "last_ns", "copies", "bytes",
-                                              "loop_max_ttl", "loop_min_ttl", "ttl_step",
-                                              "src_hi", "src_lo", "protocol", "first_bytes",
-                                              "min_ttl", "escaped", "last_direction",
-                                              "dst_hi", "dst_lo", "points")}
+    col = {
+        k: paths[k].to_numpy()
+        for k in (
+            "first_ns",
+            "last_ns",
+            "copies",
+            "bytes",
+            "loop_max_ttl",
+            "loop_min_ttl",
+            "ttl_step",
+            "src_hi",
+            "src_lo",
+            "protocol",
+            "first_bytes",
+            "min_ttl",
+            "escaped",
+            "last_direction",
+            "dst_hi",
+            "dst_lo",
+            "points",
+        )
+    }
     expired_te = np.zeros(corr.n_paths, bool)
     if len(te):
         expired_te[te["path"].to_numpy(np.int64)] = True
@@ -137,8 +165,9 @@ def _l3_loops(cols: dict[str, np.ndarray], corr: Correlation, det: Detection,
         points = tuple(sorted(set(",".join(np.unique(c["points"].astype(str))).split(","))))
         escaped = c["escaped"].astype(bool)
         expired = ~escaped & ((c["min_ttl"] <= 1) | expired_te[pid[at]])
-        fates, dropped = _fates(expired, escaped, c["last_direction"],
-                                any(p in guest_points for p in points))
+        fates, dropped = _fates(
+            expired, escaped, c["last_direction"], any(p in guest_points for p in points)
+        )
         my_te = te_of.get(lid, _NO_ROWS)
         my_copies = np.sort(copy_rows[copies_of.get(lid, _NO_ROWS)])
         every = np.sort(corr.rows[every_of.get(lid, _NO_ROWS)].astype(np.int64))
@@ -147,30 +176,60 @@ def _l3_loops(cols: dict[str, np.ndarray], corr: Correlation, det: Detection,
         # the TTL a packet had on its first pass at the loop's points: its copies follow from it
         entry, entry_n = np.unique(c["loop_max_ttl"].astype(np.int64), return_counts=True)
         loop = Loop(
-            id=lid, kind="l3", destination=dst,
-            destination_prefix=_prefix_text(dst, opt.merge_prefix), capture_points=points,
-            ttl_step=int(vals[np.argmax(counts)]), first_ns=first, last_ns=last,
-            looping_packets=n, observations=obs, bytes=nbytes, amplification=obs / n,
+            id=lid,
+            kind="l3",
+            destination=dst,
+            destination_prefix=_prefix_text(dst, opt.merge_prefix),
+            capture_points=points,
+            ttl_step=int(vals[np.argmax(counts)]),
+            first_ns=first,
+            last_ns=last,
+            looping_packets=n,
+            observations=obs,
+            bytes=nbytes,
+            amplification=obs / n,
             amplification_bytes=nbytes / max(1, int(c["first_bytes"].sum())),
             cycle_time_ms=float(np.median(ct) / 1e6) if len(ct) else None,
             extra_pps_mean=(obs - n) / dur if dur > 0 else None,
             extra_pps_peak=_per_second_peak(cols["time_ns"][my_copies], c["first_ns"]),
             sources=_addresses(c["src_hi"], c["src_lo"], 20),
-            protocols=_protocols(c["protocol"]), fates=fates, dropped_by=dropped,
-            icmp_time_exceeded=len(my_te), icmp_senders=senders,
-            missing_copies=int(np.maximum((c["loop_max_ttl"] - c["loop_min_ttl"]) + 1
-                                          - c["copies"], 0).sum()) if (steps <= 2).all() else None,
-            estimated=False, entry_ttls=dict(zip(entry.tolist(), entry_n.tolist())))
-        ev = LoopEvidence(lid, my_copies, np.setdiff1d(every, my_copies),
-                          np.sort(te_rows[my_te]), np.sort(pid[at]))
+            protocols=_protocols(c["protocol"]),
+            fates=fates,
+            dropped_by=dropped,
+            icmp_time_exceeded=len(my_te),
+            icmp_senders=senders,
+            missing_copies=int(
+                np.maximum((c["loop_max_ttl"] - c["loop_min_ttl"]) + 1 - c["copies"], 0).sum()
+            )
+            if (steps <= 2).all()
+            else None,
+            estimated=False,
+            entry_ttls=dict(zip(entry.tolist(), entry_n.tolist())),
+        )
+        ev = LoopEvidence(
+            lid,
+            my_copies,
+            np.setdiff1d(every, my_copies),
+            np.sort(te_rows[my_te]),
+            np.sort(pid[at]),
+        )
         out.append((loop, ev))
     return out
 
 
-def _simple_loop(kind: LoopKind, dst: str, points: tuple[str, ...], rows: np.ndarray,
-                 firsts: np.ndarray, cols: dict[str, np.ndarray], opt: Options,
-                 obs: int, nbytes: int, te_rows: np.ndarray = _NO_ROWS,
-                 last_ns: int | None = None) -> Loop:
+def _simple_loop(
+    kind: LoopKind,
+    dst: str,
+    points: tuple[str, ...],
+    rows: np.ndarray,
+    firsts: np.ndarray,
+    cols: dict[str, np.ndarray],
+    opt: Options,
+    obs: int,
+    nbytes: int,
+    te_rows: np.ndarray = _NO_ROWS,
+    last_ns: int | None = None,
+) -> Loop:
     """An l2 or inferred loop: ``rows`` its copies (inferred: arrivals), ``firsts`` one
     row per looping packet."""
     t = cols["time_ns"]
@@ -181,12 +240,21 @@ def _simple_loop(kind: LoopKind, dst: str, points: tuple[str, ...], rows: np.nda
     first_bytes = int(cols["wirelen"][firsts].astype(np.int64).sum())
     inferred = kind == "inferred"
     return Loop(
-        id=0, kind=kind, destination=dst, destination_prefix=_prefix_text(dst, opt.merge_prefix),
-        capture_points=points, ttl_step=None if inferred else 0, first_ns=first, last_ns=last,
-        looping_packets=n, observations=obs, bytes=nbytes,
+        id=0,
+        kind=kind,
+        destination=dst,
+        destination_prefix=_prefix_text(dst, opt.merge_prefix),
+        capture_points=points,
+        ttl_step=None if inferred else 0,
+        first_ns=first,
+        last_ns=last,
+        looping_packets=n,
+        observations=obs,
+        bytes=nbytes,
         amplification=obs / n if n else None,
         amplification_bytes=nbytes / first_bytes if first_bytes else None,
-        cycle_time_ms=None, extra_pps_mean=(obs - n) / dur if dur > 0 else None,
+        cycle_time_ms=None,
+        extra_pps_mean=(obs - n) / dur if dur > 0 else None,
         extra_pps_peak=None if inferred else _per_second_peak(t[rows], t[firsts]),
         sources=_addresses(cols["src_hi"][firsts], cols["src_lo"][firsts], 20),
         protocols=_protocols(cols["protocol"][firsts]),
@@ -195,34 +263,54 @@ def _simple_loop(kind: LoopKind, dst: str, points: tuple[str, ...], rows: np.nda
         dropped_by={"guest": 0, "host": 0, "unknown": n if inferred else 0},
         icmp_time_exceeded=len(te_rows),
         icmp_senders=_addresses(cols["src_hi"][te_rows], cols["src_lo"][te_rows]),
-        missing_copies=None, estimated=inferred)
+        missing_copies=None,
+        estimated=inferred,
+    )
 
 
-def _l2_loops(cols: dict[str, np.ndarray], det: Detection, names: Sequence[str],
-              opt: Options) -> list[tuple[Loop, LoopEvidence]]:
+def _l2_loops(
+    cols: dict[str, np.ndarray], det: Detection, names: Sequence[str], opt: Options
+) -> list[tuple[Loop, LoopEvidence]]:
     g = det.l2
     if g.empty:
         return []
     rows = g["row"].to_numpy(np.int64)
     fp = g["fingerprint"].to_numpy(np.uint64)
-    key = np.unique(np.stack([g["dst_hi"].to_numpy(np.uint64), g["dst_lo"].to_numpy(np.uint64),
-                              g["point"].to_numpy(np.int64).astype(np.uint64)], axis=1),
-                    axis=0, return_inverse=True)[1].ravel()
+    key = np.unique(
+        np.stack(
+            [
+                g["dst_hi"].to_numpy(np.uint64),
+                g["dst_lo"].to_numpy(np.uint64),
+                g["point"].to_numpy(np.int64).astype(np.uint64),
+            ],
+            axis=1,
+        ),
+        axis=0,
+        return_inverse=True,
+    )[1].ravel()
     out = []
     for _k, at in sorted(_slices(key).items()):
         r = np.sort(rows[at])
-        _, first_of_fp = np.unique(fp[at][np.argsort(rows[at], kind="stable")],
-                                   return_index=True)
+        _, first_of_fp = np.unique(fp[at][np.argsort(rows[at], kind="stable")], return_index=True)
         firsts = np.sort(r[first_of_fp])
-        loop = _simple_loop("l2", to_text(cols["dst_hi"][r[0]], cols["dst_lo"][r[0]]),
-                            (names[int(cols["point"][r[0]])],), r, firsts, cols, opt,
-                            len(r), int(cols["wirelen"][r].astype(np.int64).sum()))
+        loop = _simple_loop(
+            "l2",
+            to_text(cols["dst_hi"][r[0]], cols["dst_lo"][r[0]]),
+            (names[int(cols["point"][r[0]])],),
+            r,
+            firsts,
+            cols,
+            opt,
+            len(r),
+            int(cols["wirelen"][r].astype(np.int64).sum()),
+        )
         out.append((loop, LoopEvidence(0, r, _NO_ROWS, _NO_ROWS, _NO_ROWS)))
     return out
 
 
-def _inferred_loops(cols: dict[str, np.ndarray], det: Detection, names: Sequence[str],
-                    opt: Options) -> list[tuple[Loop, LoopEvidence]]:
+def _inferred_loops(
+    cols: dict[str, np.ndarray], det: Detection, names: Sequence[str], opt: Options
+) -> list[tuple[Loop, LoopEvidence]]:
     out = []
     for inf in det.inferred.itertuples():
         r = np.sort(np.asarray(inf.rows, np.int64))
@@ -230,9 +318,19 @@ def _inferred_loops(cols: dict[str, np.ndarray], det: Detection, names: Sequence
         ttl = cols["ttl"][r].astype(np.int64)
         est = int((ttl - 1).clip(min=0).sum())
         nbytes = int((cols["wirelen"][r].astype(np.int64) * (ttl - 1)).sum())
-        loop = _simple_loop("inferred", to_text(inf.dst_hi, inf.dst_lo),
-                            (names[int(inf.point)],), r, r, cols, opt, est, nbytes, tes,
-                            last_ns=int(cols["time_ns"][tes].max()) if len(tes) else None)
+        loop = _simple_loop(
+            "inferred",
+            to_text(inf.dst_hi, inf.dst_lo),
+            (names[int(inf.point)],),
+            r,
+            r,
+            cols,
+            opt,
+            est,
+            nbytes,
+            tes,
+            last_ns=int(cols["time_ns"][tes].max()) if len(tes) else None,
+        )
         out.append((loop, LoopEvidence(0, r, _NO_ROWS, tes, _NO_ROWS)))
     return out
 
@@ -244,19 +342,28 @@ def _renumbered(loop: Loop, lid: int) -> Loop:
     return replace(loop, id=lid, explanation=text, fixes=tuple(fixes))
 
 
-def measure(cols: dict[str, np.ndarray], corr: Correlation, det: Detection, names: Sequence[str],
-            opt: Options | None = None, guest_points: Iterable[str] | None = None
-            ) -> tuple[list[Loop], dict[int, LoopEvidence]]:
+def measure(
+    cols: dict[str, np.ndarray],
+    corr: Correlation,
+    det: Detection,
+    names: Sequence[str],
+    opt: Options | None = None,
+    guest_points: Iterable[str] | None = None,
+) -> tuple[list[Loop], dict[int, LoopEvidence]]:
     """Every loop, numbered by first appearance, and its evidence rows by loop id.
 
     ``guest_points``: names of the capture points that are guest links (who
     dropped a packet depends on it); by default those whose name says so.
     """
     opt = opt or Options()
-    guests = set(guest_points) if guest_points is not None else {
-        n for n in names if is_guest_link(n)}
-    found = (_l3_loops(cols, corr, det, opt, guests) + _l2_loops(cols, det, names, opt)
-             + _inferred_loops(cols, det, names, opt))
+    guests = (
+        set(guest_points) if guest_points is not None else {n for n in names if is_guest_link(n)}
+    )
+    found = (
+        _l3_loops(cols, corr, det, opt, guests)
+        + _l2_loops(cols, det, names, opt)
+        + _inferred_loops(cols, det, names, opt)
+    )
     found.sort(key=lambda le: (le[0].first_seen or "", le[0].destination))
     loops: list[Loop] = []
     evidence: dict[int, LoopEvidence] = {}
@@ -273,13 +380,18 @@ def measure(cols: dict[str, np.ndarray], corr: Correlation, det: Detection, name
 
 def bounce_list(det: Detection) -> list[Bounce]:
     """Bounces per destination and capture point."""
-    return [Bounce(to_text(r.destination_hi, r.destination_lo), str(r.capture_point),
-                   int(r.packets)) for r in det.bounces.itertuples()]
+    return [
+        Bounce(to_text(r.destination_hi, r.destination_lo), str(r.capture_point), int(r.packets))
+        for r in det.bounces.itertuples()
+    ]
 
 
-def implicated(loops: Sequence[Loop], bounces: Sequence[Bounce],
-               arp_responders: Mapping[str, Sequence[str]],
-               guest_reporters: Iterable[str] = frozenset()) -> list[Implicated]:
+def implicated(
+    loops: Sequence[Loop],
+    bounces: Sequence[Bounce],
+    arp_responders: Mapping[str, Sequence[str]],
+    guest_reporters: Iterable[str] = frozenset(),
+) -> list[Implicated]:
     """Addresses with roles: loop-destination (also of bounces), source, icmp-reporter,
     guest-link (an ICMP reporter whose error came out of a guest link: the guest's
     own address), proxy-arp-responder (MACs answering ARP/NDP for a loop destination)."""
@@ -308,30 +420,36 @@ def implicated(loops: Sequence[Loop], bounces: Sequence[Bounce],
             add(mac, "proxy-arp-responder", None, 0)
     for b in bounces:
         add(b.destination, "loop-destination", b.capture_point, b.packets)
-    out = [Implicated(a, tuple(e["roles"]), e["point"], int(e["packets"]))  # type: ignore[arg-type,call-overload]
-           for a, e in acc.items()]
+    out = [
+        Implicated(a, tuple(e["roles"]), e["point"], int(e["packets"]))  # type: ignore[arg-type,call-overload]
+        for a, e in acc.items()
+    ]
     return sorted(out, key=lambda e: (-e.packets, e.address))
 
 
 def _time_exceeded(cols: dict[str, np.ndarray]) -> np.ndarray:
     pr, ty = cols["protocol"], cols["icmp_type"]
     return ((pr == P.IPPROTO_ICMP) & (ty == P.ICMP_TIME_EXCEEDED)) | (
-        (pr == P.IPPROTO_ICMPV6) & (ty == P.ICMP6_TIME_EXCEEDED))
+        (pr == P.IPPROTO_ICMPV6) & (ty == P.ICMP6_TIME_EXCEEDED)
+    )
 
 
-def guest_reporters(cols: dict[str, np.ndarray], names: Sequence[str],
-                    guest_points: Iterable[str] | None = None) -> set[str]:
+def guest_reporters(
+    cols: dict[str, np.ndarray], names: Sequence[str], guest_points: Iterable[str] | None = None
+) -> set[str]:
     """Senders of ICMP time-exceeded seen on a guest's point-to-point link."""
-    guests = set(guest_points) if guest_points is not None else {
-        n for n in names if is_guest_link(n)}
+    guests = (
+        set(guest_points) if guest_points is not None else {n for n in names if is_guest_link(n)}
+    )
     idx = np.flatnonzero(_time_exceeded(cols))
     gp = np.array([names[int(p)] in guests for p in range(len(names))] or [False], bool)
     idx = idx[gp[cols["point"][idx].astype(np.int64)]] if len(idx) else idx
     return set(_addresses(cols["src_hi"][idx], cols["src_lo"][idx]))
 
 
-def arp_responders(arp: Mapping[str, np.ndarray], cols: dict[str, np.ndarray],
-                   destinations: set[str]) -> dict[str, list[str]]:
+def arp_responders(
+    arp: Mapping[str, np.ndarray], cols: dict[str, np.ndarray], destinations: set[str]
+) -> dict[str, list[str]]:
     """MACs that answered ARP (reply) or NDP (neighbour advertisement) for looping
     destinations."""
     out: dict[str, set[str]] = {}
@@ -341,8 +459,9 @@ def arp_responders(arp: Mapping[str, np.ndarray], cols: dict[str, np.ndarray],
                 a = to_text(0, 0xFFFF00000000 | int(ip))
                 if a in destinations:
                     out.setdefault(a, set()).add(mac_text(mac))
-    na = np.flatnonzero((cols["protocol"] == P.IPPROTO_ICMPV6)
-                        & (cols["icmp_type"] == P.ND_NEIGHBOR_ADVERT))
+    na = np.flatnonzero(
+        (cols["protocol"] == P.IPPROTO_ICMPV6) & (cols["icmp_type"] == P.ND_NEIGHBOR_ADVERT)
+    )
     for i in na:
         a = to_text(cols["inner_dst_hi"][i], cols["inner_dst_lo"][i])
         if a in destinations and cols["eth_src"][i] != S.NO_MAC:
@@ -352,8 +471,19 @@ def arp_responders(arp: Mapping[str, np.ndarray], cols: dict[str, np.ndarray],
 
 def loops_frame(loops: Sequence[Loop]) -> pd.DataFrame:
     """Loops as a DataFrame, one row per loop, the JSON contract's columns."""
-    cols = ["id", "kind", "destination", "capture_points", "ttl_step", "looping_packets",
-            "observations", "amplification", "duration_s", "first_seen", "last_seen"]
+    cols = [
+        "id",
+        "kind",
+        "destination",
+        "capture_points",
+        "ttl_step",
+        "looping_packets",
+        "observations",
+        "amplification",
+        "duration_s",
+        "first_seen",
+        "last_seen",
+    ]
     docs = [lp.to_json() for lp in loops]
     df = pd.DataFrame(docs, columns=cols if not docs else None)
     for c in ("first_seen", "last_seen"):

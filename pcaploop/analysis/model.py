@@ -5,6 +5,7 @@ terminal, the report and the plots are views of these objects.  ``to_json``
 gives each one's part of the JSON contract (``docs/design.md``) with its
 keys in the contract's order.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ __all__ = ["Bounce", "Implicated", "Loop", "LoopEvidence", "Summary"]
 
 LoopKind = Literal["l3", "l2", "inferred"]
 Role = Literal["uplink", "guest-link", "unknown"]
+
 
 @dataclass(frozen=True, slots=True)
 class Loop:
@@ -72,19 +74,32 @@ class Loop:
     def to_json(self) -> dict[str, Any]:
         """This loop's entry in the JSON document's ``loops``."""
         return {
-            "id": self.id, "kind": self.kind, "destination": self.destination,
+            "id": self.id,
+            "kind": self.kind,
+            "destination": self.destination,
             "destination_prefix": self.destination_prefix,
-            "capture_points": list(self.capture_points), "ttl_step": self.ttl_step,
-            "first_seen": self.first_seen, "last_seen": self.last_seen,
-            "duration_s": self.duration_s, "looping_packets": self.looping_packets,
-            "observations": self.observations, "bytes": self.bytes,
-            "amplification": self.amplification, "amplification_bytes": self.amplification_bytes,
-            "cycle_time_ms": self.cycle_time_ms, "extra_pps_mean": self.extra_pps_mean,
-            "extra_pps_peak": self.extra_pps_peak, "sources": list(self.sources),
-            "protocols": dict(self.protocols), "fates": dict(self.fates),
-            "dropped_by": dict(self.dropped_by), "icmp_time_exceeded": self.icmp_time_exceeded,
-            "icmp_senders": list(self.icmp_senders), "missing_copies": self.missing_copies,
-            "estimated": self.estimated, "explanation": self.explanation,
+            "capture_points": list(self.capture_points),
+            "ttl_step": self.ttl_step,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "duration_s": self.duration_s,
+            "looping_packets": self.looping_packets,
+            "observations": self.observations,
+            "bytes": self.bytes,
+            "amplification": self.amplification,
+            "amplification_bytes": self.amplification_bytes,
+            "cycle_time_ms": self.cycle_time_ms,
+            "extra_pps_mean": self.extra_pps_mean,
+            "extra_pps_peak": self.extra_pps_peak,
+            "sources": list(self.sources),
+            "protocols": dict(self.protocols),
+            "fates": dict(self.fates),
+            "dropped_by": dict(self.dropped_by),
+            "icmp_time_exceeded": self.icmp_time_exceeded,
+            "icmp_senders": list(self.icmp_senders),
+            "missing_copies": self.missing_copies,
+            "estimated": self.estimated,
+            "explanation": self.explanation,
             "fixes": list(self.fixes),
         }
 
@@ -99,8 +114,11 @@ class Bounce:
 
     def to_json(self) -> dict[str, Any]:
         """This bounce's entry in the JSON document's ``bounces``."""
-        return {"destination": self.destination, "capture_point": self.capture_point,
-                "packets": self.packets}
+        return {
+            "destination": self.destination,
+            "capture_point": self.capture_point,
+            "packets": self.packets,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +132,12 @@ class Implicated:
 
     def to_json(self) -> dict[str, Any]:
         """This address's entry in the JSON document's ``implicated``."""
-        return {"address": self.address, "roles": list(self.roles),
-                "capture_point": self.capture_point, "packets": self.packets}
+        return {
+            "address": self.address,
+            "roles": list(self.roles),
+            "capture_point": self.capture_point,
+            "packets": self.packets,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,11 +156,17 @@ class Summary:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON document's ``summary``."""
-        return {"observations": self.observations, "duplicates": self.duplicates,
-                "looping_packets": self.looping_packets,
-                "inferred_looping_packets": self.inferred_looping_packets,
-                "loop_observations": self.loop_observations, "loop_share": self.loop_share,
-                "loops": self.loops, "bounces": self.bounces, "peak_loop_pps": self.peak_loop_pps}
+        return {
+            "observations": self.observations,
+            "duplicates": self.duplicates,
+            "looping_packets": self.looping_packets,
+            "inferred_looping_packets": self.inferred_looping_packets,
+            "loop_observations": self.loop_observations,
+            "loop_share": self.loop_share,
+            "loops": self.loops,
+            "bounces": self.bounces,
+            "peak_loop_pps": self.peak_loop_pps,
+        }
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -1,5 +1,6 @@
 """Tunables of the analysis stages, in one place; the defaults suit the incidents in
 ``docs/design.md``."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -5,6 +5,7 @@
 'LOOP: 1 routing loop …'
 >>> a.loops_frame()                                         # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import os
@@ -21,16 +22,13 @@ from ..contract import SCHEMA_VERSION
 from ..ingest import loader as loader_mod
 from ..ingest.loader import Loader, Packets, Progress
 from ..ingest.specs import CaptureSpec, capture_specs
-from .model import Correlation
 from .detect import Detection, detect
-from .measure import (arp_responders, bounce_list, guest_reporters, implicated, loops_frame,
-                      measure)
-from .model import Bounce, Implicated, Loop, LoopEvidence, Summary
+from .measure import arp_responders, bounce_list, guest_reporters, implicated, loops_frame, measure
+from .model import Bounce, Correlation, Implicated, Loop, LoopEvidence, Summary
 from .options import Options
 from .window import KEEP_MODES, Rates, Window
 
 __all__ = ["Analysis", "analyze"]
-
 
 
 @dataclass
@@ -76,18 +74,24 @@ class Analysis:
             seen = [lp for lp in self.loops if lp.kind != "inferred"]
             text = f"LOOP: {s.loops} loop(s) for {dsts}"
             if seen:
-                text += (f"; {sum(lp.looping_packets for lp in seen)} looping packet(s) "
-                         f"became {s.loop_observations} copies "
-                         f"({100 * s.loop_share:.1f} % of all observations)")
+                text += (
+                    f"; {sum(lp.looping_packets for lp in seen)} looping packet(s) "
+                    f"became {s.loop_observations} copies "
+                    f"({100 * s.loop_share:.1f} % of all observations)"
+                )
             inferred = [lp for lp in self.loops if lp.kind == "inferred"]
             if inferred:
-                text += (f"; {sum(lp.looping_packets for lp in inferred)} packet(s) looped "
-                         "behind the capture point (inferred from ICMP time-exceeded, estimated "
-                         f"{sum(lp.observations for lp in inferred)} copies)")
+                text += (
+                    f"; {sum(lp.looping_packets for lp in inferred)} packet(s) looped "
+                    "behind the capture point (inferred from ICMP time-exceeded, estimated "
+                    f"{sum(lp.observations for lp in inferred)} copies)"
+                )
             return text
         if s.bounces:
-            return (f"NO LOOP, but {s.bounces} packet(s) bounced off a guest that does not "
-                    "own their destination (caught by a filter)")
+            return (
+                f"NO LOOP, but {s.bounces} packet(s) bounced off a guest that does not "
+                "own their destination (caught by a filter)"
+            )
         return f"NO LOOP in {s.observations} observations"
 
     def to_json(self) -> dict[str, Any]:
@@ -109,13 +113,16 @@ class Analysis:
 
     def bounces_frame(self) -> pd.DataFrame:
         """Bounces as a DataFrame (destination, capture point, packets)."""
-        return pd.DataFrame([b.to_json() for b in self.bounces],
-                            columns=["destination", "capture_point", "packets"])
+        return pd.DataFrame(
+            [b.to_json() for b in self.bounces], columns=["destination", "capture_point", "packets"]
+        )
 
     def implicated_frame(self) -> pd.DataFrame:
         """Implicated addresses as a DataFrame (address, roles, capture point, packets)."""
-        return pd.DataFrame([i.to_json() for i in self.implicated],
-                            columns=["address", "roles", "capture_point", "packets"])
+        return pd.DataFrame(
+            [i.to_json() for i in self.implicated],
+            columns=["address", "roles", "capture_point", "packets"],
+        )
 
     def path_rows(self) -> pd.DataFrame:
         """Every observation of every path kept: of looping and bouncing packets, and with
@@ -123,24 +130,32 @@ class Analysis:
         c, corr = self.packets.cols, self.correlation
         names = self.packets.point_names
         r = corr.rows
-        df = pd.DataFrame({
-            "path": corr.path,
-            "time": pd.to_datetime(c["time_ns"][r], unit="ns", utc=True),
-            "capture_point": pd.Categorical.from_codes(c["point"][r].astype(np.int64), names),
-            "direction": pd.Categorical.from_codes(corr.direction.astype(np.int64),
-                                                   ["unknown", "in", "out"]),
-            "ttl": c["ttl"][r], "loop_copy": corr.loop_copy, "row": r,
-        })
+        df = pd.DataFrame(
+            {
+                "path": corr.path,
+                "time": pd.to_datetime(c["time_ns"][r], unit="ns", utc=True),
+                "capture_point": pd.Categorical.from_codes(c["point"][r].astype(np.int64), names),
+                "direction": pd.Categorical.from_codes(
+                    corr.direction.astype(np.int64), ["unknown", "in", "out"]
+                ),
+                "ttl": c["ttl"][r],
+                "loop_copy": corr.loop_copy,
+                "row": r,
+            }
+        )
         df["looping"] = corr.p_loop[corr.path]
         df["bounce"] = corr.p_bounce[corr.path]
         lp = self.detection.looping
-        df["loop"] = pd.array(lp["loop"].reindex(corr.path).to_numpy() if not lp.empty
-                              else np.full(len(df), np.nan), dtype="Int64")
+        df["loop"] = pd.array(
+            lp["loop"].reindex(corr.path).to_numpy() if not lp.empty else np.full(len(df), np.nan),
+            dtype="Int64",
+        )
         df["src"] = pairs_to_categorical(c["src_hi"][r], c["src_lo"][r])
         df["dst"] = pairs_to_categorical(c["dst_hi"][r], c["dst_lo"][r])
         df = df.sort_values(["path", "ttl", "time"], ascending=[True, False, True])
-        df["since_first_ms"] = (df["time"] - df.groupby("path")["time"].transform("min")
-                                ).dt.total_seconds() * 1e3
+        df["since_first_ms"] = (
+            df["time"] - df.groupby("path")["time"].transform("min")
+        ).dt.total_seconds() * 1e3
         return df.reset_index(drop=True)
 
     def path_of(self, row: int) -> pd.DataFrame:
@@ -163,11 +178,15 @@ class Analysis:
         return self.packets.frame().iloc[self.evidence[loop_id].copies]
 
 
-def analyze(captures: Sequence[CaptureSpec | str | os.PathLike[str]] | Packets,
-            ifmap: dict[int, str] | Sequence[str] | None = None,
-            merge_gap_s: float = 10.0, merge_prefix: int | None = None,
-            progress: Progress | None = None, keep: str = "evidence",
-            chunk_rows: int = 1 << 18) -> Analysis:
+def analyze(
+    captures: Sequence[CaptureSpec | str | os.PathLike[str]] | Packets,
+    ifmap: dict[int, str] | Sequence[str] | None = None,
+    merge_gap_s: float = 10.0,
+    merge_prefix: int | None = None,
+    progress: Progress | None = None,
+    keep: str = "evidence",
+    chunk_rows: int = 1 << 18,
+) -> Analysis:
     """Read captures (or take loaded :class:`Packets`) and find loops.
 
     Captures are streamed (:mod:`pcaploop.window`): memory holds one window
@@ -191,8 +210,9 @@ def analyze(captures: Sequence[CaptureSpec | str | os.PathLike[str]] | Packets,
         pk, corr, rates, late = _window_packets(captures, opt, chunk_rows)
         keep = "all"
     else:
-        pk, corr, rates, late = _stream(*capture_specs(captures, ifmap), opt, progress, keep,
-                                        chunk_rows)
+        pk, corr, rates, late = _stream(
+            *capture_specs(captures, ifmap), opt, progress, keep, chunk_rows
+        )
     names = pk.point_names
     det = detect(pk.cols, corr, names, opt)
     loops, evidence = measure(pk.cols, corr, det, names, opt)
@@ -203,30 +223,48 @@ def analyze(captures: Sequence[CaptureSpec | str | os.PathLike[str]] | Packets,
     seen = [lp for lp in loops if lp.kind != "inferred"]
     loop_obs = sum(lp.observations for lp in seen)
     summary = Summary(
-        observations=int(observations), duplicates=int(corr.duplicates),
+        observations=int(observations),
+        duplicates=int(corr.duplicates),
         looping_packets=int(sum(lp.looping_packets for lp in seen)),
-        inferred_looping_packets=int(sum(lp.looping_packets for lp in loops
-                                         if lp.kind == "inferred")),
+        inferred_looping_packets=int(
+            sum(lp.looping_packets for lp in loops if lp.kind == "inferred")
+        ),
         loop_observations=int(loop_obs),
         loop_share=loop_obs / observations if observations else 0.0,
-        loops=len(loops), bounces=int(sum(b.packets for b in bounces)),
-        peak_loop_pps=float(max((lp.extra_pps_peak or 0 for lp in loops), default=0.0)))
-    warnings = list(pk.warnings) + corr.warnings + [
-        f"capture point {p.name}: the capture itself dropped {p.capture_dropped} packet(s) "
-        "(interface statistics); copies missing from a loop's TTL ladder may be that loss"
-        for p in pk.points if p.capture_dropped]
+        loops=len(loops),
+        bounces=int(sum(b.packets for b in bounces)),
+        peak_loop_pps=float(max((lp.extra_pps_peak or 0 for lp in loops), default=0.0)),
+    )
+    warnings = (
+        list(pk.warnings)
+        + corr.warnings
+        + [
+            f"capture point {p.name}: the capture itself dropped {p.capture_dropped} packet(s) "
+            "(interface statistics); copies missing from a loop's TTL ladder may be that loss"
+            for p in pk.points
+            if p.capture_dropped
+        ]
+    )
     if late:
-        warnings.append(f"{late} packet(s) were stamped more than "
-                        f"{(opt.path_gap_ns + opt.reorder_window_ns) / 1e9:g} s before packets "
-                        "already read from the other captures (clocks out of step?); they were "
-                        "correlated only with copies still in the window")
-    return Analysis(pk, corr, det, loops, evidence, bounces, impl, summary, opt, warnings, rates,
-                    keep)
+        warnings.append(
+            f"{late} packet(s) were stamped more than "
+            f"{(opt.path_gap_ns + opt.reorder_window_ns) / 1e9:g} s before packets "
+            "already read from the other captures (clocks out of step?); they were "
+            "correlated only with copies still in the window"
+        )
+    return Analysis(
+        pk, corr, det, loops, evidence, bounces, impl, summary, opt, warnings, rates, keep
+    )
 
 
-def _stream(specs: list[CaptureSpec], ifmap: dict[int, str], opt: Options,
-            progress: Progress | None, keep: str,
-            chunk_rows: int) -> tuple[Packets, Correlation, Rates, int]:
+def _stream(
+    specs: list[CaptureSpec],
+    ifmap: dict[int, str],
+    opt: Options,
+    progress: Progress | None,
+    keep: str,
+    chunk_rows: int,
+) -> tuple[Packets, Correlation, Rates, int]:
     """Read all captures in step through a :class:`~.window.Window`."""
     loader = Loader(specs, ifmap)
     win = Window(opt, lambda: loader.reg.points, loader.point_files, keep, chunk_rows)
@@ -248,15 +286,16 @@ def _stream(specs: list[CaptureSpec], ifmap: dict[int, str], opt: Options,
     return Packets(kept, points, arp, loader.warnings), corr, win.rates, win.late
 
 
-def _window_packets(pk: Packets, opt: Options, chunk_rows: int
-                    ) -> tuple[Packets, Correlation, Rates, int]:
+def _window_packets(
+    pk: Packets, opt: Options, chunk_rows: int
+) -> tuple[Packets, Correlation, Rates, int]:
     """Loaded packets through the same window, keeping every row."""
     paths = list(dict.fromkeys(p.path for p in pk.points))
     files = np.array([paths.index(p.path) for p in pk.points], dtype=np.int64)
     win = Window(opt, lambda: pk.points, lambda: files, "all", chunk_rows)
     n = len(pk)
     for s in range(0, n, chunk_rows):
-        win.add({k: a[s:s + chunk_rows] for k, a in pk.cols.items()})
+        win.add({k: a[s : s + chunk_rows] for k, a in pk.cols.items()})
         end = int(pk.cols["time_ns"][min(s + chunk_rows, n) - 1])
         win.maybe_flush(float(end) if s + chunk_rows < n else float("inf"))
     kept, corr = win.finish()

@@ -3,6 +3,7 @@
 A name is only a hint (``tap101``, ``vnet3``, ``veth…``): users pass files
 as they come, and ``tcpdump -i any`` names interfaces by index.
 """
+
 from __future__ import annotations
 
 import re

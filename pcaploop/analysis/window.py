@@ -16,10 +16,12 @@ Memory is bounded by the traffic of one window plus the evidence.
 >>> for cols, arp in loader.merged(into=w.into):                       # doctest: +SKIP
 ...     w.add(cols)
 ...     w.maybe_flush(loader.horizon)
->>> w.drain(); kept, corr = w.finish(loader.canonical_points(), loader.point_files())  # doctest: +SKIP
+>>> w.drain()                                                          # doctest: +SKIP
+>>> kept, corr = w.finish(loader.canonical_points(), loader.point_files())  # doctest: +SKIP
 
 (:func:`pcaploop.analysis.analyze` does exactly this.)
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -56,7 +58,7 @@ class Columns:
         new = max(cap + cap // 2, self.n + k)
         for name, a in self.cols.items():
             grown = np.empty(new, dtype=a.dtype)
-            grown[:self.n] = a[:self.n]
+            grown[: self.n] = a[: self.n]
             self.cols[name] = grown
 
     def append(self, cols: dict[str, np.ndarray], rows: np.ndarray | None = None) -> None:
@@ -65,7 +67,7 @@ class Columns:
         self._room(k)
         for name, a in self.cols.items():
             src = cols[name]
-            a[self.n:self.n + k] = src if rows is None else src[rows]
+            a[self.n : self.n + k] = src if rows is None else src[rows]
         self.n += k
 
     def keep_only(self, rows: np.ndarray) -> None:
@@ -76,7 +78,7 @@ class Columns:
         self.n = k
 
     def view(self) -> dict[str, np.ndarray]:
-        return {name: a[:self.n] for name, a in self.cols.items()}
+        return {name: a[: self.n] for name, a in self.cols.items()}
 
 
 class Rates:
@@ -123,14 +125,16 @@ class Rates:
             c = np.concatenate([self.counts] + [c for _, c in self._pending])
             self._pending, self._pending_n = [], 0
             self.keys, inv = np.unique(k, return_inverse=True)
-            self.counts = np.bincount(inv.ravel(), weights=c, minlength=len(self.keys)
-                                      ).astype(np.int64)
+            self.counts = np.bincount(inv.ravel(), weights=c, minlength=len(self.keys)).astype(
+                np.int64
+            )
         while len(self.keys) > self.max_bins:
             self.res_ns *= 10
             k = (self.keys // 4096 // 10) * 4096 + self.keys % 4096
             self.keys, inv = np.unique(k, return_inverse=True)
-            self.counts = np.bincount(inv.ravel(), weights=self.counts,
-                                      minlength=len(self.keys)).astype(np.int64)
+            self.counts = np.bincount(
+                inv.ravel(), weights=self.counts, minlength=len(self.keys)
+            ).astype(np.int64)
 
     def remap(self, new_of_old: np.ndarray) -> None:
         """Renumber capture points (``new_of_old[old] = new``)."""
@@ -166,8 +170,11 @@ class _Pieces:
 def _icmp_evidence(c: dict[str, np.ndarray]) -> np.ndarray:
     """ICMP errors (they quote packets), time-exceeded of any kind, neighbour advertisements."""
     pr, ty = c["protocol"], c["icmp_type"]
-    return ((c["inner_version"] > 0) | ((pr == 1) & (ty == 11))
-            | ((pr == 58) & ((ty == 3) | (ty == 136))))
+    return (
+        (c["inner_version"] > 0)
+        | ((pr == 1) & (ty == 11))
+        | ((pr == 58) & ((ty == 3) | (ty == 136)))
+    )
 
 
 def _addr_key(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
@@ -184,8 +191,14 @@ class Window:
     orders rows stamped at the same time as :func:`pcaploop.load` does.
     """
 
-    def __init__(self, opt: Options, points: Callable[[], list], point_files: Callable[[], np.ndarray],
-                 keep: str = "evidence", chunk_rows: int = 1 << 18):
+    def __init__(
+        self,
+        opt: Options,
+        points: Callable[[], list],
+        point_files: Callable[[], np.ndarray],
+        keep: str = "evidence",
+        chunk_rows: int = 1 << 18,
+    ):
         if keep not in KEEP_MODES:
             raise ValueError(f"keep must be one of {KEEP_MODES}, not {keep!r}")
         self.opt, self.keep, self.chunk_rows = opt, keep, chunk_rows
@@ -211,7 +224,7 @@ class Window:
         if self.buf.n + rows > len(self.buf.cols["time_ns"]):
             self.buf.reserve(max(self.next_flush, self.buf.n) + 2 * rows)
         n = self.buf.n
-        return {k: a[n:n + rows] for k, a in self.buf.cols.items() if k != "point"}
+        return {k: a[n : n + rows] for k, a in self.buf.cols.items() if k != "point"}
 
     def add(self, cols: dict[str, np.ndarray]) -> None:
         """Take a block of raw columns: copied, unless it was decoded into :meth:`into`."""
@@ -222,8 +235,8 @@ class Window:
         self.rates.add(t, cols["point"])
         self._note_suspects(cols)
         b, n, k = self.buf.cols, self.buf.n, len(t)
-        if len(b["time_ns"]) > n and np.shares_memory(t, b["time_ns"][n:n + k]):
-            b["point"][n:n + k] = cols["point"]  # decoded in place; the loader sets points
+        if len(b["time_ns"]) > n and np.shares_memory(t, b["time_ns"][n : n + k]):
+            b["point"][n : n + k] = cols["point"]  # decoded in place; the loader sets points
             self.buf.n += k
         else:
             if n + k > len(b["time_ns"]):
@@ -234,8 +247,11 @@ class Window:
     def _note_suspects(self, c: dict[str, np.ndarray]) -> None:
         """Destinations of packets an ICMP time-exceeded says expired at TTL 1."""
         pr, ty = c["protocol"], c["icmp_type"]
-        te = np.flatnonzero((((pr == 1) & (ty == 11)) | ((pr == 58) & (ty == 3)))
-                            & (c["inner_version"] > 0) & (c["inner_ttl"] <= 1))
+        te = np.flatnonzero(
+            (((pr == 1) & (ty == 11)) | ((pr == 58) & (ty == 3)))
+            & (c["inner_version"] > 0)
+            & (c["inner_ttl"] <= 1)
+        )
         if not len(te):
             return
         hi, lo, t = c["inner_dst_hi"][te], c["inner_dst_lo"][te], c["time_ns"][te]
@@ -282,8 +298,9 @@ class Window:
         fin[order] = fin_sorted
         repeated = order[fin_sorted & (g_size[gid] >= 2)]
         npts = len(self._points())
-        self.final_counts = np.r_[self.final_counts,
-                                  np.zeros(max(0, npts - len(self.final_counts)), np.int64)]
+        self.final_counts = np.r_[
+            self.final_counts, np.zeros(max(0, npts - len(self.final_counts)), np.int64)
+        ]
         self.final_counts += np.bincount(c["point"][fin], minlength=npts)
         self._correlate(c, repeated, fin)
         if fin.all():
@@ -296,8 +313,7 @@ class Window:
         files = self._point_files()
         return rows[np.lexsort((c["record"][rows], files[c["point"][rows]], c["time_ns"][rows]))]
 
-    def _correlate(self, c: dict[str, np.ndarray], repeated: np.ndarray,
-                   fin: np.ndarray) -> None:
+    def _correlate(self, c: dict[str, np.ndarray], repeated: np.ndarray, fin: np.ndarray) -> None:
         """Paths of the final rows (``fin``: mask over the buffer); keep their evidence."""
         idx = self._time_order(c, repeated)
         sub = {k: c[k][idx] for k in CORRELATE_COLUMNS}
@@ -337,8 +353,11 @@ class Window:
         P.p_bounce.append(corr.p_bounce[kp])
         P.p_step.append(corr.p_step[kp])
         bp = corr.p_bounce_plane[kp]
-        P.p_bounce_key.append(np.where(bp >= 0, corr.plane_key[np.maximum(bp, 0)], -1)
-                              if len(corr.plane_key) else np.full(len(kp), -1, np.int64))
+        P.p_bounce_key.append(
+            np.where(bp >= 0, corr.plane_key[np.maximum(bp, 0)], -1)
+            if len(corr.plane_key)
+            else np.full(len(kp), -1, np.int64)
+        )
         P.n_paths += len(kp)
 
     def _suspect_rows(self, c: dict[str, np.ndarray]) -> np.ndarray:
@@ -348,8 +367,9 @@ class Window:
         keys = np.array(sorted(self.suspects), dtype=np.uint64)
         limit = np.array([self.suspects[int(k)][2] for k in keys], dtype=np.int64)
         lo = c["dst_lo"]
-        maybe = np.flatnonzero(np.isin(lo, np.array([v[1] for v in self.suspects.values()],
-                                                    dtype=np.uint64)))
+        maybe = np.flatnonzero(
+            np.isin(lo, np.array([v[1] for v in self.suspects.values()], dtype=np.uint64))
+        )
         out = np.zeros(len(lo), dtype=bool)
         k = _addr_key(c["dst_hi"][maybe], lo[maybe])
         at = np.minimum(np.searchsorted(keys, k), len(keys) - 1)
@@ -362,8 +382,9 @@ class Window:
         loader renumbers capture points: held rows carry the old numbers."""
         self.flush(_NEVER)
 
-    def finish(self, new_of_old: np.ndarray | None = None,
-               point_files: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], Correlation]:
+    def finish(
+        self, new_of_old: np.ndarray | None = None, point_files: np.ndarray | None = None
+    ) -> tuple[dict[str, np.ndarray], Correlation]:
         """Correlate what is left; the kept rows (time order) and their correlation.
 
         ``new_of_old``: renumbering of capture points (the loader's final
@@ -372,15 +393,22 @@ class Window:
         must have run before the renumbering.
         """
         self.drain()
-        kept = {k: (np.concatenate([b[k] for b in self.kept]) if self.kept
-                    else np.zeros(0, dtype=dt)) for k, dt in S.RAW.items()}
+        kept = {
+            k: (np.concatenate([b[k] for b in self.kept]) if self.kept else np.zeros(0, dtype=dt))
+            for k, dt in S.RAW.items()
+        }
         self.kept = []
         P = self.pieces
         if new_of_old is not None and len(kept["point"]):
             kept["point"][:] = new_of_old[kept["point"]]
         files = point_files if point_files is not None else self._point_files()
-        perm = np.lexsort((kept["record"], files[kept["point"]] if len(files) else
-                           np.zeros(len(kept["point"]), np.int64), kept["time_ns"]))
+        perm = np.lexsort(
+            (
+                kept["record"],
+                files[kept["point"]] if len(files) else np.zeros(len(kept["point"]), np.int64),
+                kept["time_ns"],
+            )
+        )
         inv = np.empty(len(perm), np.int64)
         inv[perm] = np.arange(len(perm))
         if not (perm[1:] > perm[:-1]).all():  # late rows, or points renumbered
@@ -398,18 +426,32 @@ class Window:
             pt = np.where(bkey >= 0, bkey // 8192, 0)
             bkey = np.where(bkey >= 0, new_of_old[pt] * 8192 + bkey % 8192, -1)
         bplane = np.where(bkey >= 0, np.searchsorted(uplanes, bkey), -1)
-        renum = (lambda p: int(new_of_old[p])) if new_of_old is not None else int  # noqa: E731
+        renum = (lambda p: int(new_of_old[p])) if new_of_old is not None else int
         names = [p.name for p in self._points()]
-        overlaps = [(names[renum(a)], names[renum(b)], n)
-                    for (a, b), n in self.state.overlaps.items()]
-        warnings = [f"capture points {a} and {b} look like the same interface ({n} identical "
-                    "copies); counted once" for a, b, n in overlaps]
+        overlaps = [
+            (names[renum(a)], names[renum(b)], n) for (a, b), n in self.state.overlaps.items()
+        ]
+        warnings = [
+            f"capture points {a} and {b} look like the same interface ({n} identical "
+            "copies); counted once"
+            for a, b, n in overlaps
+        ]
         corr = Correlation(
-            rows=rows, path=path, plane=plane.astype(np.int64).ravel(), direction=direction,
-            loop_copy=loop_copy, n_paths=P.n_paths, p_loop=cat(P.p_loop, bool),
-            p_bounce=cat(P.p_bounce, bool), p_step=cat(P.p_step, np.int64),
-            p_bounce_plane=bplane.astype(np.int64), plane_point=(uplanes // 8192).astype(np.int64),
-            l2_rows=inv[cat(P.l2, np.int64)], plane_key=uplanes.astype(np.int64),
+            rows=rows,
+            path=path,
+            plane=plane.astype(np.int64).ravel(),
+            direction=direction,
+            loop_copy=loop_copy,
+            n_paths=P.n_paths,
+            p_loop=cat(P.p_loop, bool),
+            p_bounce=cat(P.p_bounce, bool),
+            p_step=cat(P.p_step, np.int64),
+            p_bounce_plane=bplane.astype(np.int64),
+            plane_point=(uplanes // 8192).astype(np.int64),
+            l2_rows=inv[cat(P.l2, np.int64)],
+            plane_key=uplanes.astype(np.int64),
             duplicates=P.duplicates,
-            overlaps=overlaps, warnings=warnings)
+            overlaps=overlaps,
+            warnings=warnings,
+        )
         return kept, corr

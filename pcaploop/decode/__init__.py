@@ -7,4 +7,5 @@
 Decode states facts (addresses, TTL, ports, the packet quoted by an ICMP
 error, the fingerprint); it never decides what a loop is.
 """
+
 from __future__ import annotations

@@ -10,6 +10,7 @@ accumulating a block of rows first makes that cost negligible.  With
 ...     for block in dec.add(batch, codes): use(block.decoded())
 >>> last = dec.flush()                                        # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -21,15 +22,36 @@ from .. import schema as S
 from ..read import RecordBatch
 from . import layout as L
 from .fingerprint import N_WORDS, RUN_KEY, Key
-from .kernel import (R8_STATUS, R64_ARPOP, R64_IFACE, R64_IFINDEX, R64_TIME, U_DLO, U_ESRC,
-                     U_IL4, U_SLO, decode_rows)
+from .kernel import (
+    R8_STATUS,
+    R64_ARPOP,
+    R64_IFACE,
+    R64_IFINDEX,
+    R64_TIME,
+    U_DLO,
+    U_ESRC,
+    U_IL4,
+    U_SLO,
+    decode_rows,
+)
 
 _IPV4_BITS = np.uint64(0xFFFFFFFF)
 
 
-def run_kernel(buf: np.ndarray, off: np.ndarray, caplen: np.ndarray, wirelen: np.ndarray,
-               t: np.ndarray, iface: np.ndarray, direction: np.ndarray, rec0: int,
-               icodes: np.ndarray, key: Key, T: list[np.ndarray], start: int) -> None:
+def run_kernel(
+    buf: np.ndarray,
+    off: np.ndarray,
+    caplen: np.ndarray,
+    wirelen: np.ndarray,
+    t: np.ndarray,
+    iface: np.ndarray,
+    direction: np.ndarray,
+    rec0: int,
+    icodes: np.ndarray,
+    key: Key,
+    T: list[np.ndarray],
+    start: int,
+) -> None:
     """Decode records (with their own fields) into typed rows ``start ..`` of ``T``.
 
     ``icodes`` maps interface index → link code; the other arrays hold one
@@ -37,12 +59,30 @@ def run_kernel(buf: np.ndarray, off: np.ndarray, caplen: np.ndarray, wirelen: np
     """
     if len(off):
         with np.errstate(over="ignore"):  # SipHash wraps by design (numpy warns without numba)
-            decode_rows(buf, off, caplen, wirelen, t, iface, direction, rec0, icodes, key[0], key[1],
-                        *T, start, np.zeros(N_WORDS, dtype=np.uint64))
+            decode_rows(
+                buf,
+                off,
+                caplen,
+                wirelen,
+                t,
+                iface,
+                direction,
+                rec0,
+                icodes,
+                key[0],
+                key[1],
+                *T,
+                start,
+                np.zeros(N_WORDS, dtype=np.uint64),
+            )
 
 
-def decode_frames(frames: list[bytes], codes: list[int] | np.ndarray, key: Key = RUN_KEY,
-                  wirelen: list[int] | None = None) -> dict[str, np.ndarray]:
+def decode_frames(
+    frames: list[bytes],
+    codes: list[int] | np.ndarray,
+    key: Key = RUN_KEY,
+    wirelen: list[int] | None = None,
+) -> dict[str, np.ndarray]:
     """Decode whole frames, one link code each: every field by name (tests, debugging).
 
     >>> decode_frames([frame], [linktypes.L2_ETHERNET])["ttl"]     # doctest: +SKIP
@@ -53,8 +93,20 @@ def decode_frames(frames: list[bytes], codes: list[int] | np.ndarray, key: Key =
     off = np.r_[0, np.cumsum(cap)[:-1]].astype(np.int64) if n else np.zeros(0, np.int64)
     wire = np.array(wirelen, dtype=np.int64) if wirelen is not None else cap
     T = L.empty(n)
-    run_kernel(buf, off, cap, wire, np.zeros(n, np.int64), np.arange(n, dtype=np.int64),
-               np.zeros(n, np.int8), 0, np.asarray(codes, dtype=np.int64), key, T, 0)
+    run_kernel(
+        buf,
+        off,
+        cap,
+        wire,
+        np.zeros(n, np.int64),
+        np.arange(n, dtype=np.int64),
+        np.zeros(n, np.int8),
+        0,
+        np.asarray(codes, dtype=np.int64),
+        key,
+        T,
+        0,
+    )
     return L.fields(T, n)
 
 
@@ -143,8 +195,10 @@ class Block:
         M64, U = sl.T[L.M64][:, :n], sl.T[L.MU][:, :n]
         isarp = M64[R64_ARPOP] > 0
         arp = {
-            "time_ns": M64[R64_TIME, isarp], "iface": M64[R64_IFACE, isarp],
-            "ifindex": M64[R64_IFINDEX, isarp], "op": M64[R64_ARPOP, isarp],
+            "time_ns": M64[R64_TIME, isarp],
+            "iface": M64[R64_IFACE, isarp],
+            "ifindex": M64[R64_IFINDEX, isarp],
+            "op": M64[R64_ARPOP, isarp],
             "sender_mac": U[U_IL4, isarp],
             "sender_ip": (U[U_SLO, isarp] & _IPV4_BITS).astype(np.uint32),
             "target_ip": (U[U_DLO, isarp] & _IPV4_BITS).astype(np.uint32),
@@ -159,8 +213,7 @@ class Block:
 class BatchDecoder:
     """Decodes record batches into reused typed matrices, handed out in large blocks."""
 
-    def __init__(self, key: Key = RUN_KEY, capacity: int = L.unaliased(1 << 16),
-                 slabs: int = 1):
+    def __init__(self, key: Key = RUN_KEY, capacity: int = L.unaliased(1 << 16), slabs: int = 1):
         self.key = key
         self.max_cap = capacity
         self.slabs = [Slab(min(capacity, L.unaliased(1000))) for _ in range(slabs)]
@@ -181,9 +234,20 @@ class BatchDecoder:
                 sl_.grow(min(self.max_cap, L.unaliased(max(2 * sl_.cap, sl_.fill + n - done))))
             take = min(n - done, sl_.cap - sl_.fill)
             part = slice(done, done + take)
-            run_kernel(batch.buf, batch.off[part], batch.caplen[part], batch.wirelen[part],
-                       batch.time_ns[part], batch.iface[part], batch.direction[part],
-                       batch.first_record + done, iface_codes, self.key, sl_.T, sl_.fill)
+            run_kernel(
+                batch.buf,
+                batch.off[part],
+                batch.caplen[part],
+                batch.wirelen[part],
+                batch.time_ns[part],
+                batch.iface[part],
+                batch.direction[part],
+                batch.first_record + done,
+                iface_codes,
+                self.key,
+                sl_.T,
+                sl_.fill,
+            )
             sl_.fill += take
             done += take
             if sl_.fill == sl_.cap:

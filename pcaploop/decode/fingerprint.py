@@ -13,6 +13,7 @@ layer 2.  Both decoders build the same words and call :func:`siphash13`.
 >>> siphash13(k[0], k[1], w, 10) == siphash13(k[0], k[1], w.copy(), 10)
 True
 """
+
 from __future__ import annotations
 
 import os
@@ -81,16 +82,27 @@ def new_key() -> Key:
     """A fresh random key; one per run (``PCAPLOOP_FP_KEY=hex32`` pins it)."""
     pinned = os.environ.get("PCAPLOOP_FP_KEY", "")
     raw = bytes.fromhex(pinned) if len(pinned) == 32 else os.urandom(16)
-    return (np.uint64(int.from_bytes(raw[:8], "little")),
-            np.uint64(int.from_bytes(raw[8:], "little")))
+    return (
+        np.uint64(int.from_bytes(raw[:8], "little")),
+        np.uint64(int.from_bytes(raw[8:], "little")),
+    )
 
 
 RUN_KEY = new_key()
 
 
-def fingerprint_words(version: int, protocol: int, frag_field: int, ip_len_field: int,
-                      ident: int, flow_label: int, src: tuple[int, int], dst: tuple[int, int],
-                      prefix: bytes, short: bool) -> np.ndarray:
+def fingerprint_words(
+    version: int,
+    protocol: int,
+    frag_field: int,
+    ip_len_field: int,
+    ident: int,
+    flow_label: int,
+    src: tuple[int, int],
+    dst: tuple[int, int],
+    prefix: bytes,
+    short: bool,
+) -> np.ndarray:
     """The 10 words hashed for one packet (reference implementation).
 
     ``frag_field`` is ``MF << 13 | offset_in_8_byte_units``; ``ip_len_field``
@@ -105,7 +117,7 @@ def fingerprint_words(version: int, protocol: int, frag_field: int, ip_len_field
     w[4], w[5] = dst
     padded = prefix.ljust(24, b"\0")
     for j in range(3):
-        w[6 + j] = int.from_bytes(padded[8 * j: 8 * j + 8], "big")
+        w[6 + j] = int.from_bytes(padded[8 * j : 8 * j + 8], "big")
     w[9] = len(prefix) | (int(short) << 8)
     return w
 

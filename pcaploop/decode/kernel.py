@@ -10,6 +10,7 @@ without numba (``PCAPLOOP_NO_JIT=1``) the very same functions run as plain
 Python — slowly, but with identical semantics, which is what the tests'
 no-numba pass checks.
 """
+
 from __future__ import annotations
 
 from typing import Final
@@ -94,15 +95,25 @@ def _csum_span(proto):  # pragma: no cover - compiled
 
 @njit_plain
 def _has_ports(proto):  # pragma: no cover - compiled
-    return (proto == P.IPPROTO_TCP or proto == P.IPPROTO_UDP or proto == P.IPPROTO_UDPLITE
-            or proto == P.IPPROTO_SCTP)
+    return (
+        proto == P.IPPROTO_TCP
+        or proto == P.IPPROTO_UDP
+        or proto == P.IPPROTO_UDPLITE
+        or proto == P.IPPROTO_SCTP
+    )
 
 
 @njit_plain
 def _generic_ext(nh):  # pragma: no cover - compiled
     """An IPv6 extension header of the generic layout (:data:`protocols.IPV6_EXT_GENERIC`)."""
-    return (nh == P.IPPROTO_HOPOPTS or nh == P.IPPROTO_ROUTING or nh == P.IPPROTO_DSTOPTS
-            or nh == P.IPPROTO_MH or nh == P.IPPROTO_HIP or nh == P.IPPROTO_SHIM6)
+    return (
+        nh == P.IPPROTO_HOPOPTS
+        or nh == P.IPPROTO_ROUTING
+        or nh == P.IPPROTO_DSTOPTS
+        or nh == P.IPPROTO_MH
+        or nh == P.IPPROTO_HIP
+        or nh == P.IPPROTO_SHIM6
+    )
 
 
 @njit_plain
@@ -188,7 +199,7 @@ def _quoted(b, ip2, end, M8, M16, M32, M64, U, i):  # pragma: no cover - compile
         U[U_ISLO, i] = u64be(b, ip2 + 16, 8)
         U[U_IDHI, i] = u64be(b, ip2 + 24, 8)
         U[U_IDLO, i] = u64be(b, ip2 + 32, 8)
-        proto, l4, ident, fo, mf = _walk_v6_ext(b, ip2 + P.IPV6_HLEN, end, u8(b, ip2 + 6))
+        proto, l4, ident, fo, _mf = _walk_v6_ext(b, ip2 + P.IPV6_HLEN, end, u8(b, ip2 + 6))
         M16[R16_IPROTO, i] = proto
         M64[R64_IIPID, i] = ident
         first = fo == 0
@@ -206,8 +217,22 @@ def _quoted(b, ip2, end, M8, M16, M32, M64, U, i):  # pragma: no cover - compile
 
 
 @njit_inline
-def _decode_one(b, p, cap, wire, code, k0, k1, M8, M16, M32, M64, U, i,  # pragma: no cover
-                w):
+def _decode_one(
+    b,
+    p,
+    cap,
+    wire,
+    code,
+    k0,
+    k1,
+    M8,
+    M16,
+    M32,
+    M64,
+    U,
+    i,  # pragma: no cover
+    w,
+):
     end = p + cap
     if cap < wire:
         M8[R8_FLAGS, i] |= S.F_TRUNCATED
@@ -272,8 +297,9 @@ def _decode_one(b, p, cap, wire, code, k0, k1, M8, M16, M32, M64, U, i,  # pragm
         M8[R8_STATUS, i] = S.UNSUPPORTED if code >= 0 else S.MALFORMED
         return
     tags = 0
-    while (et == P.ETH_P_8021Q or et == P.ETH_P_8021AD or et == P.ETH_P_QINQ1) \
-            and tags < P.MAX_VLAN_TAGS:
+    while (
+        et == P.ETH_P_8021Q or et == P.ETH_P_8021AD or et == P.ETH_P_QINQ1
+    ) and tags < P.MAX_VLAN_TAGS:
         if end - q < 4:
             M8[R8_STATUS, i] = S.MALFORMED
             return
@@ -287,8 +313,11 @@ def _decode_one(b, p, cap, wire, code, k0, k1, M8, M16, M32, M64, U, i,  # pragm
         tags += 1
     if et == P.ETH_P_ARP:
         M8[R8_STATUS, i] = S.NON_IP
-        if end - q >= P.ARP_ETH_IP_LEN and u16be(b, q) == P.ARPHRD_ETHER \
-                and u16be(b, q + 2) == P.ETH_P_IP:
+        if (
+            end - q >= P.ARP_ETH_IP_LEN
+            and u16be(b, q) == P.ARPHRD_ETHER
+            and u16be(b, q + 2) == P.ETH_P_IP
+        ):
             M64[R64_ARPOP, i] = u16be(b, q + 6)
             U[U_IL4, i] = _mac(b, q + 8)
             U[U_SLO, i] = _V4MAP | np.uint64(u32be(b, q + 14))
@@ -378,16 +407,22 @@ def _decode_one(b, p, cap, wire, code, k0, k1, M8, M16, M32, M64, U, i,  # pragm
             t = u8(b, l4)
             M16[R16_ITYPE, i] = t
             M16[R16_ICODE, i] = u8(b, l4 + 1)
-            if proto == P.IPPROTO_ICMP and (
-                    t == P.ICMP_DEST_UNREACH or t == P.ICMP_SOURCE_QUENCH
-                    or t == P.ICMP_REDIRECT or t == P.ICMP_TIME_EXCEEDED
-                    or t == P.ICMP_PARAMETERPROB):
+            if (
+                proto == P.IPPROTO_ICMP
+                and (
+                    t == P.ICMP_DEST_UNREACH
+                    or t == P.ICMP_SOURCE_QUENCH
+                    or t == P.ICMP_REDIRECT
+                    or t == P.ICMP_TIME_EXCEEDED
+                    or t == P.ICMP_PARAMETERPROB
+                )
+            ) or (proto == P.IPPROTO_ICMPV6 and 1 <= t <= P.ICMP6_ERROR_MAX):
                 _quoted(b, l4 + P.ICMP_HLEN, cend, M8, M16, M32, M64, U, i)
-            elif proto == P.IPPROTO_ICMPV6 and 1 <= t <= P.ICMP6_ERROR_MAX:
-                _quoted(b, l4 + P.ICMP_HLEN, cend, M8, M16, M32, M64, U, i)
-            elif proto == P.IPPROTO_ICMPV6 and (t == P.ND_NEIGHBOR_SOLICIT
-                                                or t == P.ND_NEIGHBOR_ADVERT) \
-                    and have >= P.ND_TARGET_OFFSET + 16:
+            elif (
+                proto == P.IPPROTO_ICMPV6
+                and (t == P.ND_NEIGHBOR_SOLICIT or t == P.ND_NEIGHBOR_ADVERT)
+                and have >= P.ND_TARGET_OFFSET + 16
+            ):
                 U[U_IDHI, i] = u64be(b, l4 + P.ND_TARGET_OFFSET, 8)
                 U[U_IDLO, i] = u64be(b, l4 + P.ND_TARGET_OFFSET + 8, 8)
         co, cw = _csum_span(proto)
@@ -398,8 +433,12 @@ def _decode_one(b, p, cap, wire, code, k0, k1, M8, M16, M32, M64, U, i,  # pragm
     if take < want:
         M8[R8_FLAGS, i] |= S.F_SHORT_KEY
     U[U_L4H, i] = _l4_word(b, l4, take, co, cw)
-    w[0] = ((np.uint64(ver) << np.uint64(56)) | (np.uint64(proto) << np.uint64(48))
-            | (np.uint64((mf << 13) | (fo >> 3)) << np.uint64(32)) | np.uint64(lenfield))
+    w[0] = (
+        (np.uint64(ver) << np.uint64(56))
+        | (np.uint64(proto) << np.uint64(48))
+        | (np.uint64((mf << 13) | (fo >> 3)) << np.uint64(32))
+        | np.uint64(lenfield)
+    )
     w[1] = (np.uint64(identw) << np.uint64(32)) | np.uint64(flow)
     w[2] = U[U_SHI, i]
     w[3] = U[U_SLO, i]
@@ -439,8 +478,26 @@ def _record(M8, M16, M32, M64, U, j, t, iface, direction, cap, wire, rec):  # pr
 
 
 @njit_plain
-def decode_rows(b, off, cap, wire, t, iface, direction, rec0, icodes, k0, k1,  # pragma: no cover
-                M8, M16, M32, M64, U, start, w):
+def decode_rows(
+    b,
+    off,
+    cap,
+    wire,
+    t,
+    iface,
+    direction,
+    rec0,
+    icodes,
+    k0,
+    k1,  # pragma: no cover
+    M8,
+    M16,
+    M32,
+    M64,
+    U,
+    start,
+    w,
+):
     """Decode every record into typed rows ``start ..``, its own fields included.
 
     ``icodes``: link code (:mod:`.linktypes`) per interface index; a record

@@ -11,6 +11,7 @@ Per matrix, fields the kernel resets per record (to ``default``) come
 first, then the record's own fields (time, lengths, interface, record
 number), which :func:`pcaploop.decode.kernel._record` writes from the walker.
 """
+
 from __future__ import annotations
 
 from typing import Final, NamedTuple
@@ -31,29 +32,74 @@ M8, M16, M32, M64, MU = range(5)
 #: dtype of each matrix.  The kernel writes only values its row's dtype holds (in
 #: plain Python, without numba, numpy refuses anything else): M16 is unsigned for
 #: fragment offsets up to 65528; ``-1`` defaults wrap and are viewed back signed.
-DTYPES: Final = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int32),
-                 np.dtype(np.int64), np.dtype(np.uint64))
+DTYPES: Final = (
+    np.dtype(np.uint8),
+    np.dtype(np.uint16),
+    np.dtype(np.int32),
+    np.dtype(np.int64),
+    np.dtype(np.uint64),
+)
 
 #: per matrix, its fields in row order
 MATRICES: Final[tuple[tuple[Field, ...], ...]] = (
-    (Field("status", S.OK), Field("direction", S.DIR_UNKNOWN), Field("ip_version", 0),
-     Field("protocol", 0), Field("ttl", 0), Field("inner_version", 0), Field("flags", 0)),
-    (Field("tcp_flags", -1), Field("icmp_type", -1), Field("icmp_code", -1),
-     Field("inner_protocol", -1), Field("inner_ttl", -1), Field("frag_offset", 0)),
-    (Field("vlan", -1), Field("inner_vlan", -1), Field("sport", -1), Field("dport", -1),
-     Field("ip_len", 0), Field("flow_label", 0), Field("caplen", None), Field("wirelen", None)),
-    (Field("ip_id", -1), Field("inner_ip_id", -1), Field("ifindex", -1), Field("arp_op", 0),
-     Field("time_ns", None), Field("iface", None), Field("record", None)),
-    (Field("eth_src", int(S.NO_MAC)), Field("eth_dst", int(S.NO_MAC)), Field("src_hi", 0),
-     Field("src_lo", 0), Field("dst_hi", 0), Field("dst_lo", 0), Field("inner_src_hi", 0),
-     Field("inner_src_lo", 0), Field("inner_dst_hi", 0), Field("inner_dst_lo", 0),
-     Field("inner_l4", 0), Field("l4_head", 0), Field("fingerprint", 0)),
+    (
+        Field("status", S.OK),
+        Field("direction", S.DIR_UNKNOWN),
+        Field("ip_version", 0),
+        Field("protocol", 0),
+        Field("ttl", 0),
+        Field("inner_version", 0),
+        Field("flags", 0),
+    ),
+    (
+        Field("tcp_flags", -1),
+        Field("icmp_type", -1),
+        Field("icmp_code", -1),
+        Field("inner_protocol", -1),
+        Field("inner_ttl", -1),
+        Field("frag_offset", 0),
+    ),
+    (
+        Field("vlan", -1),
+        Field("inner_vlan", -1),
+        Field("sport", -1),
+        Field("dport", -1),
+        Field("ip_len", 0),
+        Field("flow_label", 0),
+        Field("caplen", None),
+        Field("wirelen", None),
+    ),
+    (
+        Field("ip_id", -1),
+        Field("inner_ip_id", -1),
+        Field("ifindex", -1),
+        Field("arp_op", 0),
+        Field("time_ns", None),
+        Field("iface", None),
+        Field("record", None),
+    ),
+    (
+        Field("eth_src", int(S.NO_MAC)),
+        Field("eth_dst", int(S.NO_MAC)),
+        Field("src_hi", 0),
+        Field("src_lo", 0),
+        Field("dst_hi", 0),
+        Field("dst_lo", 0),
+        Field("inner_src_hi", 0),
+        Field("inner_src_lo", 0),
+        Field("inner_dst_hi", 0),
+        Field("inner_dst_lo", 0),
+        Field("inner_l4", 0),
+        Field("l4_head", 0),
+        Field("fingerprint", 0),
+    ),
 )
 ROWS: Final = tuple(len(m) for m in MATRICES)
 
 #: field name → (matrix, row)
 AT: Final[dict[str, tuple[int, int]]] = {
-    f.name: (g, r) for g, fields in enumerate(MATRICES) for r, f in enumerate(fields)}
+    f.name: (g, r) for g, fields in enumerate(MATRICES) for r, f in enumerate(fields)
+}
 
 #: fields that are not columns of the packets table: they account for records
 #: (status, interface), place SLL2 records (ifindex) or describe ARP (arp_op)
@@ -75,9 +121,12 @@ def defaults() -> tuple[np.ndarray, ...]:
     out = []
     for g, fields in enumerate(MATRICES):
         vals = [f.default for f in fields if f.default is not None]
-        assert all(f.default is None for f in fields[len(vals):]), "defaults come first"
-        out.append(np.array(vals, dtype=np.int64).astype(DTYPES[g]) if g != MU
-                   else np.array(vals, dtype=np.uint64))
+        assert all(f.default is None for f in fields[len(vals) :]), "defaults come first"
+        out.append(
+            np.array(vals, dtype=np.int64).astype(DTYPES[g])
+            if g != MU
+            else np.array(vals, dtype=np.uint64)
+        )
     return tuple(out)
 
 

@@ -5,6 +5,7 @@ small decoder code, the reference decoder looks up a function by the same
 code.  A link type missing here is reported as unsupported for its file;
 other files go on.
 """
+
 from __future__ import annotations
 
 L2_UNSUPPORTED = 0
@@ -41,7 +42,6 @@ LINKTYPES: dict[int, tuple[str, int]] = {
     LINKTYPE_IPV6: ("IPV6", L2_IPV6),
     LINKTYPE_LINUX_SLL2: ("LINUX_SLL2", L2_SLL2),
 }
-
 
 
 def linktype_name(linktype: int) -> str:

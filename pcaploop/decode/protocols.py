@@ -5,6 +5,7 @@ numba reads module-level integers as compile-time constants, so a name
 costs nothing in the kernel.  Values are from the IANA registries and the
 Linux headers named beside each group.
 """
+
 from __future__ import annotations
 
 from typing import Final
@@ -47,14 +48,26 @@ IPPROTO_UDPLITE: Final = 136
 IPPROTO_HIP: Final = 139
 IPPROTO_SHIM6: Final = 140
 #: IPv6 extension headers with the generic (next header, length in 8-octet units) layout
-IPV6_EXT_GENERIC: Final = (IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_DSTOPTS, IPPROTO_MH,
-                           IPPROTO_HIP, IPPROTO_SHIM6)
+IPV6_EXT_GENERIC: Final = (
+    IPPROTO_HOPOPTS,
+    IPPROTO_ROUTING,
+    IPPROTO_DSTOPTS,
+    IPPROTO_MH,
+    IPPROTO_HIP,
+    IPPROTO_SHIM6,
+)
 #: extension headers walked before giving up (an endless chain is a crafted packet)
 MAX_IPV6_EXT: Final = 8
 
-PROTO_NAMES: Final = {IPPROTO_ICMP: "icmp", IPPROTO_TCP: "tcp", IPPROTO_UDP: "udp",
-                      IPPROTO_ICMPV6: "icmpv6", IPPROTO_SCTP: "sctp", IPPROTO_GRE: "gre",
-                      IPPROTO_ESP: "esp"}
+PROTO_NAMES: Final = {
+    IPPROTO_ICMP: "icmp",
+    IPPROTO_TCP: "tcp",
+    IPPROTO_UDP: "udp",
+    IPPROTO_ICMPV6: "icmpv6",
+    IPPROTO_SCTP: "sctp",
+    IPPROTO_GRE: "gre",
+    IPPROTO_ESP: "esp",
+}
 
 # --- header sizes -------------------------------------------------------------------------
 ETH_HLEN: Final = 14
@@ -80,8 +93,13 @@ ICMP_ECHO: Final = 8
 ICMP_TIME_EXCEEDED: Final = 11
 ICMP_PARAMETERPROB: Final = 12
 #: ICMP types that quote the packet they are about (RFC 792)
-ICMP_ERRORS: Final = (ICMP_DEST_UNREACH, ICMP_SOURCE_QUENCH, ICMP_REDIRECT, ICMP_TIME_EXCEEDED,
-                      ICMP_PARAMETERPROB)
+ICMP_ERRORS: Final = (
+    ICMP_DEST_UNREACH,
+    ICMP_SOURCE_QUENCH,
+    ICMP_REDIRECT,
+    ICMP_TIME_EXCEEDED,
+    ICMP_PARAMETERPROB,
+)
 
 # --- ICMPv6 types (netinet/icmp6.h) -------------------------------------------------------
 ICMP6_DST_UNREACH: Final = 1
@@ -121,8 +139,14 @@ AF_INET6_VALUES: Final = (10, 24, 28, 30)
 
 # --- L4 checksum positions (RFC 793, 768, 3828, 792, 4443, 9260) --------------------------
 #: protocol → (offset of the checksum in its header, width in bytes)
-CHECKSUM_AT: Final = {IPPROTO_TCP: (16, 2), IPPROTO_UDP: (6, 2), IPPROTO_UDPLITE: (6, 2),
-                      IPPROTO_ICMP: (2, 2), IPPROTO_ICMPV6: (2, 2), IPPROTO_SCTP: (8, 4)}
+CHECKSUM_AT: Final = {
+    IPPROTO_TCP: (16, 2),
+    IPPROTO_UDP: (6, 2),
+    IPPROTO_UDPLITE: (6, 2),
+    IPPROTO_ICMP: (2, 2),
+    IPPROTO_ICMPV6: (2, 2),
+    IPPROTO_SCTP: (8, 4),
+}
 #: protocols whose header starts with 16-bit source and destination ports
 PORT_PROTOCOLS: Final = (IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, IPPROTO_SCTP)
 TCP_FLAGS_OFFSET: Final = 13

@@ -3,24 +3,24 @@
 Streams: only per-point counters are kept, never the packets table, so
 ``pcaploop info`` works on captures larger than memory.
 """
+
 from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from .. import schema as S
 from ..addr import to_text
-from ..contract import iso_ns
 from .loader import Loader, Progress
 from .points import CapturePoint
 from .specs import CaptureSpec, capture_specs
 
 __all__ = ["capture_info"]
-
 
 
 @dataclass
@@ -38,9 +38,11 @@ def _proto_name(p: int) -> str:
     return S.PROTO_NAMES.get(p, str(p))
 
 
-def capture_info(captures: Sequence[CaptureSpec | str | os.PathLike[str]],
-                 ifmap: dict[int, str] | Sequence[str] | None = None,
-                 progress: Progress | None = None) -> dict[str, Any]:
+def capture_info(
+    captures: Sequence[CaptureSpec | str | os.PathLike[str]],
+    ifmap: dict[int, str] | Sequence[str] | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """Summarise captures without keeping their packets.
 
     >>> capture_info(["samples/incident/uplink.pcap"])["captures"][0]["records"]  # doctest: +SKIP
@@ -70,12 +72,15 @@ def capture_info(captures: Sequence[CaptureSpec | str | os.PathLike[str]],
     out = []
     for k, pt in enumerate(loader.points):
         pi = infos.get(k, PointInfo(pt))
-        out.append({
-            **pt.to_json(),
-            "bytes": pi.bytes,
-            "directions": dict(pi.directions),
-            "protocols": dict(pi.protocols.most_common()),
-            "top_talkers": [{"address": to_text(*a), "packets": n}
-                            for a, n in pi.talkers.most_common(5)],
-        })
+        out.append(
+            {
+                **pt.to_json(),
+                "bytes": pi.bytes,
+                "directions": dict(pi.directions),
+                "protocols": dict(pi.protocols.most_common()),
+                "top_talkers": [
+                    {"address": to_text(*a), "packets": n} for a, n in pi.talkers.most_common(5)
+                ],
+            }
+        )
     return {"captures": out, "warnings": list(loader.warnings)}

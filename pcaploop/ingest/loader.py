@@ -5,20 +5,22 @@ capture point (:mod:`.points`).  :class:`Loader` streams blocks of all
 captures in step (what ``analyze`` and ``info`` consume); :func:`load`
 gathers them into one :class:`Packets` table.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..decode import linktypes as lt
 from .. import schema as S
+from ..decode import linktypes as lt
 from ..decode.batch import BatchDecoder, Block, Decoded
+from ..decode.fingerprint import RUN_KEY
 from ..decode.layout import unaliased
 from ..errors import CaptureError, UnsupportedLinkTypeError
-from ..decode.fingerprint import RUN_KEY
 from ..read import CaptureFile, open_capture
 from .points import CapturePoint, FileReader, PointRegistry
 from .specs import CaptureSpec, capture_specs
@@ -55,7 +57,7 @@ class Packets:
         """Capture point names, indexed by the ``point`` column."""
         return [p.name for p in self.points]
 
-    def frame(self) -> "pd.DataFrame":
+    def frame(self) -> pd.DataFrame:
         """The packets table as a pandas DataFrame (see :mod:`pcaploop.schema`)."""
         from .table import to_frame
 
@@ -146,9 +148,12 @@ class Loader:
     def points(self) -> list[CapturePoint]:
         return self.reg.points
 
-    def run(self, progress: Progress | None = None,
-            key: tuple[np.uint64, np.uint64] = RUN_KEY,
-            reuse: bool = False) -> Iterator[tuple[dict, dict]]:
+    def run(
+        self,
+        progress: Progress | None = None,
+        key: tuple[np.uint64, np.uint64] = RUN_KEY,
+        reuse: bool = False,
+    ) -> Iterator[tuple[dict, dict]]:
         """Yield (raw columns, ARP rows) per block; accounting fills in as it goes.
 
         ``reuse=True``: the column arrays are overwritten by the next block
@@ -157,13 +162,14 @@ class Loader:
         """
         caps = [open_capture(s.path) for s in self.specs]  # fail fast on wrong file types
         for spec, cap in zip(self.specs, caps):
-            yield from self._one(spec, cap, progress, key, {} if reuse else None,
-                                 threaded=False)
+            yield from self._one(spec, cap, progress, key, {} if reuse else None, threaded=False)
 
-    def merged(self, progress: Progress | None = None,
-               key: tuple[np.uint64, np.uint64] = RUN_KEY,
-               into: Callable[[], dict[str, np.ndarray]] | None = None,
-               ) -> Iterator[tuple[dict, dict]]:
+    def merged(
+        self,
+        progress: Progress | None = None,
+        key: tuple[np.uint64, np.uint64] = RUN_KEY,
+        into: Callable[[], dict[str, np.ndarray]] | None = None,
+    ) -> Iterator[tuple[dict, dict]]:
         """Yield (raw columns, ARP rows) per block from all captures at once, in step.
 
         Why: paths cross captures (the uplink copy and the tunnel copy of one
@@ -185,8 +191,10 @@ class Loader:
         # 3.20 s with the thread, 3.47 s without; info, which only aggregates,
         # 4.95 s with it, 4.45 s without (a block's cache lines move to the
         # other core, and the glue between kernels holds the GIL).
-        gens = [self._one(spec, cap, progress, key, into or {}, threaded=into is not None)
-                for spec, cap in zip(self.specs, caps)]
+        gens = [
+            self._one(spec, cap, progress, key, into or {}, threaded=into is not None)
+            for spec, cap in zip(self.specs, caps)
+        ]
         mark = [float("-inf")] * len(gens)
         live = list(range(len(gens)))
         while live:
@@ -224,8 +232,7 @@ class Loader:
                 out[p] = fi
         return out
 
-    def _one(self, spec: CaptureSpec, cap: CaptureFile, progress, key, into,
-             threaded: bool):
+    def _one(self, spec: CaptureSpec, cap: CaptureFile, progress, key, into, threaded: bool):
         """Blocks of one file.
 
         ``into``: ``None`` (fresh arrays), a dict (arrays reused from block to
@@ -238,7 +245,7 @@ class Loader:
         self.readers.append(fr)
         done = 0
         blocks = _decoded_blocks(cap, key, slabs=3 if threaded else 1)
-        for block, nbytes in (_threaded(blocks, depth=1) if threaded else blocks):
+        for block, nbytes in _threaded(blocks, depth=1) if threaded else blocks:
             if progress and nbytes > done:
                 progress(nbytes - done)
                 done = nbytes
@@ -249,7 +256,7 @@ class Loader:
             yield self._block(fr, dec)
         self._finish_file(spec, cap, fr)
 
-    def _block(self, fr: "FileReader", dec: Decoded) -> tuple[dict, dict]:
+    def _block(self, fr: FileReader, dec: Decoded) -> tuple[dict, dict]:
         """Attach capture points to a decoded block and account for its records."""
         rp = fr.record_points(dec.iface, dec.ifindex)
         self._account(rp, dec.status, dec.time_ns)
@@ -263,7 +270,7 @@ class Loader:
 
     def _account(self, rp: np.ndarray, status: np.ndarray, t: np.ndarray) -> None:
         single = len(rp) and rp.min() == rp.max()
-        for p in (rp[:1] if single else np.unique(rp)):
+        for p in rp[:1] if single else np.unique(rp):
             sel = slice(None) if single else rp == p
             pt = self.reg.points[int(p)]
             counts = np.bincount(status[sel], minlength=len(S.SKIP_REASONS) + 1)
@@ -294,23 +301,31 @@ class Loader:
                 p.problem = cap.problem
             self.warnings.append(f"{cap.path}: {cap.problem}; read {cap.records} records before it")
         decoded = sum(p.decoded for p in mine)
-        unsupported = {lt.linktype_name(i.linktype) for i in cap.interfaces
-                       if lt.l2_code(i.linktype) == lt.L2_UNSUPPORTED}
+        unsupported = {
+            lt.linktype_name(i.linktype)
+            for i in cap.interfaces
+            if lt.l2_code(i.linktype) == lt.L2_UNSUPPORTED
+        }
         if unsupported:
             what = ", ".join(sorted(unsupported))
-            self.warnings.append(f"{cap.path}: unsupported link type {what}; its packets are "
-                                 "counted as skipped (unsupported)")
+            self.warnings.append(
+                f"{cap.path}: unsupported link type {what}; its packets are "
+                "counted as skipped (unsupported)"
+            )
             if decoded == 0:
-                self.unsupported.append(UnsupportedLinkTypeError(
-                    cap.path, f"unsupported link type {what}"))
+                self.unsupported.append(
+                    UnsupportedLinkTypeError(cap.path, f"unsupported link type {what}")
+                )
         if cap.records == 0 and cap.truncated_tail:
             raise CaptureError(cap.path, f"nothing usable: {cap.problem}")
 
 
-def load(captures: Sequence[CaptureSpec | str | os.PathLike[str]],
-         ifmap: dict[int, str] | Iterable[str] | None = None,
-         progress: Progress | None = None,
-         key: tuple[np.uint64, np.uint64] = RUN_KEY) -> Packets:
+def load(
+    captures: Sequence[CaptureSpec | str | os.PathLike[str]],
+    ifmap: dict[int, str] | Iterable[str] | None = None,
+    progress: Progress | None = None,
+    key: tuple[np.uint64, np.uint64] = RUN_KEY,
+) -> Packets:
     """Read and decode captures into one :class:`Packets` (rows sorted by time).
 
     >>> pk = load(["uplink=samples/incident/uplink.pcap"])     # doctest: +SKIP
@@ -332,8 +347,10 @@ def load(captures: Sequence[CaptureSpec | str | os.PathLike[str]],
         order = np.argsort(t, kind="stable")
         for k in list(cols):
             cols[k] = cols[k][order]
-    arp = {k: np.concatenate([a[k] for a in arps]) if arps else np.zeros(0) for k in
-           (arps[0] if arps else {})}
+    arp = {
+        k: np.concatenate([a[k] for a in arps]) if arps else np.zeros(0)
+        for k in (arps[0] if arps else {})
+    }
     return Packets(cols, state.reg.points, arp, state.warnings)
 
 
@@ -373,20 +390,22 @@ class _Arena:
             new = max(2 * cap, self.n + k)
             for name, a in self.cols.items():
                 grown = np.empty(new, dtype=a.dtype)
-                grown[:self.n] = a[:self.n]
+                grown[: self.n] = a[: self.n]
                 self.cols[name] = grown
         for name, a in cols.items():
-            self.cols[name][self.n:self.n + k] = a
+            self.cols[name][self.n : self.n + k] = a
         self.n += k
 
     def result(self) -> dict[str, np.ndarray]:
         if self.cols is None:
             return {k: np.zeros(0, dtype=dt) for k, dt in S.RAW.items()}
-        return {name: a[:self.n] for name, a in self.cols.items()}
+        return {name: a[: self.n] for name, a in self.cols.items()}
 
 
-def read_packets(captures: Sequence[CaptureSpec | str | os.PathLike[str]],
-                 ifmap: dict[int, str] | Iterable[str] | None = None) -> "pd.DataFrame":
+def read_packets(
+    captures: Sequence[CaptureSpec | str | os.PathLike[str]],
+    ifmap: dict[int, str] | Iterable[str] | None = None,
+) -> pd.DataFrame:
     """The packets table of some captures as a pandas DataFrame.
 
     >>> df = pcaploop.read_packets(["samples/incident/tap101.pcap"])   # doctest: +SKIP

@@ -5,6 +5,7 @@ a ``tcpdump -i any`` (SLL2) capture one per interface index.  Names come
 from ``NAME=PATH``, pcapng ``if_name`` or ``--ifmap``, made unique across
 all inputs.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -90,12 +91,16 @@ class PointRegistry:
         self._names.add(unique)
         return unique
 
-    def add(self, name: str, cap: CaptureFile, linktype: int, interface: int | None,
-            stem: str) -> int:
+    def add(
+        self, name: str, cap: CaptureFile, linktype: int, interface: int | None, stem: str
+    ) -> int:
         """Register a capture point under a unique name; returns its index."""
         if len(self.points) >= MAX_POINTS:
-            raise CaptureError(cap.path, f"more than {MAX_POINTS} capture points (interfaces or "
-                                         "interface indexes): corrupt or hostile file")
+            raise CaptureError(
+                cap.path,
+                f"more than {MAX_POINTS} capture points (interfaces or "
+                "interface indexes): corrupt or hostile file",
+            )
         unique = self._unique(name, stem)
         self.points.append(CapturePoint(unique, cap.path, cap.format, linktype, interface))
         self._wish.append((name, stem))
@@ -134,8 +139,13 @@ class FileReader:
                 name = itf.name
             else:  # renamed to the bare base at the end if the file has one interface only
                 name = f"{self.base}:{k}"
-            idx = self.reg.add(name, self.cap, itf.linktype, None if self.cap.format == "pcap"
-                               else k, self.spec.stem)
+            idx = self.reg.add(
+                name,
+                self.cap,
+                itf.linktype,
+                None if self.cap.format == "pcap" else k,
+                self.spec.stem,
+            )
             self.reg.points[idx].comment = itf.comment
             self.iface_point[k] = idx
         return self.iface_point[k]
@@ -149,8 +159,12 @@ class FileReader:
     def single_unnamed(self) -> None:
         """A pcapng file with one unnamed interface: its point takes the bare name."""
         itfs = self.cap.interfaces
-        if (self.cap.format == "pcapng" and len(itfs) == 1 and not itfs[0].name
-                and 0 in self.iface_point):
+        if (
+            self.cap.format == "pcapng"
+            and len(itfs) == 1
+            and not itfs[0].name
+            and 0 in self.iface_point
+        ):
             self.reg.rename(self.iface_point[0], self.base, self.spec.stem)
 
     def _sll2_point(self, k: int, ifindex: int) -> int:
@@ -158,15 +172,20 @@ class FileReader:
         if key not in self.sll2_point:
             name = self.reg.ifmap.get(ifindex) or f"{self.base}:if{ifindex}"
             itf = self.cap.interfaces[k]
-            self.sll2_point[key] = self.reg.add(name, self.cap, itf.linktype, ifindex,
-                                                self.spec.stem)
+            self.sll2_point[key] = self.reg.add(
+                name, self.cap, itf.linktype, ifindex, self.spec.stem
+            )
         return self.sll2_point[key]
 
     def record_points(self, iface: np.ndarray, ifindex: np.ndarray) -> np.ndarray:
         """Capture point of every record of a batch."""
         out = np.empty(len(iface), dtype=np.int64)
-        if len(iface) and self.cap.interfaces and iface.min() == iface.max() >= 0 \
-                and self.cap.interfaces[int(iface[0])].linktype != lt.LINKTYPE_LINUX_SLL2:
+        if (
+            len(iface)
+            and self.cap.interfaces
+            and iface.min() == iface.max() >= 0
+            and self.cap.interfaces[int(iface[0])].linktype != lt.LINKTYPE_LINUX_SLL2
+        ):
             out.fill(self._iface_point(int(iface[0])))  # the usual case: one interface
             return out
         for k in np.unique(iface):
@@ -180,11 +199,10 @@ class FileReader:
                 sub = ifindex[sel]
                 pts = np.empty(len(sub), dtype=np.int64)
                 for ix in np.unique(sub):
-                    pts[sub == ix] = (self._sll2_point(kk, int(ix)) if ix >= 0
-                                      else self._iface_point(kk))
+                    pts[sub == ix] = (
+                        self._sll2_point(kk, int(ix)) if ix >= 0 else self._iface_point(kk)
+                    )
                 out[sel] = pts
             else:
                 out[sel] = self._iface_point(kk)
         return out
-
-

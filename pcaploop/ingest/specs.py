@@ -3,6 +3,7 @@
 The library and the CLI turn what they are given into specs here, once
 (:func:`capture_specs`); every later stage takes :class:`CaptureSpec` s.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,7 +25,7 @@ class CaptureSpec:
     name: str | None = None
 
     @classmethod
-    def parse(cls, text: str | os.PathLike[str]) -> "CaptureSpec":
+    def parse(cls, text: str | os.PathLike[str]) -> CaptureSpec:
         """``NAME=PATH`` or ``PATH`` (an existing file whose name contains '=' is a path)."""
         text = os.fspath(text)
         if "=" in text and not os.path.exists(text):
@@ -67,15 +68,17 @@ def parse_ifmap(specs: Iterable[str]) -> dict[int, str]:
         for part in spec.split(","):
             m = re.fullmatch(r"\s*(\d+)\s*=\s*(\S+)\s*", part)
             if not m:
-                raise PcaploopError(f"--ifmap {spec!r}: expected INDEX=NAME pairs or an "
-                                    "'ip -o link' file")
+                raise PcaploopError(
+                    f"--ifmap {spec!r}: expected INDEX=NAME pairs or an 'ip -o link' file"
+                )
             out[int(m.group(1))] = m.group(2)
     return out
 
 
-def capture_specs(captures: Sequence[CaptureSpec | str | os.PathLike[str]],
-                  ifmap: Mapping[int, str] | Iterable[str] | None = None
-                  ) -> tuple[list[CaptureSpec], dict[int, str]]:
+def capture_specs(
+    captures: Sequence[CaptureSpec | str | os.PathLike[str]],
+    ifmap: Mapping[int, str] | Iterable[str] | None = None,
+) -> tuple[list[CaptureSpec], dict[int, str]]:
     """Captures and ``--ifmap`` as given → specs and {ifindex: name}.
 
     Specs pass through unchanged; text is parsed as ``NAME=PATH`` or ``PATH``.

@@ -1,7 +1,8 @@
 """Raw columns → the packets DataFrame a person reads (dtypes from :mod:`schema`)."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,10 +29,12 @@ def to_frame(cols: dict[str, np.ndarray], point_names: Sequence[str]) -> pd.Data
     inner_dst_valid = inner | ((c["inner_dst_hi"] | c["inner_dst_lo"]) != 0)
     data = {
         "time": pd.to_datetime(c["time_ns"], unit="ns", utc=True),
-        "capture_point": pd.Categorical.from_codes(c["point"].astype(np.int64),
-                                                   categories=list(point_names)),
-        "direction": pd.Categorical.from_codes(c["direction"].astype(np.int64),
-                                               categories=list(S.DIRECTIONS)),
+        "capture_point": pd.Categorical.from_codes(
+            c["point"].astype(np.int64), categories=list(point_names)
+        ),
+        "direction": pd.Categorical.from_codes(
+            c["direction"].astype(np.int64), categories=list(S.DIRECTIONS)
+        ),
         "vlan": _nullable(c["vlan"], "Int32"),
         "eth_src": macs_to_categorical(c["eth_src"], int(S.NO_MAC)),
         "eth_dst": macs_to_categorical(c["eth_dst"], int(S.NO_MAC)),

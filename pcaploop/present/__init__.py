@@ -3,4 +3,5 @@
 Terminal tables, plots, the incident report, the evidence extract (pcapng
 and display filters) and table exports.  Nothing here decides or counts.
 """
+
 from __future__ import annotations

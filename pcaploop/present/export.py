@@ -12,6 +12,7 @@ schema metadata; for CSV a sidecar ``<file>.dtypes.json``).
 >>> read_export("incident.parquet", table="paths").dtypes["time"]          # doctest: +SKIP
 datetime64[ns, UTC]
 """
+
 from __future__ import annotations
 
 import json
@@ -49,21 +50,24 @@ def _split(path: Path) -> tuple[str, str, str]:
     core = name[: len(name) - len(comp)]
     for fmt in ("parquet", "csv"):
         if core.endswith("." + fmt):
-            suffix = path.name[len(core) - len(fmt) - 1:]
+            suffix = path.name[len(core) - len(fmt) - 1 :]
             if fmt == "parquet" and comp:
                 break
             return str(path)[: len(str(path)) - len(suffix)], fmt, suffix
-    raise UsageError(f"{path}: cannot tell the export format; name the file *.parquet or "
-                     "*.csv (optionally *.csv.gz)")
+    raise UsageError(
+        f"{path}: cannot tell the export format; name the file *.parquet or "
+        "*.csv (optionally *.csv.gz)"
+    )
 
 
 def _require_pyarrow() -> None:
     try:
-        import pyarrow  # noqa: F401
+        import pyarrow
         import pyarrow.parquet  # noqa: F401
     except ImportError:
-        raise PcaploopError("Parquet needs pyarrow: pip install 'pcaploop[parquet]' "
-                            "(or export to .csv)") from None
+        raise PcaploopError(
+            "Parquet needs pyarrow: pip install 'pcaploop[parquet]' (or export to .csv)"
+        ) from None
 
 
 def export_paths(path: str | os.PathLike[str]) -> dict[str, Path]:
@@ -87,14 +91,17 @@ def _describe(df: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
         s = df[name]
         col: dict[str, Any] = {"name": str(name), "dtype": str(s.dtype)}
         if isinstance(s.dtype, pd.CategoricalDtype):
-            col["categories"] = [c if isinstance(c, (str, int, float, bool)) else str(c)
-                                 for c in s.cat.categories.tolist()]
+            col["categories"] = [
+                c if isinstance(c, (str, int, float, bool)) else str(c)
+                for c in s.cat.categories.tolist()
+            ]
             col["ordered"] = bool(s.cat.ordered)
             col["categories_dtype"] = str(s.cat.categories.dtype)
         elif _is_nested(s):
             col["codec"] = "json"
-            s = s.map(lambda v: None if _isna(v) else json.dumps(v, default=str),
-                      na_action=None).astype(object)
+            s = s.map(
+                lambda v: None if _isna(v) else json.dumps(v, default=str), na_action=None
+            ).astype(object)
         cols.append(col)
         out[str(name)] = s
     return pd.DataFrame(out, index=pd.RangeIndex(len(df))), cols
@@ -117,18 +124,24 @@ def _source_tables(data: Any, with_paths: bool, with_loops: bool) -> tuple[dict,
             tables["loops"] = data.loops_frame()
         return tables, captures
     if with_paths or with_loops:
-        raise UsageError("paths and loops tables need an Analysis (pcaploop.analyze(...)), "
-                         f"not {type(data).__name__}")
+        raise UsageError(
+            "paths and loops tables need an Analysis (pcaploop.analyze(...)), "
+            f"not {type(data).__name__}"
+        )
     if isinstance(data, Packets):
         return {"packets": data.frame()}, [p.to_json() for p in data.points]
     if isinstance(data, pd.DataFrame):
         return {"packets": data}, captures
-    raise UsageError(f"cannot export {type(data).__name__}: give an Analysis, Packets or "
-                     "DataFrame")
+    raise UsageError(f"cannot export {type(data).__name__}: give an Analysis, Packets or DataFrame")
 
 
-def write_export(data: "Analysis | Packets | pd.DataFrame", path: str | os.PathLike[str], *,
-                 with_paths: bool = False, with_loops: bool = False) -> list[Path]:
+def write_export(
+    data: Analysis | Packets | pd.DataFrame,
+    path: str | os.PathLike[str],
+    *,
+    with_paths: bool = False,
+    with_loops: bool = False,
+) -> list[Path]:
     """Write the packets table (and optionally paths and loops) to ``path``; return the files.
 
     The format follows the name: ``*.parquet`` (needs pyarrow, the ``parquet``
@@ -149,8 +162,14 @@ def write_export(data: "Analysis | Packets | pd.DataFrame", path: str | os.PathL
     written: list[Path] = []
     for name, df in tables.items():
         flat, cols = _describe(df)
-        meta = {"format_version": _FORMAT_VERSION, "pcaploop_version": __version__,
-                "table": name, "rows": len(df), "columns": cols, "captures": captures}
+        meta = {
+            "format_version": _FORMAT_VERSION,
+            "pcaploop_version": __version__,
+            "table": name,
+            "rows": len(df),
+            "columns": cols,
+            "captures": captures,
+        }
         target = targets[name]
         try:
             if fmt == "parquet":
@@ -193,8 +212,11 @@ def read_export(path: str | os.PathLike[str], table: Table = "packets") -> pd.Da
     _stem, fmt, _suffix = _split(Path(path))
     target = export_paths(path)[table]
     if not target.exists():
-        raise PcaploopError(f"{target}: no such file (was it exported with --with-{table}?)"
-                            if table != "packets" else f"{target}: no such file")
+        raise PcaploopError(
+            f"{target}: no such file (was it exported with --with-{table}?)"
+            if table != "packets"
+            else f"{target}: no such file"
+        )
     try:
         if fmt == "parquet":
             df, meta = _read_parquet(target)
@@ -233,8 +255,9 @@ def _read_csv(target: Path) -> tuple[pd.DataFrame, dict[str, Any] | None]:
     plain = {c["name"]: c["dtype"] for c in cols if _csv_native(c)}
     text = {c["name"]: object for c in cols if not _csv_native(c)}
     try:
-        df = pd.read_csv(target, dtype={**plain, **text}, keep_default_na=False,
-                         na_values=[""], **_ROUND_TRIP)
+        df = pd.read_csv(
+            target, dtype={**plain, **text}, keep_default_na=False, na_values=[""], **_ROUND_TRIP
+        )
     except (ValueError, TypeError) as exc:
         raise PcaploopError(f"{target}: does not match {sidecar.name}: {exc}") from None
     return df, meta
@@ -243,8 +266,10 @@ def _read_csv(target: Path) -> tuple[pd.DataFrame, dict[str, Any] | None]:
 def _csv_native(col: dict[str, Any]) -> bool:
     """Dtypes ``read_csv`` parses exactly by itself (numbers, bools, nullable ints)."""
     dt = col["dtype"]
-    return "codec" not in col and (dt in ("bool", "boolean", "float32", "float64")
-                                   or dt.lstrip("U").lower().startswith(("int", "uint")))
+    return "codec" not in col and (
+        dt in ("bool", "boolean", "float32", "float64")
+        or dt.lstrip("U").lower().startswith(("int", "uint"))
+    )
 
 
 def _fallback_meta(target: Path) -> dict[str, Any] | None:
@@ -262,8 +287,11 @@ def _restore(df: pd.DataFrame, cols: list[dict[str, Any]], from_text: bool) -> p
     for col in cols:
         s, dt = df[col["name"]], col["dtype"]
         if col.get("codec") == "json":
-            s = s.map(lambda v: None if v is None or (isinstance(v, float) and pd.isna(v))
-                      else json.loads(v)).astype(object)
+            s = s.map(
+                lambda v: (
+                    None if v is None or (isinstance(v, float) and pd.isna(v)) else json.loads(v)
+                )
+            ).astype(object)
         elif dt == "category":
             cats = col.get("categories")
             if cats is not None:
@@ -281,13 +309,13 @@ def _restore(df: pd.DataFrame, cols: list[dict[str, Any]], from_text: bool) -> p
     return pd.DataFrame(out, index=df.index)
 
 
-def _categorical(s: pd.Series, cats: pd.Index | None, ordered: bool,
-                 from_text: bool) -> pd.Series:
+def _categorical(s: pd.Series, cats: pd.Index | None, ordered: bool, from_text: bool) -> pd.Series:
     if cats is None:  # no description (CSV fallback): categories from the values
         return s.astype("category")
     if isinstance(s.dtype, pd.CategoricalDtype) and not from_text:
         return s.cat.set_categories(cats, ordered=ordered)
     lookup = {str(c): i for i, c in enumerate(cats)}
     codes = s.map(lookup).fillna(-1).astype("int64")
-    return pd.Series(pd.Categorical.from_codes(codes.to_numpy(), categories=cats,
-                                               ordered=ordered), index=s.index)
+    return pd.Series(
+        pd.Categorical.from_codes(codes.to_numpy(), categories=cats, ordered=ordered), index=s.index
+    )

@@ -18,12 +18,14 @@ Definitions (the tests check exactly these):
   and the ICMP errors tied to them.  ``--dst`` adds the observations of
   packets to that address that bounced.
 """
+
 from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,13 +36,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..analysis.pipeline import Analysis
 
 
-
 __all__ = ["extract", "wireshark_filters"]
 
 #: role of a row in an evidence selection (also written as the packet comment)
 COPY, PASSAGE, ICMP, BOUNCE = 0, 1, 2, 3
-ROLE_NAMES = {COPY: "loop copy", PASSAGE: "same packet, outside the loop",
-              ICMP: "ICMP error", BOUNCE: "bounce"}
+ROLE_NAMES = {
+    COPY: "loop copy",
+    PASSAGE: "same packet, outside the loop",
+    ICMP: "ICMP error",
+    BOUNCE: "bounce",
+}
 
 #: display filters with more frame-number ranges than this are not printed
 MAX_FILTER_RANGES = 5000
@@ -68,8 +73,9 @@ def loop_rows(a: Analysis, loop_id: int) -> LoopEvidence:
     return a.evidence[loop_id]
 
 
-def select(a: Analysis, loop: int | None = None, dst: str | None = None,
-           copies_only: bool = False) -> Selection:
+def select(
+    a: Analysis, loop: int | None = None, dst: str | None = None, copies_only: bool = False
+) -> Selection:
     """Implicated packets of loop ``loop``, or of every loop and bounce to ``dst``."""
     from ..addr import from_text, to_text
 
@@ -88,8 +94,9 @@ def select(a: Analysis, loop: int | None = None, dst: str | None = None,
         what = f"packets to {want}"
         bounced = _bounce_rows(a, want)
         if not ids and not len(bounced):
-            raise UsageError(f"{want} is in no loop and no bounce "
-                             f"(loop destinations: {_dests(a) or 'none'})")
+            raise UsageError(
+                f"{want} is in no loop and no bounce (loop destinations: {_dests(a) or 'none'})"
+            )
         if not copies_only:
             parts.append((bounced, BOUNCE, 0))
     for lid in ids:
@@ -98,10 +105,16 @@ def select(a: Analysis, loop: int | None = None, dst: str | None = None,
         if not copies_only:
             parts += [(lr.passages, PASSAGE, lid), (lr.icmp, ICMP, lid)]
     rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
-    role = np.concatenate([np.full(len(p[0]), p[1], np.int8) for p in parts]) if parts else \
-        np.zeros(0, np.int8)
-    lid = np.concatenate([np.full(len(p[0]), p[2], np.int64) for p in parts]) if parts else \
-        np.zeros(0, np.int64)
+    role = (
+        np.concatenate([np.full(len(p[0]), p[1], np.int8) for p in parts])
+        if parts
+        else np.zeros(0, np.int8)
+    )
+    lid = (
+        np.concatenate([np.full(len(p[0]), p[2], np.int64) for p in parts])
+        if parts
+        else np.zeros(0, np.int64)
+    )
     rows, first = np.unique(rows, return_index=True)  # rows are in time order
     return Selection(rows, role[first], lid[first], what)
 
@@ -156,10 +169,19 @@ def wireshark_filters(a: Analysis, loop_id: int) -> list[dict[str, Any]]:
         mine = np.array([points[int(p)].path == path for p in pt], dtype=bool)
         frames = np.unique(cols["record"][rows[mine]].astype(np.int64) + 1)
         rng = _ranges(frames)
-        text = (f"{field_} == {addr} && frame.number in {{{', '.join(rng)}}}"
-                if len(rng) <= MAX_FILTER_RANGES else None)
-        out.append({"file": path, "packets": int(len(frames)), "filter": text,
-                    "capture_points": sorted({points[int(p)].name for p in pt[mine]})})
+        text = (
+            f"{field_} == {addr} && frame.number in {{{', '.join(rng)}}}"
+            if len(rng) <= MAX_FILTER_RANGES
+            else None
+        )
+        out.append(
+            {
+                "file": path,
+                "packets": len(frames),
+                "filter": text,
+                "capture_points": sorted({points[int(p)].name for p in pt[mine]}),
+            }
+        )
     return out
 
 
@@ -194,8 +216,7 @@ def _idb(point) -> bytes:
     return _block(1, struct.pack("<HHI", point.linktype, 0, 0) + _options(opts))
 
 
-def _epb(iface: int, ts_ns: int, data: bytes, wirelen: int, direction: int,
-         comment: str) -> bytes:
+def _epb(iface: int, ts_ns: int, data: bytes, wirelen: int, direction: int, comment: str) -> bytes:
     ts = ts_ns % (1 << 64)
     opts = [(1, comment.encode())]
     if direction in (1, 2):  # schema DIR_IN / DIR_OUT map onto epb_flags bits 0-1
@@ -222,7 +243,7 @@ def read_records(path: str, wanted: np.ndarray) -> dict[int, tuple[int, bytes]]:
         for rec in wanted[i0:i1]:
             k = int(rec) - lo
             start = int(b.off[k])
-            out[int(rec)] = (int(b.time_ns[k]), b.buf[start:start + int(b.caplen[k])].tobytes())
+            out[int(rec)] = (int(b.time_ns[k]), b.buf[start : start + int(b.caplen[k])].tobytes())
         if i1 == len(wanted):
             break
     return out
@@ -253,33 +274,52 @@ def write_pcapng(a: Analysis, sel: Selection, out: str | os.PathLike[str]) -> di
         rec = int(cols["record"][r])
         ts, data = _checked(got, pt.path, rec, int(cols["time_ns"][r]), int(cols["caplen"][r]))
         tag = f"loop {lid}: {ROLE_NAMES[int(role)]}" if lid else ROLE_NAMES[int(role)]
-        blocks.append(_epb(iface[int(p)], ts, data, int(cols["wirelen"][r]),
-                           int(cols["direction"][r]),
-                           f"pcaploop {tag}; {os.path.basename(pt.path)} frame {rec + 1}"))
+        blocks.append(
+            _epb(
+                iface[int(p)],
+                ts,
+                data,
+                int(cols["wirelen"][r]),
+                int(cols["direction"][r]),
+                f"pcaploop {tag}; {os.path.basename(pt.path)} frame {rec + 1}",
+            )
+        )
     try:
         with open(out, "wb") as f:
             f.write(b"".join(blocks))
     except OSError as exc:
         raise PcaploopError(f"{os.fspath(out)}: cannot write: {exc.strerror}") from None
     counts = {points[p].name: int((pts == p).sum()) for p in used}
-    return {"path": os.fspath(out), "packets": int(len(rows)), "capture_points": counts,
-            "what": sel.what}
+    return {
+        "path": os.fspath(out),
+        "packets": len(rows),
+        "capture_points": counts,
+        "what": sel.what,
+    }
 
 
 def _checked(got: dict, path: str, rec: int, ts: int, caplen: int) -> tuple[int, bytes]:
     """A record as read again, refusing a capture that changed since it was analysed."""
     if (path, rec) not in got:
-        raise PcaploopError(f"{path}: record {rec + 1} is missing "
-                            "(file changed since it was read?)")
+        raise PcaploopError(
+            f"{path}: record {rec + 1} is missing (file changed since it was read?)"
+        )
     t, data = got[(path, rec)]
     if t != ts or len(data) != caplen:
-        raise PcaploopError(f"{path}: record {rec + 1} differs from the analysed one "
-                            "(file changed since it was read?)")
+        raise PcaploopError(
+            f"{path}: record {rec + 1} differs from the analysed one "
+            "(file changed since it was read?)"
+        )
     return t, data
 
 
-def extract(a: Analysis, out: str | os.PathLike[str], loop: int | None = None,
-            dst: str | None = None, copies_only: bool = False) -> dict[str, Any]:
+def extract(
+    a: Analysis,
+    out: str | os.PathLike[str],
+    loop: int | None = None,
+    dst: str | None = None,
+    copies_only: bool = False,
+) -> dict[str, Any]:
     """Select (:func:`select`) and write (:func:`write_pcapng`) in one call.
 
     >>> extract(pcaploop.analyze(["tap101.pcap"]), "loop1.pcapng", loop=1)  # doctest: +SKIP

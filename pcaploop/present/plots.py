@@ -12,15 +12,17 @@ One look for all of them: the Okabe–Ito palette (safe for colour-blind
 readers), direction colours shared by the TTL staircase and the path ladder,
 units in every axis label.
 """
+
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import extract as X
 from .. import schema as S
+from . import extract as X
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -30,31 +32,52 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..analysis.pipeline import Analysis
 
 
-
-__all__ = ["amplification", "copies_histogram", "cycle_time_histogram", "distributions", "path_ladder", "timeline", "ttl_staircase", "write_plots"]
+__all__ = [
+    "amplification",
+    "copies_histogram",
+    "cycle_time_histogram",
+    "distributions",
+    "path_ladder",
+    "timeline",
+    "ttl_staircase",
+    "write_plots",
+]
 
 #: Okabe & Ito (2008), "Color Universal Design"; black last (used for markings)
-OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
-             "#000000"]
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
 #: host sends (out) / host receives (in) / not recorded
 DIRECTION_COLOURS = {S.DIR_OUT: "#D55E00", S.DIR_IN: "#0072B2", S.DIR_UNKNOWN: "#777777"}
-DIRECTION_WORDS = {S.DIR_OUT: "out (host sends)", S.DIR_IN: "in (host receives)",
-                   S.DIR_UNKNOWN: "direction not recorded"}
+DIRECTION_WORDS = {
+    S.DIR_OUT: "out (host sends)",
+    S.DIR_IN: "in (host receives)",
+    S.DIR_UNKNOWN: "direction not recorded",
+}
 MARKERS = "os^Dv<>p"
 #: per-loop plots (staircase, ladder) are drawn for at most this many loops
 MAX_LOOP_PLOTS = 12
 
 _RC = {
-    "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
-    "grid.alpha": 0.3, "grid.linewidth": 0.6, "font.size": 9, "axes.titlesize": 11,
-    "axes.titleweight": "bold", "axes.labelsize": 9, "legend.fontsize": 8,
-    "legend.frameon": False, "figure.dpi": 100, "savefig.dpi": 120,
-    "svg.fonttype": "path", "text.usetex": False,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.6,
+    "font.size": 9,
+    "axes.titlesize": 11,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "legend.frameon": False,
+    "figure.dpi": 100,
+    "savefig.dpi": 120,
+    "svg.fonttype": "path",
+    "text.usetex": False,
 }
 
 
 def _styled(func: Callable) -> Callable:
     """Draw inside an rc_context: one style, and no change to the user's defaults."""
+
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any):
         import matplotlib as mpl
@@ -62,6 +85,7 @@ def _styled(func: Callable) -> Callable:
 
         with mpl.rc_context({**_RC, "axes.prop_cycle": cycler(color=OKABE_ITO)}):
             return func(*args, **kwargs)
+
     return wrapper
 
 
@@ -89,8 +113,12 @@ def _empty(ax, title: str, message: str):
 
 def _time_unit(span_s: float) -> tuple[str, float]:
     """(unit, seconds per unit) that keeps tick labels short."""
-    for unit, size, upto in (("µs", 1e-6, 5e-3), ("ms", 1e-3, 5.0), ("s", 1.0, 900.0),
-                             ("min", 60.0, 36_000.0)):
+    for unit, size, upto in (
+        ("µs", 1e-6, 5e-3),
+        ("ms", 1e-3, 5.0),
+        ("s", 1.0, 900.0),
+        ("min", 60.0, 36_000.0),
+    ):
         if span_s <= upto:
             return unit, size
     return "h", 3600.0
@@ -98,8 +126,28 @@ def _time_unit(span_s: float) -> tuple[str, float]:
 
 def _bin_width(span_s: float, max_bins: int = 120) -> float:
     """A round bin width giving at most ``max_bins`` bins."""
-    for w in (1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300,
-              600, 1800, 3600):
+    for w in (
+        1e-3,
+        2e-3,
+        5e-3,
+        1e-2,
+        2e-2,
+        5e-2,
+        0.1,
+        0.2,
+        0.5,
+        1,
+        2,
+        5,
+        10,
+        30,
+        60,
+        120,
+        300,
+        600,
+        1800,
+        3600,
+    ):
         if span_s / w <= max_bins:
             return w
     return span_s / max_bins
@@ -117,8 +165,9 @@ def _utc(ns: int) -> str:
 
 
 # --- 1. timeline ---------------------------------------------------------------------
-def traffic_rates(a: Analysis, bin_s: float | None = None
-                  ) -> tuple[int, float, np.ndarray, list[tuple[int, bool, np.ndarray]]]:
+def traffic_rates(
+    a: Analysis, bin_s: float | None = None
+) -> tuple[int, float, np.ndarray, list[tuple[int, bool, np.ndarray]]]:
     """Binned packet rates behind :func:`timeline`.
 
     Returns ``(t0_ns, bin_s, edges_s, layers)`` where ``layers`` is a list of
@@ -143,8 +192,9 @@ def traffic_rates(a: Analysis, bin_s: float | None = None
     res = rates.res_ns
     keys = (cell // res) * 4096 + cell_pt
     loop_rows = _loop_copy_rows(a)
-    lkey = (a.packets.cols["time_ns"][loop_rows] // res) * 4096 + \
-        a.packets.cols["point"][loop_rows].astype(np.int64)
+    lkey = (a.packets.cols["time_ns"][loop_rows] // res) * 4096 + a.packets.cols["point"][
+        loop_rows
+    ].astype(np.int64)
     lk, lc = np.unique(lkey, return_counts=True)
     other = count.copy()
     at = np.minimum(np.searchsorted(keys, lk), max(len(keys) - 1, 0))
@@ -190,9 +240,18 @@ def timeline(a: Analysis, ax: Axes | None = None, bin_s: float | None = None) ->
     for p, loop, rate in layers:
         top = base + rate
         label = f"{_t(names[p])}: {'loop copies' if loop else 'other traffic'}"
-        ax.fill_between(x, base, top, step="post", color=colour[p], alpha=0.9 if loop else 0.35,
-                        hatch="////" if loop else None, edgecolor="white" if loop else colour[p],
-                        linewidth=0.0, label=label)
+        ax.fill_between(
+            x,
+            base,
+            top,
+            step="post",
+            color=colour[p],
+            alpha=0.9 if loop else 0.35,
+            hatch="////" if loop else None,
+            edgecolor="white" if loop else colour[p],
+            linewidth=0.0,
+            label=label,
+        )
         base = top
     ax.set_xlim(0, edges[-1] / per)
     lanes = min(len(a.loops), 6)
@@ -211,7 +270,6 @@ def _fmt_s(sec: float) -> str:
 
 def _mark_loops(ax, a, t0: int, per: float, lanes: int) -> None:
     """One lane per loop above the traffic: a bar from its start to its end, labelled."""
-    import pandas as pd
     from matplotlib.transforms import blended_transform_factory
 
     tr = blended_transform_factory(ax.transData, ax.transAxes)
@@ -221,15 +279,36 @@ def _mark_loops(ax, a, t0: int, per: float, lanes: int) -> None:
         e = (lp.last_ns - t0) / 1e9 / per
         y = 0.95 - 0.065 * k
         ax.axvspan(s, e, color="#D55E00", alpha=0.04, linewidth=0)
-        ax.plot([s, e], [y, y], transform=tr, color="#000000", linewidth=1.6,
-                marker="|", markersize=9, solid_capstyle="butt")
+        ax.plot(
+            [s, e],
+            [y, y],
+            transform=tr,
+            color="#000000",
+            linewidth=1.6,
+            marker="|",
+            markersize=9,
+            solid_capstyle="butt",
+        )
         right = s > 0.6 * xmax
-        ax.annotate(f"loop {lp.id} ({_t(lp.destination)})", (e if right else s, y),
-                    xycoords=tr, xytext=(-2 if right else 2, 2), textcoords="offset points",
-                    fontsize=7.5, ha="right" if right else "left", va="bottom")
+        ax.annotate(
+            f"loop {lp.id} ({_t(lp.destination)})",
+            (e if right else s, y),
+            xycoords=tr,
+            xytext=(-2 if right else 2, 2),
+            textcoords="offset points",
+            fontsize=7.5,
+            ha="right" if right else "left",
+            va="bottom",
+        )
     if len(a.loops) > lanes:
-        ax.text(0.99, 0.95 - 0.065 * lanes, f"+{len(a.loops) - lanes} more loops",
-                transform=ax.transAxes, fontsize=7.5, ha="right")
+        ax.text(
+            0.99,
+            0.95 - 0.065 * lanes,
+            f"+{len(a.loops) - lanes} more loops",
+            transform=ax.transAxes,
+            fontsize=7.5,
+            ha="right",
+        )
 
 
 # --- 2. TTL staircase ------------------------------------------------------------------
@@ -250,8 +329,9 @@ def _path_obs(a: Analysis, pid: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @_styled
-def ttl_staircase(a: Analysis, loop_id: int | None = None, ax: Axes | None = None,
-                  max_packets: int = 6) -> Axes:
+def ttl_staircase(
+    a: Analysis, loop_id: int | None = None, ax: Axes | None = None, max_packets: int = 6
+) -> Axes:
     """TTL against time since each packet was first seen, for a sample of the loop's
     looping packets, coloured by direction: a staircase falling by the TTL step per
     round trip is what a routing loop looks like, and nothing else does.  When the
@@ -282,9 +362,11 @@ def ttl_staircase(a: Analysis, loop_id: int | None = None, ax: Axes | None = Non
     ax.set_xlabel(f"time since the packet was first seen ({unit})")
     ax.set_ylabel("TTL / hop limit")
     ax.set_ylim(bottom=0)
-    note = (f"{len(traces)} of {lp.looping_packets:,} looping packets overlaid\n"
-            + (f"TTL −{step} per trip around the loop, " if step else "same TTL every time, ")
-            + f"×{lp.amplification:.1f} copies")
+    note = (
+        f"{len(traces)} of {lp.looping_packets:,} looping packets overlaid\n"
+        + (f"TTL −{step} per trip around the loop, " if step else "same TTL every time, ")
+        + f"×{lp.amplification:.1f} copies"
+    )
     ax.legend(loc="upper right", title=note, title_fontsize=8, alignment="left")
     if max(len(r) for r, _ in traces) > 40:  # markers merge: zoom into one packet's start
         _zoom(ax, c, traces[0], style, np.concatenate(xy))
@@ -309,8 +391,16 @@ class _TraceStyle:
                     continue
                 key = (int(p), d)
                 text = f"{_t(self.names[int(p)])} {DIRECTION_WORDS[d]}"
-                ax.scatter(x[m], y[m], s=size, marker=mk, color=DIRECTION_COLOURS[d], zorder=2,
-                           linewidths=0, label=text if label and key not in self.seen else None)
+                ax.scatter(
+                    x[m],
+                    y[m],
+                    s=size,
+                    marker=mk,
+                    color=DIRECTION_COLOURS[d],
+                    zorder=2,
+                    linewidths=0,
+                    label=text if label and key not in self.seen else None,
+                )
                 self.seen.add(key)
         return np.column_stack([x, y])
 
@@ -322,15 +412,24 @@ def _zoom(ax, c, trace, style: _TraceStyle, xy: np.ndarray, n: int = 12) -> None
     pts = ax.transAxes.inverted().transform(ax.transData.transform(xy))
     w, h = 0.3, 0.36
     spots = [(0.08, 0.08), (0.36, 0.08), (0.64, 0.08), (0.36, 0.5), (0.08, 0.5)]
-    busy = [int(((pts[:, 0] > x0 - 0.04) & (pts[:, 0] < x0 + w + 0.02)
-                 & (pts[:, 1] > y0 - 0.04) & (pts[:, 1] < y0 + h + 0.1)).sum())
-            for x0, y0 in spots]
+    busy = [
+        int(
+            (
+                (pts[:, 0] > x0 - 0.04)
+                & (pts[:, 0] < x0 + w + 0.02)
+                & (pts[:, 1] > y0 - 0.04)
+                & (pts[:, 1] < y0 + h + 0.1)
+            ).sum()
+        )
+        for x0, y0 in spots
+    ]
     x0, y0 = spots[int(np.argmin(busy))]
     ins = ax.inset_axes([x0, y0, w, h])
     unit, per = _time_unit((c["time_ns"][rows].max() - c["time_ns"][rows].min()) / 1e9 * 2)
     style.draw(ins, c, rows, dirs, per, 22, label=False)
-    ins.set_title(f"zoom: first {len(rows)} observations of one packet", fontsize=7,
-                  fontweight="normal")
+    ins.set_title(
+        f"zoom: first {len(rows)} observations of one packet", fontsize=7, fontweight="normal"
+    )
     ins.set_xlabel(unit, fontsize=7, labelpad=1)
     ins.tick_params(labelsize=6.5, pad=1)
     ins.grid(True, alpha=0.3)
@@ -371,12 +470,23 @@ def amplification(a: Analysis, ax: Axes | None = None) -> Axes:
     extra = np.array([max(dests[k][1] - dests[k][0], 0) for k in order])
     h = 0.38
     b1 = ax.barh(y - h / 2, amp, h, color=OKABE_ITO[5], label="copies per looping packet")
-    b2 = ax.barh(y + h / 2, np.maximum(extra, 0.8), h, color=OKABE_ITO[0],
-                 label="extra packets (copies − looping packets)")
+    b2 = ax.barh(
+        y + h / 2,
+        np.maximum(extra, 0.8),
+        h,
+        color=OKABE_ITO[0],
+        label="extra packets (copies − looping packets)",
+    )
     for bars, vals, fmt in ((b1, amp, "×{:,.1f}"), (b2, extra, "{:,.0f}")):
         for bar, v in zip(bars, vals):
-            ax.annotate(fmt.format(v), (bar.get_width(), bar.get_y() + bar.get_height() / 2),
-                        xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
+            ax.annotate(
+                fmt.format(v),
+                (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8,
+            )
     ax.set_xscale("log")
     ax.set_xlim(0.8, max(extra.max(), amp.max()) * 8)
     ax.set_yticks(y, [_t(k) + (" (estimated)" if k in est else "") for k in order])
@@ -420,8 +530,13 @@ def ladder_height(n_obs: int, max_arrows: int = 28) -> float:
 
 
 @_styled
-def path_ladder(a: Analysis, loop_id: int | None = None, path: int | None = None,
-                ax: Axes | None = None, max_arrows: int = 28) -> Axes:
+def path_ladder(
+    a: Analysis,
+    loop_id: int | None = None,
+    path: int | None = None,
+    ax: Axes | None = None,
+    max_arrows: int = 28,
+) -> Axes:
     """One looping packet as a sequence diagram between upstream, host and guest(s):
     an arrow per observation with its TTL, then who dropped it and the ICMP error.
 
@@ -434,9 +549,13 @@ def path_ladder(a: Analysis, loop_id: int | None = None, path: int | None = None
     lp = _first_loop(a, loop_id)
     if lp is None or lp.kind != "l3":
         ax = _axes(ax, (8, 3))
-        return _empty(ax, "Path of one looping packet",
-                      "no routed loop with captured copies" if lp is None else
-                      f"loop {lp.id} is {lp.kind}: no TTL ladder to draw")
+        return _empty(
+            ax,
+            "Path of one looping packet",
+            "no routed loop with captured copies"
+            if lp is None
+            else f"loop {lp.id} is {lp.kind}: no TTL ladder to draw",
+        )
     pid = _ladder_path(a, lp, path)
     rows, dirs = _path_obs(a, pid)
     ax = _axes(ax, (8, ladder_height(len(rows), max_arrows)))
@@ -452,21 +571,38 @@ def path_ladder(a: Analysis, loop_id: int | None = None, path: int | None = None
     y = 0
     for k, i in enumerate(shown):
         if k and i != shown[k - 1] + 1:
-            skipped = rows[shown[k - 1] + 1:i]
-            ax.text((len(lanes) - 1) / 2, y + 0.4,
-                    f"⋮  {len(skipped)} more copies, TTL {c['ttl'][skipped].max()} … "
-                    f"{c['ttl'][skipped].min()}  ⋮", ha="center", va="center", fontsize=8,
-                    color="#555555", bbox={"facecolor": "white", "edgecolor": "none"})
+            skipped = rows[shown[k - 1] + 1 : i]
+            ax.text(
+                (len(lanes) - 1) / 2,
+                y + 0.4,
+                f"⋮  {len(skipped)} more copies, TTL {c['ttl'][skipped].max()} … "
+                f"{c['ttl'][skipped].min()}  ⋮",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="#555555",
+                bbox={"facecolor": "white", "edgecolor": "none"},
+            )
             y += 1.5
         r = rows[i]
-        _ladder_arrow(ax, lx, side[int(c["point"][r])], int(dirs[i]), y,
-                      f"TTL {c['ttl'][r]}", (c["time_ns"][r] - t0) / 1e6,
-                      a.packets.point_names[int(c["point"][r])])
+        _ladder_arrow(
+            ax,
+            lx,
+            side[int(c["point"][r])],
+            int(dirs[i]),
+            y,
+            f"TTL {c['ttl'][r]}",
+            (c["time_ns"][r] - t0) / 1e6,
+            a.packets.point_names[int(c["point"][r])],
+        )
         y += 1
     y = _ladder_end(a, ax, lx, side, pid, rows, dirs, y, t0)
     for name, xv in lx.items():
-        label = "upstream\n(router, sender)" if name == "upstream" else (
-            "host" if name == "host" else f"guest\nvia {_t(name)}")
+        label = (
+            "upstream\n(router, sender)"
+            if name == "upstream"
+            else ("host" if name == "host" else f"guest\nvia {_t(name)}")
+        )
         ax.plot([xv, xv], [-0.6, y - 0.4], color="#444444", linewidth=1.2, zorder=0)
         ax.text(xv, -0.9, label, ha="center", va="bottom", fontsize=9, fontweight="bold")
     from ..addr import to_text
@@ -474,28 +610,44 @@ def path_ladder(a: Analysis, loop_id: int | None = None, path: int | None = None
     r0 = rows[0]
     proto = S.PROTO_NAMES.get(int(c["protocol"][r0]), str(int(c["protocol"][r0]))).upper()
     ident = f", IP ID {c['ip_id'][r0]}" if c["ip_id"][r0] >= 0 else ""
-    ax.set_title(f"Path of one looping packet (loop {lp.id}): "
-                 f"{to_text(c['src_hi'][r0], c['src_lo'][r0])} → "
-                 f"{to_text(c['dst_hi'][r0], c['dst_lo'][r0])}, {proto}{ident}", fontsize=10)
+    ax.set_title(
+        f"Path of one looping packet (loop {lp.id}): "
+        f"{to_text(c['src_hi'][r0], c['src_lo'][r0])} → "
+        f"{to_text(c['dst_hi'][r0], c['dst_lo'][r0])}, {proto}{ident}",
+        fontsize=10,
+    )
     ax.set_xlim(-0.9, len(lanes) - 1 + 0.9)
     ax.set_ylim(y + 0.2, -2.1)
     ax.axis("off")
     return ax
 
 
-def _ladder_arrow(ax, lx: dict, lane: str, direction: int, y: float, label: str,
-                  ms: float, point: str) -> None:
+def _ladder_arrow(
+    ax, lx: dict, lane: str, direction: int, y: float, label: str, ms: float, point: str
+) -> None:
     host, other = lx["host"], lx[lane]
     start, end = (host, other) if direction == S.DIR_OUT else (other, host)
     colour = DIRECTION_COLOURS[direction]
     style = "-|>" if direction != S.DIR_UNKNOWN else "-"
-    ax.annotate("", (end, y), (start, y),
-                arrowprops={"arrowstyle": style, "color": colour, "linewidth": 1.3,
-                            "shrinkA": 0, "shrinkB": 0, "mutation_scale": 10})
-    ax.text((start + end) / 2, y - 0.12, label, ha="center", va="bottom", fontsize=7.5,
-            color=colour)
-    ax.text(-0.85, y, f"+{ms:.3f} ms  {_t(point)}", ha="left", va="center", fontsize=7,
-            color="#555555")
+    ax.annotate(
+        "",
+        (end, y),
+        (start, y),
+        arrowprops={
+            "arrowstyle": style,
+            "color": colour,
+            "linewidth": 1.3,
+            "shrinkA": 0,
+            "shrinkB": 0,
+            "mutation_scale": 10,
+        },
+    )
+    ax.text(
+        (start + end) / 2, y - 0.12, label, ha="center", va="bottom", fontsize=7.5, color=colour
+    )
+    ax.text(
+        -0.85, y, f"+{ms:.3f} ms  {_t(point)}", ha="left", va="center", fontsize=7, color="#555555"
+    )
 
 
 def _ladder_end(a: Analysis, ax, lx, side, pid, rows, dirs, y, t0) -> float:
@@ -510,14 +662,26 @@ def _ladder_end(a: Analysis, ax, lx, side, pid, rows, dirs, y, t0) -> float:
     elif info["min_ttl"] <= 1:
         lane = side.get(int(c["point"][rows[-1]]), "upstream")
         peer = "the upstream router" if lane == "upstream" else "the guest"
-        who = (peer if last_dir == S.DIR_OUT else "the host" if last_dir == S.DIR_IN
-               else "the next hop")
+        who = (
+            peer
+            if last_dir == S.DIR_OUT
+            else "the host"
+            if last_dir == S.DIR_IN
+            else "the next hop"
+        )
         fate = f"TTL {int(info['min_ttl'])} copy reached {who}: dropped there, TTL exceeded"
     else:
         fate = "the capture ended while it was still looping"
-    ax.text((len(lx) - 1) / 2, y + 0.1, _t(fate), ha="center", va="center", fontsize=8.5,
-            fontweight="bold", bbox={"facecolor": "#fff3e0", "edgecolor": "#E69F00",
-                                     "boxstyle": "round,pad=0.3"})
+    ax.text(
+        (len(lx) - 1) / 2,
+        y + 0.1,
+        _t(fate),
+        ha="center",
+        va="center",
+        fontsize=8.5,
+        fontweight="bold",
+        bbox={"facecolor": "#fff3e0", "edgecolor": "#E69F00", "boxstyle": "round,pad=0.3"},
+    )
     y += 1
     te = a.detection.time_exceeded
     te = te[te["path"] == pid]
@@ -525,14 +689,27 @@ def _ladder_end(a: Analysis, ax, lx, side, pid, rows, dirs, y, t0) -> float:
         p = int(c["point"][r])
         lane = _sides_of(a, side, p)
         d = int(c["direction"][r]) or (S.DIR_IN if lane != "upstream" else S.DIR_OUT)
-        _ladder_arrow(ax, lx, lane, d, y,
-                      f"ICMP time-exceeded from {to_text(c['src_hi'][r], c['src_lo'][r])}",
-                      (c["time_ns"][r] - t0) / 1e6, a.packets.point_names[p])
+        _ladder_arrow(
+            ax,
+            lx,
+            lane,
+            d,
+            y,
+            f"ICMP time-exceeded from {to_text(c['src_hi'][r], c['src_lo'][r])}",
+            (c["time_ns"][r] - t0) / 1e6,
+            a.packets.point_names[p],
+        )
         y += 1
     if te.empty:
-        ax.text((len(lx) - 1) / 2, y, "no ICMP time-exceeded captured for this packet "
-                "(the kernel rate-limits them)", ha="center", va="center", fontsize=7.5,
-                color="#555555")
+        ax.text(
+            (len(lx) - 1) / 2,
+            y,
+            "no ICMP time-exceeded captured for this packet (the kernel rate-limits them)",
+            ha="center",
+            va="center",
+            fontsize=7.5,
+            color="#555555",
+        )
         y += 1
     return y
 
@@ -577,9 +754,15 @@ def copies_histogram(a: Analysis, ax: Axes | None = None) -> Axes:
     step = max(1, int(np.ceil((hi - lo + 1) / 60)))  # whole copies per bin
     edges = np.arange(lo, hi + step + 1, step) - 0.5
     for k, (lp, v) in enumerate(data[:MAX_LOOP_PLOTS]):
-        ax.hist(v, bins=edges, color=OKABE_ITO[k % 7], alpha=0.75, histtype="stepfilled",
-                edgecolor=OKABE_ITO[k % 7],
-                label=f"loop {lp.id} ({_t(lp.destination)}), median {np.median(v):g}")
+        ax.hist(
+            v,
+            bins=edges,
+            color=OKABE_ITO[k % 7],
+            alpha=0.75,
+            histtype="stepfilled",
+            edgecolor=OKABE_ITO[k % 7],
+            label=f"loop {lp.id} ({_t(lp.destination)}), median {np.median(v):g}",
+        )
     from matplotlib.ticker import MaxNLocator
 
     pad = max(3, (hi - lo) * 0.1)
@@ -616,10 +799,15 @@ def cycle_time_histogram(a: Analysis, ax: Axes | None = None) -> Axes:
     if edges[0] == edges[-1]:
         edges = np.array([edges[0] * 0.9, edges[0] * 1.1 or 1])
     for k, (lp, v) in enumerate(data[:MAX_LOOP_PLOTS]):
-        ax.hist(v / per, bins=edges, color=OKABE_ITO[k % 7], alpha=0.75, histtype="stepfilled",
-                edgecolor=OKABE_ITO[k % 7],
-                label=f"loop {lp.id} ({_t(lp.destination)}), median "
-                      f"{np.median(v) / per:.3g} {unit}")
+        ax.hist(
+            v / per,
+            bins=edges,
+            color=OKABE_ITO[k % 7],
+            alpha=0.75,
+            histtype="stepfilled",
+            edgecolor=OKABE_ITO[k % 7],
+            label=f"loop {lp.id} ({_t(lp.destination)}), median {np.median(v) / per:.3g} {unit}",
+        )
     ax.set_title(title)
     ax.set_xlabel(f"time between two passes at the same capture point ({unit})")
     ax.set_ylabel("looping packets")
@@ -670,14 +858,16 @@ def figures(a: Analysis) -> Iterator[tuple[str, str, Figure]]:
     for lp in [lp for lp in a.loops if lp.kind != "inferred"][:MAX_LOOP_PLOTS]:
         f = fig(8, 4.6)
         ttl_staircase(a, lp.id, ax=f.subplots())
-        yield (f"ttl-loop{lp.id}", f"Loop {lp.id}: TTL of sample looping packets over "
-               "time, coloured by direction.", f)
+        yield (
+            f"ttl-loop{lp.id}",
+            f"Loop {lp.id}: TTL of sample looping packets over time, coloured by direction.",
+            f,
+        )
         if lp.kind == "l3":
             n = len(_path_obs(a, _ladder_path(a, lp, None))[0])
             f = fig(8, ladder_height(n))
             path_ladder(a, lp.id, ax=f.subplots())
-            yield (f"ladder-loop{lp.id}", f"Loop {lp.id}: one looping packet, hop by hop.",
-                   f)
+            yield (f"ladder-loop{lp.id}", f"Loop {lp.id}: one looping packet, hop by hop.", f)
     if a.loops:
         dests = len({lp.destination for lp in a.loops})
         f = fig(8, 1.6 + 0.55 * dests)
@@ -697,8 +887,9 @@ def save(fig: Figure, path: Any, fmt: str = "png") -> None:
     fig.savefig(path, format=fmt, metadata=meta)
 
 
-def write_plots(a: Analysis, outdir: str, svg: bool = False,
-                progress: Callable[[str], None] | None = None) -> list[str]:
+def write_plots(
+    a: Analysis, outdir: str, svg: bool = False, progress: Callable[[str], None] | None = None
+) -> list[str]:
     """Every plot as ``OUTDIR/<stem>.png`` (and ``.svg``); returns the paths written.
 
     >>> pcaploop.write_plots(a, "plots/", svg=True)         # doctest: +SKIP

@@ -8,6 +8,7 @@ whoever wrote the file.  Order follows what the reader needs: verdict,
 timeline, loops, who is implicated, why and how to fix, how to check it
 in Wireshark, what was read, and how the report was made.
 """
+
 from __future__ import annotations
 
 import base64
@@ -16,16 +17,16 @@ import html
 import io
 import os
 import re
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
-from . import extract as X
 from ..errors import PcaploopError, UsageError
+from . import extract as X
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..analysis.model import Loop
     from ..analysis.pipeline import Analysis
-
 
 
 __all__ = ["write_report"]
@@ -94,14 +95,24 @@ def events(a: Analysis, limit: int = 60) -> list[tuple[str, str]]:
     for lp in a.loops:
         tag = f"loop {lp.id} ({lp.destination}, {lp.kind})"
         out.append((lp.first_seen, f"{tag} begins: first looping packet seen"))
-        out.append((lp.last_seen, f"{tag} ends: last copy seen "
-                                     f"({lp.looping_packets:,} looping packets, "
-                                     f"{lp.observations:,} copies)"))
+        out.append(
+            (
+                lp.last_seen,
+                f"{tag} ends: last copy seen "
+                f"({lp.looping_packets:,} looping packets, "
+                f"{lp.observations:,} copies)",
+            )
+        )
         icmp = a.evidence[lp.id].icmp
         if lp.kind == "l3" and len(icmp):
             first = int(cols["time_ns"][icmp].min())
-            out.append((iso_ns(first), f"{tag}: first ICMP time-exceeded ({len(icmp)} in all, "
-                                       f"from {', '.join(lp.icmp_senders)})"))
+            out.append(
+                (
+                    iso_ns(first),
+                    f"{tag}: first ICMP time-exceeded ({len(icmp)} in all, "
+                    f"from {', '.join(lp.icmp_senders)})",
+                )
+            )
     out.sort(key=lambda ev: ev[0] or "")
     return out[:limit]
 
@@ -119,10 +130,20 @@ def accounting_rows(a: Analysis) -> list[dict[str, Any]]:
             notes.append(f"damaged tail: {p.problem or 'cut off'}")
         if p.comment:
             notes.append(f"comment: {p.comment}")
-        rows.append({"name": p.name, "file": p.path, "format": p.format,
-                     "linktype": j["linktype"], "records": p.records, "decoded": p.decoded,
-                     "skipped": skipped or "none", "first": _when(j["first_seen"]),
-                     "last": _when(j["last_seen"]), "notes": "; ".join(notes) or "–"})
+        rows.append(
+            {
+                "name": p.name,
+                "file": p.path,
+                "format": p.format,
+                "linktype": j["linktype"],
+                "records": p.records,
+                "decoded": p.decoded,
+                "skipped": skipped or "none",
+                "first": _when(j["first_seen"]),
+                "last": _when(j["last_seen"]),
+                "notes": "; ".join(notes) or "–",
+            }
+        )
     return rows
 
 
@@ -160,8 +181,14 @@ def _figures(a: Analysis, progress: Callable[[str], None] | None) -> dict[str, t
 def _table(headers: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
     """Rows are already-escaped HTML cells."""
     head = "".join(f"<th>{h}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td class=n>{c}</td>" if k in numeric else f"<td>{c}</td>"
-                                    for k, c in enumerate(r)) + "</tr>" for r in rows)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td class=n>{c}</td>" if k in numeric else f"<td>{c}</td>" for k, c in enumerate(r)
+        )
+        + "</tr>"
+        for r in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -170,16 +197,19 @@ def _img(figs: dict, stem: str) -> str:
         return ""
     caption, png = figs[stem]
     data = base64.b64encode(png).decode("ascii")
-    return (f'<figure><img src="data:image/png;base64,{data}" alt="{e(caption)}">'
-            f"<figcaption>{e(caption)}</figcaption></figure>")
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{e(caption)}">'
+        f"<figcaption>{e(caption)}</figcaption></figure>"
+    )
 
 
 def _verdict_class(a: Analysis) -> str:
     return "loop" if a.loops else ("bounce" if a.bounces else "ok")
 
 
-def html_report(a: Analysis, command: str | None = None,
-                progress: Callable[[str], None] | None = None) -> str:
+def html_report(
+    a: Analysis, command: str | None = None, progress: Callable[[str], None] | None = None
+) -> str:
     """The whole report as one HTML string (no external resources, no scripts)."""
     figs = _figures(a, progress)
     s = a.summary
@@ -196,15 +226,23 @@ def html_report(a: Analysis, command: str | None = None,
         "once.</p>",
     ]
     if a.warnings:
-        parts.append("<ul class=warn>" + "".join(f"<li>warning: {e(w)}</li>" for w in a.warnings)
-                     + "</ul>")
-    parts += ["<h2 id=timeline>Incident timeline</h2>", _img(figs, "timeline"),
-              _table(["time", "event"], [[e(_when(t)), e(w)] for t, w in events(a)])]
+        parts.append(
+            "<ul class=warn>" + "".join(f"<li>warning: {e(w)}</li>" for w in a.warnings) + "</ul>"
+        )
+    parts += [
+        "<h2 id=timeline>Incident timeline</h2>",
+        _img(figs, "timeline"),
+        _table(["time", "event"], [[e(_when(t)), e(w)] for t, w in events(a)]),
+    ]
     parts.append(_loops_html(a, figs))
     parts.append(_implicated_html(a))
     if a.loops:
-        parts += ["<h2 id=amplification>Amplification</h2>", _img(figs, "amplification"),
-                  _img(figs, "copies"), _img(figs, "cycle-time")]
+        parts += [
+            "<h2 id=amplification>Amplification</h2>",
+            _img(figs, "amplification"),
+            _img(figs, "copies"),
+            _img(figs, "cycle-time"),
+        ]
     parts.append(_accounting_html(a))
     parts.append(_footer_html(command))
     parts.append("</body></html>")
@@ -218,19 +256,48 @@ def _loops_html(a: Analysis, figs: dict) -> str:
     for lp in a.loops:
         fates = ", ".join(f"{k} {v:,}" for k, v in lp.fates.items() if v) or "–"
         drops = ", ".join(f"{k} {v:,}" for k, v in lp.dropped_by.items() if v) or "–"
-        rows.append([str(lp.id), e(lp.destination),
-                     e(lp.kind + (" (estimated)" if lp.estimated else "")),
-                     e(", ".join(lp.capture_points)), _n(lp.ttl_step),
-                     _n(lp.looping_packets), _n(lp.observations),
-                     _n(lp.amplification, "×{:.1f}"), _n(lp.duration_s, "{:.3f}"),
-                     _n(lp.cycle_time_ms, "{:.4f}"), _n(lp.extra_pps_peak, "{:,.0f}"),
-                     e(fates), e(drops), _n(lp.icmp_time_exceeded)])
-    out = ["<h2 id=loops>Loops</h2>",
-           _table(["#", "destination", "kind", "capture points", "TTL step", "looping packets",
-                   "copies", "amplification", "duration (s)", "cycle (ms)", "peak extra/s",
-                   "fates", "dropped by", "ICMP time-exceeded"], rows,
-                  {0, 4, 5, 6, 7, 8, 9, 10, 13}),
-           _bounces_html(a)]
+        rows.append(
+            [
+                str(lp.id),
+                e(lp.destination),
+                e(lp.kind + (" (estimated)" if lp.estimated else "")),
+                e(", ".join(lp.capture_points)),
+                _n(lp.ttl_step),
+                _n(lp.looping_packets),
+                _n(lp.observations),
+                _n(lp.amplification, "×{:.1f}"),
+                _n(lp.duration_s, "{:.3f}"),
+                _n(lp.cycle_time_ms, "{:.4f}"),
+                _n(lp.extra_pps_peak, "{:,.0f}"),
+                e(fates),
+                e(drops),
+                _n(lp.icmp_time_exceeded),
+            ]
+        )
+    out = [
+        "<h2 id=loops>Loops</h2>",
+        _table(
+            [
+                "#",
+                "destination",
+                "kind",
+                "capture points",
+                "TTL step",
+                "looping packets",
+                "copies",
+                "amplification",
+                "duration (s)",
+                "cycle (ms)",
+                "peak extra/s",
+                "fates",
+                "dropped by",
+                "ICMP time-exceeded",
+            ],
+            rows,
+            {0, 4, 5, 6, 7, 8, 9, 10, 13},
+        ),
+        _bounces_html(a),
+    ]
     for lp in a.loops:
         out.append(_one_loop_html(a, lp, figs))
     return "\n".join(out)
@@ -241,64 +308,118 @@ def _one_loop_html(a: Analysis, lp: Loop, figs: dict) -> str:
     code = lambda t: f"<pre>{e(t)}</pre>" if "\n" in t else f"<code>{e(t)}</code>"  # noqa: E731
     fixes = "".join(f"<li>{_code_spans(f, code, e)}</li>" for f in lp.fixes)
     filt = X.wireshark_filters(a, lp.id)
-    frows = [[e(f["file"]), e(", ".join(f["capture_points"])), _n(f["packets"]),
-              f"<pre class=filter>{e(f['filter'])}</pre>" if f["filter"] else
-              "<span class=muted>too scattered for a display filter: use the extract</span>"]
-             for f in filt]
-    cmd = (f"pcaploop extract {_captures_arg(a)} --loop {lp.id} "
-           f"-o loop{lp.id}-evidence.pcapng")
-    return "\n".join([
-        f"<h3 id=loop{lp.id}>Loop {lp.id}: {e(lp.destination)}</h3>",
-        f"<p>{_code_spans(lp.explanation, code, e)}</p>",
-        f"<p>First seen {e(_when(lp.first_seen))}, last seen {e(_when(lp.last_seen))}; "
-        f"sources: {e(', '.join(lp.sources) or '–')}.</p>",
-        "<p><b>Fix</b> (each of these stopped this kind of loop in the lab):</p>",
-        f"<ol class=fixes>{fixes}</ol>",
-        _img(figs, f"ttl-loop{lp.id}"), _img(figs, f"ladder-loop{lp.id}"),
-        "<p><b>Check it in Wireshark</b>: open the capture file and apply the display filter; "
-        + (f"it selects the {sum(f['packets'] for f in filt):,} packets that arrived and "
-           f"expired behind the capture point (their {lp.observations:,} copies are "
-           "estimated).</p>" if lp.kind == "inferred" else
-           f"it selects exactly the loop's {lp.observations:,} copies.</p>"),
-        _table(["capture file", "capture points", "packets", "display filter"], frows, {2}),
-        f"<p>Evidence for a ticket (original bytes and timestamps): {code(cmd)}</p>",
-    ])
+    frows = [
+        [
+            e(f["file"]),
+            e(", ".join(f["capture_points"])),
+            _n(f["packets"]),
+            f"<pre class=filter>{e(f['filter'])}</pre>"
+            if f["filter"]
+            else "<span class=muted>too scattered for a display filter: use the extract</span>",
+        ]
+        for f in filt
+    ]
+    cmd = f"pcaploop extract {_captures_arg(a)} --loop {lp.id} -o loop{lp.id}-evidence.pcapng"
+    return "\n".join(
+        [
+            f"<h3 id=loop{lp.id}>Loop {lp.id}: {e(lp.destination)}</h3>",
+            f"<p>{_code_spans(lp.explanation, code, e)}</p>",
+            f"<p>First seen {e(_when(lp.first_seen))}, last seen {e(_when(lp.last_seen))}; "
+            f"sources: {e(', '.join(lp.sources) or '–')}.</p>",
+            "<p><b>Fix</b> (each of these stopped this kind of loop in the lab):</p>",
+            f"<ol class=fixes>{fixes}</ol>",
+            _img(figs, f"ttl-loop{lp.id}"),
+            _img(figs, f"ladder-loop{lp.id}"),
+            "<p><b>Check it in Wireshark</b>: open the capture file and apply the display filter; "
+            + (
+                f"it selects the {sum(f['packets'] for f in filt):,} packets that arrived and "
+                f"expired behind the capture point (their {lp.observations:,} copies are "
+                "estimated).</p>"
+                if lp.kind == "inferred"
+                else f"it selects exactly the loop's {lp.observations:,} copies.</p>"
+            ),
+            _table(["capture file", "capture points", "packets", "display filter"], frows, {2}),
+            f"<p>Evidence for a ticket (original bytes and timestamps): {code(cmd)}</p>",
+        ]
+    )
 
 
 def _bounces_html(a: Analysis) -> str:
     if not a.bounces:
         return ""
-    return ("<h3 id=bounces>Bounces</h3><p>Packets a guest returned for an address it does "
-            "not own, dropped after one round trip (not a loop, same misconfiguration).</p>"
-            + _table(["destination", "capture point", "packets"],
-                     [[e(b.destination), e(b.capture_point), _n(b.packets)]
-                      for b in a.bounces], {2}))
+    return (
+        "<h3 id=bounces>Bounces</h3><p>Packets a guest returned for an address it does "
+        "not own, dropped after one round trip (not a loop, same misconfiguration).</p>"
+        + _table(
+            ["destination", "capture point", "packets"],
+            [[e(b.destination), e(b.capture_point), _n(b.packets)] for b in a.bounces],
+            {2},
+        )
+    )
 
 
 def _implicated_html(a: Analysis) -> str:
     if not a.implicated:
         return ""
-    rows = [[e(i.address), e(", ".join(i.roles)),
-             e("; ".join(ROLE_WORDS.get(r, r) for r in i.roles)), e(i.capture_point or "–"),
-             _n(i.packets)] for i in a.implicated]
-    return ("<h2 id=implicated>Implicated addresses</h2>"
-            + _table(["address", "roles", "meaning", "capture point", "packets"], rows, {4}))
+    rows = [
+        [
+            e(i.address),
+            e(", ".join(i.roles)),
+            e("; ".join(ROLE_WORDS.get(r, r) for r in i.roles)),
+            e(i.capture_point or "–"),
+            _n(i.packets),
+        ]
+        for i in a.implicated
+    ]
+    return "<h2 id=implicated>Implicated addresses</h2>" + _table(
+        ["address", "roles", "meaning", "capture point", "packets"], rows, {4}
+    )
 
 
 def _accounting_html(a: Analysis) -> str:
-    rows = [[e(r["name"]), e(r["file"]), e(r["format"]), e(r["linktype"]), _n(r["records"]),
-             _n(r["decoded"]), e(r["skipped"]), e(r["first"]), e(r["last"]), e(r["notes"])]
-            for r in accounting_rows(a)]
-    return ("<h2 id=captures>What was read</h2><p>Every record is accounted for: records = "
-            "decoded + skipped.</p>"
-            + _table(["capture point", "file", "format", "link type", "records", "decoded",
-                      "skipped", "first record", "last record", "notes"], rows, {4, 5}))
+    rows = [
+        [
+            e(r["name"]),
+            e(r["file"]),
+            e(r["format"]),
+            e(r["linktype"]),
+            _n(r["records"]),
+            _n(r["decoded"]),
+            e(r["skipped"]),
+            e(r["first"]),
+            e(r["last"]),
+            e(r["notes"]),
+        ]
+        for r in accounting_rows(a)
+    ]
+    return (
+        "<h2 id=captures>What was read</h2><p>Every record is accounted for: records = "
+        "decoded + skipped.</p>"
+        + _table(
+            [
+                "capture point",
+                "file",
+                "format",
+                "link type",
+                "records",
+                "decoded",
+                "skipped",
+                "first record",
+                "last record",
+                "notes",
+            ],
+            rows,
+            {4, 5},
+        )
+    )
 
 
 def _footer_html(command: str | None) -> str:
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return (f"<footer>Made by pcaploop {e(__version__)} on {now} with: "
-            f"<code id=command>{e(command or '(called from Python)')}</code></footer>")
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return (
+        f"<footer>Made by pcaploop {e(__version__)} on {now} with: "
+        f"<code id=command>{e(command or '(called from Python)')}</code></footer>"
+    )
 
 
 # --- Markdown -----------------------------------------------------------------------------
@@ -331,8 +452,12 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def markdown_report(a: Analysis, path: str, command: str | None = None,
-                    progress: Callable[[str], None] | None = None) -> list[str]:
+def markdown_report(
+    a: Analysis,
+    path: str,
+    command: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[str]:
     """Write ``path`` (Markdown) and its PNGs beside it; returns every file written."""
     base = os.path.splitext(path)[0]
     stem = os.path.basename(base)
@@ -345,57 +470,154 @@ def markdown_report(a: Analysis, path: str, command: str | None = None,
         return f"![{md(figs[key][0])}]({stem}-{key}.png)\n" if key in figs else ""
 
     s = a.summary
-    out = ["# Routing loop report", "", f"**{md(a.verdict)}**", "",
-           f"{s.observations:,} observations at {len(a.packets.points)} capture point(s); "
-           f"{s.loop_observations:,} are loop copies ({100 * s.loop_share:.1f} %).", ""]
+    out = [
+        "# Routing loop report",
+        "",
+        f"**{md(a.verdict)}**",
+        "",
+        f"{s.observations:,} observations at {len(a.packets.points)} capture point(s); "
+        f"{s.loop_observations:,} are loop copies ({100 * s.loop_share:.1f} %).",
+        "",
+    ]
     out += [f"- warning: {md(w)}" for w in a.warnings]
-    out += ["", "## Incident timeline", "", img("timeline"),
-            _md_table(["time", "event"], [[md(_when(t)), md(w)] for t, w in events(a)]), "",
-            "## Loops", ""]
+    out += [
+        "",
+        "## Incident timeline",
+        "",
+        img("timeline"),
+        _md_table(["time", "event"], [[md(_when(t)), md(w)] for t, w in events(a)]),
+        "",
+        "## Loops",
+        "",
+    ]
     if not a.loops:
         out.append("No routing loop was found.")
     else:
-        out.append(_md_table(
-            ["#", "destination", "kind", "capture points", "TTL step", "looping packets",
-             "copies", "amplification", "duration (s)"],
-            [[str(lp.id), md(lp.destination), md(lp.kind),
-              md(", ".join(lp.capture_points)), _n(lp.ttl_step),
-              _n(lp.looping_packets), _n(lp.observations),
-              _n(lp.amplification, "×{:.1f}"), _n(lp.duration_s, "{:.3f}")]
-             for lp in a.loops]))
+        out.append(
+            _md_table(
+                [
+                    "#",
+                    "destination",
+                    "kind",
+                    "capture points",
+                    "TTL step",
+                    "looping packets",
+                    "copies",
+                    "amplification",
+                    "duration (s)",
+                ],
+                [
+                    [
+                        str(lp.id),
+                        md(lp.destination),
+                        md(lp.kind),
+                        md(", ".join(lp.capture_points)),
+                        _n(lp.ttl_step),
+                        _n(lp.looping_packets),
+                        _n(lp.observations),
+                        _n(lp.amplification, "×{:.1f}"),
+                        _n(lp.duration_s, "{:.3f}"),
+                    ]
+                    for lp in a.loops
+                ],
+            )
+        )
     if a.bounces:
-        out += ["", "### Bounces", "", _md_table(
-            ["destination", "capture point", "packets"],
-            [[md(b.destination), md(b.capture_point), _n(b.packets)]
-             for b in a.bounces])]
+        out += [
+            "",
+            "### Bounces",
+            "",
+            _md_table(
+                ["destination", "capture point", "packets"],
+                [[md(b.destination), md(b.capture_point), _n(b.packets)] for b in a.bounces],
+            ),
+        ]
     for lp in a.loops:
-        out += ["", f"### Loop {lp.id}: {md(lp.destination)}", "",
-                _code_spans(lp.explanation, _md_code, md), "", "**Fix:**", ""]
+        out += [
+            "",
+            f"### Loop {lp.id}: {md(lp.destination)}",
+            "",
+            _code_spans(lp.explanation, _md_code, md),
+            "",
+            "**Fix:**",
+            "",
+        ]
         out += [f"{k}. {_code_spans(f, _md_code, md)}" for k, f in enumerate(lp.fixes, 1)]
-        out += ["", img(f"ttl-loop{lp.id}"), img(f"ladder-loop{lp.id}"),
-                "**Check it in Wireshark** (display filter per capture file):", ""]
+        out += [
+            "",
+            img(f"ttl-loop{lp.id}"),
+            img(f"ladder-loop{lp.id}"),
+            "**Check it in Wireshark** (display filter per capture file):",
+            "",
+        ]
         for f in X.wireshark_filters(a, lp.id):
-            out += [f"- {md(f['file'])} ({md(', '.join(f['capture_points']))}): "
-                    f"{f['packets']:,} packets", ""]
-            out += ["  ```", f"  {f['filter']}", "  ```", ""] if f["filter"] else \
-                ["  too scattered for a display filter: use the extract", ""]
-        cmd = (f"pcaploop extract {_captures_arg(a)} --loop {lp.id} "
-               f"-o loop{lp.id}-evidence.pcapng")
+            out += [
+                f"- {md(f['file'])} ({md(', '.join(f['capture_points']))}): "
+                f"{f['packets']:,} packets",
+                "",
+            ]
+            out += (
+                ["  ```", f"  {f['filter']}", "  ```", ""]
+                if f["filter"]
+                else ["  too scattered for a display filter: use the extract", ""]
+            )
+        cmd = f"pcaploop extract {_captures_arg(a)} --loop {lp.id} -o loop{lp.id}-evidence.pcapng"
         out += [f"Evidence for a ticket: {_md_code(cmd)}"]
     if a.implicated:
-        out += ["", "## Implicated addresses", "", _md_table(
-            ["address", "roles", "capture point", "packets"],
-            [[md(i.address), md(", ".join(i.roles)), md(i.capture_point or "–"),
-              _n(i.packets)] for i in a.implicated])]
+        out += [
+            "",
+            "## Implicated addresses",
+            "",
+            _md_table(
+                ["address", "roles", "capture point", "packets"],
+                [
+                    [
+                        md(i.address),
+                        md(", ".join(i.roles)),
+                        md(i.capture_point or "–"),
+                        _n(i.packets),
+                    ]
+                    for i in a.implicated
+                ],
+            ),
+        ]
     if a.loops:
-        out += ["", "## Amplification", "", img("amplification"), img("copies"),
-                img("cycle-time")]
-    out += ["", "## What was read", "", _md_table(
-        ["capture point", "file", "format", "link type", "records", "decoded", "skipped", "notes"],
-        [[md(r["name"]), md(r["file"]), md(r["format"]), md(r["linktype"]), _n(r["records"]),
-          _n(r["decoded"]), md(r["skipped"]), md(r["notes"])] for r in accounting_rows(a)]),
-        "", "---", "",
-        f"Made by pcaploop {__version__} with: {_md_code(command or '(called from Python)')}", ""]
+        out += ["", "## Amplification", "", img("amplification"), img("copies"), img("cycle-time")]
+    out += [
+        "",
+        "## What was read",
+        "",
+        _md_table(
+            [
+                "capture point",
+                "file",
+                "format",
+                "link type",
+                "records",
+                "decoded",
+                "skipped",
+                "notes",
+            ],
+            [
+                [
+                    md(r["name"]),
+                    md(r["file"]),
+                    md(r["format"]),
+                    md(r["linktype"]),
+                    _n(r["records"]),
+                    _n(r["decoded"]),
+                    md(r["skipped"]),
+                    md(r["notes"]),
+                ]
+                for r in accounting_rows(a)
+            ],
+        ),
+        "",
+        "---",
+        "",
+        f"Made by pcaploop {__version__} with: {_md_code(command or '(called from Python)')}",
+        "",
+    ]
     written.insert(0, _write(path, "\n".join(out).encode()))
     return written
 
@@ -409,8 +631,12 @@ def _write(path: str, data: bytes) -> str:
     return path
 
 
-def write_report(a: Analysis, path: str | os.PathLike[str], command: str | None = None,
-                 progress: Callable[[str], None] | None = None) -> list[str]:
+def write_report(
+    a: Analysis,
+    path: str | os.PathLike[str],
+    command: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[str]:
     """HTML for ``.html``/``.htm``, Markdown (+ PNGs) for ``.md``; returns the files written.
 
     >>> write_report(pcaploop.analyze(["tap101.pcap"]), "report.html")  # doctest: +SKIP

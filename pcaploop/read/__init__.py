@@ -5,6 +5,7 @@ timestamp, an interface and, where the format says so, a direction.
 Damaged files are read as far as they are intact; :class:`CaptureFile`
 says what was left unread and why.
 """
+
 from __future__ import annotations
 
 from .capture import CaptureFile, Interface, RecordBatch, open_capture, sniff  # noqa: F401

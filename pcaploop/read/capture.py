@@ -9,22 +9,24 @@ says what was left unread and why.
 >>> sum(len(b.off) for b in cap.batches()) == cap.records    # doctest: +SKIP
 True
 """
+
 from __future__ import annotations
 
 import gzip
 import os
 import re
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import numpy as np
 
-from . import walk
+from ..errors import CaptureError, NotACaptureError
 from . import formats as F
+from . import walk
 from .formats import MAX_CAPLEN
 from .walk import CORRUPT, OTHER_BLOCK
-from ..errors import CaptureError, NotACaptureError
 
 CHUNK = 1 << 20
 _BUFSIZE = CHUNK + MAX_CAPLEN + 65536
@@ -99,17 +101,23 @@ class CaptureFile:
         snap = self.interfaces[0].snaplen
         for buf, pos, fill, eof, outs in _fills(self, f):
             o_off, o_cap, o_wire, o_ts, o_if, o_dir = outs
-            n, newpos, status = walk.walk_pcap(buf, pos, fill, self._big, self._nsres, snap,
-                                                o_off, o_cap, o_wire, o_ts)
+            n, newpos, status = walk.walk_pcap(
+                buf, pos, fill, self._big, self._nsres, snap, o_off, o_cap, o_wire, o_ts
+            )
             if n:
                 o_if[:n] = 0
                 o_dir[:n] = 0  # pcap records carry no direction (outs are reused, not zeroed)
                 yield self._batch(buf, outs, n)
             if status == CORRUPT:
-                incl = int(np.frombuffer(buf[newpos + 8:newpos + 12].tobytes(),
-                                         ">u4" if self._big else "<u4")[0])
-                self._stop(f"record {self.records + 1}: captured length {incl} exceeds "
-                           f"{MAX_CAPLEN} (corrupt record header)")
+                incl = int(
+                    np.frombuffer(
+                        buf[newpos + 8 : newpos + 12].tobytes(), ">u4" if self._big else "<u4"
+                    )[0]
+                )
+                self._stop(
+                    f"record {self.records + 1}: captured length {incl} exceeds "
+                    f"{MAX_CAPLEN} (corrupt record header)"
+                )
                 return
             if not _advance(self, newpos, fill, eof, "record"):
                 return
@@ -123,18 +131,22 @@ class CaptureFile:
         for buf, pos, fill, eof, outs in _fills(self, f):
             while True:
                 o_off, o_cap, o_wire, o_ts, o_if, o_dir = outs
-                n, pos, status = walk.walk_pcapng(buf, pos, fill, self._big,
-                                                    o_off, o_cap, o_wire, o_ts, o_if, o_dir)
+                n, pos, status = walk.walk_pcapng(
+                    buf, pos, fill, self._big, o_off, o_cap, o_wire, o_ts, o_if, o_dir
+                )
                 if n:
                     local = o_if[:n]
                     valid = (local >= 0) & (local < section_count)
                     o_if[:n] = np.where(valid, local + section_base, -1)
-                    ts_carry = self._pcapng_times(o_ts[:n], o_if[:n], o_cap[:n], o_dir[:n],
-                                                  ts_carry)
+                    ts_carry = self._pcapng_times(
+                        o_ts[:n], o_if[:n], o_cap[:n], o_dir[:n], ts_carry
+                    )
                     yield self._batch(buf, outs, n)
                 if status == CORRUPT:
-                    self._stop(f"block at byte {self.bytes_read + pos}: block lengths disagree "
-                               "or exceed the maximum (corrupt block)")
+                    self._stop(
+                        f"block at byte {self.bytes_read + pos}: block lengths disagree "
+                        "or exceed the maximum (corrupt block)"
+                    )
                     return
                 if status != OTHER_BLOCK:
                     break
@@ -144,16 +156,22 @@ class CaptureFile:
                 if btype == F.BT_SHB:
                     section += 1
                     section_base, section_count = len(self.interfaces), 0
-                    self._big = bytes(buf[pos + 8:pos + 12]) == b"\x1a\x2b\x3c\x4d"
+                    self._big = bytes(buf[pos + 8 : pos + 12]) == b"\x1a\x2b\x3c\x4d"
                     btype, blen = self._block_header(buf, pos)
                 if blen < 12 or blen % 4 or blen > _MAX_META_BLOCK:
-                    self._stop(f"block at byte {self.bytes_read + pos}: invalid block length {blen}")
+                    self._stop(
+                        f"block at byte {self.bytes_read + pos}: invalid block length {blen}"
+                    )
                     return
                 if fill - pos < blen:
                     break  # need more data for this block
-                body = bytes(buf[pos + 8:pos + blen - 4])
-                if int.from_bytes(buf[pos + blen - 4:pos + blen].tobytes(),
-                                  "big" if self._big else "little") != blen:
+                body = bytes(buf[pos + 8 : pos + blen - 4])
+                if (
+                    int.from_bytes(
+                        buf[pos + blen - 4 : pos + blen].tobytes(), "big" if self._big else "little"
+                    )
+                    != blen
+                ):
                     self._stop(f"block at byte {self.bytes_read + pos}: block lengths disagree")
                     return
                 if btype == F.BT_IDB:
@@ -167,18 +185,20 @@ class CaptureFile:
 
     def _block_header(self, buf: np.ndarray, pos: int) -> tuple[int, int]:
         order = "big" if self._big else "little"
-        return (int.from_bytes(buf[pos:pos + 4].tobytes(), order),
-                int.from_bytes(buf[pos + 4:pos + 8].tobytes(), order))
+        return (
+            int.from_bytes(buf[pos : pos + 4].tobytes(), order),
+            int.from_bytes(buf[pos + 4 : pos + 8].tobytes(), order),
+        )
 
     def _options(self, data: bytes) -> Iterator[tuple[int, bytes]]:
         order = "big" if self._big else "little"
         p = 0
         while len(data) - p >= 4:
-            code = int.from_bytes(data[p:p + 2], order)
-            olen = int.from_bytes(data[p + 2:p + 4], order)
+            code = int.from_bytes(data[p : p + 2], order)
+            olen = int.from_bytes(data[p + 2 : p + 4], order)
             if code == F.OPT_ENDOFOPT or p + 4 + olen > len(data):
                 return
-            yield code, data[p + 4:p + 4 + olen]
+            yield code, data[p + 4 : p + 4 + olen]
             p += 4 + ((olen + 3) & ~3)
 
     def _idb(self, body: bytes, section: int) -> None:
@@ -187,8 +207,12 @@ class CaptureFile:
             self.interfaces.append(Interface(len(self.interfaces), -1, MAX_CAPLEN, section))
             return
         snap = int.from_bytes(body[4:8], order)
-        iface = Interface(len(self.interfaces), int.from_bytes(body[0:2], order),
-                          snap if 0 < snap <= MAX_CAPLEN else MAX_CAPLEN, section)
+        iface = Interface(
+            len(self.interfaces),
+            int.from_bytes(body[0:2], order),
+            snap if 0 < snap <= MAX_CAPLEN else MAX_CAPLEN,
+            section,
+        )
         for code, val in self._options(body[8:]):
             if code == F.IF_NAME:
                 iface.name = _text(val)
@@ -200,7 +224,7 @@ class CaptureFile:
                 r = val[0]
                 exp = r & 0x7F
                 if exp <= (62 if r & 0x80 else 18):
-                    iface.ts_units_per_s = (2 ** exp) if r & 0x80 else 10 ** exp
+                    iface.ts_units_per_s = (2**exp) if r & 0x80 else 10**exp
             elif code == F.IF_TSOFFSET and len(val) == 8:
                 offset = int.from_bytes(val, order, signed=True)
                 if abs(offset) < (1 << 32):  # larger offsets overflow int64 ns: ignore them
@@ -221,8 +245,9 @@ class CaptureFile:
         if drops is not None:
             self.interfaces[base + local].dropped = drops
 
-    def _pcapng_times(self, ts: np.ndarray, iface: np.ndarray, cap: np.ndarray,
-                      dirs: np.ndarray, carry: int) -> int:
+    def _pcapng_times(
+        self, ts: np.ndarray, iface: np.ndarray, cap: np.ndarray, dirs: np.ndarray, carry: int
+    ) -> int:
         """Raw timestamp units → ns in place, per interface resolution and offset.
 
         SPB rows (``dirs == -1``) take the previous record's time; their
@@ -251,8 +276,16 @@ class CaptureFile:
     # -- shared ---------------------------------------------------------------
     def _batch(self, buf: np.ndarray, outs: tuple[np.ndarray, ...], n: int) -> RecordBatch:
         o_off, o_cap, o_wire, o_ts, o_if, o_dir = outs
-        batch = RecordBatch(buf, o_off[:n], o_cap[:n], o_wire[:n], o_ts[:n], o_if[:n],
-                            o_dir[:n].astype(np.int8), self.records)
+        batch = RecordBatch(
+            buf,
+            o_off[:n],
+            o_cap[:n],
+            o_wire[:n],
+            o_ts[:n],
+            o_if[:n],
+            o_dir[:n].astype(np.int8),
+            self.records,
+        )
         self.records += n
         return batch
 
@@ -297,7 +330,7 @@ def _fills(cap: CaptureFile, f: BinaryIO) -> Iterator[tuple]:
     while True:
         pos, fill = st["pos"], st["fill"]
         if pos:
-            buf[:fill - pos] = buf[pos:fill]
+            buf[: fill - pos] = buf[pos:fill]
             cap.bytes_read += pos
             fill -= pos
             st["pos"] = 0
@@ -400,8 +433,13 @@ def open_capture(path: str | os.PathLike[str]) -> CaptureFile:
 
 
 def _describe(head: bytes) -> str:
-    known = {b"\xff\xd8\xff": "JPEG image", b"\x89PNG": "PNG image", b"%PDF": "PDF document",
-             b"PK\x03\x04": "zip archive", b"\x7fELF": "ELF binary"}
+    known = {
+        b"\xff\xd8\xff": "JPEG image",
+        b"\x89PNG": "PNG image",
+        b"%PDF": "PDF document",
+        b"PK\x03\x04": "zip archive",
+        b"\x7fELF": "ELF binary",
+    }
     for magic, what in known.items():
         if head.startswith(magic):
             return f"looks like a {what}"

@@ -3,6 +3,7 @@
 Declared once for the walkers (compiled: numba reads module-level integers
 as constants) and for the block parsers in :mod:`.capture`.
 """
+
 from __future__ import annotations
 
 from typing import Final

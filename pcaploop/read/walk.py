@@ -8,9 +8,8 @@ Both walkers fill only the first ``n`` output slots and return
 ``(n, pos, status)``.  Without numba they run as plain Python, with the same
 semantics (slowly: for debugging and the tests' no-numba pass).
 """
-from __future__ import annotations
 
-import numpy as np
+from __future__ import annotations
 
 from .._bytes import u16, u32
 from .._jit import njit

@@ -31,10 +31,12 @@ Topology (DESIGN.md sections 1, 5, 6; documentation addresses only)::
 The host<->guest veth pairs carry PERMANENT neighbour entries on both ends,
 so they behave like a tun/ppp point-to-point link (DESIGN.md section 6).
 """
+
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import dataclasses
 import json
 import os
@@ -47,9 +49,9 @@ import tempfile
 import time
 from pathlib import Path
 
-CMD_TIMEOUT = 15          # seconds, every external command
-SENDER_TIMEOUT = 30       # seconds, every traffic sender
-GAP = 0.01                # seconds between two packets of one sender
+CMD_TIMEOUT = 15  # seconds, every external command
+SENDER_TIMEOUT = 30  # seconds, every traffic sender
+GAP = 0.01  # seconds between two packets of one sender
 SNAPLEN = 256
 # --immediate-mode: without it libpcap's TPACKET_V3 ring hands over blocks
 # only when full or after 1 s, and tcpdump stopped by SIGINT loses the last
@@ -85,7 +87,7 @@ def guest_mac(n: int) -> str:
 # --------------------------------------------------------------------------
 # traffic sender, run inside a namespace with `ip netns exec NS python3 -c`
 # --------------------------------------------------------------------------
-SENDER = r'''
+SENDER = r"""
 import json, socket, struct, sys, time
 flows = json.loads(sys.argv[1]); gap = float(sys.argv[2])
 deadline = time.monotonic() + float(sys.argv[3])
@@ -139,15 +141,15 @@ for k in range(max(f["count"] for f in flows)):
                 print("send error", f, e, file=sys.stderr); break
         time.sleep(gap)
 print(json.dumps(sent))
-'''
+"""
 
 
 @dataclasses.dataclass
 class Flow:
-    ns: str           # "client" or "router"
+    ns: str  # "client" or "router"
     dst: str
-    proto: str        # icmp | udp | tcp
-    ttl: int          # TTL / hop limit set on the sender's socket
+    proto: str  # icmp | udp | tcp
+    ttl: int  # TTL / hop limit set on the sender's socket
     count: int
 
     @property
@@ -159,17 +161,17 @@ class Flow:
 @dataclasses.dataclass
 class LoopPlan:
     destination: str
-    capture_points: list[str]   # per-interface names
-    ttl_step: int               # at one point and direction (per-interface)
+    capture_points: list[str]  # per-interface names
+    ttl_step: int  # at one point and direction (per-interface)
     entry_ttl: int
-    shape: str                  # "tunnel" (host<->guest(s)) or "uplink" (host<->router)
+    shape: str  # "tunnel" (host<->guest(s)) or "uplink" (host<->router)
 
 
 @dataclasses.dataclass
 class Plan:
     flows: list[Flow]
     loops: list[LoopPlan]
-    bounces: list[tuple[str, str]]          # (destination, capture point)
+    bounces: list[tuple[str, str]]  # (destination, capture point)
     not_looping: list[str]
     taps: list[str]
     fix_commands: list[str] = dataclasses.field(default_factory=list)
@@ -194,8 +196,14 @@ class Lab:
     def ns(self, short: str) -> str:
         return self.prefix + short
 
-    def run(self, ns: str | None, *args: str, check: bool = True, timeout: float = CMD_TIMEOUT,
-            quiet: bool = False) -> subprocess.CompletedProcess:
+    def run(
+        self,
+        ns: str | None,
+        *args: str,
+        check: bool = True,
+        timeout: float = CMD_TIMEOUT,
+        quiet: bool = False,
+    ) -> subprocess.CompletedProcess:
         cmd = (["ip", "netns", "exec", self.ns(ns)] if ns else []) + list(args)
         if not quiet:
             self.log.append(f"[{ns or 'root'}] " + " ".join(args))
@@ -213,19 +221,42 @@ class Lab:
     def add_ns(self, short: str) -> None:
         name = self.ns(short)
         self.log.append(f"[root] ip netns add {short}")
-        r = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True, timeout=CMD_TIMEOUT)
+        r = subprocess.run(
+            ["ip", "netns", "add", name], capture_output=True, text=True, timeout=CMD_TIMEOUT
+        )
         if r.returncode != 0:
             raise LabError(f"ip netns add {name}: {r.stderr.strip()}")
         self.namespaces.append(name)
         self.ip(short, "link", "set", "lo", "up")
-        self.sysctl(short, "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
-                    "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
-                    "net.ipv6.conf.all.router_solicitations=0",
-                    "net.ipv6.conf.default.router_solicitations=0")
+        self.sysctl(
+            short,
+            "net.ipv4.conf.all.rp_filter=0",
+            "net.ipv4.conf.default.rp_filter=0",
+            "net.ipv6.conf.all.accept_dad=0",
+            "net.ipv6.conf.default.accept_dad=0",
+            "net.ipv6.conf.all.router_solicitations=0",
+            "net.ipv6.conf.default.router_solicitations=0",
+        )
 
     def veth(self, ns_a: str, if_a: str, mac_a: str, ns_b: str, if_b: str, mac_b: str) -> None:
-        self.run(ns_a, "ip", "link", "add", if_a, "address", mac_a, "type", "veth",
-                 "peer", "name", if_b, "address", mac_b, "netns", self.ns(ns_b))
+        self.run(
+            ns_a,
+            "ip",
+            "link",
+            "add",
+            if_a,
+            "address",
+            mac_a,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            if_b,
+            "address",
+            mac_b,
+            "netns",
+            self.ns(ns_b),
+        )
         self.ip(ns_a, "link", "set", if_a, "up")
         self.ip(ns_b, "link", "set", if_b, "up")
 
@@ -239,10 +270,8 @@ class Lab:
         for p in self.procs:
             if p.poll() is None:
                 p.kill()
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     p.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    pass
         for name in reversed(self.namespaces):
             subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=CMD_TIMEOUT)
         self.namespaces.clear()
@@ -257,7 +286,9 @@ def netns_available() -> str | None:
             return f"{tool} not found in PATH"
     name = f"pl{os.getpid()}-probe"
     try:
-        r = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True, timeout=CMD_TIMEOUT)
+        r = subprocess.run(
+            ["ip", "netns", "add", name], capture_output=True, text=True, timeout=CMD_TIMEOUT
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"ip netns add failed: {e}"
     if r.returncode != 0:
@@ -274,7 +305,7 @@ class Guest:
     n: int
     main4: str
     main6: str
-    extra4: list[str] = dataclasses.field(default_factory=list)   # present, routed
+    extra4: list[str] = dataclasses.field(default_factory=list)  # present, routed
     extra6: list[str] = dataclasses.field(default_factory=list)
     dropped4: list[str] = dataclasses.field(default_factory=list)  # routed, removed in guest
     dropped6: list[str] = dataclasses.field(default_factory=list)
@@ -313,9 +344,14 @@ def build(lab: Lab, guests: list[Guest]) -> None:
     lab.ip("host", "-6", "addr", "add", f"{HOST6}/64", "dev", "uplink", "nodad")
     lab.ip("host", "route", "add", "default", "via", ROUTER_LAN4)
     lab.ip("host", "-6", "route", "add", "default", "via", ROUTER_LAN6)
-    lab.sysctl("host", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
-               "net.ipv4.conf.uplink.proxy_arp=1", "net.ipv6.conf.all.proxy_ndp=1",
-               "net.ipv6.conf.uplink.proxy_ndp=1")
+    lab.sysctl(
+        "host",
+        "net.ipv4.ip_forward=1",
+        "net.ipv6.conf.all.forwarding=1",
+        "net.ipv4.conf.uplink.proxy_arp=1",
+        "net.ipv6.conf.all.proxy_ndp=1",
+        "net.ipv6.conf.uplink.proxy_ndp=1",
+    )
     for g in guests:
         lab.veth("host", g.tap, tap_mac(g.n), g.ns, "eth0", guest_mac(g.n))
         lab.ip("host", "addr", "add", f"{PEER4}/32", "dev", g.tap)
@@ -325,8 +361,31 @@ def build(lab: Lab, guests: list[Guest]) -> None:
             lab.ip(g.ns, "addr", "add", f"{a}/32", "dev", "eth0")
         for a in [g.main6, *g.extra6, *g.dropped6]:
             lab.ip(g.ns, "-6", "addr", "add", f"{a}/128", "dev", "eth0", "nodad")
-        lab.ip(g.ns, "neigh", "replace", PEER4, "lladdr", tap_mac(g.n), "dev", "eth0", "nud", "permanent")
-        lab.ip(g.ns, "-6", "neigh", "replace", PEER6, "lladdr", tap_mac(g.n), "dev", "eth0", "nud", "permanent")
+        lab.ip(
+            g.ns,
+            "neigh",
+            "replace",
+            PEER4,
+            "lladdr",
+            tap_mac(g.n),
+            "dev",
+            "eth0",
+            "nud",
+            "permanent",
+        )
+        lab.ip(
+            g.ns,
+            "-6",
+            "neigh",
+            "replace",
+            PEER6,
+            "lladdr",
+            tap_mac(g.n),
+            "dev",
+            "eth0",
+            "nud",
+            "permanent",
+        )
         lab.ip(g.ns, "route", "add", "default", "via", PEER4, "dev", "eth0", "onlink")
         lab.ip(g.ns, "-6", "route", "add", "default", "via", PEER6, "dev", "eth0")
         lab.sysctl(g.ns, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
@@ -337,7 +396,19 @@ def build(lab: Lab, guests: list[Guest]) -> None:
             host_route4(lab, a, g)
         for a in [g.main6, *g.extra6, *g.dropped6]:
             lab.ip("host", "-6", "route", "add", f"{a}/128", "dev", g.tap)
-            lab.ip("host", "-6", "neigh", "replace", a, "lladdr", guest_mac(g.n), "dev", g.tap, "nud", "permanent")
+            lab.ip(
+                "host",
+                "-6",
+                "neigh",
+                "replace",
+                a,
+                "lladdr",
+                guest_mac(g.n),
+                "dev",
+                g.tap,
+                "nud",
+                "permanent",
+            )
             lab.ip("host", "-6", "neigh", "add", "proxy", a, "dev", "uplink")
     # the guests drop addresses without telling the host
     for g in guests:
@@ -352,7 +423,9 @@ def build(lab: Lab, guests: list[Guest]) -> None:
 def host_route4(lab: Lab, addr: str, g: Guest, table: str | None = None) -> None:
     extra = ["table", table] if table else []
     lab.ip("host", "route", "add", f"{addr}/32", "dev", g.tap, *extra)
-    lab.ip("host", "neigh", "replace", addr, "lladdr", guest_mac(g.n), "dev", g.tap, "nud", "permanent")
+    lab.ip(
+        "host", "neigh", "replace", addr, "lladdr", guest_mac(g.n), "dev", g.tap, "nud", "permanent"
+    )
 
 
 def warm(lab: Lab, flows: list[Flow]) -> None:
@@ -364,12 +437,46 @@ def warm(lab: Lab, flows: list[Flow]) -> None:
     the host drops the TTL-1 packet: no loop, no traffic during the capture.
     """
     procs = [
-        lab.popen("client", "ping", "-c", "1", "-W", "2", HOST4, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        lab.popen("client", "ping", "-6", "-c", "1", "-W", "2", HOST6, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        lab.popen(
+            "client",
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            HOST4,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+        lab.popen(
+            "client",
+            "ping",
+            "-6",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            HOST6,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
     ]
     for d in sorted({f.dst for f in flows}):
-        procs.append(lab.popen("router", "ping", "-c", "1", "-t", "1", "-W", "2", d,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(
+            lab.popen(
+                "router",
+                "ping",
+                "-c",
+                "1",
+                "-t",
+                "1",
+                "-W",
+                "2",
+                d,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
     for p in procs:
         try:
             p.wait(timeout=CMD_TIMEOUT)
@@ -384,17 +491,37 @@ def send(lab: Lab, flows: list[Flow]) -> dict[str, list[int]]:
     for ns in sorted({f.ns for f in flows}):
         spec = []
         for i, f in enumerate(x for x in flows if x.ns == ns):
-            spec.append({"dst": f.dst, "proto": f.proto, "ttl": f.ttl, "count": f.count,
-                         "ident": 0x1000 + i, "sport": 40000 + i, "dport": 5001 + i, "seq0": 1000000 * (i + 1)})
-        procs[ns] = lab.popen(ns, sys.executable, "-c", SENDER, json.dumps(spec), str(GAP), str(SENDER_TIMEOUT - 5),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            spec.append(
+                {
+                    "dst": f.dst,
+                    "proto": f.proto,
+                    "ttl": f.ttl,
+                    "count": f.count,
+                    "ident": 0x1000 + i,
+                    "sport": 40000 + i,
+                    "dport": 5001 + i,
+                    "seq0": 1000000 * (i + 1),
+                }
+            )
+        procs[ns] = lab.popen(
+            ns,
+            sys.executable,
+            "-c",
+            SENDER,
+            json.dumps(spec),
+            str(GAP),
+            str(SENDER_TIMEOUT - 5),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     sent = {}
     for ns, p in procs.items():
         try:
             out, err = p.communicate(timeout=SENDER_TIMEOUT)
         except subprocess.TimeoutExpired:
             p.kill()
-            raise LabError(f"traffic sender in {ns} timed out")
+            raise LabError(f"traffic sender in {ns} timed out") from None
         if p.returncode != 0:
             raise LabError(f"traffic sender in {ns} failed: {err.strip()}")
         sent[ns] = json.loads(out.strip().splitlines()[-1])
@@ -436,7 +563,9 @@ class Captures:
         for name, cmd in jobs:
             err = self.outdir / f".{name}.stderr"
             fh = open(err, "w")
-            p = self.lab.popen("host", *cmd, str(self.outdir / name), stdout=subprocess.DEVNULL, stderr=fh)
+            p = self.lab.popen(
+                "host", *cmd, str(self.outdir / name), stdout=subprocess.DEVNULL, stderr=fh
+            )
             fh.close()
             self.procs.append((name, p, err))
         deadline = time.monotonic() + 10
@@ -453,7 +582,7 @@ class Captures:
         time.sleep(0.5)
 
     def stop(self) -> None:
-        for name, p, err in self.procs:
+        for _name, p, _err in self.procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)
         for name, p, err in self.procs:
@@ -462,8 +591,11 @@ class Captures:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(timeout=5)
-            lines = [ln.strip() for ln in err.read_text(errors="replace").splitlines()
-                     if "dropped" in ln or "captured" in ln or "received" in ln]
+            lines = [
+                ln.strip()
+                for ln in err.read_text(errors="replace").splitlines()
+                if "dropped" in ln or "captured" in ln or "received" in ln
+            ]
             self.stats[name] = "; ".join(lines)
             err.unlink()
 
@@ -480,11 +612,11 @@ def read_pcap(path: Path):
         end = ">"
     else:
         raise LabError(f"{path}: not a pcap file")
-    _, vmaj, vmin, _, _, snap, lt = struct.unpack(end + "IHHiIII", data[:24])
+    _, _vmaj, _vmin, _, _, snap, lt = struct.unpack(end + "IHHiIII", data[:24])
     recs, off = [], 24
     while off + 16 <= len(data):
-        ts, tf, cap, orig = struct.unpack(end + "IIII", data[off:off + 16])
-        recs.append((ts, tf, orig, data[off + 16:off + 16 + cap]))
+        ts, tf, cap, orig = struct.unpack(end + "IIII", data[off : off + 16])
+        recs.append((ts, tf, orig, data[off + 16 : off + 16 + cap]))
         off += 16 + cap
     return magic, end, snap, lt & 0xFFFF, recs
 
@@ -504,11 +636,11 @@ def derive_raw(src: Path, dst: Path) -> int:
     out = []
     for ts, tf, orig, body in recs:
         off = 12
-        while len(body) >= off + 2 and body[off:off + 2] in (b"\x81\x00", b"\x88\xa8"):
+        while len(body) >= off + 2 and body[off : off + 2] in (b"\x81\x00", b"\x88\xa8"):
             off += 4
-        et = body[off:off + 2]
+        et = body[off : off + 2]
         if et in (b"\x08\x00", b"\x86\xdd"):
-            out.append((ts, tf, orig - off - 2, body[off + 2:]))
+            out.append((ts, tf, orig - off - 2, body[off + 2 :]))
     write_pcap(dst, magic, end, snap, 101, out)
     return len(out)
 
@@ -531,12 +663,32 @@ def derive_sll1(src: Path, dst: Path) -> int:
 # --------------------------------------------------------------------------
 # independent counting with tshark
 # --------------------------------------------------------------------------
-FIELDS = ["frame.interface_name", "sll.ifindex", "sll.pkttype",
-          "ip.src", "ip.dst", "ip.proto", "ip.ttl", "ip.id",
-          "ipv6.src", "ipv6.dst", "ipv6.nxt", "ipv6.hlim",
-          "icmp.type", "icmp.ident", "icmp.seq",
-          "icmpv6.type", "icmpv6.echo.identifier", "icmpv6.echo.sequence_number",
-          "udp.srcport", "udp.dstport", "udp.payload", "tcp.srcport", "tcp.seq_raw", "tcp.ack_raw"]
+FIELDS = [
+    "frame.interface_name",
+    "sll.ifindex",
+    "sll.pkttype",
+    "ip.src",
+    "ip.dst",
+    "ip.proto",
+    "ip.ttl",
+    "ip.id",
+    "ipv6.src",
+    "ipv6.dst",
+    "ipv6.nxt",
+    "ipv6.hlim",
+    "icmp.type",
+    "icmp.ident",
+    "icmp.seq",
+    "icmpv6.type",
+    "icmpv6.echo.identifier",
+    "icmpv6.echo.sequence_number",
+    "udp.srcport",
+    "udp.dstport",
+    "udp.payload",
+    "tcp.srcport",
+    "tcp.seq_raw",
+    "tcp.ack_raw",
+]
 
 
 @dataclasses.dataclass
@@ -548,7 +700,18 @@ class Frame:
 
 
 def tshark_frames(path: Path, cp_of) -> list[Frame]:
-    cmd = ["tshark", "-n", "-r", str(path), "-T", "fields", "-E", "separator=\t", "-E", "occurrence=f"]
+    cmd = [
+        "tshark",
+        "-n",
+        "-r",
+        str(path),
+        "-T",
+        "fields",
+        "-E",
+        "separator=\t",
+        "-E",
+        "occurrence=f",
+    ]
     for f in FIELDS:
         cmd += ["-e", f]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
@@ -587,13 +750,15 @@ def parse_iplink(text: str) -> dict[str, str]:
 @dataclasses.dataclass
 class Form:
     form: str
-    fname: str              # expected file stem
-    inputs: list[str]       # NAME=PATH or PATH, relative to the scenario dir
+    fname: str  # expected file stem
+    inputs: list[str]  # NAME=PATH or PATH, relative to the scenario dir
     ifmap: str | None
-    merged: bool            # all interfaces folded into one capture point "any"
+    merged: bool  # all interfaces folded into one capture point "any"
 
 
-def count_form(sdir: Path, form: Form, plan: Plan, iplink: dict[str, str], problems: list[str]) -> dict:
+def count_form(
+    sdir: Path, form: Form, plan: Plan, iplink: dict[str, str], problems: list[str]
+) -> dict:
     frames: list[Frame] = []
     records = {}
     for spec in form.inputs:
@@ -609,7 +774,7 @@ def count_form(sdir: Path, form: Form, plan: Plan, iplink: dict[str, str], probl
         records[rel] = len(fr)
         frames += fr
 
-    groups = collections.defaultdict(list)      # (cp, key) -> [ttl]
+    groups = collections.defaultdict(list)  # (cp, key) -> [ttl]
     for f in frames:
         if f.key:
             groups[(f.cp, f.key)].append(f.ttl)
@@ -634,20 +799,32 @@ def count_form(sdir: Path, form: Form, plan: Plan, iplink: dict[str, str], probl
         if looping != sent:
             problems.append(f"{tag}: {lp.destination}: {looping} looping packets, {sent} sent")
         if short:
-            problems.append(f"{tag}: {lp.destination}: {len(short)} packets lack rungs of the TTL ladder "
-                            f"1..{expect_copies} (capture loss?)")
-        loops.append({"destination": lp.destination, "kind": "l3", "capture_points": cps(lp.capture_points),
-                      "ttl_step": 2 if form.merged else lp.ttl_step, "looping_packets": looping,
-                      "observations": obs, "entry_ttl": lp.entry_ttl,
-                      "_check": f"{looping} x {expect_copies} = {looping * expect_copies} predicted, {obs} counted"})
+            problems.append(
+                f"{tag}: {lp.destination}: {len(short)} packets lack rungs of the TTL ladder "
+                f"1..{expect_copies} (capture loss?)"
+            )
+        loops.append(
+            {
+                "destination": lp.destination,
+                "kind": "l3",
+                "capture_points": cps(lp.capture_points),
+                "ttl_step": 2 if form.merged else lp.ttl_step,
+                "looping_packets": looping,
+                "observations": obs,
+                "entry_ttl": lp.entry_ttl,
+                "_check": f"{looping} x {expect_copies} = {looping * expect_copies} predicted, {obs} counted",
+            }
+        )
     bounces = []
     for dst, cp in plan.bounces:
         pk = {key: ttls for (c, key), ttls in groups.items() if c == cp and key_dst(key) == dst}
         entry = next(f.entry_ttl for f in plan.flows if f.dst == dst)
         bad = [k for k, t in pk.items() if sorted(t) != [entry - 2, entry - 1]]
         if bad:
-            problems.append(f"{tag}: bounce {dst} at {cp}: {len(bad)} packets not seen exactly at TTL "
-                            f"{entry - 1} and {entry - 2}")
+            problems.append(
+                f"{tag}: bounce {dst} at {cp}: {len(bad)} packets not seen exactly at TTL "
+                f"{entry - 1} and {entry - 2}"
+            )
         sent = sum(f.count for f in plan.flows if f.dst == dst)
         if len(pk) != sent:
             problems.append(f"{tag}: bounce {dst} at {cp}: {len(pk)} packets, {sent} sent")
@@ -656,13 +833,17 @@ def count_form(sdir: Path, form: Form, plan: Plan, iplink: dict[str, str], probl
     for (cp, key), ttls in groups.items():
         dst = key_dst(key)
         if dst not in loop_dsts and len(ttls) >= 3:
-            problems.append(f"{tag}: unexpected loop: {len(ttls)} copies of a packet to {dst} at {cp} "
-                            f"(TTLs {sorted(ttls, reverse=True)[:6]}...)")
+            problems.append(
+                f"{tag}: unexpected loop: {len(ttls)} copies of a packet to {dst} at {cp} "
+                f"(TTLs {sorted(ttls, reverse=True)[:6]}...)"
+            )
             break
     for dst in plan.not_looping:
         if dst in plan.unreached:
             if any(key_dst(k) == dst for (_, k) in groups):
-                problems.append(f"{tag}: packets to {dst} reached the host, the plan says they cannot")
+                problems.append(
+                    f"{tag}: packets to {dst} reached the host, the plan says they cannot"
+                )
         elif not any(key_dst(k) == dst for (_, k) in groups):
             problems.append(f"{tag}: no packet to not_looping destination {dst} captured")
     return {"records": records, "loops": loops, "bounces": bounces}
@@ -676,13 +857,17 @@ G2_MAIN4, G2_MAIN6 = "203.0.113.102", "2001:db8:100::102"
 DROP4, DROP6 = "203.0.113.7", "2001:db8:100::7"
 DROP4B, DROP6B = "203.0.113.8", "2001:db8:100::8"
 FAILOVER4 = "203.0.113.9"
-N = 20   # packets per flow
+N = 20  # packets per flow
 
 
 def incident_flows(n: int = N) -> list[Flow]:
-    return [Flow("client", DROP4, "icmp", 65, n), Flow("client", DROP4, "udp", 65, n),
-            Flow("client", DROP4, "tcp", 65, n),
-            Flow("client", G1_MAIN4, "icmp", 65, n // 2), Flow("client", G1_MAIN4, "udp", 65, n // 2)]
+    return [
+        Flow("client", DROP4, "icmp", 65, n),
+        Flow("client", DROP4, "udp", 65, n),
+        Flow("client", DROP4, "tcp", 65, n),
+        Flow("client", G1_MAIN4, "icmp", 65, n // 2),
+        Flow("client", G1_MAIN4, "udp", 65, n // 2),
+    ]
 
 
 def incident_guest(**kw) -> Guest:
@@ -691,56 +876,117 @@ def incident_guest(**kw) -> Guest:
 
 def sc_healthy(lab: Lab) -> Plan:
     build(lab, [Guest(1, G1_MAIN4, G1_MAIN6, extra4=[DROP4], extra6=[DROP6])])
-    flows = [Flow("client", DROP4, "icmp", 65, N), Flow("client", DROP4, "udp", 65, N),
-             Flow("client", DROP4, "tcp", 65, N), Flow("client", G1_MAIN4, "icmp", 65, N // 2),
-             Flow("client", DROP6, "icmp", 65, N // 2), Flow("client", G1_MAIN6, "udp", 65, N // 2)]
-    return Plan(flows, [], [], [DROP4, G1_MAIN4, DROP6, G1_MAIN6], ["tap101"],
-                notes=["guest1 still owns 203.0.113.7 and 2001:db8:100::7: every packet is forwarded once "
-                       "(uplink in at 64, tap101 out at 63) and answered"])
+    flows = [
+        Flow("client", DROP4, "icmp", 65, N),
+        Flow("client", DROP4, "udp", 65, N),
+        Flow("client", DROP4, "tcp", 65, N),
+        Flow("client", G1_MAIN4, "icmp", 65, N // 2),
+        Flow("client", DROP6, "icmp", 65, N // 2),
+        Flow("client", G1_MAIN6, "udp", 65, N // 2),
+    ]
+    return Plan(
+        flows,
+        [],
+        [],
+        [DROP4, G1_MAIN4, DROP6, G1_MAIN6],
+        ["tap101"],
+        notes=[
+            "guest1 still owns 203.0.113.7 and 2001:db8:100::7: every packet is forwarded once "
+            "(uplink in at 64, tap101 out at 63) and answered"
+        ],
+    )
 
 
 def sc_incident(lab: Lab) -> Plan:
     build(lab, [incident_guest()])
-    return Plan(incident_flows(), [LoopPlan(DROP4, ["tap101"], 2, 64, "tunnel")], [], [G1_MAIN4], ["tap101"],
-                notes=["guest1 had 203.0.113.7/32 as a secondary address and dropped it "
-                       "(ip addr del) keeping ip_forward=1; the host still routes it into tap101"])
+    return Plan(
+        incident_flows(),
+        [LoopPlan(DROP4, ["tap101"], 2, 64, "tunnel")],
+        [],
+        [G1_MAIN4],
+        ["tap101"],
+        notes=[
+            "guest1 had 203.0.113.7/32 as a secondary address and dropped it "
+            "(ip addr del) keeping ip_forward=1; the host still routes it into tap101"
+        ],
+    )
 
 
 def sc_forwarding_off(lab: Lab) -> Plan:
     build(lab, [incident_guest(forward=False)])
-    return Plan(incident_flows(), [], [], [DROP4, G1_MAIN4], ["tap101"],
-                notes=["as incident, but guest1 has ip_forward=0: it drops the packet for the address it "
-                       "no longer owns (tap101 sees it once, TTL 63) silently: a Linux guest with forwarding "
-                       "off sends no ICMP unreachable for it (ip_error only counts IpInAddrErrors)"])
+    return Plan(
+        incident_flows(),
+        [],
+        [],
+        [DROP4, G1_MAIN4],
+        ["tap101"],
+        notes=[
+            "as incident, but guest1 has ip_forward=0: it drops the packet for the address it "
+            "no longer owns (tap101 sees it once, TTL 63) silently: a Linux guest with forwarding "
+            "off sends no ICMP unreachable for it (ip_error only counts IpInAddrErrors)"
+        ],
+    )
 
 
 def sc_two_guests(lab: Lab) -> Plan:
-    build(lab, [Guest(1, G1_MAIN4, G1_MAIN6, dropped4=[DROP4], dropped6=[DROP6]),
-                Guest(2, G2_MAIN4, G2_MAIN6, dropped4=[DROP4B], dropped6=[DROP6B])])
+    build(
+        lab,
+        [
+            Guest(1, G1_MAIN4, G1_MAIN6, dropped4=[DROP4], dropped6=[DROP6]),
+            Guest(2, G2_MAIN4, G2_MAIN6, dropped4=[DROP4B], dropped6=[DROP6B]),
+        ],
+    )
     n = 5
-    flows = [Flow("client", DROP4, "icmp", 65, n), Flow("client", DROP4, "udp", 65, n),     # enters 64
-             Flow("router", DROP4B, "icmp", 255, n), Flow("router", DROP4B, "udp", 255, n),  # enters 255
-             Flow("client", DROP6, "icmp", 129, n), Flow("client", DROP6, "udp", 129, n),    # enters 128
-             Flow("client", DROP6B, "icmp", 255, n), Flow("client", DROP6B, "tcp", 255, n),  # enters 254
-             Flow("client", G1_MAIN4, "icmp", 65, n), Flow("client", G2_MAIN6, "icmp", 65, n)]
-    loops = [LoopPlan(DROP4, ["tap101"], 2, 64, "tunnel"), LoopPlan(DROP4B, ["tap102"], 2, 255, "tunnel"),
-             LoopPlan(DROP6, ["tap101"], 2, 128, "tunnel"), LoopPlan(DROP6B, ["tap102"], 2, 254, "tunnel")]
-    return Plan(flows, loops, [], [G1_MAIN4, G2_MAIN6], ["tap101", "tap102"],
-                notes=["guest1 dropped 203.0.113.7 and 2001:db8:100::7, guest2 dropped 203.0.113.8 and "
-                       "2001:db8:100::8, both forward. Entry TTL / hop limit on the uplink: 203.0.113.7 64 "
-                       "(client sends 65), 2001:db8:100::7 128 (client sends 129), 2001:db8:100::8 254 "
-                       "(client sends 255, the maximum; the router decrements it), 203.0.113.8 255 (sent by "
-                       "the router itself from 192.0.2.1 with TTL 255: a locally originated packet is not "
-                       "decremented, so it is the only way to enter the host with 255)"])
+    flows = [
+        Flow("client", DROP4, "icmp", 65, n),
+        Flow("client", DROP4, "udp", 65, n),  # enters 64
+        Flow("router", DROP4B, "icmp", 255, n),
+        Flow("router", DROP4B, "udp", 255, n),  # enters 255
+        Flow("client", DROP6, "icmp", 129, n),
+        Flow("client", DROP6, "udp", 129, n),  # enters 128
+        Flow("client", DROP6B, "icmp", 255, n),
+        Flow("client", DROP6B, "tcp", 255, n),  # enters 254
+        Flow("client", G1_MAIN4, "icmp", 65, n),
+        Flow("client", G2_MAIN6, "icmp", 65, n),
+    ]
+    loops = [
+        LoopPlan(DROP4, ["tap101"], 2, 64, "tunnel"),
+        LoopPlan(DROP4B, ["tap102"], 2, 255, "tunnel"),
+        LoopPlan(DROP6, ["tap101"], 2, 128, "tunnel"),
+        LoopPlan(DROP6B, ["tap102"], 2, 254, "tunnel"),
+    ]
+    return Plan(
+        flows,
+        loops,
+        [],
+        [G1_MAIN4, G2_MAIN6],
+        ["tap101", "tap102"],
+        notes=[
+            "guest1 dropped 203.0.113.7 and 2001:db8:100::7, guest2 dropped 203.0.113.8 and "
+            "2001:db8:100::8, both forward. Entry TTL / hop limit on the uplink: 203.0.113.7 64 "
+            "(client sends 65), 2001:db8:100::7 128 (client sends 129), 2001:db8:100::8 254 "
+            "(client sends 255, the maximum; the router decrements it), 203.0.113.8 255 (sent by "
+            "the router itself from 192.0.2.1 with TTL 255: a locally originated packet is not "
+            "decremented, so it is the only way to enter the host with 255)"
+        ],
+    )
 
 
 def sc_rp_filter(lab: Lab) -> Plan:
     build(lab, [incident_guest()])
     lab.sysctl("host", "net.ipv4.conf.all.rp_filter=1", "net.ipv4.conf.tap101.rp_filter=1")
-    return Plan(incident_flows(), [], [(DROP4, "tap101")], [DROP4, G1_MAIN4], ["tap101"],
-                notes=["incident with strict rp_filter on the host (all=1, tap101=1): the packet goes into "
-                       "tap101 with TTL 63, comes back with 62 and is dropped by reverse-path filtering "
-                       "(its source is reachable via the uplink, not tap101): a bounce"])
+    return Plan(
+        incident_flows(),
+        [],
+        [(DROP4, "tap101")],
+        [DROP4, G1_MAIN4],
+        ["tap101"],
+        notes=[
+            "incident with strict rp_filter on the host (all=1, tap101=1): the packet goes into "
+            "tap101 with TTL 63, comes back with 62 and is dropped by reverse-path filtering "
+            "(its source is reachable via the uplink, not tap101): a bounce"
+        ],
+    )
 
 
 def sc_router_loop(lab: Lab) -> Plan:
@@ -748,12 +994,23 @@ def sc_router_loop(lab: Lab) -> Plan:
     # provider routes failover IP 203.0.113.9 to this host; the host has no
     # route for it any more (guest moved away) and sends it back by default
     lab.ip("router", "route", "add", f"{FAILOVER4}/32", "via", HOST4, "dev", "lan0")
-    flows = [Flow("client", FAILOVER4, "icmp", 65, N), Flow("client", FAILOVER4, "udp", 65, N),
-             Flow("client", G1_MAIN4, "icmp", 65, N // 2)]
-    return Plan(flows, [LoopPlan(FAILOVER4, ["uplink"], 2, 64, "uplink")], [], [G1_MAIN4], ["tap101"],
-                notes=["the router routes 203.0.113.9/32 via 192.0.2.10 (the host), the host has no route for "
-                       "it and returns it to its default gateway 192.0.2.1 through the same uplink: uplink "
-                       "copies TTL 64 (in), 63 (out), 62 (in) ... 1 (out) = 64 per packet; no guest involved"])
+    flows = [
+        Flow("client", FAILOVER4, "icmp", 65, N),
+        Flow("client", FAILOVER4, "udp", 65, N),
+        Flow("client", G1_MAIN4, "icmp", 65, N // 2),
+    ]
+    return Plan(
+        flows,
+        [LoopPlan(FAILOVER4, ["uplink"], 2, 64, "uplink")],
+        [],
+        [G1_MAIN4],
+        ["tap101"],
+        notes=[
+            "the router routes 203.0.113.9/32 via 192.0.2.10 (the host), the host has no route for "
+            "it and returns it to its default gateway 192.0.2.1 through the same uplink: uplink "
+            "copies TTL 64 (in), 63 (out), 62 (in) ... 1 (out) = 64 per packet; no guest involved"
+        ],
+    )
 
 
 def sc_two_tunnels(lab: Lab) -> Plan:
@@ -761,18 +1018,41 @@ def sc_two_tunnels(lab: Lab) -> Plan:
     g2 = Guest(2, G2_MAIN4, G2_MAIN6, dropped4=[FAILOVER4])
     build(lab, [g1, g2])
     # a stale policy rule: packets for 203.0.113.9 coming back from guest2 go to guest1
-    lab.ip("host", "rule", "add", "iif", "tap102", "to", f"{FAILOVER4}/32", "lookup", "102", "pref", "1000")
+    lab.ip(
+        "host",
+        "rule",
+        "add",
+        "iif",
+        "tap102",
+        "to",
+        f"{FAILOVER4}/32",
+        "lookup",
+        "102",
+        "pref",
+        "1000",
+    )
     host_route4(lab, FAILOVER4, g1, table="102")
-    flows = [Flow("client", FAILOVER4, "icmp", 65, N), Flow("client", FAILOVER4, "udp", 65, N),
-             Flow("client", G1_MAIN4, "icmp", 65, N // 2), Flow("client", G2_MAIN4, "icmp", 65, N // 2)]
-    return Plan(flows, [LoopPlan(FAILOVER4, ["tap101", "tap102"], 4, 64, "tunnel")], [],
-                [G1_MAIN4, G2_MAIN4], ["tap101", "tap102"],
-                notes=["failover IP 203.0.113.9 moved to guest2 (host main table: /32 dev tap102), guest2 "
-                       "dropped it and forwards it back; a stale host policy rule (iif tap102 to "
-                       "203.0.113.9 lookup 102, table 102: /32 dev tap101) sends it into guest1, which "
-                       "forwards it back to the host, whose main table sends it to guest2 again. One cycle "
-                       "host->guest2->host->guest1 costs 4 TTL: tap102 out 63, in 62, tap101 out 61, in 60, "
-                       "... tap101 out 1 (guest1 drops it); 63 tunnel copies per packet over both taps"])
+    flows = [
+        Flow("client", FAILOVER4, "icmp", 65, N),
+        Flow("client", FAILOVER4, "udp", 65, N),
+        Flow("client", G1_MAIN4, "icmp", 65, N // 2),
+        Flow("client", G2_MAIN4, "icmp", 65, N // 2),
+    ]
+    return Plan(
+        flows,
+        [LoopPlan(FAILOVER4, ["tap101", "tap102"], 4, 64, "tunnel")],
+        [],
+        [G1_MAIN4, G2_MAIN4],
+        ["tap101", "tap102"],
+        notes=[
+            "failover IP 203.0.113.9 moved to guest2 (host main table: /32 dev tap102), guest2 "
+            "dropped it and forwards it back; a stale host policy rule (iif tap102 to "
+            "203.0.113.9 lookup 102, table 102: /32 dev tap101) sends it into guest1, which "
+            "forwards it back to the host, whose main table sends it to guest2 again. One cycle "
+            "host->guest2->host->guest1 costs 4 TTL: tap102 out 63, in 62, tap101 out 61, in 60, "
+            "... tap101 out 1 (guest1 drops it); 63 tunnel copies per packet over both taps"
+        ],
+    )
 
 
 def fix_base(lab: Lab, v6: bool = False) -> tuple[Plan, str]:
@@ -781,8 +1061,10 @@ def fix_base(lab: Lab, v6: bool = False) -> tuple[Plan, str]:
     dst = DROP6 if v6 else DROP4
     warm(lab, [Flow("client", dst, "icmp", 65, 1)])
     copies = probe_loop(lab, dst, "tap101")
-    note = (f"before the fix 3 echoes to {dst} (client TTL 65) caused {copies} packets on tap101 "
-            f"(rx+tx counters; a loop makes 63 per echo, plus the guest's ICMP time-exceeded)")
+    note = (
+        f"before the fix 3 echoes to {dst} (client TTL 65) caused {copies} packets on tap101 "
+        f"(rx+tx counters; a loop makes 63 per echo, plus the guest's ICMP time-exceeded)"
+    )
     if copies < 3 * 30:
         raise LabError(f"pre-fix probe did not loop: only {copies} tap101 packets")
     return Plan([], [], [], [], ["tap101"], notes=[note]), dst
@@ -794,7 +1076,7 @@ def apply_fix(lab: Lab, plan: Plan, ns: str, *args: str) -> None:
 
 
 def sc_fix_readd(lab: Lab) -> Plan:
-    plan, dst = fix_base(lab)
+    plan, _dst = fix_base(lab)
     apply_fix(lab, plan, "guest1", "ip", "addr", "add", f"{DROP4}/32", "dev", "eth0")
     plan.flows, plan.not_looping = incident_flows(), [DROP4, G1_MAIN4]
     plan.notes.append("after re-adding the address guest1 answers: forwarded once, no loop")
@@ -807,7 +1089,7 @@ def neigh_state(lab: Lab, ns: str, addr: str, dev: str) -> str:
 
 
 def sc_fix_delroute(lab: Lab) -> Plan:
-    plan, dst = fix_base(lab)
+    plan, _dst = fix_base(lab)
     apply_fix(lab, plan, "host", "ip", "route", "del", f"{DROP4}/32", "dev", "tap101")
     apply_fix(lab, plan, "host", "ip", "neigh", "del", DROP4, "dev", "tap101")
     # The router still has the neighbour entry the host's proxy ARP gave it,
@@ -836,25 +1118,30 @@ def sc_fix_delroute(lab: Lab) -> Plan:
         f"fix caused {moved} packets on the uplink (rx+tx counters). The host no longer proxy-answers "
         f"(its route for the address leaves by the uplink itself), so the entry failed after {waited:.0f} s "
         f"(REACHABLE for base_reachable_time 30 s +/- 50 %, DELAY 5 s, 3 unicast probes). The captures start "
-        f"after that: the router ARPs for 203.0.113.7, nobody answers, packets are dropped by the router")
+        f"after that: the router ARPs for 203.0.113.7, nobody answers, packets are dropped by the router"
+    )
     return plan
 
 
 def sc_fix_noforward(lab: Lab) -> Plan:
-    plan, dst = fix_base(lab)
+    plan, _dst = fix_base(lab)
     apply_fix(lab, plan, "guest1", "sysctl", "-w", "net.ipv4.ip_forward=0")
     plan.flows, plan.not_looping = incident_flows(), [DROP4, G1_MAIN4]
-    plan.notes.append("with forwarding off guest1 drops the packet silently (tap101 sees it once, TTL 63)")
+    plan.notes.append(
+        "with forwarding off guest1 drops the packet silently (tap101 sees it once, TTL 63)"
+    )
     return plan
 
 
 def sc_fix_rpfilter(lab: Lab) -> Plan:
-    plan, dst = fix_base(lab)
+    plan, _dst = fix_base(lab)
     apply_fix(lab, plan, "host", "sysctl", "-w", "net.ipv4.conf.all.rp_filter=1")
     apply_fix(lab, plan, "host", "sysctl", "-w", "net.ipv4.conf.tap101.rp_filter=1")
     plan.flows, plan.not_looping = incident_flows(), [DROP4, G1_MAIN4]
     plan.bounces = [(DROP4, "tap101")]
-    plan.notes.append("strict rp_filter turns the loop into a bounce: 2 tap101 copies (TTL 63 out, 62 in)")
+    plan.notes.append(
+        "strict rp_filter turns the loop into a bounce: 2 tap101 copies (TTL 63 out, 62 in)"
+    )
     return plan
 
 
@@ -880,51 +1167,85 @@ def nft_fix(lab: Lab, plan: Plan, family: str, taps: list[str]) -> None:
 
 
 def sc_fix_nft_ipv6(lab: Lab) -> Plan:
-    plan, dst = fix_base(lab, v6=True)
+    plan, _dst = fix_base(lab, v6=True)
     nft_fix(lab, plan, "ip6", ["tap101"])
-    plan.flows = [Flow("client", DROP6, "icmp", 65, N), Flow("client", DROP6, "udp", 65, N),
-                  Flow("client", DROP6, "tcp", 65, N), Flow("client", G1_MAIN6, "icmp", 65, N // 2)]
+    plan.flows = [
+        Flow("client", DROP6, "icmp", 65, N),
+        Flow("client", DROP6, "udp", 65, N),
+        Flow("client", DROP6, "tcp", 65, N),
+        Flow("client", G1_MAIN6, "icmp", 65, N // 2),
+    ]
     plan.not_looping = [DROP6, G1_MAIN6]
     plan.bounces = [(DROP6, "tap101")]
-    plan.notes.append("IPv6 has no rp_filter. An nftables forward rule dropping packets that leave by the "
-                      "tap they came in on (iifname . oifname in a set of tapN . tapN) turns the IPv6 loop "
-                      "into a bounce: tap101 hop limit 63 out, 62 in, dropped in the host's forward hook. "
-                      "Only IPv6 traffic is sent: the ip6 table does not cover IPv4")
+    plan.notes.append(
+        "IPv6 has no rp_filter. An nftables forward rule dropping packets that leave by the "
+        "tap they came in on (iifname . oifname in a set of tapN . tapN) turns the IPv6 loop "
+        "into a bounce: tap101 hop limit 63 out, 62 in, dropped in the host's forward hook. "
+        "Only IPv6 traffic is sent: the ip6 table does not cover IPv4"
+    )
     return plan
 
 
 def sc_fix_same_iface(lab: Lab) -> Plan:
-    plan, dst = fix_base(lab)
+    plan, _dst = fix_base(lab)
     nft_fix(lab, plan, "ip", ["tap101"])
     plan.flows, plan.not_looping = incident_flows(), [DROP4, G1_MAIN4]
     plan.bounces = [(DROP4, "tap101")]
-    plan.notes.append("the general fix: drop forwarded packets that leave by the interface they came in on "
-                      "(nft has no iif==oif comparison, so a set of tapN . tapN pairs); the loop becomes a "
-                      "bounce: tap101 TTL 63 out, 62 in, dropped")
+    plan.notes.append(
+        "the general fix: drop forwarded packets that leave by the interface they came in on "
+        "(nft has no iif==oif comparison, so a set of tapN . tapN pairs); the loop becomes a "
+        "bounce: tap101 TTL 63 out, 62 in, dropped"
+    )
     return plan
 
 
 SCENARIOS = {
     "healthy": (sc_healthy, "no loop: guest1 owns every address routed to it"),
-    "incident": (sc_incident, "guest1 dropped 203.0.113.7, still forwards: host<->guest loop on tap101"),
+    "incident": (
+        sc_incident,
+        "guest1 dropped 203.0.113.7, still forwards: host<->guest loop on tap101",
+    ),
     "forwarding-off": (sc_forwarding_off, "as incident but guest ip_forward=0: no loop"),
-    "two-guests": (sc_two_guests, "two guests dropped IPv4 and IPv6 addresses; entry TTL 64/128/254/255"),
+    "two-guests": (
+        sc_two_guests,
+        "two guests dropped IPv4 and IPv6 addresses; entry TTL 64/128/254/255",
+    ),
     "rp-filter": (sc_rp_filter, "incident with strict rp_filter on the host: a bounce, no loop"),
     "router-loop": (sc_router_loop, "host<->upstream router loop on the uplink, no guest"),
-    "two-tunnels": (sc_two_tunnels, "loop host->guest2->host->guest1->host via a stale policy rule"),
+    "two-tunnels": (
+        sc_two_tunnels,
+        "loop host->guest2->host->guest1->host via a stale policy rule",
+    ),
     "fix-readd": (sc_fix_readd, "incident, fixed by re-adding the address in the guest"),
     "fix-delroute": (sc_fix_delroute, "incident, fixed by deleting the host's /32 route"),
     "fix-noforward": (sc_fix_noforward, "incident, fixed by ip_forward=0 in the guest"),
-    "fix-rpfilter": (sc_fix_rpfilter, "incident, fixed by strict rp_filter on the host (becomes a bounce)"),
-    "fix-nft-ipv6": (sc_fix_nft_ipv6, "IPv6 incident, fixed by an nftables same-interface forward drop"),
-    "fix-same-iface": (sc_fix_same_iface, "IPv4 incident, fixed by an nftables same-interface forward drop"),
+    "fix-rpfilter": (
+        sc_fix_rpfilter,
+        "incident, fixed by strict rp_filter on the host (becomes a bounce)",
+    ),
+    "fix-nft-ipv6": (
+        sc_fix_nft_ipv6,
+        "IPv6 incident, fixed by an nftables same-interface forward drop",
+    ),
+    "fix-same-iface": (
+        sc_fix_same_iface,
+        "IPv4 incident, fixed by an nftables same-interface forward drop",
+    ),
 }
 
 
 # --------------------------------------------------------------------------
 # driver
 # --------------------------------------------------------------------------
-GENERATED = ("*.pcap", "*.pcapng", "*.expected.json", "iplink.txt", "commands.txt", "raw/*.pcap", "sll1/*.pcap")
+GENERATED = (
+    "*.pcap",
+    "*.pcapng",
+    "*.expected.json",
+    "iplink.txt",
+    "commands.txt",
+    "raw/*.pcap",
+    "sll1/*.pcap",
+)
 
 
 def fix_ownership(sdir: Path) -> None:
@@ -934,10 +1255,8 @@ def fix_ownership(sdir: Path) -> None:
     for p in sdir.iterdir():
         if p.is_file():
             os.chmod(p, 0o644)
-            try:
+            with contextlib.suppress(OSError):
                 os.chown(p, st.st_uid, st.st_gid)
-            except OSError:
-                pass
 
 
 def run_scenario(name: str, out: Path) -> list[str]:
@@ -973,7 +1292,8 @@ def run_scenario(name: str, out: Path) -> list[str]:
     fix_ownership(sdir)
     (sdir / "commands.txt").write_text(
         f"# scenario {name}: commands run by samples/lab/lab.py (namespace in brackets,"
-        f" real names carry a per-run prefix)\n" + "\n".join(log) + "\n")
+        f" real names carry a per-run prefix)\n" + "\n".join(log) + "\n"
+    )
 
     # derived forms
     (sdir / "raw").mkdir(exist_ok=True)
@@ -988,8 +1308,10 @@ def run_scenario(name: str, out: Path) -> list[str]:
             (sdir / d).rmdir()
 
     ifaces = ["uplink", *plan.taps]
-    forms = [Form("per-interface", "per-interface", [f"{i}={i}.pcap" for i in ifaces], None, False),
-             Form("any", "any", ["any.pcap"], "iplink.txt", False)]
+    forms = [
+        Form("per-interface", "per-interface", [f"{i}={i}.pcap" for i in ifaces], None, False),
+        Form("any", "any", ["any.pcap"], "iplink.txt", False),
+    ]
     if (sdir / "all.pcapng").exists():
         forms.append(Form("pcapng", "pcapng", ["all.pcapng"], None, False))
     forms.append(Form("raw", "raw", [f"{i}=raw/{i}.pcap" for i in ifaces], None, False))
@@ -1006,28 +1328,45 @@ def run_scenario(name: str, out: Path) -> list[str]:
     for form in forms:
         res = count_form(sdir, form, plan, iplink_map, problems)
         checks = [lp.pop("_check") for lp in res["loops"]]
-        flows_txt = ", ".join(f"{f.count} {f.proto} to {f.dst} from {f.ns} TTL {f.ttl} (enters {f.entry_ttl})"
-                              for f in plan.flows)
-        notes = [*plan.notes,
-                 f"traffic: {flows_txt}",
-                 "counts: tshark -T fields (first occurrence of ip/ipv6 fields, so ICMP errors count under "
-                 "their own destination) on every input; a looping packet is a distinct (src, dst, proto, "
-                 "IP ID, ICMP id/seq, ports, UDP payload, TCP seq/ack) with >= 3 copies at the loop's capture "
-                 "points; observations = all copies of those packets there",
-                 *(f"TTL arithmetic {lp['destination']}: {c}" for lp, c in zip(res["loops"], checks))]
+        flows_txt = ", ".join(
+            f"{f.count} {f.proto} to {f.dst} from {f.ns} TTL {f.ttl} (enters {f.entry_ttl})"
+            for f in plan.flows
+        )
+        notes = [
+            *plan.notes,
+            f"traffic: {flows_txt}",
+            "counts: tshark -T fields (first occurrence of ip/ipv6 fields, so ICMP errors count under "
+            "their own destination) on every input; a looping packet is a distinct (src, dst, proto, "
+            "IP ID, ICMP id/seq, ports, UDP payload, TCP seq/ack) with >= 3 copies at the loop's capture "
+            "points; observations = all copies of those packets there",
+            *(f"TTL arithmetic {lp['destination']}: {c}" for lp, c in zip(res["loops"], checks)),
+        ]
         if form.merged:
-            notes.append("LINUX_SLL has no interface index: all interfaces are one capture point 'any', "
-                         "so the uplink copy counts too (entry TTL T gives T copies) and the step between "
-                         "passes in one direction is 2")
+            notes.append(
+                "LINUX_SLL has no interface index: all interfaces are one capture point 'any', "
+                "so the uplink copy counts too (entry TTL T gives T copies) and the step between "
+                "passes in one direction is 2"
+            )
         notes.append("capture statistics: " + (capture_notes or "none reported"))
-        doc = {"scenario": name, "form": form.form, "inputs": form.inputs, "ifmap": form.ifmap,
-               "records": res["records"], "loops": res["loops"], "bounces": res["bounces"],
-               "not_looping": plan.not_looping, "fix_commands": plan.fix_commands,
-               "notes": ". ".join(n.rstrip(".") for n in notes) + "."}
+        doc = {
+            "scenario": name,
+            "form": form.form,
+            "inputs": form.inputs,
+            "ifmap": form.ifmap,
+            "records": res["records"],
+            "loops": res["loops"],
+            "bounces": res["bounces"],
+            "not_looping": plan.not_looping,
+            "fix_commands": plan.fix_commands,
+            "notes": ". ".join(n.rstrip(".") for n in notes) + ".",
+        }
         (sdir / f"{form.fname}.expected.json").write_text(json.dumps(doc, indent=1) + "\n")
     status = "ok" if not problems else "FAILED"
-    print(f"{name}: {status} in {time.monotonic() - t0:.1f}s "
-          f"({', '.join(f.form for f in forms)})" + "".join(f"\n  - {p}" for p in problems), flush=True)
+    print(
+        f"{name}: {status} in {time.monotonic() - t0:.1f}s "
+        f"({', '.join(f.form for f in forms)})" + "".join(f"\n  - {p}" for p in problems),
+        flush=True,
+    )
     return problems
 
 
@@ -1126,17 +1465,26 @@ def write_readme(out: Path) -> None:
             else:
                 d = "lab output"
             lines.append(f"- `{rel}` ({p.stat().st_size} bytes, scenario `{k}`): {d}\n")
-    lines.append("\nAddresses are documentation ranges only (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, "
-                 "2001:db8::/32, link-local); all traffic stayed inside the lab's namespaces.\n")
+    lines.append(
+        "\nAddresses are documentation ranges only (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, "
+        "2001:db8::/32, link-local); all traffic stayed inside the lab's namespaces.\n"
+    )
     (out / "README.md").write_text("".join(lines))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, help="output directory (one subdirectory per scenario)")
-    ap.add_argument("--scenario", action="append", choices=list(SCENARIOS), help="repeatable; default all")
+    ap.add_argument(
+        "--scenario", action="append", choices=list(SCENARIOS), help="repeatable; default all"
+    )
     ap.add_argument("--list", action="store_true", help="list scenarios and exit")
-    ap.add_argument("--readme", type=Path, metavar="DIR", help="(re)write DIR/README.md describing DIR's files and exit")
+    ap.add_argument(
+        "--readme",
+        type=Path,
+        metavar="DIR",
+        help="(re)write DIR/README.md describing DIR's files and exit",
+    )
     args = ap.parse_args(argv)
     if args.readme:
         write_readme(args.readme)
@@ -1169,7 +1517,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lab: interrupted", file=sys.stderr)
         return 130
-    print(f"lab: {time.monotonic() - t0:.1f}s, " + (f"failed: {', '.join(failed)}" if failed else "all ok"))
+    print(
+        f"lab: {time.monotonic() - t0:.1f}s, "
+        + (f"failed: {', '.join(failed)}" if failed else "all ok")
+    )
     return 1 if failed else 0
 
 

@@ -1,12 +1,13 @@
 """Loops the tool must flag, and look-alikes it must not (issue #3, DESIGN.md §1–§2)."""
+
 from __future__ import annotations
 
 import struct
 
 import pytest
+from loopgen import CLIENT, GUEST, GUEST2, HOST, ROUTER, T0, eth, ip4, tunnel_loop, write
 
 import pcaploop
-from loopgen import CLIENT, GUEST, GUEST2, HOST, ROUTER, T0, eth, ip4, tunnel_loop, write
 
 
 def run(tmp_path, caps, **kw):
@@ -61,9 +62,16 @@ def test_router_loop_on_uplink(tmp_path):
         t = T0 + k * 0.1
         for i, ttl in enumerate(range(50, 0, -1)):
             inbound = i % 2 == 0
-            caps["uplink"].append((t + i * 1e-5, eth(ip4("203.0.113.50", ttl, 300 + k),
-                                                     ROUTER if inbound else HOST,
-                                                     HOST if inbound else ROUTER)))
+            caps["uplink"].append(
+                (
+                    t + i * 1e-5,
+                    eth(
+                        ip4("203.0.113.50", ttl, 300 + k),
+                        ROUTER if inbound else HOST,
+                        HOST if inbound else ROUTER,
+                    ),
+                )
+            )
     lp = only_loop(run(tmp_path, caps))
     assert list(lp.capture_points) == ["uplink"]
     assert lp.ttl_step == 2
@@ -95,8 +103,9 @@ def test_loop_across_two_tunnels(tmp_path):
 
 
 def test_layer2_loop_same_ttl_repeating(tmp_path):
-    caps = {"lan": [(T0 + i * 0.002, eth(ip4("203.0.113.9", 60, 42), ROUTER, HOST))
-                    for i in range(30)]}
+    caps = {
+        "lan": [(T0 + i * 0.002, eth(ip4("203.0.113.9", 60, 42), ROUTER, HOST)) for i in range(30)]
+    }
     lp = only_loop(run(tmp_path, caps))
     assert lp.kind == "l2"
     assert lp.observations == 30 and lp.looping_packets == 1
@@ -169,7 +178,9 @@ def test_bounce_reported_apart(tmp_path):
         caps["tap101"].append((t + 1e-5, eth(ip4("203.0.113.7", 62, k), GUEST, HOST)))
     a = run(tmp_path, caps)
     assert a.loops == []
-    assert [b.to_json() for b in a.bounces] == [{"destination": "203.0.113.7", "capture_point": "tap101", "packets": 7}]
+    assert [b.to_json() for b in a.bounces] == [
+        {"destination": "203.0.113.7", "capture_point": "tap101", "packets": 7}
+    ]
 
 
 def test_tcp_retransmission_and_identical_pings(tmp_path):
@@ -177,14 +188,19 @@ def test_tcp_retransmission_and_identical_pings(tmp_path):
     same = eth(ip4("203.0.113.101", 64, 55), ROUTER, HOST)
     caps["uplink"] += [(T0, same), (T0 + 0.2, same)]  # retransmitted bytes, same TTL
     for k in range(5):  # identical payloads, different IP ID
-        caps["uplink"].append((T0 + 1 + k, eth(ip4("203.0.113.101", 64, 1000 + k, proto="icmp"),
-                                               ROUTER, HOST)))
+        caps["uplink"].append(
+            (T0 + 1 + k, eth(ip4("203.0.113.101", 64, 1000 + k, proto="icmp"), ROUTER, HOST))
+        )
     assert run(tmp_path, caps).loops == []
 
 
 def test_ip_id_zero_flow(tmp_path):
-    caps = {"uplink": [(T0 + k * 0.01, eth(ip4("203.0.113.101", 64, 0, payload=bytes([k]) * 32),
-                                           ROUTER, HOST)) for k in range(40)]}
+    caps = {
+        "uplink": [
+            (T0 + k * 0.01, eth(ip4("203.0.113.101", 64, 0, payload=bytes([k]) * 32), ROUTER, HOST))
+            for k in range(40)
+        ]
+    }
     assert run(tmp_path, caps).loops == []
 
 
@@ -213,8 +229,13 @@ def test_proxy_arp_responder_implicated(tmp_path):
     import dpkt
 
     caps = tunnel_loop(n=3)
-    arp = dpkt.arp.ARP(op=dpkt.arp.ARP_OP_REPLY, sha=HOST, spa=socket.inet_aton("203.0.113.7"),
-                       tha=ROUTER, tpa=socket.inet_aton("192.0.2.1"))
+    arp = dpkt.arp.ARP(
+        op=dpkt.arp.ARP_OP_REPLY,
+        sha=HOST,
+        spa=socket.inet_aton("203.0.113.7"),
+        tha=ROUTER,
+        tpa=socket.inet_aton("192.0.2.1"),
+    )
     frame = ROUTER + HOST + struct.pack("!H", 0x0806) + bytes(arp)
     caps["uplink"].insert(0, (T0, frame))
     a = run(tmp_path, caps)
@@ -229,13 +250,32 @@ def test_fix_commands_never_carry_hostile_interface_names(tmp_path):
     from pcaploop.analysis.explain import explain
     from pcaploop.analysis.model import Loop
 
-    lp = Loop(id=1, kind="l3", destination="203.0.113.7", destination_prefix="203.0.113.7/32",
-              capture_points=("tap9 $(touch /tmp/pwned)\nEOF\nrm -rf ~",), ttl_step=2,
-              first_ns=0, last_ns=1, looping_packets=1, observations=63, bytes=0,
-              amplification=63.0, amplification_bytes=None, cycle_time_ms=None,
-              extra_pps_mean=None, extra_pps_peak=None, sources=(), protocols={}, fates={},
-              dropped_by={}, icmp_time_exceeded=0, icmp_senders=(), missing_copies=None,
-              estimated=False)
+    lp = Loop(
+        id=1,
+        kind="l3",
+        destination="203.0.113.7",
+        destination_prefix="203.0.113.7/32",
+        capture_points=("tap9 $(touch /tmp/pwned)\nEOF\nrm -rf ~",),
+        ttl_step=2,
+        first_ns=0,
+        last_ns=1,
+        looping_packets=1,
+        observations=63,
+        bytes=0,
+        amplification=63.0,
+        amplification_bytes=None,
+        cycle_time_ms=None,
+        extra_pps_mean=None,
+        extra_pps_peak=None,
+        sources=(),
+        protocols={},
+        fates={},
+        dropped_by={},
+        icmp_time_exceeded=0,
+        icmp_senders=(),
+        missing_copies=None,
+        estimated=False,
+    )
     _, fixes = explain(lp)
     text = "\n".join(fixes)
     assert "$(touch" not in text and "rm -rf" not in text and "GUESTLINK" in text
@@ -249,8 +289,10 @@ def test_ipv6_loop_above_2_63_not_also_inferred(tmp_path):
 
 def test_l2_copies_spread_over_centuries_stay_cheap(tmp_path):
     first, second = (eth(ip4("203.0.113.9", 60, ident), ROUTER, HOST) for ident in (42, 43))
-    caps = {"lan": [(1e6 + i * 0.001, first) for i in range(3)]
-            + [(4e9 + i * 0.001, second) for i in range(3)]}  # 127 years apart
+    caps = {
+        "lan": [(1e6 + i * 0.001, first) for i in range(3)]
+        + [(4e9 + i * 0.001, second) for i in range(3)]
+    }  # 127 years apart
     a = run(tmp_path, caps)
     assert {lp.kind for lp in a.loops} == {"l2"}
 

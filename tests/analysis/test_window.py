@@ -7,6 +7,7 @@ few dozen rows and correlated in windows of a few dozen rows.  Streaming
 must then give exactly what one pass over the whole loaded table gives, and
 every repetition must match the golden numbers.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,9 @@ import numpy as np
 import pytest
 
 import pcaploop
-from pcaploop.ingest import loader as L
 from pcaploop.analysis.correlate import Options
 from pcaploop.analysis.window import Columns, Rates, Window
+from pcaploop.ingest import loader as L
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
@@ -37,7 +38,7 @@ def _renumber(frame: bytes, linktype: int, rep: int) -> bytes:
     b = bytearray(frame)
     q = _L2_LEN.get(linktype, -1)
     if linktype == 1:
-        while q + 4 <= len(b) and b[q - 2:q] in (b"\x81\x00", b"\x88\xa8"):
+        while q + 4 <= len(b) and b[q - 2 : q] in (b"\x81\x00", b"\x88\xa8"):
             q += 4
     if q < 0 or q + 20 > len(b) or rep == 0:
         return bytes(b)
@@ -46,16 +47,16 @@ def _renumber(frame: bytes, linktype: int, rep: int) -> bytes:
         b[q + 4] ^= flip
         ihl = (b[q] & 15) * 4
         inner = q + ihl + 8
-        if b[q + 9] == 1 and b[q + ihl] in (3, 11) and inner + 20 <= len(b) \
-                and b[inner] >> 4 == 4:
+        if b[q + 9] == 1 and b[q + ihl] in (3, 11) and inner + 20 <= len(b) and b[inner] >> 4 == 4:
             b[inner + 4] ^= flip
     elif b[q] >> 4 == 6:
         b[q + 2] ^= flip
     return bytes(b)
 
 
-def stretch(src: Path, dst: Path, repeats: int = REPEATS, offset_s: int = OFFSET_S,
-            backwards: bool = False) -> None:
+def stretch(
+    src: Path, dst: Path, repeats: int = REPEATS, offset_s: int = OFFSET_S, backwards: bool = False
+) -> None:
     """Write ``src`` (classic pcap) ``repeats`` times, each ``offset_s`` later and
     with new IP IDs / flow labels (``backwards``: the latest repetition first)."""
     data = src.read_bytes()
@@ -65,13 +66,15 @@ def stretch(src: Path, dst: Path, repeats: int = REPEATS, offset_s: int = OFFSET
     recs = []
     pos = 24
     while pos + 16 <= len(data):
-        sec, frac, cap, wire = struct.unpack_from(end + "IIII", data, pos)
-        recs.append((sec, data[pos + 4:pos + 16], data[pos + 16:pos + 16 + cap]))
+        sec, _frac, cap, _wire = struct.unpack_from(end + "IIII", data, pos)
+        recs.append((sec, data[pos + 4 : pos + 16], data[pos + 16 : pos + 16 + cap]))
         pos += 16 + cap
     out = [data[:24]]
-    for r in (reversed(range(repeats)) if backwards else range(repeats)):
-        out += [struct.pack(end + "I", sec + r * offset_s) + head + _renumber(frame, linktype, r)
-                for sec, head, frame in recs]
+    for r in reversed(range(repeats)) if backwards else range(repeats):
+        out += [
+            struct.pack(end + "I", sec + r * offset_s) + head + _renumber(frame, linktype, r)
+            for sec, head, frame in recs
+        ]
     dst.write_bytes(b"".join(out))
 
 
@@ -104,8 +107,9 @@ def _doc(a) -> dict:
 GOLDENS = _goldens()
 
 
-@pytest.mark.parametrize("golden", GOLDENS, ids=[f"{p.parent.name}/{p.name.split('.')[0]}"
-                                                 for p in GOLDENS])
+@pytest.mark.parametrize(
+    "golden", GOLDENS, ids=[f"{p.parent.name}/{p.name.split('.')[0]}" for p in GOLDENS]
+)
 def test_stream_equals_one_pass(golden, tmp_path, monkeypatch):
     specs, ifmap, exp = _stretched(golden, tmp_path)
     whole = pcaploop.analyze(pcaploop.load(specs, ifmap))
@@ -164,7 +168,7 @@ def test_window_memory_is_bounded():
     w = Window(opt, lambda: pts, lambda: np.zeros(1, np.int64), chunk_rows=1000)
     rate = 2000  # packets/s; hold = 3 s → ~6000 rows open at any time
     total = 0
-    for blk in range(100):
+    for _ in range(100):
         n = 1000
         t = (total + np.arange(n)) * (1_000_000_000 // rate)
         cols = {k: np.zeros(n, dtype=dt) for k, dt in pcaploop.schema.RAW.items()}
@@ -185,7 +189,7 @@ def test_rates_coarsen_and_count_everything():
     t = np.arange(0, 10_000) * 1_000_000  # one per ms for 10 s
     r.add(t, np.zeros(len(t), np.int16))
     r.add(t, np.ones(len(t), np.int16))
-    start, point, n = r.table()
+    start, _point, n = r.table()
     assert r.res_ns == 1_000_000_000  # 10 s × 2 points at 1 ms, 10 ms, 100 ms were too many
     assert n.sum() == 20_000 and len(start) == 20
     r.remap(np.array([1, 0]))
@@ -235,8 +239,11 @@ def test_points_numbered_and_named_as_load_does(tmp_path, monkeypatch):
     monkeypatch.setattr(L, "BLOCK_ROWS", 8)
     streamed = pcaploop.analyze(specs, chunk_rows=10)
     whole = pcaploop.analyze(pcaploop.load(specs))
-    assert [p.name for p in streamed.packets.points] == [p.name for p in whole.packets.points] \
+    assert (
+        [p.name for p in streamed.packets.points]
+        == [p.name for p in whole.packets.points]
         == ["any:if5", "any:if7", "any:if7@any"]
+    )
     assert _doc(streamed) == _doc(whole)
 
 
@@ -250,8 +257,8 @@ def _long_capture(path: Path, n: int) -> None:
     for k in range(n):
         t = T0 + k * 1_000_000
         frame = bytearray(base)
-        frame[14 + 4:14 + 6] = (k & 0xFFFF).to_bytes(2, "big")  # IP ID: a new packet
-        frame[14 + 12:14 + 14] = (k >> 16).to_bytes(2, "big")  # and a new source
+        frame[14 + 4 : 14 + 6] = (k & 0xFFFF).to_bytes(2, "big")  # IP ID: a new packet
+        frame[14 + 12 : 14 + 14] = (k >> 16).to_bytes(2, "big")  # and a new source
         if k % 10_000 == 5_000:
             for hop in range(63):
                 frame[14 + 8] = 64 - hop

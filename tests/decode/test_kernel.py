@@ -1,14 +1,15 @@
 """Decode stage: one test per link type, field values, fingerprint rules."""
+
 from __future__ import annotations
 
-import pytest
-
 import fixtures as fx
-from pcaploop import addr
-from pcaploop.decode import linktypes as lt
-from pcaploop import schema as S
-from pcaploop.ingest.loader import load
+import pytest
 from reference.refdecode import kernel_decode
+
+from pcaploop import addr
+from pcaploop import schema as S
+from pcaploop.decode import linktypes as lt
+from pcaploop.ingest.loader import load
 
 
 def frame_of(path, key):
@@ -28,8 +29,22 @@ def pd_isna(v):
     return pd.isna(v)
 
 
-@pytest.mark.parametrize("name", ["pcap_us_le", "raw101", "raw12", "raw14", "sll", "sll2",
-                                  "null_le", "null_be", "loop", "gzip_pcap", "pcapng_single"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "pcap_us_le",
+        "raw101",
+        "raw12",
+        "raw14",
+        "sll",
+        "sll2",
+        "null_le",
+        "null_be",
+        "loop",
+        "gzip_pcap",
+        "pcapng_single",
+    ],
+)
 def test_link_type_fields(captures, key, name):
     df = frame_of(captures[name], key)
     r = df.iloc[0]
@@ -37,8 +52,15 @@ def test_link_type_fields(captures, key, name):
     assert df.iloc[1].ttl == 63 and df.iloc[1].fingerprint == r.fingerprint
     assert df.iloc[2].tcp_flags == 0x18 and bool(df.iloc[2].dont_fragment)
     te = df.iloc[5]
-    assert (te.icmp_type, te.src, te.inner_src, te.inner_dst, te.inner_ttl,
-            te.inner_protocol, te.inner_ip_id) == (11, fx.GUEST4, fx.SRC4, fx.DST4, 1, 17, 0x1234)
+    assert (
+        te.icmp_type,
+        te.src,
+        te.inner_src,
+        te.inner_dst,
+        te.inner_ttl,
+        te.inner_protocol,
+        te.inner_ip_id,
+    ) == (11, fx.GUEST4, fx.SRC4, fx.DST4, 1, 17, 0x1234)
     v6 = df.iloc[10]
     assert (v6.ip_version, v6.src, v6.dst, v6.flow_label) == (6, fx.SRC6, fx.DST6, 0x12345)
     assert pd_isna(v6.ip_id)
@@ -102,8 +124,13 @@ def test_fragments(captures, key):
 def test_icmpv6_errors_and_ndp(captures, key):
     df = frame_of(captures["raw101"], key)
     te, un, ns, na = (df.iloc[i] for i in (16, 17, 18, 19))
-    assert (te.icmp_type, te.inner_src, te.inner_dst, te.inner_ttl, te.inner_protocol) == \
-        (3, fx.SRC6, fx.DST6, 1, 17)
+    assert (te.icmp_type, te.inner_src, te.inner_dst, te.inner_ttl, te.inner_protocol) == (
+        3,
+        fx.SRC6,
+        fx.DST6,
+        1,
+        17,
+    )
     assert un.icmp_type == 1 and un.inner_protocol == 6
     assert (ns.icmp_type, ns.inner_dst, na.icmp_type) == (135, fx.DST6, 136)
     assert pd_isna(ns.inner_src)
@@ -154,7 +181,7 @@ def test_fingerprint_invariant(key, make):
     assert _fp(bytes(p), key) == base
     p = bytearray(make())
     csum = {17: 26, 6: 36, 1: 22}[p[9]]
-    p[csum:csum + 2] = b"\x00\x00"  # L4 checksum left unfinished by offload
+    p[csum : csum + 2] = b"\x00\x00"  # L4 checksum left unfinished by offload
     assert _fp(bytes(p), key) == base
     assert _fp(fx.eth(make()), key, 1) == base  # layer 2
     assert _fp(fx.sll2(make(), 9, 4), key, 276) == base
@@ -162,8 +189,13 @@ def test_fingerprint_invariant(key, make):
 
 def test_fingerprint_differs(key):
     base = _fp(fx.udp4(), key)
-    others = [fx.udp4(src=fx.HOST4), fx.udp4(dst=fx.GUEST4), fx.udp4(ident=1),
-              fx.udp4(payload=b"Pcaploop test payload 0123456789"), fx.udp4(sport=1)]
+    others = [
+        fx.udp4(src=fx.HOST4),
+        fx.udp4(dst=fx.GUEST4),
+        fx.udp4(ident=1),
+        fx.udp4(payload=b"Pcaploop test payload 0123456789"),
+        fx.udp4(sport=1),
+    ]
     assert len({base} | {_fp(p, key) for p in others}) == len(others) + 1
     assert _fp(fx.udp6(), key) != _fp(fx.udp6(payload=b"X" * 32), key)
     assert _fp(fx.udp6(), key) == _fp(fx.udp6(hlim=3), key)
@@ -180,7 +212,6 @@ def test_typed_layout_covers_the_schema():
     The kernel's rows are handed on as views in the schema's dtype: a row of
     another width would give a view of the wrong length, a shared row wrong values.
     """
-    import numpy as np
 
     from pcaploop.decode import layout as L
 
@@ -191,7 +222,7 @@ def test_typed_layout_covers_the_schema():
         assert L.DTYPES[g].itemsize == L.view_dtype(name).itemsize, name
         assert 0 <= r < L.ROWS[g], name
     for g, d in enumerate(L.defaults()):  # defaulted rows first, then the record's own
-        assert all(f.default is None for f in L.MATRICES[g][len(d):])
+        assert all(f.default is None for f in L.MATRICES[g][len(d) :])
 
 
 def test_compiled_kernel_matches_its_python_function(captures, key):
@@ -209,7 +240,7 @@ def test_compiled_kernel_matches_its_python_function(captures, key):
         frames, codes = [], []
         for b, cap in _batches(captures[name]):
             for o, c in zip(b.off, b.caplen):
-                frames.append(b.buf[o:o + c].tobytes())
+                frames.append(b.buf[o : o + c].tobytes())
                 codes.append(lt.l2_code(cap.interfaces[0].linktype))
         if not frames:
             continue
@@ -247,14 +278,18 @@ def test_row_lengths_are_no_power_of_two(tmp_path):
     for n in (1, 8, 9, 24, 1000, 1024, 4096, 32768, L.BLOCK_ROWS):
         m = layout.unaliased(n)
         assert n <= m < n + 16 and m % 16 == 8
-    assert L.BLOCK_ROWS == layout.unaliased(L.BLOCK_ROWS)
+    assert layout.unaliased(L.BLOCK_ROWS) == L.BLOCK_ROWS
     for M in layout.empty(L.BLOCK_ROWS):
         assert M.strides[0] % 4096 != 0
     dec = D.BatchDecoder(capacity=L.BLOCK_ROWS)
     (b,) = open_capture(fx_pcap_of(tmp_path, 3000)).batches()
-    part = dataclasses.replace(b, **{k: getattr(b, k)[:2999] for k in
-                                     ("off", "caplen", "wirelen", "time_ns", "iface",
-                                      "direction")})
+    part = dataclasses.replace(
+        b,
+        **{
+            k: getattr(b, k)[:2999]
+            for k in ("off", "caplen", "wirelen", "time_ns", "iface", "direction")
+        },
+    )
     caps = set()
     for _ in range(24):  # 72,000 rows: the slab grows step by step to its largest
         list(dec.add(part, np.ones(1, np.int64)))

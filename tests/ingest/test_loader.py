@@ -1,12 +1,13 @@
 """load(): capture-point naming, accounting, ordering, errors, table dtypes."""
+
 from __future__ import annotations
 
 import shutil
 
+import fixtures as fx
 import numpy as np
 import pytest
 
-import fixtures as fx
 from pcaploop import schema as S
 from pcaploop.errors import NotACaptureError, UnsupportedLinkTypeError
 from pcaploop.ingest.loader import load
@@ -41,11 +42,13 @@ def test_sll2_ifmap_dict(captures, key):
 
 
 def test_sll2_ifmap_ip_link_file(captures, key, tmp_path):
-    text = ("1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN\\    "
-            "link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n"
-            "2: uplink: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue\n"
-            "5: tap101@if4: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue\n"
-            "7: tap102@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue\n")
+    text = (
+        "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN\\    "
+        "link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n"
+        "2: uplink: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue\n"
+        "5: tap101@if4: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue\n"
+        "7: tap102@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue\n"
+    )
     f = tmp_path / "links.txt"
     f.write_text(text)
     assert parse_ifmap([str(f)]) == {1: "lo", 2: "uplink", 5: "tap101", 7: "tap102"}
@@ -62,8 +65,9 @@ def test_name_collisions(captures, key, tmp_path):
     assert names(pk) == ["eth_us_le", "eth_us_le@eth_us_le", "eth_us_le@vlan"]
 
 
-@pytest.mark.parametrize("name", sorted(fx.VALID) + ["cut_tail", "huge_caplen",
-                                                     "pcapng_bad_lengths", "pcapng_cut"])
+@pytest.mark.parametrize(
+    "name", sorted(fx.VALID) + ["cut_tail", "huge_caplen", "pcapng_bad_lengths", "pcapng_cut"]
+)
 def test_accounting_balances(captures, key, name):
     pk = load([str(captures[name])], key=key)
     assert sum(p.records for p in pk.points) >= len(pk)
@@ -103,8 +107,16 @@ def test_wrong_file_type(captures, key, name):
 
 def test_unsupported_link_type_alone_raises(captures, key):
     with pytest.raises(UnsupportedLinkTypeError):
-        load([str(captures["unknown_linktype"] if "unknown_linktype" in captures
-                  else fx.make_unknown_linktype(captures["pcap_us_le"].parent))], key=key)
+        load(
+            [
+                str(
+                    captures["unknown_linktype"]
+                    if "unknown_linktype" in captures
+                    else fx.make_unknown_linktype(captures["pcap_us_le"].parent)
+                )
+            ],
+            key=key,
+        )
 
 
 def test_unsupported_link_type_with_good_file_warns(captures, key, tmp_path):
@@ -130,7 +142,6 @@ def test_empty_frame_dtypes(captures, key, tmp_path):
 
 def test_same_file_twice_keeps_separate_accounting(tmp_path):
     import dpkt
-
     from loopgen import HOST, ROUTER, eth, ip4
 
     good = tmp_path / "x.pcap"

@@ -1,4 +1,5 @@
 """Export: tables written to Parquet/CSV come back with the same values and dtypes."""
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,14 @@ def _synthetic(d: Path) -> list[str]:
     def frame(ident: int, ttl: int, src: bytes, dst: bytes) -> bytes:
         u = dpkt.udp.UDP(sport=4000, dport=9, data=b"x" * 32)
         u.ulen = len(u)
-        ip = dpkt.ip.IP(src=socket.inet_aton("198.51.100.9"),
-                        dst=socket.inet_aton("203.0.113.7"), ttl=ttl, p=17, id=ident, data=u)
+        ip = dpkt.ip.IP(
+            src=socket.inet_aton("198.51.100.9"),
+            dst=socket.inet_aton("203.0.113.7"),
+            ttl=ttl,
+            p=17,
+            id=ident,
+            data=u,
+        )
         ip.len = len(ip)
         return bytes(dpkt.ethernet.Ethernet(src=src, dst=dst, type=0x800, data=bytes(ip)))
 
@@ -61,8 +68,9 @@ def analysis(incident_captures):
 
 
 def _same(expected: pd.DataFrame, got: pd.DataFrame) -> None:
-    pd.testing.assert_frame_equal(expected.reset_index(drop=True), got, check_exact=True,
-                                  check_categorical=True)
+    pd.testing.assert_frame_equal(
+        expected.reset_index(drop=True), got, check_exact=True, check_categorical=True
+    )
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -102,14 +110,16 @@ def test_packets_table_dtypes_are_the_schema(analysis, tmp_path, fmt):
 def test_empty_and_plain_frames(tmp_path, fmt):
     if fmt == "parquet":
         pytest.importorskip("pyarrow")
-    df = pd.DataFrame({
-        "t": pd.to_datetime([1, 2_000_000_123], unit="ns", utc=True),
-        "c": pd.Categorical(["a", None], categories=["a", "unused"]),
-        "n": pd.array([1, None], dtype="Int16"),
-        "u": pd.Series([2**64 - 1, 0], dtype="uint64"),
-        "f": [0.1, float("nan")],
-        "nested": [["x", "y"], {"k": 1}],
-    })
+    df = pd.DataFrame(
+        {
+            "t": pd.to_datetime([1, 2_000_000_123], unit="ns", utc=True),
+            "c": pd.Categorical(["a", None], categories=["a", "unused"]),
+            "n": pd.array([1, None], dtype="Int16"),
+            "u": pd.Series([2**64 - 1, 0], dtype="uint64"),
+            "f": [0.1, float("nan")],
+            "nested": [["x", "y"], {"k": 1}],
+        }
+    )
     for frame in (df, df.iloc[0:0]):
         out = tmp_path / f"plain.{fmt}"
         write_export(frame, out)
@@ -128,8 +138,11 @@ def test_csv_without_sidecar_uses_the_schema(analysis, tmp_path):
 
 def test_sibling_names():
     p = export_paths("out/x.csv.gz")
-    assert p == {"packets": Path("out/x.csv.gz"), "paths": Path("out/x.paths.csv.gz"),
-                 "loops": Path("out/x.loops.csv.gz")}
+    assert p == {
+        "packets": Path("out/x.csv.gz"),
+        "paths": Path("out/x.paths.csv.gz"),
+        "loops": Path("out/x.loops.csv.gz"),
+    }
     assert export_paths("X.PARQUET")["loops"] == Path("X.loops.PARQUET")
 
 
@@ -156,7 +169,7 @@ def test_missing_table_and_bad_files(analysis, tmp_path):
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"not parquet at all")
     pytest.importorskip("pyarrow")
-    with pytest.raises(PcaploopError, match="bad.parquet"):
+    with pytest.raises(PcaploopError, match=r"bad\.parquet"):
         read_export(bad)
     with pytest.raises(PcaploopError, match="cannot write"):
         write_export(analysis, tmp_path / "no" / "such" / "dir.csv")
@@ -179,8 +192,9 @@ def _app() -> typer.Typer:
 def test_cli_command_writes_what_the_library_writes(analysis, incident_captures, tmp_path):
     out = tmp_path / "cli.parquet"
     pytest.importorskip("pyarrow")
-    res = CliRunner().invoke(_app(), ["export", *incident_captures, "-o", str(out),
-                                      "--with-paths", "--with-loops"])
+    res = CliRunner().invoke(
+        _app(), ["export", *incident_captures, "-o", str(out), "--with-paths", "--with-loops"]
+    )
     assert res.exit_code == 0, res.output
     assert f"wrote {out}" in res.output
     _same(analysis.packets.frame(), read_export(out))
@@ -204,17 +218,44 @@ def test_installed_cli_has_export(incident_captures, tmp_path):
     """``pcaploop export`` exists on the real app, and errors are one ``Error:`` line."""
     from pcaploop.cli import app
 
-    assert "export" in typer.main.get_command(app).commands, \
-        "pcaploop export is missing"
+    assert "export" in typer.main.get_command(app).commands, "pcaploop export is missing"
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
-    bad = subprocess.run([sys.executable, "-m", "pcaploop", "export", *incident_captures,
-                          "-o", str(tmp_path / "x.txt")], capture_output=True, text=True,
-                         env=env, cwd=ROOT)
-    assert bad.returncode == 2 and bad.stderr.startswith("Error: ") and \
-        len(bad.stderr.strip().splitlines()) == 1, bad.stderr
-    ok = subprocess.run([sys.executable, "-m", "pcaploop", "export", *incident_captures,
-                         "-o", str(tmp_path / "x.csv")], capture_output=True, text=True,
-                        env=env, cwd=ROOT)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pcaploop",
+            "export",
+            *incident_captures,
+            "-o",
+            str(tmp_path / "x.txt"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    assert (
+        bad.returncode == 2
+        and bad.stderr.startswith("Error: ")
+        and len(bad.stderr.strip().splitlines()) == 1
+    ), bad.stderr
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pcaploop",
+            "export",
+            *incident_captures,
+            "-o",
+            str(tmp_path / "x.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     assert ok.returncode == 0, ok.stderr
-    assert json.loads(Path(str(tmp_path / "x.csv") + ".dtypes.json").read_text())["table"] \
-        == "packets"
+    assert (
+        json.loads(Path(str(tmp_path / "x.csv") + ".dtypes.json").read_text())["table"] == "packets"
+    )

@@ -6,6 +6,7 @@ same looping packets, and the ICMP errors tied to them.  The extract is read
 back by pcaploop's own reader and by tshark; every display filter is run
 through ``tshark -Y`` and must select exactly ``observations`` packets.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,14 +17,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from loopgen import (
+    SLL2_IFMAP,
+    by_kind,
+    tunnel_loop,
+    write,
+    write_mixed,
+    write_pcapng_loop,
+    write_sll2_loop,
+)
 
 import pcaploop
-from fixtures import Iface, Rec, Section, sll2, write_pcap, write_pcapng
-from loopgen import (CLIENT, GUEST, HOST, ROUTER, SLL2_IFMAP, T0, by_kind, eth, icmp_te, ip4,
-                     tunnel_loop, write, write_mixed, write_pcapng_loop, write_sll2_loop)
-from pcaploop.present import extract as X
-from pcaploop.ingest.loader import load as load_packets  # pcaploop.loader can be the submodule
 from pcaploop.errors import PcaploopError, UsageError
+from pcaploop.ingest.loader import load as load_packets  # pcaploop.loader can be the submodule
+from pcaploop.present import extract as X
 
 TSHARK = shutil.which("tshark")
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -109,19 +116,20 @@ def test_extract_read_back_by_pcaploop(mixed, tmp_path):
     back = load_packets([out])
     assert len(back) == len(sel.rows)
     assert sorted((p.name, p.linktype, p.format) for p in back.points) == [
-        ("tap101", 1, "pcapng"), ("uplink", 1, "pcapng")]
-    assert res["capture_points"] == {"tap101": lp.observations,
-                                     "uplink": lp.looping_packets + 3}
+        ("tap101", 1, "pcapng"),
+        ("uplink", 1, "pcapng"),
+    ]
+    assert res["capture_points"] == {"tap101": lp.observations, "uplink": lp.looping_packets + 3}
     orig = mixed.packets.cols
     # same packets, same nanosecond timestamps, same bytes (same keyed fingerprint)
     assert np.array_equal(np.sort(back.cols["time_ns"]), np.sort(orig["time_ns"][sel.rows]))
-    assert np.array_equal(np.sort(back.cols["fingerprint"]),
-                          np.sort(orig["fingerprint"][sel.rows]))
+    assert np.array_equal(np.sort(back.cols["fingerprint"]), np.sort(orig["fingerprint"][sel.rows]))
     assert np.array_equal(np.sort(back.cols["ttl"]), np.sort(orig["ttl"][sel.rows]))
     # and the extract shows the same loop again
     again = pcaploop.analyze([out])
     assert [(x.destination, x.observations) for x in again.loops] == [
-        (lp.destination, lp.observations)]
+        (lp.destination, lp.observations)
+    ]
 
 
 def test_copies_only_extract(mixed, tmp_path):
@@ -138,9 +146,29 @@ def test_tshark_reads_extract(mixed, tmp_path):
     lp = by_kind(mixed, "l3", v6=False)
     out = tmp_path / "ev.pcapng"
     X.extract(mixed, out, loop=lp.id)
-    res = subprocess.run([TSHARK, "-n", "-r", str(out), "-T", "fields", "-E", "separator=|",
-                          "-e", "frame.interface_name", "-e", "frame.time_epoch", "-e", "ip.ttl",
-                          "-e", "frame.comment"], capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [
+            TSHARK,
+            "-n",
+            "-r",
+            str(out),
+            "-T",
+            "fields",
+            "-E",
+            "separator=|",
+            "-e",
+            "frame.interface_name",
+            "-e",
+            "frame.time_epoch",
+            "-e",
+            "ip.ttl",
+            "-e",
+            "frame.comment",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 0, res.stderr
     lines = [ln.split("|") for ln in res.stdout.splitlines()]
     assert len(lines) == len(X.select(mixed, loop=lp.id).rows)
@@ -165,9 +193,23 @@ def test_sll2_points_keep_their_link_type(tmp_path):
     assert {p.name for p in back.points} == {"uplink", "tap101"}
     assert sum(p.records for p in back.points if p.name == "tap101") == lp.observations
     if TSHARK:
-        res = subprocess.run([TSHARK, "-n", "-r", str(out), "-T", "fields", "-e",
-                              "frame.interface_name", "-e", "sll.ifindex"], capture_output=True,
-                             text=True, timeout=60)
+        res = subprocess.run(
+            [
+                TSHARK,
+                "-n",
+                "-r",
+                str(out),
+                "-T",
+                "fields",
+                "-e",
+                "frame.interface_name",
+                "-e",
+                "sll.ifindex",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         pairs = {tuple(ln.split("\t")) for ln in res.stdout.splitlines()}
         assert pairs == {("uplink", "2"), ("tap101", "5")}
 
@@ -186,8 +228,8 @@ def test_changed_capture_is_refused(tmp_path):
     a = pcaploop.analyze(args)
     tap = next(x.split("=", 1)[1] for x in args if x.startswith("tap101="))
     data = bytearray(Path(tap).read_bytes())
-    Path(tap).write_bytes(bytes(data[:24 + 16 + 10]))  # header + a cut first record
-    with pytest.raises(PcaploopError, match="missing|differs"):
+    Path(tap).write_bytes(bytes(data[: 24 + 16 + 10]))  # header + a cut first record
+    with pytest.raises(PcaploopError, match=r"missing|differs"):
         X.extract(a, tmp_path / "ev.pcapng", loop=1)
 
 
@@ -245,8 +287,9 @@ def _sample_inputs() -> list:
         if (d / "all.pcapng").exists():
             out.append(pytest.param([str(d / "all.pcapng")], None, id=f"{scen}-pcapng"))
         if (d / "any.pcap").exists() and (d / "iplink.txt").exists():
-            out.append(pytest.param([str(d / "any.pcap")], [str(d / "iplink.txt")],
-                                    id=f"{scen}-any"))
+            out.append(
+                pytest.param([str(d / "any.pcap")], [str(d / "iplink.txt")], id=f"{scen}-any")
+            )
     return out or [pytest.param(None, None, marks=pytest.mark.skip(reason="no lab samples"))]
 
 
@@ -283,9 +326,24 @@ def test_cli_extract(tmp_path):
 def test_cli_error_exits_2(tmp_path):
     """Through the real entry point: one 'Error:' line, exit status 2."""
     args = write(tunnel_loop(n=3), tmp_path)
-    code = ("import sys; from pcaploop.cli import main; "
-            "sys.argv = ['pcaploop'] + sys.argv[1:]; main()")
-    res = subprocess.run([sys.executable, "-c", code, "extract", *args, "--loop", "7", "-o",
-                          str(tmp_path / "x.pcapng")], capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys; from pcaploop.cli import main; sys.argv = ['pcaploop'] + sys.argv[1:]; main()"
+    )
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "extract",
+            *args,
+            "--loop",
+            "7",
+            "-o",
+            str(tmp_path / "x.pcapng"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == ["Error: there is no loop 7 (found 1)"]

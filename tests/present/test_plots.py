@@ -1,4 +1,5 @@
 """Plots (issue #4): tested on what was drawn — artists, labels, counts — not on pixels."""
+
 from __future__ import annotations
 
 import io
@@ -10,19 +11,17 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.collections import PathCollection, PolyCollection  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import FancyArrowPatch, Rectangle  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from loopgen import HOST, ROUTER, T0, by_kind, eth, ip4, tunnel_loop, write, write_mixed
+from matplotlib.collections import PathCollection, PolyCollection
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyArrowPatch, Rectangle
 
-import pcaploop  # noqa: E402
-from loopgen import T0, eth, ip4, tunnel_loop, write  # noqa: E402
-from loopgen import HOST, ROUTER  # noqa: E402
-from pcaploop.present import plots as plots  # noqa: E402
-from pcaploop import schema as S  # noqa: E402
-from loopgen import by_kind, write_mixed  # noqa: E402
+import pcaploop
+from pcaploop import schema as S
+from pcaploop.present import plots as plots
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
@@ -35,8 +34,11 @@ def mixed(tmp_path_factory):
 @pytest.fixture(scope="module")
 def healthy(tmp_path_factory):
     d = tmp_path_factory.mktemp("healthy")
-    caps = {"uplink": [(T0 + k * 0.01, eth(ip4("203.0.113.101", 64, k), ROUTER, HOST))
-                       for k in range(20)]}
+    caps = {
+        "uplink": [
+            (T0 + k * 0.01, eth(ip4("203.0.113.101", 64, k), ROUTER, HOST)) for k in range(20)
+        ]
+    }
     return pcaploop.analyze(write(caps, d))
 
 
@@ -50,8 +52,11 @@ def texts(ax) -> list[str]:
 
 def arrows_of(ax) -> list:
     """Arrows drawn with annotate (one per observation in the ladder)."""
-    return [t.arrow_patch for t in ax.texts
-            if isinstance(getattr(t, "arrow_patch", None), FancyArrowPatch)]
+    return [
+        t.arrow_patch
+        for t in ax.texts
+        if isinstance(getattr(t, "arrow_patch", None), FancyArrowPatch)
+    ]
 
 
 def legend_labels(ax) -> list[str]:
@@ -61,10 +66,11 @@ def legend_labels(ax) -> list[str]:
 
 # --- import hygiene -----------------------------------------------------------------------
 def test_import_does_not_load_matplotlib():
-    code = ("import sys, pcaploop, pcaploop.present.plots, pcaploop.present.report, "
-            "pcaploop.present.extract, pcaploop.cli; print('matplotlib' in sys.modules)")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120)
+    code = (
+        "import sys, pcaploop, pcaploop.present.plots, pcaploop.present.report, "
+        "pcaploop.present.extract, pcaploop.cli; print('matplotlib' in sys.modules)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.stdout.strip() == "False", res.stderr
 
 
@@ -84,14 +90,15 @@ def test_ax_none_makes_a_pyplot_figure(mixed):
 
 # --- 1. timeline ----------------------------------------------------------------------------
 def test_traffic_rates_add_up(mixed):
-    t0, width, edges, layers = plots.traffic_rates(mixed)
+    t0, width, _edges, layers = plots.traffic_rates(mixed)
     everything = pcaploop.load([p.path for p in mixed.packets.points])
     assert t0 == everything.cols["time_ns"].min()
     total = sum(r.sum() * width for _, _, r in layers)
     assert total == pytest.approx(len(everything))  # every packet, not only the evidence kept
     loop = sum(r.sum() * width for _, is_loop, r in layers if is_loop)
-    assert loop == pytest.approx(sum(lp.observations for lp in mixed.loops
-                                     if lp.kind != "inferred"))
+    assert loop == pytest.approx(
+        sum(lp.observations for lp in mixed.loops if lp.kind != "inferred")
+    )
     # normal traffic below, loop copies on top
     flags = [is_loop for _, is_loop, _ in layers]
     assert flags == sorted(flags)
@@ -174,12 +181,15 @@ def test_amplification_bars(mixed):
     assert len(bars) == 2 * len(dests)
     assert [t.get_text() for t in ax.get_yticklabels()] == sorted(dests, key=lambda k: -dests[k][1])
     widths = sorted(round(b.get_width(), 6) for b in bars)
-    want = sorted([round(o / n, 6) for n, o in dests.values()]
-                  + [max(o - n, 0.8) for n, o in dests.values()])
+    want = sorted(
+        [round(o / n, 6) for n, o in dests.values()] + [max(o - n, 0.8) for n, o in dests.values()]
+    )
     assert widths == pytest.approx(want)
     assert ax.get_xscale() == "log"
-    assert legend_labels(ax) == ["copies per looping packet",
-                                 "extra packets (copies − looping packets)"]
+    assert legend_labels(ax) == [
+        "copies per looping packet",
+        "extra packets (copies − looping packets)",
+    ]
     assert "×63.0" in texts(ax)
 
 
@@ -285,8 +295,9 @@ def _readability_inputs():
     out = [pytest.param(None, id="synthetic")]
     for scen in ("incident", "two-guests", "router-loop", "two-tunnels", "rp-filter"):
         d = SAMPLES / scen
-        files = (sorted(str(p) for p in d.glob("*.pcap") if p.name != "any.pcap")
-                 if d.is_dir() else [])
+        files = (
+            sorted(str(p) for p in d.glob("*.pcap") if p.name != "any.pcap") if d.is_dir() else []
+        )
         if files:
             out.append(pytest.param(files, id=scen))
     return out

@@ -1,5 +1,6 @@
 """The incident report (issue #4): self-contained HTML, escaped capture strings, Markdown,
 and a real headless Chromium that renders it, loads every image and takes a screenshot."""
+
 from __future__ import annotations
 
 import base64
@@ -11,20 +12,30 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from loopgen import tunnel_loop, write, write_mixed, write_pcapng_loop
 
 import pcaploop
 from pcaploop.cli import app
-from loopgen import tunnel_loop, write
-from pcaploop.present import report as R
 from pcaploop.errors import PcaploopError, UsageError
-from loopgen import write_mixed, write_pcapng_loop
+from pcaploop.present import report as R
 
-CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"),
-                             shutil.which("google-chrome")) if p), None)
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed "
-                                    "(Debian: apt-get install chromium)")
+CHROMIUM = next(
+    (
+        p
+        for p in (
+            shutil.which("chromium"),
+            shutil.which("chromium-browser"),
+            shutil.which("google-chrome"),
+        )
+        if p
+    ),
+    None,
+)
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium)"
+)
 XSS_NAME = "<script>alert(1)</script>"
-XSS_COMMENT = "<img src=x onerror=alert(2)> & \"quoted\""
+XSS_COMMENT = '<img src=x onerror=alert(2)> & "quoted"'
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +66,17 @@ def images(doc: str) -> list[str]:
 # --- content ------------------------------------------------------------------------------
 def test_sections_in_order(mixed, mixed_html):
     doc = mixed_html
-    order = ["id=verdict", "id=timeline", "id=loops", "id=bounces", "id=loop1", "id=implicated",
-             "id=amplification", "id=captures", "id=command"]
+    order = [
+        "id=verdict",
+        "id=timeline",
+        "id=loops",
+        "id=bounces",
+        "id=loop1",
+        "id=implicated",
+        "id=amplification",
+        "id=captures",
+        "id=command",
+    ]
     pos = [doc.index(x) for x in order]
     assert pos == sorted(pos)
     assert html.escape(mixed.verdict) in doc
@@ -109,8 +129,11 @@ def test_capture_strings_escaped(xss):
 def test_no_loop_report(tmp_path):
     from loopgen import HOST, ROUTER, T0, eth, ip4
 
-    caps = {"uplink": [(T0 + k * 0.01, eth(ip4("203.0.113.101", 64, k), ROUTER, HOST))
-                       for k in range(10)]}
+    caps = {
+        "uplink": [
+            (T0 + k * 0.01, eth(ip4("203.0.113.101", 64, k), ROUTER, HOST)) for k in range(10)
+        ]
+    }
     a = pcaploop.analyze(write(caps, tmp_path))
     doc = R.html_report(a)
     assert 'class="verdict ok"' in doc and "No routing loop was found." in doc
@@ -184,10 +207,20 @@ window.addEventListener('load', function () {
 
 def chromium(tmp_path: Path, page: Path, *extra: str) -> subprocess.CompletedProcess:
     profile = tmp_path / f"profile-{len(list(tmp_path.iterdir()))}"
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-           "--disable-background-networking", "--no-first-run", "--disable-component-update",
-           "--disable-sync", f"--user-data-dir={profile}", "--virtual-time-budget=5000",
-           *extra, page.as_uri()]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--no-first-run",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=5000",
+        *extra,
+        page.as_uri(),
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
@@ -229,7 +262,7 @@ def test_chromium_shows_html_names_as_text(xss, tmp_path):
     assert m.group(2) == "0"
     assert m.group(3) == "1"  # only the checker: the interface name did not become a script
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom  # shown as text
-    assert "<img src=\"x\"" not in dom and "onerror" not in dom.replace("onerror=alert(2)&gt;", "")
+    assert '<img src="x"' not in dom and "onerror" not in dom.replace("onerror=alert(2)&gt;", "")
 
 
 def test_evidence_command_keeps_capture_names(tmp_path):

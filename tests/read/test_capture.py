@@ -1,13 +1,14 @@
 """Read stage: formats, byte orders, exact timestamps, interfaces, damage, memory."""
+
 from __future__ import annotations
 
 import struct
 import tracemalloc
 
+import fixtures as fx
 import numpy as np
 import pytest
 
-import fixtures as fx
 from pcaploop.errors import NotACaptureError
 from pcaploop.read import open_capture
 
@@ -20,15 +21,23 @@ def read_all(path):
     for b in cap.batches():
         for k in cols:
             cols[k].append(np.array(getattr(b, k)))
-        frames += [b.buf[o:o + c].tobytes() for o, c in zip(b.off, b.caplen)]
-    return cap, {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in cols.items()}, \
-        frames
+        frames += [b.buf[o : o + c].tobytes() for o, c in zip(b.off, b.caplen)]
+    return (
+        cap,
+        {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in cols.items()},
+        frames,
+    )
 
 
-@pytest.mark.parametrize("name,start,step", [("pcap_us_le", fx.T0, 1000),
-                                             ("pcap_us_be", fx.T0, 1000),
-                                             ("pcap_ns_le", fx.T0 + 123456789, 1),
-                                             ("pcap_ns_be", fx.T0 + 987654321, 7)])
+@pytest.mark.parametrize(
+    "name,start,step",
+    [
+        ("pcap_us_le", fx.T0, 1000),
+        ("pcap_us_be", fx.T0, 1000),
+        ("pcap_ns_le", fx.T0 + 123456789, 1),
+        ("pcap_ns_be", fx.T0 + 987654321, 7),
+    ],
+)
 def test_pcap_magics_and_byte_orders(captures, name, start, step):
     cap, cols, frames = read_all(captures[name])
     assert cap.format == "pcap" and cap.interfaces[0].linktype == 1
@@ -39,13 +48,13 @@ def test_pcap_magics_and_byte_orders(captures, name, start, step):
 
 def test_gzip_transparent(captures):
     for name, fmt in (("gzip_pcap", "pcap"), ("gzip_pcapng", "pcapng")):
-        cap, cols, frames = read_all(captures[name])
+        cap, _cols, frames = read_all(captures[name])
         assert cap.compressed and cap.format == fmt
         assert frames == [fx.eth(p) for p in fx.ip_packets()]
 
 
 def test_pcapng_sections_interfaces(captures):
-    cap, cols, frames = read_all(captures["pcapng_multi"])
+    cap, cols, _frames = read_all(captures["pcapng_multi"])
     itf = cap.interfaces
     assert [i.linktype for i in itf] == [1, 276, 101, 1, 113]
     assert [i.section for i in itf] == [0, 0, 0, 1, 1]
@@ -58,7 +67,7 @@ def test_pcapng_sections_interfaces(captures):
 
 
 def test_pcapng_timestamps_exact(captures):
-    cap, cols, _ = read_all(captures["pcapng_multi"])
+    _cap, cols, _ = read_all(captures["pcapng_multi"])
     t = cols["time_ns"]
     units20 = fx.Iface(101, tsresol=0x80 | 20, tsoffset=1)
     for i in range(5):
@@ -72,7 +81,7 @@ def test_pcapng_timestamps_exact(captures):
 @pytest.mark.parametrize("resol", [9, 12, 0x80 | 20, 0x80 | 40, 0x80 | 62, 3])
 def test_tsresol_exact(tmp_path, resol):
     itf = fx.Iface(1, "eth0", tsresol=resol, tsoffset=-5)
-    s = fx.Section(False, [itf])
+    fx.Section(False, [itf])
     secs = min(fx.T0 // 10**9, (1 << 63) // itf.units - 2)
     raws = [secs * itf.units + k for k in (0, 1, itf.units - 1, itf.units // 3)]
     e = "<"
@@ -102,8 +111,10 @@ def test_big_endian_pcapng(tmp_path):
 def test_caplen_over_snaplen_truncated_like_libpcap(captures):
     cap, cols, frames = read_all(captures["caplen_over_snaplen"])
     assert cols["caplen"].tolist() == [64, 64]
-    assert cols["wirelen"].tolist() == [len(fx.eth(fx.udp4(payload=b"a" * 100))),
-                                        len(fx.eth(fx.udp4()))]
+    assert cols["wirelen"].tolist() == [
+        len(fx.eth(fx.udp4(payload=b"a" * 100))),
+        len(fx.eth(fx.udp4())),
+    ]
     assert frames[1] == fx.eth(fx.udp4())[:64] and not cap.truncated_tail
 
 
@@ -113,10 +124,17 @@ def test_original_length_over_256k_is_legal(captures):
     assert not cap.truncated_tail
 
 
-@pytest.mark.parametrize("name,intact,words", [
-    ("cut_tail", 5, "cut off"), ("huge_caplen", 2, "captured length"),
-    ("caplen_over_max", 1, "captured length"), ("pcapng_bad_lengths", 3, "disagree"),
-    ("pcapng_huge_block", 2, "block"), ("pcapng_cut", len(fx.ip_packets()) - 1, "cut off")])
+@pytest.mark.parametrize(
+    "name,intact,words",
+    [
+        ("cut_tail", 5, "cut off"),
+        ("huge_caplen", 2, "captured length"),
+        ("caplen_over_max", 1, "captured length"),
+        ("pcapng_bad_lengths", 3, "disagree"),
+        ("pcapng_huge_block", 2, "block"),
+        ("pcapng_cut", len(fx.ip_packets()) - 1, "cut off"),
+    ],
+)
 def test_damaged_tail_reported(captures, name, intact, words):
     cap, cols, _ = read_all(captures[name])
     assert cap.records == intact == len(cols["caplen"])
@@ -130,7 +148,7 @@ def test_unknown_block_skipped(captures):
 
 def test_gzip_cut_reported(captures, tmp_path):
     path = fx.make_gzip_cut(tmp_path)
-    cap, cols, _ = read_all(path)
+    cap, _cols, _ = read_all(path)
     assert cap.truncated_tail and 0 < cap.records < 200
 
 

@@ -7,6 +7,7 @@ status)`` and the same complete output arrays (writes past ``n`` would
 show).  Edge lengths, damaged bytes (hypothesis) and every committed
 sample.  Without numba both sides are the same Python function.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -15,20 +16,28 @@ import tempfile
 import zlib
 from pathlib import Path
 
+import fixtures as fx
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-import fixtures as fx
-from pcaploop.read import walk as _walk
 from pcaploop._jit import JIT
+from pcaploop.read import walk as _walk
 
-SAMPLES = sorted(p for p in (Path(__file__).resolve().parents[2] / "samples").glob("**/*")
-                 if p.is_file() and p.suffix in (".pcap", ".pcapng", ".gz"))
+SAMPLES = sorted(
+    p
+    for p in (Path(__file__).resolve().parents[2] / "samples").glob("**/*")
+    if p.is_file() and p.suffix in (".pcap", ".pcapng", ".gz")
+)
 needs_numba = pytest.mark.skipif(not JIT, reason="no compiled kernel (numba missing or disabled)")
 SENTINEL = -0x5A5A5A5A5A5A5A5A
-PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1": (False, False), b"\xa1\xb2\xc3\xd4": (True, False),
-               b"\x4d\x3c\xb2\xa1": (False, True), b"\xa1\xb2\x3c\x4d": (True, True)}
+PCAP_MAGICS = {
+    b"\xd4\xc3\xb2\xa1": (False, False),
+    b"\xa1\xb2\xc3\xd4": (True, False),
+    b"\x4d\x3c\xb2\xa1": (False, True),
+    b"\xa1\xb2\x3c\x4d": (True, True),
+}
 
 
 # --- walker level ------------------------------------------------------------------------
@@ -57,8 +66,16 @@ def drive_pcap(data: bytes, big: bool, nsres: bool, snaplen: int, maxn: int) -> 
     buf = np.frombuffer(data, dtype=np.uint8).copy()
     pos, total = min(24, len(data)), 0
     while True:
-        n, pos, status = same_call(_walk.walk_pcap, _py(_walk.walk_pcap), buf, pos, len(buf),
-                                   (big, nsres, snaplen), 4, maxn)
+        n, pos, status = same_call(
+            _walk.walk_pcap,
+            _py(_walk.walk_pcap),
+            buf,
+            pos,
+            len(buf),
+            (big, nsres, snaplen),
+            4,
+            maxn,
+        )
         total += n
         if status != _walk.NEED_MORE or n < maxn:
             return total
@@ -69,19 +86,20 @@ def drive_pcapng(data: bytes, big: bool, maxn: int) -> int:
     buf = np.frombuffer(data, dtype=np.uint8).copy()
     pos, total = 0, 0
     while True:
-        n, pos, status = same_call(_walk.walk_pcapng, _py(_walk.walk_pcapng), buf, pos,
-                                   len(buf), (big,), 6, maxn)
+        n, pos, status = same_call(
+            _walk.walk_pcapng, _py(_walk.walk_pcapng), buf, pos, len(buf), (big,), 6, maxn
+        )
         total += n
         if status == _walk.NEED_MORE and n == maxn:
             continue  # out of output slots: carry on from where it stopped
         if status != _walk.OTHER_BLOCK:
             return total
         order = "big" if big else "little"
-        btype = int.from_bytes(data[pos:pos + 4], order)
+        btype = int.from_bytes(data[pos : pos + 4], order)
         if btype == 0x0A0D0D0A and len(data) - pos >= 12:
-            big = data[pos + 8:pos + 12] == b"\x1a\x2b\x3c\x4d"
+            big = data[pos + 8 : pos + 12] == b"\x1a\x2b\x3c\x4d"
             order = "big" if big else "little"
-        blen = int.from_bytes(data[pos + 4:pos + 8], order)
+        blen = int.from_bytes(data[pos + 4 : pos + 8], order)
         if blen < 12 or blen % 4 or pos + blen > len(data):
             return total
         pos += blen
@@ -92,8 +110,9 @@ def drive(data: bytes, maxn: int = 1 << 16) -> int:
     if data[:4] in PCAP_MAGICS:
         big, nsres = PCAP_MAGICS[data[:4]]
         snap = int.from_bytes(data[16:20], "big" if big else "little")
-        return drive_pcap(data, big, nsres, snap if 0 < snap <= _walk.MAX_CAPLEN
-                          else _walk.MAX_CAPLEN, maxn)
+        return drive_pcap(
+            data, big, nsres, snap if 0 < snap <= _walk.MAX_CAPLEN else _walk.MAX_CAPLEN, maxn
+        )
     return drive_pcapng(data, False, maxn)
 
 
@@ -127,14 +146,20 @@ def test_epb_direction_identical(big):
     """Option lists: flags first or after a comment, bad lengths, direction 3, end code."""
     e = ">" if big else "<"
     opts = [fx._opt(e, 2, struct.pack(e + "I", f)) for f in (0, 1, 2, 3, 0xFFFFFFFE)]
-    opts += [fx._opt(e, 1, b"comment") + fx._opt(e, 2, struct.pack(e + "I", 2)),
-             struct.pack(e + "HH", 0, 0) + fx._opt(e, 2, struct.pack(e + "I", 1)),
-             struct.pack(e + "HH", 2, 400) + b"\0" * 8, fx._opt(e, 2, b"\1\0"), b"\2\0", b""]
+    opts += [
+        fx._opt(e, 1, b"comment") + fx._opt(e, 2, struct.pack(e + "I", 2)),
+        struct.pack(e + "HH", 0, 0) + fx._opt(e, 2, struct.pack(e + "I", 1)),
+        struct.pack(e + "HH", 2, 400) + b"\0" * 8,
+        fx._opt(e, 2, b"\1\0"),
+        b"\2\0",
+        b"",
+    ]
     for raw in opts:
         buf = np.frombuffer(raw + b"\0" * 8, dtype=np.uint8).copy()
         for stop in range(len(raw) + 1):
-            assert int(_walk._epb_direction(buf, 0, stop, big)) == \
-                _py(_walk._epb_direction)(buf, 0, stop, big)
+            assert int(_walk._epb_direction(buf, 0, stop, big)) == _py(_walk._epb_direction)(
+                buf, 0, stop, big
+            )
 
 
 def test_pcapng_timestamp_high_bit():
@@ -149,8 +174,9 @@ def _pcap_record(e: str, incl: int, present: int) -> bytes:
 
 
 @pytest.mark.parametrize("e", "<>")
-@pytest.mark.parametrize("incl,present", [(262144, 262144), (262144, 100), (262145, 262145),
-                                          (0, 0), (20, 19), (20, 20)])
+@pytest.mark.parametrize(
+    "incl,present", [(262144, 262144), (262144, 100), (262145, 262145), (0, 0), (20, 19), (20, 20)]
+)
 def test_pcap_caplen_edges(e, incl, present):
     """Captured lengths at and past the maximum, empty records, records one byte short."""
     head = _pcap_record(e, 10, 10)
@@ -162,19 +188,28 @@ def test_pcap_caplen_edges(e, incl, present):
 
 def _raw_block(e: str, btype: int, blen: int, body: bytes, trailer: int | None = None) -> bytes:
     """A block with exactly the given length fields (``blen`` need not match the body)."""
-    return struct.pack(e + "II", btype, blen) + body + struct.pack(
-        e + "I", blen if trailer is None else trailer)
+    return (
+        struct.pack(e + "II", btype, blen)
+        + body
+        + struct.pack(e + "I", blen if trailer is None else trailer)
+    )
 
 
 def _edge_blocks(e: str) -> list[bytes]:
     """Packet blocks at every length boundary the walker checks."""
+
     def epb_body(cap: int, room: int) -> bytes:
         return struct.pack(e + "IIIII", 0, 1, 2, cap, cap + 3) + b"\xcd" * room
 
-    out = [_raw_block(e, 3, 12, b""), _raw_block(e, 3, 16, struct.pack(e + "I", 9)),
-           _raw_block(e, 3, 20, struct.pack(e + "I", 2) + b"abcd"),
-           _raw_block(e, 6, 28, epb_body(0, 0)[:16]), _raw_block(e, 6, 16, b"\0" * 4),
-           _raw_block(e, 6, 30, b"\0" * 18), _raw_block(e, 6, 36, epb_body(4, 4), trailer=32)]
+    out = [
+        _raw_block(e, 3, 12, b""),
+        _raw_block(e, 3, 16, struct.pack(e + "I", 9)),
+        _raw_block(e, 3, 20, struct.pack(e + "I", 2) + b"abcd"),
+        _raw_block(e, 6, 28, epb_body(0, 0)[:16]),
+        _raw_block(e, 6, 16, b"\0" * 4),
+        _raw_block(e, 6, 30, b"\0" * 18),
+        _raw_block(e, 6, 36, epb_body(4, 4), trailer=32),
+    ]
     for btype in (6, 2):
         for cap, room in ((8, 8), (9, 8), (12, 8), (5, 8), (0, 0)):
             out.append(_raw_block(e, btype, 32 + room, epb_body(cap, room)))
@@ -195,7 +230,7 @@ def test_pcapng_length_edges(e, k, cut):
     good = fx.epb(e, 0, 5, b"packet bytes")
     edge = _edge_blocks(e)[k]
     data = fx.shb(e) + fx.idb(e, fx.Iface(1)) + good + edge + (b"" if cut else good)
-    for end in ((len(data) - 4, len(data)) if cut else (len(data),)):
+    for end in (len(data) - 4, len(data)) if cut else (len(data),):
         drive_pcapng(data[:end], e == ">", 4)
 
 
@@ -208,12 +243,33 @@ def _seed(make) -> bytes:
 
 
 SEEDS = {
-    "pcap_le": _seed(fx.make_pcap_us_le), "pcap_ns_be": _seed(fx.make_pcap_ns_be),
-    "snaplen96": _seed(fx.make_snaplen96), "pcapng_multi": _seed(fx.make_pcapng_multi),
+    "pcap_le": _seed(fx.make_pcap_us_le),
+    "pcap_ns_be": _seed(fx.make_pcap_ns_be),
+    "snaplen96": _seed(fx.make_snaplen96),
+    "pcapng_multi": _seed(fx.make_pcapng_multi),
     "pcapng_single": _seed(fx.make_pcapng_single),
 }
-EXTREMES = [0xFFFFFFFF, 0x80000000, 0x7FFFFFFF, 262145, 262144, 65536, 200, 96, 33, 32, 28,
-            16, 12, 6, 4, 3, 2, 1, 0]
+EXTREMES = [
+    0xFFFFFFFF,
+    0x80000000,
+    0x7FFFFFFF,
+    262145,
+    262144,
+    65536,
+    200,
+    96,
+    33,
+    32,
+    28,
+    16,
+    12,
+    6,
+    4,
+    3,
+    2,
+    1,
+    0,
+]
 
 
 def _heads(data: bytes) -> list[int]:
@@ -224,14 +280,14 @@ def _heads(data: bytes) -> list[int]:
         pos = 24
         while pos + 16 <= len(data):
             heads.append(pos)
-            pos += 16 + int.from_bytes(data[pos + 8:pos + 12], order)
+            pos += 16 + int.from_bytes(data[pos + 8 : pos + 12], order)
         return heads
     pos, order = 0, "little"
     while pos + 12 <= len(data):
-        if data[pos:pos + 4] == b"\x0a\x0d\x0d\x0a":
-            order = "big" if data[pos + 8:pos + 12] == b"\x1a\x2b\x3c\x4d" else "little"
+        if data[pos : pos + 4] == b"\x0a\x0d\x0d\x0a":
+            order = "big" if data[pos + 8 : pos + 12] == b"\x1a\x2b\x3c\x4d" else "little"
         heads.append(pos)
-        pos += int.from_bytes(data[pos + 4:pos + 8], order)
+        pos += int.from_bytes(data[pos + 4 : pos + 8], order)
     return heads
 
 
@@ -254,20 +310,26 @@ def mutated(draw) -> bytes:
         if kind == 0:
             data[i] = draw(st.integers(0, 255))
         elif kind == 1 and i + 4 <= len(data):
-            data[i:i + 4] = struct.pack(draw(st.sampled_from("<>")) + "I",
-                                        draw(st.sampled_from(EXTREMES)))
+            data[i : i + 4] = struct.pack(
+                draw(st.sampled_from("<>")) + "I", draw(st.sampled_from(EXTREMES))
+            )
         elif kind == 2:
-            del data[i:draw(st.integers(i, min(len(data), i + 40)))]
+            del data[i : draw(st.integers(i, min(len(data), i + 40)))]
         else:
-            data[i:i] = data[i:draw(st.integers(i, min(len(data), i + 40)))]
+            data[i:i] = data[i : draw(st.integers(i, min(len(data), i + 40)))]
         if not data:
             return b""
-    return bytes(data[:draw(st.integers(0, len(data)))] if draw(st.booleans()) else data)
+    return bytes(data[: draw(st.integers(0, len(data)))] if draw(st.booleans()) else data)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(mutated(), st.booleans(), st.booleans(), st.sampled_from([1, 64, 65535, 262144]),
-       st.sampled_from([1, 3, 1 << 12]))
+@given(
+    mutated(),
+    st.booleans(),
+    st.booleans(),
+    st.sampled_from([1, 64, 65535, 262144]),
+    st.sampled_from([1, 3, 1 << 12]),
+)
 def test_mutated_walkers_identical(data, big, nsres, snaplen, maxn):
     """Damaged bytes walked in either byte order: same results, nothing raised."""
     drive_pcap(data, big, nsres, snaplen, maxn)

@@ -18,13 +18,14 @@ own small struct-based pcap/pcapng parser (dpkt's pcapng reader applies the
 first interface to every packet) and returns what :func:`pcaploop.ingest.loader.load`
 would, for one file.
 """
+
 from __future__ import annotations
 
 import gzip
 import struct
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import dpkt
 import dpkt.arp
@@ -35,10 +36,10 @@ import dpkt.tcp
 import dpkt.udp
 import numpy as np
 
-from pcaploop.decode import linktypes as lt
-from pcaploop.decode.protocols import AF_INET6_VALUES
 from pcaploop import schema as S
+from pcaploop.decode import linktypes as lt
 from pcaploop.decode.fingerprint import RUN_KEY, fingerprint_of, fingerprint_words
+from pcaploop.decode.protocols import AF_INET6_VALUES
 
 Key = tuple[np.uint64, np.uint64]
 _V4MAP = 0xFFFF00000000
@@ -62,13 +63,23 @@ def _header_class(name: str, hdr: tuple, bits: dict | None = None) -> type:
 EthHdr = _header_class("EthHdr", (("dst", "6s", b""), ("src", "6s", b""), ("type", "H", 0)))
 VlanTag = _header_class("VlanTag", (("tci", "H", 0), ("type", "H", 0)))
 SllHdr = _header_class("SllHdr", dpkt.sll.SLL.__hdr__)
-Sll2Hdr = _header_class("Sll2Hdr", (("ethtype", "H", 0), ("mbz", "H", 0),
-                                    ("intindex", "I", 0), ("hrd", "H", 0), ("type", "B", 0),
-                                    ("hlen", "B", 0), ("hdr", "8s", b"")))
+Sll2Hdr = _header_class(
+    "Sll2Hdr",
+    (
+        ("ethtype", "H", 0),
+        ("mbz", "H", 0),
+        ("intindex", "I", 0),
+        ("hrd", "H", 0),
+        ("type", "B", 0),
+        ("hlen", "B", 0),
+        ("hdr", "8s", b""),
+    ),
+)
 IP4Hdr = _header_class("IP4Hdr", dpkt.ip.IP.__hdr__, dpkt.ip.IP.__bit_fields__)
 IP6Hdr = _header_class("IP6Hdr", dpkt.ip6.IP6.__hdr__, dpkt.ip6.IP6.__bit_fields__)
-IP6Frag = _header_class("IP6Frag", dpkt.ip6.IP6FragmentHeader.__hdr__,
-                        dpkt.ip6.IP6FragmentHeader.__bit_fields__)
+IP6Frag = _header_class(
+    "IP6Frag", dpkt.ip6.IP6FragmentHeader.__hdr__, dpkt.ip6.IP6FragmentHeader.__bit_fields__
+)
 ExtHdr = _header_class("ExtHdr", (("nxt", "B", 0), ("len", "B", 0)))
 Ports = _header_class("Ports", dpkt.udp.UDP.__hdr__[:2])
 IcmpHdr = _header_class("IcmpHdr", (("type", "B", 0), ("code", "B", 0)))
@@ -111,9 +122,21 @@ def _v6(raw: bytes) -> tuple[int, int]:
 
 def blank_row() -> dict[str, int]:
     """A row with every field at its 'absent' value (as the kernel starts)."""
-    row = {k: 0 for k in ROW_KEYS + EXTRA_KEYS}
-    for k in ("vlan", "inner_vlan", "ip_id", "sport", "dport", "tcp_flags", "icmp_type",
-              "icmp_code", "inner_protocol", "inner_ip_id", "inner_ttl", "ifindex"):
+    row = dict.fromkeys(ROW_KEYS + EXTRA_KEYS, 0)
+    for k in (
+        "vlan",
+        "inner_vlan",
+        "ip_id",
+        "sport",
+        "dport",
+        "tcp_flags",
+        "icmp_type",
+        "icmp_code",
+        "inner_protocol",
+        "inner_ip_id",
+        "inner_ttl",
+        "ifindex",
+    ):
         row[k] = -1
     row["eth_src"] = row["eth_dst"] = int(S.NO_MAC)
     return row
@@ -245,8 +268,7 @@ def _ipv4(frame: bytes, q: int, wire_ip: int, row: dict) -> L3:
     row["src_hi"], row["src_lo"] = _v4(h.src)
     row["dst_hi"], row["dst_lo"] = _v4(h.dst)
     row["flags"] |= (S.F_DF if h.df else 0) | (S.F_OFFLOAD if offload else 0)
-    return L3(4, h.p, q + ihl, q + (wire_ip if offload else h.len), h.offset * 8, h.mf,
-              h.len, h.id)
+    return L3(4, h.p, q + ihl, q + (wire_ip if offload else h.len), h.offset * 8, h.mf, h.len, h.id)
 
 
 def walk_ext_headers(frame: bytes, h: int, end: int, nh: int) -> tuple[int, int, int, int, int]:
@@ -285,13 +307,23 @@ def _ipv6(frame: bytes, q: int, wire_ip: int, row: dict) -> L3:
         raise Malformed("ipv6")
     offload = h.plen == 0 or 40 + h.plen > wire_ip
     proto, l4, ident, fo, mf = walk_ext_headers(frame, q + 40, len(frame), h.nxt)
-    row.update(ip_version=6, ttl=h.hlim, ip_len=40 + h.plen, flow_label=h.flow, protocol=proto,
-               ip_id=ident)
+    row.update(
+        ip_version=6, ttl=h.hlim, ip_len=40 + h.plen, flow_label=h.flow, protocol=proto, ip_id=ident
+    )
     row["src_hi"], row["src_lo"] = _v6(h.src)
     row["dst_hi"], row["dst_lo"] = _v6(h.dst)
     row["flags"] |= S.F_OFFLOAD if offload else 0
-    return L3(6, proto, l4, q + (wire_ip if offload else 40 + h.plen), fo, mf, h.plen,
-              max(ident, 0), h.flow)
+    return L3(
+        6,
+        proto,
+        l4,
+        q + (wire_ip if offload else 40 + h.plen),
+        fo,
+        mf,
+        h.plen,
+        max(ident, 0),
+        h.flow,
+    )
 
 
 # --- layer 4 ------------------------------------------------------------------
@@ -303,7 +335,7 @@ def zero_checksum(data: bytes, proto: int, first: bool) -> bytes:
     off, width = _CSUM.get(proto, (-1, 0)) if first else (-1, 0)
     if off < 0 or off >= len(data):
         return data
-    return data[:off] + bytes(min(width, len(data) - off)) + data[off + width:]
+    return data[:off] + bytes(min(width, len(data) - off)) + data[off + width :]
 
 
 def _word(data: bytes) -> int:
@@ -347,9 +379,7 @@ def _icmp(frame: bytes, l3: L3, cend: int, have: bytes, row: dict) -> None:
     if ic is None:
         return
     row["icmp_type"], row["icmp_code"] = ic.type, ic.code
-    if l3.proto == 1 and ic.type in (3, 4, 5, 11, 12):
-        _quoted(frame, l3.l4 + 8, cend, row)
-    elif l3.proto == 58 and 1 <= ic.type <= 4:
+    if (l3.proto == 1 and ic.type in (3, 4, 5, 11, 12)) or (l3.proto == 58 and 1 <= ic.type <= 4):
         _quoted(frame, l3.l4 + 8, cend, row)
     elif l3.proto == 58 and ic.type in (135, 136) and len(have) >= 24:
         row["inner_dst_hi"], row["inner_dst_lo"] = _v6(have[8:24])
@@ -358,7 +388,7 @@ def _icmp(frame: bytes, l3: L3, cend: int, have: bytes, row: dict) -> None:
 def _l4(frame: bytes, l3: L3, row: dict) -> bytes:
     """Ports / TCP flags / ICMP fields; returns the L4 bytes present in the frame."""
     cend = min(l3.ip_end, len(frame))
-    have = frame[l3.l4:cend] if l3.l4 < cend else b""
+    have = frame[l3.l4 : cend] if l3.l4 < cend else b""
     if l3.frag_offset:
         return have
     if l3.proto in (6, 17, 136, 132):
@@ -381,15 +411,24 @@ def _fingerprint(l3: L3, have: bytes, row: dict, key: Key) -> None:
     if short:
         row["flags"] |= S.F_SHORT_KEY
     row["l4_head"] = _word(prefix)
-    words = fingerprint_words(l3.version, l3.proto, (l3.mf << 13) | (l3.frag_offset >> 3),
-                              l3.len_field, l3.ident, l3.flow,
-                              (row["src_hi"], row["src_lo"]), (row["dst_hi"], row["dst_lo"]),
-                              prefix, short)
+    words = fingerprint_words(
+        l3.version,
+        l3.proto,
+        (l3.mf << 13) | (l3.frag_offset >> 3),
+        l3.len_field,
+        l3.ident,
+        l3.flow,
+        (row["src_hi"], row["src_lo"]),
+        (row["dst_hi"], row["dst_lo"]),
+        prefix,
+        short,
+    )
     row["fingerprint"] = fingerprint_of(words, key)
 
 
-def reference_decode(linktype: int, frame: bytes, wirelen: int,
-                     key: Key = RUN_KEY) -> tuple[int, dict[str, int]]:
+def reference_decode(
+    linktype: int, frame: bytes, wirelen: int, key: Key = RUN_KEY
+) -> tuple[int, dict[str, int]]:
     """Decode one frame the way the kernel does → (status, row).
 
     ``row`` holds every raw column the frame determines (:data:`ROW_KEYS`)
@@ -421,14 +460,17 @@ def reference_decode(linktype: int, frame: bytes, wirelen: int,
 
 
 # --- the kernel, seen through the same row shape --------------------------------
-def kernel_decode(linktype: int, frame: bytes, wirelen: int,
-                  key: Key = RUN_KEY) -> tuple[int, dict[str, int]]:
+def kernel_decode(
+    linktype: int, frame: bytes, wirelen: int, key: Key = RUN_KEY
+) -> tuple[int, dict[str, int]]:
     """One frame through the compiled kernel (:func:`pcaploop.decode.batch.decode_frames`),
     as (status, row)."""
     from pcaploop.decode.batch import decode_frames
 
-    f = {k: v[0] for k, v in decode_frames([bytes(frame)], [lt.l2_code(linktype)], key,
-                                           [wirelen]).items()}
+    f = {
+        k: v[0]
+        for k, v in decode_frames([bytes(frame)], [lt.l2_code(linktype)], key, [wirelen]).items()
+    }
     row = {k: f[k] for k in ROW_KEYS}
     row["ifindex"], row["arp_op"] = f["ifindex"], f["arp_op"]
     arp = f["arp_op"] > 0
@@ -508,13 +550,12 @@ def _read_pcap(data: bytes) -> RefCapture:
         if len(data) - pos < 16:
             cap.truncated_tail = True
             break
-        sec, frac, incl, orig = struct.unpack(e + "IIII", data[pos:pos + 16])
+        sec, frac, incl, orig = struct.unpack(e + "IIII", data[pos : pos + 16])
         if incl > _MAX_CAPLEN or len(data) - pos - 16 < incl:
             cap.truncated_tail = True
             break
-        frame = data[pos + 16:pos + 16 + min(incl, cap.interfaces[0].snaplen)]
-        cap.records.append(RefRecord(sec * 10**9 + frac * (1 if nano else 1000), 0, frame,
-                                     orig, 0))
+        frame = data[pos + 16 : pos + 16 + min(incl, cap.interfaces[0].snaplen)]
+        cap.records.append(RefRecord(sec * 10**9 + frac * (1 if nano else 1000), 0, frame, orig, 0))
         pos += 16 + incl
     return cap
 
@@ -523,10 +564,10 @@ def _options(body: bytes, e: str) -> Iterator[tuple[int, bytes]]:
     """pcapng options (code, value) until opt_endofopt or the end."""
     p = 0
     while len(body) - p >= 4:
-        code, olen = struct.unpack(e + "HH", body[p:p + 4])
+        code, olen = struct.unpack(e + "HH", body[p : p + 4])
         if code == 0 or p + 4 + olen > len(body):
             return
-        yield code, body[p + 4:p + 4 + olen]
+        yield code, body[p + 4 : p + 4 + olen]
         p += 4 + ((olen + 3) & ~3)
 
 
@@ -542,7 +583,7 @@ def _idb(body: bytes, e: str) -> RefInterface:
         elif code == 9 and val:
             exp = val[0] & 0x7F
             if exp <= (62 if val[0] & 0x80 else 18):
-                itf.units = 2 ** exp if val[0] & 0x80 else 10 ** exp
+                itf.units = 2**exp if val[0] & 0x80 else 10**exp
         elif code == 14 and len(val) == 8:
             offset = struct.unpack(e + "q", val)[0]
             itf.offset_s = offset if abs(offset) < (1 << 32) else 0
@@ -566,18 +607,22 @@ def _read_pcapng(data: bytes) -> RefCapture:
         if len(data) - pos < 12:
             cap.truncated_tail = True
             break
-        if data[pos:pos + 4] == b"\x0a\x0d\x0d\x0a":
-            e = ">" if data[pos + 8:pos + 12] == b"\x1a\x2b\x3c\x4d" else "<"
+        if data[pos : pos + 4] == b"\x0a\x0d\x0d\x0a":
+            e = ">" if data[pos + 8 : pos + 12] == b"\x1a\x2b\x3c\x4d" else "<"
             base = len(cap.interfaces)
-        btype, blen = struct.unpack(e + "II", data[pos:pos + 8])
+        btype, blen = struct.unpack(e + "II", data[pos : pos + 8])
         packet = btype in (2, 3, 6)
         limit = _MAX_CAPLEN + 65536 if packet else _MAX_META_BLOCK
-        if blen < (16 if packet else 12) or blen % 4 or blen > limit or \
-                len(data) - pos < blen or \
-                struct.unpack(e + "I", data[pos + blen - 4:pos + blen])[0] != blen:
+        if (
+            blen < (16 if packet else 12)
+            or blen % 4
+            or blen > limit
+            or len(data) - pos < blen
+            or struct.unpack(e + "I", data[pos + blen - 4 : pos + blen])[0] != blen
+        ):
             cap.truncated_tail = True
             break
-        body = data[pos + 8:pos + blen - 4]
+        body = data[pos + 8 : pos + blen - 4]
         if btype == 1:
             cap.interfaces.append(_idb(body, e))
         elif packet:
@@ -591,13 +636,14 @@ def _read_pcapng(data: bytes) -> RefCapture:
     return cap
 
 
-def _packet_block(btype: int, body: bytes, e: str, cap: RefCapture, base: int,
-                  last_ts: int) -> RefRecord | None:
+def _packet_block(
+    btype: int, body: bytes, e: str, cap: RefCapture, base: int, last_ts: int
+) -> RefRecord | None:
     """EPB / SPB / obsolete PB → record (``None`` for a corrupt block)."""
     nif = len(cap.interfaces) - base
     if btype == 3:
         orig = struct.unpack(e + "I", body[:4])[0]
-        local, frame, direction = 0, body[4:4 + min(orig, len(body) - 4)], 0
+        local, frame, direction = 0, body[4 : 4 + min(orig, len(body) - 4)], 0
     else:
         if len(body) < 20:
             return None
@@ -607,13 +653,13 @@ def _packet_block(btype: int, body: bytes, e: str, cap: RefCapture, base: int,
             local, _, hi, lo, incl, orig = struct.unpack(e + "HHIIII", body[:20])
         if incl > len(body) - 20 or incl > _MAX_CAPLEN:
             return None
-        frame = body[20:20 + incl]
-        direction = _epb_dir(body[20 + ((incl + 3) & ~3):], e) if btype == 6 else 0
+        frame = body[20 : 20 + incl]
+        direction = _epb_dir(body[20 + ((incl + 3) & ~3) :], e) if btype == 6 else 0
     iface = base + local if 0 <= local < nif else -1
     if iface < 0:
         return RefRecord(0, -1, frame, orig, direction)
     itf = cap.interfaces[iface]
-    frame = frame[:itf.snaplen]
+    frame = frame[: itf.snaplen]
     t = last_ts if btype == 3 else _ts_ns((hi << 32) | lo, itf)
     return RefRecord(t, iface, frame, orig, direction)
 
@@ -638,8 +684,9 @@ def _point_key(cap: RefCapture, rec: RefRecord, row: dict) -> tuple[int, int]:
     return k, -1
 
 
-def _point_names(cap: RefCapture, keys: set[tuple[int, int]], base: str, stem: str,
-                 ifmap: dict[int, str]) -> dict[tuple[int, int], str]:
+def _point_names(
+    cap: RefCapture, keys: set[tuple[int, int]], base: str, stem: str, ifmap: dict[int, str]
+) -> dict[tuple[int, int], str]:
     """Names of the capture points, by load()'s rules (collisions → ``name@stem``)."""
     taken: set[str] = set()
     out = {}
@@ -663,8 +710,13 @@ def _point_names(cap: RefCapture, keys: set[tuple[int, int]], base: str, stem: s
     return out
 
 
-def reference_file(path: str | Path, name: str, key: Key = RUN_KEY,
-                   ifmap: dict[int, str] | None = None, stem: str | None = None) -> dict:
+def reference_file(
+    path: str | Path,
+    name: str,
+    key: Key = RUN_KEY,
+    ifmap: dict[int, str] | None = None,
+    stem: str | None = None,
+) -> dict:
     """Decode a whole file with the reference decoder, as ``load()`` would.
 
     Returns ``{"cols": raw columns of the OK rows in record order (``point``
@@ -691,14 +743,32 @@ def reference_file(path: str | Path, name: str, key: Key = RUN_KEY,
         counts[0] += 1
         counts[1 + status] += 1
         if status == S.OK:
-            row.update(time_ns=rec.time_ns, caplen=len(rec.frame), wirelen=rec.wirelen,
-                       record=n, direction=row["direction"] or rec.direction)
+            row.update(
+                time_ns=rec.time_ns,
+                caplen=len(rec.frame),
+                wirelen=rec.wirelen,
+                record=n,
+                direction=row["direction"] or rec.direction,
+            )
             rows.append(row)
             row_names.append(pname)
         elif row["arp_op"] > 0:
-            arp.append((rec.time_ns, pname, row["arp_op"], row["arp_sender_mac"],
-                        row["arp_sender_ip"], row["arp_target_ip"], row["eth_src"]))
+            arp.append(
+                (
+                    rec.time_ns,
+                    pname,
+                    row["arp_op"],
+                    row["arp_sender_mac"],
+                    row["arp_sender_ip"],
+                    row["arp_target_ip"],
+                    row["eth_src"],
+                )
+            )
     cols = {k: np.array([r.get(k, 0) for r in rows], dtype=dt) for k, dt in S.RAW.items()}
-    return {"cols": cols, "point_names": row_names, "arp": arp,
-            "accounting": {k: tuple(v) for k, v in acct.items()},
-            "truncated_tail": cap.truncated_tail}
+    return {
+        "cols": cols,
+        "point_names": row_names,
+        "arp": arp,
+        "accounting": {k: tuple(v) for k, v in acct.items()},
+        "truncated_tail": cap.truncated_tail,
+    }

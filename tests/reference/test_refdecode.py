@@ -1,20 +1,23 @@
 """Kernel vs dpkt reference: identical raw columns on every fixture and sample."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
+import fixtures as fx
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from reference.refdecode import comparable, kernel_decode, reference_decode, reference_file
 
-import fixtures as fx
-from pcaploop.decode import linktypes as lt
 from pcaploop import schema as S
+from pcaploop.decode import linktypes as lt
 from pcaploop.ingest.loader import load
-from reference.refdecode import (comparable, kernel_decode, reference_decode, reference_file)
 
-SAMPLES = sorted(p for p in (Path(__file__).resolve().parents[2] / "samples").glob("**/*.pcap*")
-                 if p.is_file())
+SAMPLES = sorted(
+    p for p in (Path(__file__).resolve().parents[2] / "samples").glob("**/*.pcap*") if p.is_file()
+)
 
 
 def assert_same_as_reference(path: Path, key, name: str = "cap") -> None:
@@ -31,9 +34,16 @@ def assert_same_as_reference(path: Path, key, name: str = "cap") -> None:
     acct = {p.name: (p.records, p.decoded, *p.skipped.values()) for p in pk.points if p.records}
     assert acct == ref["accounting"]
     arp_names = [pk.point_names[i] for i in pk.arp["point"]] if len(pk.arp) else []
-    kern_arp = sorted(zip(*(pk.arp[k].tolist() for k in ("time_ns",)), arp_names,
-                          *(pk.arp[k].tolist() for k in ("op", "sender_mac", "sender_ip",
-                                                         "target_ip", "eth_src"))))
+    kern_arp = sorted(
+        zip(
+            *(pk.arp[k].tolist() for k in ("time_ns",)),
+            arp_names,
+            *(
+                pk.arp[k].tolist()
+                for k in ("op", "sender_mac", "sender_ip", "target_ip", "eth_src")
+            ),
+        )
+    )
     assert kern_arp == sorted(ref["arp"])
 
 
@@ -42,8 +52,17 @@ def test_fixture_identical(captures, key, name):
     assert_same_as_reference(captures[name], key, name)
 
 
-@pytest.mark.parametrize("name", ["cut_tail", "caplen_over_max", "pcapng_bad_lengths",
-                                  "pcapng_huge_block", "pcapng_cut", "huge_caplen"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "cut_tail",
+        "caplen_over_max",
+        "pcapng_bad_lengths",
+        "pcapng_huge_block",
+        "pcapng_cut",
+        "huge_caplen",
+    ],
+)
 def test_damaged_intact_part_identical(captures, key, name):
     assert_same_as_reference(captures[name], key, name)
     assert reference_file(captures[name], name, key)["truncated_tail"]
@@ -95,8 +114,7 @@ def test_random_mutations_identical(key, pick, data):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(sorted(lt.LINKTYPES) + [147]), st.binary(max_size=120),
-       st.integers(0, 400))
+@given(st.sampled_from(sorted(lt.LINKTYPES) + [147]), st.binary(max_size=120), st.integers(0, 400))
 def test_random_bytes_identical(key, linktype, frame, extra):
     """Arbitrary bytes under every link type."""
     want = comparable(*reference_decode(linktype, frame, len(frame) + extra, key))
