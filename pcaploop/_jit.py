@@ -20,6 +20,8 @@ _disabled = os.environ.get("PCAPLOOP_NO_JIT", "") not in ("", "0") or os.environ
     "NUMBA_DISABLE_JIT", ""
 ) not in ("", "0")
 
+_numba: Any = None
+_numba_config: Any = None
 try:  # pragma: no cover - depends on the environment
     if _disabled:
         raise ImportError
@@ -28,8 +30,6 @@ try:  # pragma: no cover - depends on the environment
 
     JIT = True
 except ImportError:  # pragma: no cover
-    _numba = None
-    _numba_config = None
     JIT = False
 
 
@@ -78,7 +78,9 @@ def _compile(func: Callable[..., Any], **options: Any) -> Callable[..., Any]:
     saved = _numba_config.CACHE_DIR
     _numba_config.CACHE_DIR = _CACHE_DIR
     try:
-        return _numba.njit(cache=True, nogil=True, boundscheck=False, **options)(func)
+        compiled: Callable[..., Any] = _numba.njit(cache=True, nogil=True, boundscheck=False,
+                                                   **options)(func)
+        return compiled
     finally:
         _numba_config.CACHE_DIR = saved
 

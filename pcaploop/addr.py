@@ -13,7 +13,13 @@ from __future__ import annotations
 
 import ipaddress
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 _V4MAP = 0xFFFF00000000
 
@@ -39,7 +45,9 @@ def mac_text(v: int) -> str:
     return ":".join(f"{(v >> s) & 0xFF:02x}" for s in range(40, -8, -8))
 
 
-def pairs_to_categorical(hi: np.ndarray, lo: np.ndarray, valid: np.ndarray | None = None):
+def pairs_to_categorical(
+    hi: np.ndarray, lo: np.ndarray, valid: np.ndarray | None = None
+) -> pd.Categorical:
     """Readable categorical of address strings, ``<NA>`` where not ``valid``."""
     pairs = np.empty(len(hi), dtype=[("h", "<u8"), ("l", "<u8")])
     pairs["h"], pairs["l"] = hi, lo
@@ -51,7 +59,7 @@ def pairs_to_categorical(hi: np.ndarray, lo: np.ndarray, valid: np.ndarray | Non
     return _categorical(codes, cats)
 
 
-def macs_to_categorical(mac: np.ndarray, missing: int):
+def macs_to_categorical(mac: np.ndarray, missing: int) -> pd.Categorical:
     uniq, inv = np.unique(mac, return_inverse=True)
     cats = [mac_text(u) if int(u) != missing else "" for u in uniq]
     codes = inv.astype(np.int64).ravel()
@@ -59,7 +67,17 @@ def macs_to_categorical(mac: np.ndarray, missing: int):
     return _categorical(codes, cats)
 
 
-def _categorical(codes: np.ndarray, cats: list[str]):
+def categorical(codes: np.ndarray, categories: Sequence[str]) -> "pd.Categorical[str]":
+    """``pd.Categorical.from_codes`` over a numpy array of codes."""
+    import pandas as pd
+
+    out: pd.Categorical[str] = pd.Categorical.from_codes(
+        codes, categories=pd.Index(list(categories))
+    )
+    return out
+
+
+def _categorical(codes: np.ndarray, cats: list[str]) -> pd.Categorical:
     """Categorical from codes, dropping unused categories (and a blank placeholder)."""
     import pandas as pd
 

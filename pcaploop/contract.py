@@ -40,7 +40,8 @@ def json_schema() -> dict[str, Any]:
     'array'
     """
     text = resources.files("pcaploop").joinpath("data/analysis.schema.json").read_text()
-    return json.loads(text)
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 def validate_json(doc: dict[str, Any]) -> None:

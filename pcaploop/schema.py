@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
+#: raw columns by name (:data:`RAW`), one array each, all of one length
+Columns = dict[str, np.ndarray]
+
 # --- per-record decode status (how a record is accounted for) --------------
 OK = 0
 NON_IP = 1

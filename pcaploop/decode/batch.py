@@ -204,10 +204,11 @@ class Block:
             "target_ip": (U[U_DLO, isarp] & _IPV4_BITS).astype(np.uint32),
             "eth_src": U[U_ESRC, isarp],
         }
-        per_record = (status, M64[R64_IFACE], M64[R64_IFINDEX], M64[R64_TIME])
+        iface, ifindex, time_ns = M64[R64_IFACE], M64[R64_IFINDEX], M64[R64_TIME]
         if own:
-            per_record = tuple(a.copy() for a in per_record)
-        return Decoded(*per_record, cols, arp, isarp)
+            status, iface, ifindex, time_ns = (status.copy(), iface.copy(), ifindex.copy(),
+                                               time_ns.copy())
+        return Decoded(status, iface, ifindex, time_ns, cols, arp, isarp)
 
 
 class BatchDecoder:

@@ -14,7 +14,7 @@ number), which :func:`pcaploop.decode.kernel._record` writes from the walker.
 
 from __future__ import annotations
 
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 
@@ -32,7 +32,7 @@ M8, M16, M32, M64, MU = range(5)
 #: dtype of each matrix.  The kernel writes only values its row's dtype holds (in
 #: plain Python, without numba, numpy refuses anything else): M16 is unsigned for
 #: fragment offsets up to 65528; ``-1`` defaults wrap and are viewed back signed.
-DTYPES: Final = (
+DTYPES: Final[tuple[np.dtype[Any], ...]] = (
     np.dtype(np.uint8),
     np.dtype(np.uint16),
     np.dtype(np.int32),
@@ -94,7 +94,7 @@ MATRICES: Final[tuple[tuple[Field, ...], ...]] = (
         Field("fingerprint", 0),
     ),
 )
-ROWS: Final = tuple(len(m) for m in MATRICES)
+ROWS: Final[tuple[int, ...]] = tuple(len(m) for m in MATRICES)
 
 #: field name → (matrix, row)
 AT: Final[dict[str, tuple[int, int]]] = {

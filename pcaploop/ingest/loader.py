@@ -11,17 +11,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import numpy as np
 
 from .. import schema as S
 from ..decode import linktypes as lt
 from ..decode.batch import BatchDecoder, Block, Decoded
-from ..decode.fingerprint import RUN_KEY
+from ..decode.fingerprint import RUN_KEY, Key
 from ..decode.layout import unaliased
 from ..errors import CaptureError, UnsupportedLinkTypeError
 from ..read import CaptureFile, open_capture
+from ..schema import Columns
 from .points import CapturePoint, FileReader, PointRegistry
 from .specs import CaptureSpec, capture_specs
 
@@ -35,6 +36,8 @@ __all__ = ["Packets", "load", "read_packets"]
 #: 32,008: smaller blocks touch less fresh memory (see benchmarks), and no power
 #: of two (:func:`pcaploop.decode.unaliased`)
 BLOCK_ROWS = unaliased(32000)
+
+T = TypeVar("T")
 
 Progress = Callable[[int], None]  # called with bytes consumed since the last call
 
@@ -64,7 +67,7 @@ class Packets:
         return to_frame(self.cols, self.point_names)
 
 
-def _decoded_blocks(cap: CaptureFile, key, slabs: int) -> Iterator[tuple[Block, int]]:
+def _decoded_blocks(cap: CaptureFile, key: Key, slabs: int) -> Iterator[tuple[Block, int]]:
     """Read, walk and decode one file: (block, bytes read so far).
 
     ``slabs=3`` for a worker thread (:func:`_threaded`): the consumer copies
@@ -80,7 +83,7 @@ def _decoded_blocks(cap: CaptureFile, key, slabs: int) -> Iterator[tuple[Block, 
         yield dec.take(), cap.bytes_read
 
 
-def _threaded(gen: Iterator, depth: int = 2) -> Iterator:
+def _threaded(gen: Iterator[T], depth: int = 2) -> Iterator[T]:
     """Run a generator in a worker thread, ``depth`` items ahead of the consumer.
 
     Why: reading, walking and the compiled decode release the GIL, so on two
@@ -90,7 +93,7 @@ def _threaded(gen: Iterator, depth: int = 2) -> Iterator:
     import queue
     import threading
 
-    q: queue.Queue = queue.Queue(maxsize=depth)
+    q: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
     end = object()
 
@@ -118,7 +121,7 @@ def _threaded(gen: Iterator, depth: int = 2) -> Iterator:
                 return
             if isinstance(item, BaseException):
                 raise item
-            yield item
+            yield cast(T, item)
     finally:
         stop.set()
         while t.is_alive():
@@ -151,9 +154,9 @@ class Loader:
     def run(
         self,
         progress: Progress | None = None,
-        key: tuple[np.uint64, np.uint64] = RUN_KEY,
+        key: Key = RUN_KEY,
         reuse: bool = False,
-    ) -> Iterator[tuple[dict, dict]]:
+    ) -> Iterator[tuple[Columns, Columns]]:
         """Yield (raw columns, ARP rows) per block; accounting fills in as it goes.
 
         ``reuse=True``: the column arrays are overwritten by the next block
@@ -167,9 +170,9 @@ class Loader:
     def merged(
         self,
         progress: Progress | None = None,
-        key: tuple[np.uint64, np.uint64] = RUN_KEY,
+        key: Key = RUN_KEY,
         into: Callable[[], dict[str, np.ndarray]] | None = None,
-    ) -> Iterator[tuple[dict, dict]]:
+    ) -> Iterator[tuple[Columns, Columns]]:
         """Yield (raw columns, ARP rows) per block from all captures at once, in step.
 
         Why: paths cross captures (the uplink copy and the tunnel copy of one
@@ -232,7 +235,9 @@ class Loader:
                 out[p] = fi
         return out
 
-    def _one(self, spec: CaptureSpec, cap: CaptureFile, progress, key, into, threaded: bool):
+    def _one(self, spec: CaptureSpec, cap: CaptureFile, progress: Progress | None, key: Key,
+             into: Columns | Callable[[], Columns] | None,
+             threaded: bool) -> Iterator[tuple[Columns, Columns]]:
         """Blocks of one file.
 
         ``into``: ``None`` (fresh arrays), a dict (arrays reused from block to
@@ -256,7 +261,7 @@ class Loader:
             yield self._block(fr, dec)
         self._finish_file(spec, cap, fr)
 
-    def _block(self, fr: FileReader, dec: Decoded) -> tuple[dict, dict]:
+    def _block(self, fr: FileReader, dec: Decoded) -> tuple[Columns, Columns]:
         """Attach capture points to a decoded block and account for its records."""
         rp = fr.record_points(dec.iface, dec.ifindex)
         self._account(rp, dec.status, dec.time_ns)
@@ -324,7 +329,7 @@ def load(
     captures: Sequence[CaptureSpec | str | os.PathLike[str]],
     ifmap: dict[int, str] | Iterable[str] | None = None,
     progress: Progress | None = None,
-    key: tuple[np.uint64, np.uint64] = RUN_KEY,
+    key: Key = RUN_KEY,
 ) -> Packets:
     """Read and decode captures into one :class:`Packets` (rows sorted by time).
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .. import schema as S
-from ..addr import macs_to_categorical, pairs_to_categorical
+from ..addr import categorical, macs_to_categorical, pairs_to_categorical
 
 
 def _nullable(values: np.ndarray, dtype: str) -> pd.api.extensions.ExtensionArray:
@@ -29,12 +29,8 @@ def to_frame(cols: dict[str, np.ndarray], point_names: Sequence[str]) -> pd.Data
     inner_dst_valid = inner | ((c["inner_dst_hi"] | c["inner_dst_lo"]) != 0)
     data = {
         "time": pd.to_datetime(c["time_ns"], unit="ns", utc=True),
-        "capture_point": pd.Categorical.from_codes(
-            c["point"].astype(np.int64), categories=list(point_names)
-        ),
-        "direction": pd.Categorical.from_codes(
-            c["direction"].astype(np.int64), categories=list(S.DIRECTIONS)
-        ),
+        "capture_point": categorical(c["point"].astype(np.int64), point_names),
+        "direction": categorical(c["direction"].astype(np.int64), S.DIRECTIONS),
         "vlan": _nullable(c["vlan"], "Int32"),
         "eth_src": macs_to_categorical(c["eth_src"], int(S.NO_MAC)),
         "eth_dst": macs_to_categorical(c["eth_dst"], int(S.NO_MAC)),

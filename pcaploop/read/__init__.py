@@ -8,4 +8,8 @@ says what was left unread and why.
 
 from __future__ import annotations
 
-from .capture import CaptureFile, Interface, RecordBatch, open_capture, sniff  # noqa: F401
+from .capture import CaptureFile as CaptureFile
+from .capture import Interface as Interface
+from .capture import RecordBatch as RecordBatch
+from .capture import open_capture as open_capture
+from .capture import sniff as sniff

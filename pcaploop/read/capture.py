@@ -13,12 +13,13 @@ True
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, Literal
 
 import numpy as np
 
@@ -27,6 +28,10 @@ from . import formats as F
 from . import walk
 from .formats import MAX_CAPLEN
 from .walk import CORRUPT, OTHER_BLOCK
+
+ByteOrder = Literal["little", "big"]
+#: (buffer, position, bytes filled, end of input, walker output arrays)
+Fill = tuple[np.ndarray, int, int, bool, tuple[np.ndarray, ...]]
 
 CHUNK = 1 << 20
 _BUFSIZE = CHUNK + MAX_CAPLEN + 65536
@@ -86,6 +91,11 @@ class CaptureFile:
     comments: list[str] = field(default_factory=list)
     _big: bool = False
     _nsres: bool = False
+    _state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def _order(self) -> ByteOrder:
+        return "big" if self._big else "little"
 
     def batches(self) -> Iterator[RecordBatch]:
         """Yield record batches until the end of the file or the first damage."""
@@ -97,7 +107,7 @@ class CaptureFile:
                 yield from self._pcapng(f)
 
     # -- classic pcap -----------------------------------------------------
-    def _pcap(self, f: BinaryIO) -> Iterator[RecordBatch]:
+    def _pcap(self, f: io.BufferedIOBase) -> Iterator[RecordBatch]:
         snap = self.interfaces[0].snaplen
         for buf, pos, fill, eof, outs in _fills(self, f):
             o_off, o_cap, o_wire, o_ts, o_if, o_dir = outs
@@ -123,7 +133,7 @@ class CaptureFile:
                 return
 
     # -- pcapng ------------------------------------------------------------
-    def _pcapng(self, f: BinaryIO) -> Iterator[RecordBatch]:
+    def _pcapng(self, f: io.BufferedIOBase) -> Iterator[RecordBatch]:
         section_base = 0
         section_count = 0
         section = -1
@@ -184,14 +194,14 @@ class CaptureFile:
                 return
 
     def _block_header(self, buf: np.ndarray, pos: int) -> tuple[int, int]:
-        order = "big" if self._big else "little"
+        order = self._order
         return (
             int.from_bytes(buf[pos : pos + 4].tobytes(), order),
             int.from_bytes(buf[pos + 4 : pos + 8].tobytes(), order),
         )
 
     def _options(self, data: bytes) -> Iterator[tuple[int, bytes]]:
-        order = "big" if self._big else "little"
+        order = self._order
         p = 0
         while len(data) - p >= 4:
             code = int.from_bytes(data[p : p + 2], order)
@@ -202,7 +212,7 @@ class CaptureFile:
             p += 4 + ((olen + 3) & ~3)
 
     def _idb(self, body: bytes, section: int) -> None:
-        order = "big" if self._big else "little"
+        order = self._order
         if len(body) < 8:
             self.interfaces.append(Interface(len(self.interfaces), -1, MAX_CAPLEN, section))
             return
@@ -232,7 +242,7 @@ class CaptureFile:
         self.interfaces.append(iface)
 
     def _isb(self, body: bytes, base: int, count: int) -> None:
-        order = "big" if self._big else "little"
+        order = self._order
         if len(body) < 12:
             return
         local = int.from_bytes(body[0:4], order)
@@ -304,9 +314,11 @@ def _units_to_ns(r: np.ndarray, units: int) -> np.ndarray:
     whole = r // units
     frac = r - whole * units  # 0 <= frac < units
     if units <= (1 << 33):  # frac * 1e9 stays below 2**63
-        return whole * g + (frac * g) // units
+        out: np.ndarray = whole * g + (frac * g) // units
+        return out
     exact = [(int(f) * g) // units for f in frac]  # very fine 2^-n resolutions: rare
-    return whole * g + np.array(exact, dtype=np.int64)
+    out = whole * g + np.array(exact, dtype=np.int64)
+    return out
 
 
 def _text(val: bytes) -> str:
@@ -316,10 +328,10 @@ def _text(val: bytes) -> str:
     return re.sub(r"[\x00-\x1f\x7f-\x9f]", "?", text)
 
 
-def _fills(cap: CaptureFile, f: BinaryIO) -> Iterator[tuple]:
+def _fills(cap: CaptureFile, f: io.BufferedIOBase) -> Iterator[Fill]:
     """Keep one reused buffer topped up; the consumer reports its position back via _advance."""
     buf = np.empty(_BUFSIZE, dtype=np.uint8)
-    mv = memoryview(buf)
+    mv = buf.data
     maxn = _BUFSIZE // 12 + 1
     outs = tuple(np.empty(maxn, dtype=np.int64) for _ in range(6))
     cap._state = {"pos": 0, "fill": 0, "eof": False}
@@ -370,7 +382,7 @@ def _advance(cap: CaptureFile, pos: int, fill: int, eof: bool, what: str) -> boo
     return True
 
 
-def _open_stream(path: str, compressed: bool) -> BinaryIO:
+def _open_stream(path: str, compressed: bool) -> io.BufferedIOBase:
     if compressed:
         return gzip.open(path, "rb")
     return open(path, "rb")
@@ -424,7 +436,7 @@ def open_capture(path: str | os.PathLike[str]) -> CaptureFile:
     cap = CaptureFile(path, fmt, compressed)
     if fmt == "pcap":
         big, nsres = _PCAP_MAGICS[head[:4]]
-        order = "big" if big else "little"
+        order: ByteOrder = "big" if big else "little"
         snap = int.from_bytes(head[16:20], order)
         link = int.from_bytes(head[20:24], order) & 0xFFFF
         cap._big, cap._nsres = big, nsres
