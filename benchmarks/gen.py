@@ -2,7 +2,7 @@
 """Generate a realistic Ethernet/IPv4 benchmark capture, fast and deterministically.
 
 The capture is what a host sees on the point-to-point link to one guest
-(DESIGN.md §1): ordinary traffic in both directions plus routing loops.  A
+(docs/design.md, *The incident*): ordinary traffic in both directions plus routing loops.  A
 looping packet is re-emitted on the link with the same src, dst, IP ID and
 payload, TTL falling by 1 per copy and the MAC direction alternating
 host→guest / guest→host, copies microseconds apart; for about half of the

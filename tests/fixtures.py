@@ -4,7 +4,7 @@ Packets are built with dpkt; classic pcap files are written with
 ``dpkt.pcap.Writer`` (big-endian through a subclass, exact caplen/wirelen
 through its header packer); pcapng is written block by block with struct,
 because dpkt's pcapng writer knows one interface only.  Addresses are all
-from the documentation ranges (DESIGN.md §5).
+from the documentation ranges (docs/design.md, *Addresses*).
 
 Each ``make_*`` function takes a directory and returns the path it wrote;
 :data:`VALID` lists the intact captures, :data:`DAMAGED` the broken ones.

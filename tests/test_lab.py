@@ -12,7 +12,7 @@ Two groups of tests:
 
 The expectations were computed by the lab from the scenario plan, TTL
 arithmetic and tshark counts, never from pcaploop (see samples/README.md).
-The comparison follows the DESIGN.md section 4 JSON contract: loops[].
+The comparison follows the JSON contract of docs/design.md: loops[].
 destination, kind, capture_points, ttl_step, looping_packets, observations;
 bounces[].destination, capture_point, packets.
 """

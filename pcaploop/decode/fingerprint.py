@@ -5,7 +5,7 @@ a crafted capture cannot aim two different packets at one fingerprint.
 Why 64 bits: a 32-bit digest collided 6 times in 200 k packets.
 
 The words hashed (see :func:`fingerprint_words`) are exactly the fields
-DESIGN.md §2 names — never TTL / hop limit, the IPv4 header checksum, DF or
+docs/design.md (*Words*) names — never TTL / hop limit, the IPv4 header checksum, DF or
 layer 2.  Both decoders build the same words and call :func:`siphash13`.
 
 >>> k = (np.uint64(1), np.uint64(2))

@@ -29,7 +29,7 @@ MAX_POINTS = 4096
 
 @dataclass(slots=True)
 class CapturePoint:
-    """One interface seen by one capture, with its accounting (DESIGN.md §2, §4)."""
+    """One interface seen by one capture, with its accounting (docs/design.md, *Words* and *JSON contract*)."""
 
     name: str
     path: str

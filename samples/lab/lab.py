@@ -18,7 +18,7 @@ failed (its reason is printed), 77 network namespaces are not available,
 130 interrupted.  Python 3.11 standard library only; needs ip(8), tcpdump,
 tshark; dumpcap and nft are optional.
 
-Topology (DESIGN.md sections 1, 5, 6; documentation addresses only)::
+Topology (docs/design.md; documentation addresses only)::
 
     client 198.51.100.9 2001:db8:c::9 (eth0)
       |
@@ -29,7 +29,7 @@ Topology (DESIGN.md sections 1, 5, 6; documentation addresses only)::
     guest1 eth0 203.0.113.101/32 ...      guest2 eth0 203.0.113.102/32 ...
 
 The host<->guest veth pairs carry PERMANENT neighbour entries on both ends,
-so they behave like a tun/ppp point-to-point link (DESIGN.md section 6).
+so they behave like a tun/ppp point-to-point link (docs/design.md, *What the kernel does*).
 """
 
 from __future__ import annotations
@@ -429,7 +429,7 @@ def host_route4(lab: Lab, addr: str, g: Guest, table: str | None = None) -> None
 
 
 def warm(lab: Lab, flows: list[Flow]) -> None:
-    """Resolve every neighbour entry before capturing (DESIGN.md section 6).
+    """Resolve every neighbour entry before capturing (docs/design.md, *What the kernel does*).
 
     The client pings the host's uplink (client->router->host ARP/ND); the
     router sends one TTL-1 echo per destination, which makes it ARP (NDP) for
@@ -1372,14 +1372,14 @@ def run_scenario(name: str, out: Path) -> list[str]:
 
 README_HEAD = """# pcaploop samples
 
-Real Linux kernel captures of the routing-loop incident (DESIGN.md section 1)
+Real Linux kernel captures of the routing-loop incident (docs/design.md, *The incident*)
 and of look-alikes, made in network namespaces by `samples/lab/lab.py`, with
 golden expectations for `pcaploop analyze`.
 
 ## How they are made
 
 `samples/lab/lab.py` (Python 3.11 stdlib, run as root) builds the topology of
-DESIGN.md section 6 in namespaces it creates (`client` - `router` - `host` -
+docs/design.md, *What the kernel does*, in namespaces it creates (`client` - `router` - `host` -
 `guest1`/`guest2`; the host<->guest links are veth pairs with permanent
 neighbour entries on both ends, i.e. point-to-point links like tun/ppp),
 applies the scenario, warms the router's ARP/ND entries, starts the captures

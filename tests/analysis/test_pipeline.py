@@ -1,4 +1,4 @@
-"""Loops the tool must flag, and look-alikes it must not (issue #3, DESIGN.md §1–§2)."""
+"""Loops the tool must flag, and look-alikes it must not (docs/design.md, *The incident* and *Words*)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def test_host_guest_pingpong(tmp_path, uplink):
     assert (lp.kind, lp.destination, list(lp.capture_points)) == ("l3", "203.0.113.7", ["tap101"])
     assert lp.ttl_step == 2
     assert lp.looping_packets == 20
-    assert lp.observations == 63 * 20  # DESIGN §4: independent of the uplink capture
+    assert lp.observations == 63 * 20  # the contract: independent of the uplink capture
     assert lp.amplification == pytest.approx(63)
     assert lp.fates["expired"] == 20
     assert lp.dropped_by["guest"] == 20  # T-1 = 63 is odd: the guest gets the TTL-1 copy

@@ -3,7 +3,7 @@
 The compiled kernel in :mod:`pcaploop.decode` is fast and hard to read; this
 module restates the same decoding rules one layer at a time, with dpkt
 parsing every header, so tests can demand that both produce identical raw
-columns (DESIGN.md §2 fingerprint, :mod:`pcaploop.schema`).
+columns (docs/design.md fingerprint, :mod:`pcaploop.schema`).
 
 dpkt's own packet classes decode greedily (Ethernet guesses ISL/MPLS/LLC,
 IP decodes its payload, ICMP its quote) and reject truncated headers, so
