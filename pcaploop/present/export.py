@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
 
 import pandas as pd
 
@@ -39,8 +39,16 @@ _META_KEY = b"pcaploop.export"
 _SIDECAR = ".dtypes.json"
 _COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zip")
 _FORMAT_VERSION = 1
+
+
+class _CsvFloatOptions(TypedDict, total=False):
+    float_precision: Literal["round_trip"]
+
+
 # pandas 3 parses floats exactly by default and deprecates the option
-_ROUND_TRIP = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+_ROUND_TRIP: _CsvFloatOptions = (
+    {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+)
 
 
 def _split(path: Path) -> tuple[str, str, str]:
@@ -111,7 +119,9 @@ def _isna(v: Any) -> bool:
     return not isinstance(v, (list, dict, tuple)) and bool(pd.isna(v))
 
 
-def _source_tables(data: Any, with_paths: bool, with_loops: bool) -> tuple[dict, list]:
+def _source_tables(
+    data: Any, with_paths: bool, with_loops: bool
+) -> tuple[dict[str, pd.DataFrame], list[dict[str, Any]]]:
     from ..analysis.pipeline import Analysis
 
     captures: list[dict[str, Any]] = []
@@ -301,7 +311,8 @@ def _restore(df: pd.DataFrame, cols: list[dict[str, Any]], from_text: bool) -> p
             aware = "," in dt
             s = pd.to_datetime(s, utc=aware, format="ISO8601" if from_text else None)
             if aware:
-                s = s.dt.tz_convert(pd.DatetimeTZDtype.construct_from_string(dt).tz)
+                tz_dtype = cast(pd.DatetimeTZDtype, pd.DatetimeTZDtype.construct_from_string(dt))
+                s = s.dt.tz_convert(tz_dtype.tz)
             s = s.astype(dt)
         elif str(s.dtype) != dt:
             s = s.astype(dt)

@@ -34,6 +34,7 @@ from ..errors import PcaploopError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..analysis.pipeline import Analysis
+    from ..ingest.points import CapturePoint
 
 
 __all__ = ["extract", "wireshark_filters"]
@@ -86,6 +87,7 @@ def select(
         ids = [a.loop(loop).id]
         what = f"loop {loop} ({a.loop(loop).destination})"
     else:
+        assert dst is not None  # exactly one of loop and dst was given (checked above)
         try:
             want = to_text(*from_text(dst))
         except ValueError:
@@ -110,13 +112,13 @@ def select(
         if parts
         else np.zeros(0, np.int8)
     )
-    lid = (
+    loop_of_row = (
         np.concatenate([np.full(len(p[0]), p[2], np.int64) for p in parts])
         if parts
         else np.zeros(0, np.int64)
     )
     rows, first = np.unique(rows, return_index=True)  # rows are in time order
-    return Selection(rows, role[first], lid[first], what)
+    return Selection(rows, role[first], loop_of_row[first], what)
 
 
 def _dests(a: Analysis) -> str:
@@ -131,7 +133,8 @@ def _bounce_rows(a: Analysis, want: str) -> np.ndarray:
     bp = np.flatnonzero(corr.p_bounce)
     rows = corr.rows[np.isin(corr.path, bp)].astype(np.int64)
     keep = (cols["dst_hi"][rows] == np.uint64(hi)) & (cols["dst_lo"][rows] == np.uint64(lo))
-    return rows[keep]
+    out: np.ndarray = rows[keep]
+    return out
 
 
 # --- display filters --------------------------------------------------------------
@@ -208,7 +211,7 @@ def _shb(comment: str) -> bytes:
     return _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) + _options(opts))
 
 
-def _idb(point) -> bytes:
+def _idb(point: CapturePoint) -> bytes:
     desc = os.path.basename(point.path)
     if point.interface is not None:
         desc += f" (interface {point.interface})"
@@ -298,7 +301,9 @@ def write_pcapng(a: Analysis, sel: Selection, out: str | os.PathLike[str]) -> di
     }
 
 
-def _checked(got: dict, path: str, rec: int, ts: int, caplen: int) -> tuple[int, bytes]:
+def _checked(
+    got: dict[tuple[str, int], tuple[int, bytes]], path: str, rec: int, ts: int, caplen: int
+) -> tuple[int, bytes]:
     """A record as read again, refusing a capture that changed since it was analysed."""
     if (path, rec) not in got:
         raise PcaploopError(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import numpy as np
 
@@ -25,8 +25,10 @@ from .. import schema as S
 from . import extract as X
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.typing import RcKeyType
 
     from ..analysis.model import Loop
     from ..analysis.pipeline import Analysis
@@ -56,7 +58,10 @@ MARKERS = "os^Dv<>p"
 #: per-loop plots (staircase, ladder) are drawn for at most this many loops
 MAX_LOOP_PLOTS = 12
 
-_RC = {
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+_RC: dict[RcKeyType, Any] = {
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.grid": True,
@@ -75,11 +80,11 @@ _RC = {
 }
 
 
-def _styled(func: Callable) -> Callable:
+def _styled(func: Callable[_P, _R]) -> Callable[_P, _R]:
     """Draw inside an rc_context: one style, and no change to the user's defaults."""
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any):
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         import matplotlib as mpl
         from cycler import cycler
 
@@ -89,12 +94,13 @@ def _styled(func: Callable) -> Callable:
     return wrapper
 
 
-def _axes(ax, size: tuple[float, float]):
+def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
     if ax is not None:
         return ax
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=size, layout="constrained")[1]
+    new: Axes = plt.subplots(figsize=size, layout="constrained")[1]
+    return new
 
 
 def _t(text: Any) -> str:
@@ -102,7 +108,7 @@ def _t(text: Any) -> str:
     return str(text).replace("\\", "\\\\").replace("$", r"\$")
 
 
-def _empty(ax, title: str, message: str):
+def _empty(ax: Axes, title: str, message: str) -> Axes:
     ax.set_title(title)
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="#555555")
     ax.set_xticks([])
@@ -181,8 +187,10 @@ def traffic_rates(
         rates = Rates()
         rates.add(a.packets.cols["time_ns"], a.packets.cols["point"])
     cell, cell_pt, count = rates.table()
-    t0 = int(rates.first_ns)
-    span = max((int(rates.last_ns) - t0) / 1e9, 1e-3)
+    # both are set once a packet was added; timeline() checks that before calling this
+    first_ns, last_ns = cast(int, rates.first_ns), cast(int, rates.last_ns)
+    t0 = int(first_ns)
+    span = max((int(last_ns) - t0) / 1e9, 1e-3)
     width = max(bin_s or _bin_width(span), rates.res_ns / 1e9)
     edges = np.arange(0, span + width, width)
     if len(edges) < 2 or edges[-1] <= span:
@@ -268,7 +276,7 @@ def _fmt_s(sec: float) -> str:
     return f"{sec * 1e3:g} ms" if sec < 1 else f"{sec:g} s"
 
 
-def _mark_loops(ax, a, t0: int, per: float, lanes: int) -> None:
+def _mark_loops(ax: Axes, a: Analysis, t0: int, per: float, lanes: int) -> None:
     """One lane per loop above the traffic: a bar from its start to its end, labelled."""
     from matplotlib.transforms import blended_transform_factory
 
@@ -376,10 +384,23 @@ def ttl_staircase(
 class _TraceStyle:
     """Marker per capture point, colour per direction, one legend entry per pair."""
 
-    def __init__(self, names: list[str]):
+    names: list[str]
+    marker: dict[int, str]  # capture point → marker
+    seen: set[tuple[int, int]]  # (capture point, direction) pairs in the legend
+
+    def __init__(self, names: list[str]) -> None:
         self.names, self.marker, self.seen = names, {}, set()
 
-    def draw(self, ax, c, rows, dirs, per: float, size: float, label: bool = True):
+    def draw(
+        self,
+        ax: Axes,
+        c: dict[str, np.ndarray],
+        rows: np.ndarray,
+        dirs: np.ndarray,
+        per: float,
+        size: float,
+        label: bool = True,
+    ) -> np.ndarray:
         x = (c["time_ns"][rows] - c["time_ns"][rows].min()) / 1e9 / per
         y = c["ttl"][rows].astype(int)
         ax.plot(x, y, color="#999999", linewidth=0.7, zorder=1)
@@ -405,7 +426,14 @@ class _TraceStyle:
         return np.column_stack([x, y])
 
 
-def _zoom(ax, c, trace, style: _TraceStyle, xy: np.ndarray, n: int = 12) -> None:
+def _zoom(
+    ax: Axes,
+    c: dict[str, np.ndarray],
+    trace: tuple[np.ndarray, np.ndarray],
+    style: _TraceStyle,
+    xy: np.ndarray,
+    n: int = 12,
+) -> None:
     """Inset with the first ``n`` observations of one packet, where the data are not."""
     rows, dirs = trace[0][:n], trace[1][:n]
     ax.autoscale_view()
@@ -424,7 +452,7 @@ def _zoom(ax, c, trace, style: _TraceStyle, xy: np.ndarray, n: int = 12) -> None
         for x0, y0 in spots
     ]
     x0, y0 = spots[int(np.argmin(busy))]
-    ins = ax.inset_axes([x0, y0, w, h])
+    ins = ax.inset_axes((x0, y0, w, h))
     unit, per = _time_unit((c["time_ns"][rows].max() - c["time_ns"][rows].min()) / 1e9 * 2)
     style.draw(ins, c, rows, dirs, per, 22, label=False)
     ins.set_title(
@@ -568,7 +596,7 @@ def path_ladder(
         half = max_arrows // 2
         shown = np.r_[np.arange(half), np.arange(len(rows) - half, len(rows))]
     t0 = int(c["time_ns"][rows].min())
-    y = 0
+    y: float = 0
     for k, i in enumerate(shown):
         if k and i != shown[k - 1] + 1:
             skipped = rows[shown[k - 1] + 1 : i]
@@ -623,7 +651,14 @@ def path_ladder(
 
 
 def _ladder_arrow(
-    ax, lx: dict, lane: str, direction: int, y: float, label: str, ms: float, point: str
+    ax: Axes,
+    lx: dict[str, int],
+    lane: str,
+    direction: int,
+    y: float,
+    label: str,
+    ms: float,
+    point: str,
 ) -> None:
     host, other = lx["host"], lx[lane]
     start, end = (host, other) if direction == S.DIR_OUT else (other, host)
@@ -650,12 +685,22 @@ def _ladder_arrow(
     )
 
 
-def _ladder_end(a: Analysis, ax, lx, side, pid, rows, dirs, y, t0) -> float:
+def _ladder_end(
+    a: Analysis,
+    ax: Axes,
+    lx: dict[str, int],
+    side: dict[int, str],
+    pid: int,
+    rows: np.ndarray,
+    dirs: np.ndarray,
+    y: float,
+    t0: int,
+) -> float:
     """The fate line and the ICMP error arrows after the last copy."""
     from ..addr import to_text
 
     c = a.packets.cols
-    info = a.detection.looping.loc[pid]
+    info = cast("pd.Series[Any]", a.detection.looping.loc[pid])  # a path id is one row
     last_dir = int(dirs[-1])
     if info["escaped"]:
         fate = f"left the loop through {a.packets.point_names[int(info['last_point'])]}"
@@ -714,7 +759,7 @@ def _ladder_end(a: Analysis, ax, lx, side, pid, rows, dirs, y, t0) -> float:
     return y
 
 
-def _sides_of(a: Analysis, side: dict, p: int) -> str:
+def _sides_of(a: Analysis, side: dict[int, str], p: int) -> str:
     from ..analysis.roles import guest_link_by_name
 
     if p in side:
@@ -753,10 +798,11 @@ def copies_histogram(a: Analysis, ax: Axes | None = None) -> Axes:
     hi = max(int(v.max()) for _, v in data)
     step = max(1, int(np.ceil((hi - lo + 1) / 60)))  # whole copies per bin
     edges = np.arange(lo, hi + step + 1, step) - 0.5
+    bins: list[float] = edges.tolist()
     for k, (lp, v) in enumerate(data[:MAX_LOOP_PLOTS]):
         ax.hist(
             v,
-            bins=edges,
+            bins=bins,
             color=OKABE_ITO[k % 7],
             alpha=0.75,
             histtype="stepfilled",
@@ -798,10 +844,11 @@ def cycle_time_histogram(a: Analysis, ax: Axes | None = None) -> Axes:
     edges = np.histogram_bin_edges(allv, bins=min(40, max(5, len(allv) // 3)))
     if edges[0] == edges[-1]:
         edges = np.array([edges[0] * 0.9, edges[0] * 1.1 or 1])
+    bins: list[float] = edges.tolist()
     for k, (lp, v) in enumerate(data[:MAX_LOOP_PLOTS]):
         ax.hist(
             v / per,
-            bins=edges,
+            bins=bins,
             color=OKABE_ITO[k % 7],
             alpha=0.75,
             histtype="stepfilled",
@@ -824,6 +871,8 @@ def distributions(a: Analysis, ax: Axes | None = None) -> Axes:
 
     >>> left = pcaploop.plot_distributions(a)               # doctest: +SKIP
     """
+    left: Axes
+    right: Axes
     if ax is None:
         import matplotlib.pyplot as plt
 
@@ -849,7 +898,7 @@ def figures(a: Analysis) -> Iterator[tuple[str, str, Figure]]:
     """
     from matplotlib.figure import Figure
 
-    def fig(w: float, h: float):
+    def fig(w: float, h: float) -> Figure:
         return Figure(figsize=(w, h), layout="constrained")
 
     f = fig(10, 4.2)

@@ -17,7 +17,7 @@ import html
 import io
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
@@ -82,11 +82,11 @@ def _when(iso: str | None) -> str:
 
 
 # --- content shared by HTML and Markdown ---------------------------------------------
-def events(a: Analysis, limit: int = 60) -> list[tuple[str, str]]:
+def events(a: Analysis, limit: int = 60) -> list[tuple[str | None, str]]:
     """(ISO time, what happened) for the incident timeline, in time order."""
     from ..contract import iso_ns
 
-    out: list[tuple[str, str]] = []
+    out: list[tuple[str | None, str]] = []
     for p in a.packets.points:
         if p.first_ns is not None:
             out.append((iso_ns(p.first_ns), f"capture point {p.name}: first record"))
@@ -178,7 +178,7 @@ def _figures(a: Analysis, progress: Callable[[str], None] | None) -> dict[str, t
 
 
 # --- HTML ---------------------------------------------------------------------------------
-def _table(headers: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
+def _table(headers: list[str], rows: list[list[str]], numeric: Set[int] = frozenset()) -> str:
     """Rows are already-escaped HTML cells."""
     head = "".join(f"<th>{h}</th>" for h in headers)
     body = "".join(
@@ -192,7 +192,7 @@ def _table(headers: list[str], rows: list[list[str]], numeric: set[int] = frozen
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _img(figs: dict, stem: str) -> str:
+def _img(figs: dict[str, tuple[str, bytes]], stem: str) -> str:
     if stem not in figs:
         return ""
     caption, png = figs[stem]
@@ -249,7 +249,7 @@ def html_report(
     return "\n".join(p for p in parts if p)
 
 
-def _loops_html(a: Analysis, figs: dict) -> str:
+def _loops_html(a: Analysis, figs: dict[str, tuple[str, bytes]]) -> str:
     if not a.loops:
         return "<h2 id=loops>Loops</h2><p>No routing loop was found.</p>" + _bounces_html(a)
     rows = []
@@ -303,9 +303,11 @@ def _loops_html(a: Analysis, figs: dict) -> str:
     return "\n".join(out)
 
 
-def _one_loop_html(a: Analysis, lp: Loop, figs: dict) -> str:
+def _one_loop_html(a: Analysis, lp: Loop, figs: dict[str, tuple[str, bytes]]) -> str:
     # a multi-line command (an nft script) must stay runnable when pasted
-    code = lambda t: f"<pre>{e(t)}</pre>" if "\n" in t else f"<code>{e(t)}</code>"  # noqa: E731
+    def code(t: str) -> str:
+        return f"<pre>{e(t)}</pre>" if "\n" in t else f"<code>{e(t)}</code>"
+
     fixes = "".join(f"<li>{_code_spans(f, code, e)}</li>" for f in lp.fixes)
     filt = X.wireshark_filters(a, lp.id)
     frows = [
