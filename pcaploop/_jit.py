@@ -78,8 +78,9 @@ def _compile(func: Callable[..., Any], **options: Any) -> Callable[..., Any]:
     saved = _numba_config.CACHE_DIR
     _numba_config.CACHE_DIR = _CACHE_DIR
     try:
-        compiled: Callable[..., Any] = _numba.njit(cache=True, nogil=True, boundscheck=False,
-                                                   **options)(func)
+        compiled: Callable[..., Any] = _numba.njit(
+            cache=True, nogil=True, boundscheck=False, **options
+        )(func)
         return compiled
     finally:
         _numba_config.CACHE_DIR = saved

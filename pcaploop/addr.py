@@ -12,7 +12,6 @@ True
 from __future__ import annotations
 
 import ipaddress
-
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -67,7 +66,7 @@ def macs_to_categorical(mac: np.ndarray, missing: int) -> pd.Categorical:
     return _categorical(codes, cats)
 
 
-def categorical(codes: np.ndarray, categories: Sequence[str]) -> "pd.Categorical[str]":
+def categorical(codes: np.ndarray, categories: Sequence[str]) -> pd.Categorical[str]:
     """``pd.Categorical.from_codes`` over a numpy array of codes."""
     import pandas as pd
 

@@ -85,6 +85,7 @@ RAW: dict[str, np.dtype] = {
         ("inner_ip_id", "int64"),
         ("inner_ttl", "int16"),
         ("inner_l4", "uint64"),  # first 8 bytes of the quoted L4, checksum zeroed
+        ("inner_fingerprint", "uint64"),  # the quoted packet's fingerprint, 0: quote too short
         ("l4_head", "uint64"),  # first 8 bytes of this packet's L4, checksum zeroed
         ("caplen", "uint32"),
         ("wirelen", "uint32"),
@@ -124,6 +125,7 @@ TABLE: dict[str, str] = {
     "inner_ip_id": "Int64",
     "inner_ttl": "Int16",
     "inner_l4": "uint64",
+    "inner_fingerprint": "uint64",
     "l4_head": "uint64",
     "caplen": "uint32",
     "wirelen": "uint32",

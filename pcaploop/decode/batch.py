@@ -21,7 +21,7 @@ import numpy as np
 from .. import schema as S
 from ..read import RecordBatch
 from . import layout as L
-from .fingerprint import N_WORDS, RUN_KEY, Key
+from .fingerprint import MAX_WORDS, RUN_KEY, Key
 from .kernel import (
     R8_STATUS,
     R64_ARPOP,
@@ -73,7 +73,7 @@ def run_kernel(
                 key[1],
                 *T,
                 start,
-                np.zeros(N_WORDS, dtype=np.uint64),
+                np.zeros(MAX_WORDS, dtype=np.uint64),
             )
 
 
@@ -206,8 +206,12 @@ class Block:
         }
         iface, ifindex, time_ns = M64[R64_IFACE], M64[R64_IFINDEX], M64[R64_TIME]
         if own:
-            status, iface, ifindex, time_ns = (status.copy(), iface.copy(), ifindex.copy(),
-                                               time_ns.copy())
+            status, iface, ifindex, time_ns = (
+                status.copy(),
+                iface.copy(),
+                ifindex.copy(),
+                time_ns.copy(),
+            )
         return Decoded(status, iface, ifindex, time_ns, cols, arp, isarp)
 
 

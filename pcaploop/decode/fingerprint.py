@@ -5,8 +5,13 @@ a crafted capture cannot aim two different packets at one fingerprint.
 Why 64 bits: a 32-bit digest collided 6 times in 200 k packets.
 
 The words hashed (see :func:`fingerprint_words`) are exactly the fields
-docs/design.md (*Words*) names — never TTL / hop limit, the IPv4 header checksum, DF or
-layer 2.  Both decoders build the same words and call :func:`siphash13`.
+docs/design.md (*Words*) names — never TTL / hop limit, the IPv4 header
+checksum, DF or layer 2.  ICMP errors and ICMPv6 redirects add words naming
+the packet they are about (:data:`ERROR_WORDS`, :data:`REDIRECT_WORDS`):
+their first 24 bytes are the same for every error a host sends about
+packets of one flow, and without them distinct errors would look like one
+packet sent again.  Both decoders build the same words and call
+:func:`siphash13`.
 
 >>> k = (np.uint64(1), np.uint64(2))
 >>> w = np.arange(10, dtype=np.uint64)
@@ -23,6 +28,13 @@ import numpy as np
 from .._jit import njit_inline, njit_plain
 
 N_WORDS = 10
+#: words added for an ICMP error with a decoded quote: the quoted destination (2),
+#: protocol and ID, first 8 L4 bytes, the quoted packet's own fingerprint
+ERROR_WORDS = 5
+#: words added for an ICMPv6 redirect: the destination it redirects (2)
+REDIRECT_WORDS = 2
+#: scratch words the kernel needs for any packet
+MAX_WORDS = N_WORDS + ERROR_WORDS
 
 #: a SipHash key: two 64-bit words
 Key = tuple[np.uint64, np.uint64]
@@ -102,15 +114,16 @@ def fingerprint_words(
     dst: tuple[int, int],
     prefix: bytes,
     short: bool,
+    extra: tuple[int, ...] = (),
 ) -> np.ndarray:
-    """The 10 words hashed for one packet (reference implementation).
+    """The words hashed for one packet (reference implementation).
 
     ``frag_field`` is ``MF << 13 | offset_in_8_byte_units``; ``ip_len_field``
     the IPv4 total length or the IPv6 payload length; ``ident`` the IPv4 ID or
     IPv6 fragment id (0 when absent); ``prefix`` at most 24 bytes of L4 with
-    the checksum already zeroed.
+    the checksum already zeroed; ``extra`` the error or redirect words.
     """
-    w = np.zeros(N_WORDS, dtype=np.uint64)
+    w = np.zeros(N_WORDS + len(extra), dtype=np.uint64)
     w[0] = (version << 56) | (protocol << 48) | (frag_field << 32) | (ip_len_field & 0xFFFFFFFF)
     w[1] = ((ident & 0xFFFFFFFF) << 32) | (flow_label & 0xFFFFFFFF)
     w[2], w[3] = src
@@ -119,10 +132,12 @@ def fingerprint_words(
     for j in range(3):
         w[6 + j] = int.from_bytes(padded[8 * j : 8 * j + 8], "big")
     w[9] = len(prefix) | (int(short) << 8)
+    for j, v in enumerate(extra):
+        w[N_WORDS + j] = v & 0xFFFFFFFFFFFFFFFF
     return w
 
 
 def fingerprint_of(words: np.ndarray, key: Key = RUN_KEY) -> int:
     """Hash the words of :func:`fingerprint_words`."""
     with np.errstate(over="ignore"):
-        return int(siphash13(key[0], key[1], words, N_WORDS))
+        return int(siphash13(key[0], key[1], words, len(words)))

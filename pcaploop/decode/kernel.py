@@ -23,7 +23,7 @@ from .._jit import njit_inline, njit_plain
 from . import layout as L
 from . import linktypes as lt
 from . import protocols as P
-from .fingerprint import N_WORDS, siphash13
+from .fingerprint import ERROR_WORDS, N_WORDS, REDIRECT_WORDS, siphash13
 
 # --- rows of the typed layout, as compile-time constants ----------------------------------
 R8_STATUS: Final = L.row("status")
@@ -67,6 +67,7 @@ U_IDLO: Final = L.row("inner_dst_lo")
 U_IL4: Final = L.row("inner_l4")  # also the sender MAC of an ARP record
 U_L4H: Final = L.row("l4_head")
 U_FP: Final = L.row("fingerprint")
+U_IFP: Final = L.row("inner_fingerprint")
 
 _D8, _D16, _D32, _D64, _DU = L.defaults()
 _V4MAP = np.uint64(0xFFFF00000000)
@@ -168,9 +169,35 @@ def _l4_word(b, p, have, csum_off, csum_w):  # pragma: no cover - compiled
     return v
 
 
+@njit_inline
+def _words(
+    w, b, ver, proto, mf, fo, lenfield, identw, flow, shi, slo, dhi, dlo, l4, take, want, co, cw
+):  # pragma: no cover - compiled
+    """The 10 fingerprint words of a packet (:func:`.fingerprint.fingerprint_words`);
+    returns its first 8 L4 bytes (checksum zeroed)."""
+    head = _l4_word(b, l4, take, co, cw)
+    w[0] = (
+        (np.uint64(ver) << np.uint64(56))
+        | (np.uint64(proto) << np.uint64(48))
+        | (np.uint64((mf << 13) | (fo >> 3)) << np.uint64(32))
+        | np.uint64(lenfield)
+    )
+    w[1] = (np.uint64(identw) << np.uint64(32)) | np.uint64(flow)
+    w[2] = shi
+    w[3] = slo
+    w[4] = dhi
+    w[5] = dlo
+    w[6] = head
+    w[7] = _l4_word(b, l4 + _WORD, take - _WORD, co - _WORD, cw)
+    w[8] = _l4_word(b, l4 + 2 * _WORD, take - 2 * _WORD, co - 2 * _WORD, cw)
+    w[9] = np.uint64(take) | (np.uint64(1 if take < want else 0) << np.uint64(8))
+    return head
+
+
 @njit_plain
-def _quoted(b, ip2, end, M8, M16, M32, M64, U, i):  # pragma: no cover - compiled
-    """Decode the packet quoted by an ICMP error (RFC 792: header + 8 bytes)."""
+def _quoted(b, ip2, end, M8, M16, M32, M64, U, i, k0, k1, w):  # pragma: no cover - compiled
+    """Decode the packet quoted by an ICMP error (RFC 792: header + 8 bytes), and its
+    fingerprint when the quote holds its whole prefix (RFC 1812 / Linux quote more)."""
     a2 = end - ip2
     if a2 < P.IPV4_MIN_HLEN:
         return
@@ -189,7 +216,15 @@ def _quoted(b, ip2, end, M8, M16, M32, M64, U, i):  # pragma: no cover - compile
         U[U_IDLO, i] = _V4MAP | np.uint64(u32be(b, ip2 + 16))
         l4 = ip2 + ihl
         proto = u8(b, ip2 + 9)
-        first = (u16be(b, ip2 + 6) & P.IP_OFFMASK) == 0
+        ff = u16be(b, ip2 + 6)
+        fo = (ff & P.IP_OFFMASK) * 8
+        mf = (ff >> P.IP_MF_SHIFT) & 1
+        first = fo == 0
+        ver = 4
+        lenfield = u16be(b, ip2 + 2)
+        identw = u16be(b, ip2 + 4)
+        flow = 0
+        l4_len = lenfield - ihl
     elif v == 6:
         if a2 < P.IPV6_HLEN:
             return
@@ -199,21 +234,50 @@ def _quoted(b, ip2, end, M8, M16, M32, M64, U, i):  # pragma: no cover - compile
         U[U_ISLO, i] = u64be(b, ip2 + 16, 8)
         U[U_IDHI, i] = u64be(b, ip2 + 24, 8)
         U[U_IDLO, i] = u64be(b, ip2 + 32, 8)
-        proto, l4, ident, fo, _mf = _walk_v6_ext(b, ip2 + P.IPV6_HLEN, end, u8(b, ip2 + 6))
+        proto, l4, ident, fo, mf = _walk_v6_ext(b, ip2 + P.IPV6_HLEN, end, u8(b, ip2 + 6))
         M16[R16_IPROTO, i] = proto
         M64[R64_IIPID, i] = ident
         first = fo == 0
+        ver = 6
+        lenfield = u16be(b, ip2 + 4)
+        identw = ident if ident >= 0 else 0
+        flow = u32be(b, ip2) & 0xFFFFF
+        l4_len = P.IPV6_HLEN + lenfield - (l4 - ip2)
     else:
         return
-    have = end - l4
-    if have < 0:
-        have = 0
-    if have > _WORD:
-        have = _WORD
+    avail = end - l4
+    if avail < 0:
+        avail = 0
+    have = avail if avail < _WORD else _WORD
     if have < _WORD:
         M8[R8_FLAGS, i] |= S.F_INNER_SHORT
     co, cw = _csum_span(proto) if first else (-1, 0)
     U[U_IL4, i] = _l4_word(b, l4, have, co, cw)
+    if l4_len < 0:
+        l4_len = 0
+    want = l4_len if l4_len < _PREFIX else _PREFIX
+    if avail >= want:  # the whole prefix is quoted: the quoted packet's own fingerprint
+        _words(
+            w,
+            b,
+            ver,
+            proto,
+            mf,
+            fo,
+            lenfield,
+            identw,
+            flow,
+            U[U_ISHI, i],
+            U[U_ISLO, i],
+            U[U_IDHI, i],
+            U[U_IDLO, i],
+            l4,
+            want,
+            want,
+            co,
+            cw,
+        )
+        U[U_IFP, i] = siphash13(k0, k1, w, N_WORDS)
 
 
 @njit_inline
@@ -417,7 +481,7 @@ def _decode_one(
                     or t == P.ICMP_PARAMETERPROB
                 )
             ) or (proto == P.IPPROTO_ICMPV6 and 1 <= t <= P.ICMP6_ERROR_MAX):
-                _quoted(b, l4 + P.ICMP_HLEN, cend, M8, M16, M32, M64, U, i)
+                _quoted(b, l4 + P.ICMP_HLEN, cend, M8, M16, M32, M64, U, i, k0, k1, w)
             elif (
                 proto == P.IPPROTO_ICMPV6
                 and (t == P.ND_NEIGHBOR_SOLICIT or t == P.ND_NEIGHBOR_ADVERT)
@@ -425,6 +489,13 @@ def _decode_one(
             ):
                 U[U_IDHI, i] = u64be(b, l4 + P.ND_TARGET_OFFSET, 8)
                 U[U_IDLO, i] = u64be(b, l4 + P.ND_TARGET_OFFSET + 8, 8)
+            elif (
+                proto == P.IPPROTO_ICMPV6
+                and t == P.ND_REDIRECT
+                and have >= P.ND_REDIRECT_DEST_OFFSET + 16
+            ):
+                U[U_IDHI, i] = u64be(b, l4 + P.ND_REDIRECT_DEST_OFFSET, 8)
+                U[U_IDLO, i] = u64be(b, l4 + P.ND_REDIRECT_DEST_OFFSET + 8, 8)
         co, cw = _csum_span(proto)
     else:
         co, cw = -1, 0
@@ -432,23 +503,41 @@ def _decode_one(
     take = have if have < want else want
     if take < want:
         M8[R8_FLAGS, i] |= S.F_SHORT_KEY
-    U[U_L4H, i] = _l4_word(b, l4, take, co, cw)
-    w[0] = (
-        (np.uint64(ver) << np.uint64(56))
-        | (np.uint64(proto) << np.uint64(48))
-        | (np.uint64((mf << 13) | (fo >> 3)) << np.uint64(32))
-        | np.uint64(lenfield)
+    U[U_L4H, i] = _words(
+        w,
+        b,
+        ver,
+        proto,
+        mf,
+        fo,
+        lenfield,
+        identw,
+        flow,
+        U[U_SHI, i],
+        U[U_SLO, i],
+        U[U_DHI, i],
+        U[U_DLO, i],
+        l4,
+        take,
+        want,
+        co,
+        cw,
     )
-    w[1] = (np.uint64(identw) << np.uint64(32)) | np.uint64(flow)
-    w[2] = U[U_SHI, i]
-    w[3] = U[U_SLO, i]
-    w[4] = U[U_DHI, i]
-    w[5] = U[U_DLO, i]
-    w[6] = U[U_L4H, i]
-    w[7] = _l4_word(b, l4 + _WORD, take - _WORD, co - _WORD, cw)
-    w[8] = _l4_word(b, l4 + 2 * _WORD, take - 2 * _WORD, co - 2 * _WORD, cw)
-    w[9] = np.uint64(take) | (np.uint64(1 if take < want else 0) << np.uint64(8))
-    U[U_FP, i] = siphash13(k0, k1, w, N_WORDS)
+    n = N_WORDS
+    if M8[R8_IVER, i] > 0:  # an error: which packet it is about tells errors apart
+        w[n] = U[U_IDHI, i]
+        w[n + 1] = U[U_IDLO, i]
+        w[n + 2] = (np.uint64(M16[R16_IPROTO, i]) << np.uint64(32)) | (
+            np.uint64(M64[R64_IIPID, i]) & np.uint64(0xFFFFFFFF)
+        )
+        w[n + 3] = U[U_IL4, i]
+        w[n + 4] = U[U_IFP, i]
+        n += ERROR_WORDS
+    elif proto == P.IPPROTO_ICMPV6 and M16[R16_ITYPE, i] == P.ND_REDIRECT:
+        w[n] = U[U_IDHI, i]  # the destination it redirects (0 when cut off)
+        w[n + 1] = U[U_IDLO, i]
+        n += REDIRECT_WORDS
+    U[U_FP, i] = siphash13(k0, k1, w, n)
 
 
 @njit_inline

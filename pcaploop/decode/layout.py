@@ -92,6 +92,7 @@ MATRICES: Final[tuple[tuple[Field, ...], ...]] = (
         Field("inner_l4", 0),
         Field("l4_head", 0),
         Field("fingerprint", 0),
+        Field("inner_fingerprint", 0),
     ),
 )
 ROWS: Final[tuple[int, ...]] = tuple(len(m) for m in MATRICES)

@@ -122,6 +122,7 @@ ICMP6_ERROR_MAX: Final = ICMP6_PARAM_PROB
 #: ICMPv6 types whose body starts with a target address (RFC 4861 NS/NA)
 ND_TARGETED: Final = (ND_NEIGHBOR_SOLICIT, ND_NEIGHBOR_ADVERT)
 ND_TARGET_OFFSET: Final = 8  # the target address follows 4 bytes of flags/reserved
+ND_REDIRECT_DEST_OFFSET: Final = 24  # a redirect: target (8..24), then the destination
 
 # --- Linux cooked capture packet types (linux/if_packet.h) -------------------------------
 PACKET_HOST: Final = 0  # to us

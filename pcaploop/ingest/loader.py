@@ -235,9 +235,15 @@ class Loader:
                 out[p] = fi
         return out
 
-    def _one(self, spec: CaptureSpec, cap: CaptureFile, progress: Progress | None, key: Key,
-             into: Columns | Callable[[], Columns] | None,
-             threaded: bool) -> Iterator[tuple[Columns, Columns]]:
+    def _one(
+        self,
+        spec: CaptureSpec,
+        cap: CaptureFile,
+        progress: Progress | None,
+        key: Key,
+        into: Columns | Callable[[], Columns] | None,
+        threaded: bool,
+    ) -> Iterator[tuple[Columns, Columns]]:
         """Blocks of one file.
 
         ``into``: ``None`` (fresh arrays), a dict (arrays reused from block to

@@ -29,7 +29,11 @@ MAX_POINTS = 4096
 
 @dataclass(slots=True)
 class CapturePoint:
-    """One interface seen by one capture, with its accounting (docs/design.md, *Words* and *JSON contract*)."""
+    """One interface seen by one capture, with its accounting (docs/design.md, *Words*).
+
+    Mutable while the loader counts its records; its ``captures[]`` entry of the
+    JSON contract is :meth:`to_json`.
+    """
 
     name: str
     path: str

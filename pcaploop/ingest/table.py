@@ -56,6 +56,7 @@ def to_frame(cols: dict[str, np.ndarray], point_names: Sequence[str]) -> pd.Data
         "inner_ip_id": _nullable(c["inner_ip_id"], "Int64"),
         "inner_ttl": _nullable(c["inner_ttl"], "Int16"),
         "inner_l4": c["inner_l4"],
+        "inner_fingerprint": c["inner_fingerprint"],
         "l4_head": c["l4_head"],
         "caplen": c["caplen"],
         "wirelen": c["wirelen"],

@@ -331,3 +331,58 @@ def test_blocks_carry_each_records_own_fields(tmp_path):
         got[k].append(d.cols[k])
         np.testing.assert_array_equal(np.concatenate(got[k]), np.concatenate(want[k]), k)
     assert len(np.concatenate(got["record"])) == 500
+
+
+# --- ICMP errors: the packet they are about ----------------------------------------
+def _fields(frames: list[bytes], key) -> dict:
+    from pcaploop.decode.batch import decode_frames
+
+    return decode_frames([fx.eth(f) for f in frames], [lt.L2_ETHERNET] * len(frames), key)
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_error_carries_the_quoted_packets_fingerprint(key, v6):
+    """A full quote gives the quoted packet's own fingerprint (whatever TTL it was
+    quoted with); a quote cut short of the 24-byte prefix gives 0."""
+    if v6:
+        pkt, expired = fx.udp6(hlim=64), fx.udp6(hlim=1)
+        full, short = fx.icmp6_error(expired, keep=88), fx.icmp6_error(expired, keep=40 + 16)
+    else:
+        pkt, expired = fx.udp4(ttl=64), fx.udp4(ttl=1)
+        full, short = fx.icmp4_error(expired, keep=60), fx.icmp4_error(expired, keep=28)
+    f = _fields([pkt, full, short], key)
+    assert f["inner_fingerprint"][1] == f["fingerprint"][0] != 0
+    assert f["inner_fingerprint"][2] == 0 and f["inner_fingerprint"][0] == 0
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_errors_about_different_packets_differ(key, v6):
+    """Errors a host sends about two packets of one flow share their first 24 bytes
+    (IPv6 quotes no IP ID there): their fingerprints must still differ, and the same
+    error seen twice must not."""
+    if v6:
+        a, b = fx.udp6(hlim=1, payload=b"first packet .................."), fx.udp6(
+            hlim=1, payload=b"second packet ................."
+        )
+        ea, eb = fx.icmp6_error(a), fx.icmp6_error(b)
+    else:
+        a, b = fx.udp4(ttl=1, ident=1), fx.udp4(ttl=1, ident=2)
+        ea, eb = fx.icmp4_error(a, keep=60, ident=7), fx.icmp4_error(b, keep=60, ident=7)
+    f = _fields([ea, eb, ea], key)
+    fp = f["fingerprint"]
+    assert fp[0] != fp[1] and fp[0] == fp[2]
+
+
+def test_redirects_for_different_destinations_differ(key):
+    """An ICMPv6 redirect's first 24 bytes name only its target; the destination it
+    redirects (the next 16) is part of its identity, and is decoded as inner_dst."""
+    import struct
+
+    def redirect(dst: str) -> bytes:
+        msg = struct.pack(">BBHI", 137, 0, 0, 0) + fx.a6("fe80::1") + fx.a6(dst)
+        return fx._ip6(58, fx._l4_csum6(fx.HOST6, fx.SRC6, 58, msg, 2), fx.HOST6, fx.SRC6,
+                       hlim=255)
+
+    f = _fields([redirect("2001:db8:2::7"), redirect("2001:db8:2::8")], key)
+    assert f["fingerprint"][0] != f["fingerprint"][1]
+    assert addr.to_text(f["inner_dst_hi"][1], f["inner_dst_lo"][1]) == "2001:db8:2::8"

@@ -343,8 +343,9 @@ def _word(data: bytes) -> int:
     return int.from_bytes(data[:8].ljust(8, b"\0"), "big")
 
 
-def _quoted(frame: bytes, ip2: int, end: int, row: dict) -> None:
-    """The packet an ICMP error quotes: inner addresses, protocol, ID, TTL, 8 L4 bytes."""
+def _quoted(frame: bytes, ip2: int, end: int, row: dict, key: Key) -> None:
+    """The packet an ICMP error quotes: inner addresses, protocol, ID, TTL, 8 L4 bytes,
+    and its own fingerprint when the quote holds its whole 24-byte prefix."""
     data = frame[ip2:end] if ip2 <= end else b""
     if len(data) < 20:
         return
@@ -356,36 +357,49 @@ def _quoted(frame: bytes, ip2: int, end: int, row: dict) -> None:
         row["inner_src_hi"], row["inner_src_lo"] = _v4(h.src)
         row["inner_dst_hi"], row["inner_dst_lo"] = _v4(h.dst)
         proto, l4, first = h.p, ip2 + h.hl * 4, h.offset == 0
+        inner = L3(4, h.p, l4, ip2 + h.len, h.offset * 8, h.mf, h.len, h.id)
     elif data[0] >> 4 == 6:
         h = _parse(IP6Hdr, data)
         if h is None:
             return
-        proto, l4, ident, fo, _ = walk_ext_headers(frame, ip2 + 40, end, h.nxt)
+        proto, l4, ident, fo, mf = walk_ext_headers(frame, ip2 + 40, end, h.nxt)
         row.update(inner_version=6, inner_protocol=proto, inner_ttl=h.hlim, inner_ip_id=ident)
         row["inner_src_hi"], row["inner_src_lo"] = _v6(h.src)
         row["inner_dst_hi"], row["inner_dst_lo"] = _v6(h.dst)
         first = fo == 0
+        inner = L3(6, proto, l4, ip2 + 40 + h.plen, fo, mf, h.plen, max(ident, 0), h.flow)
     else:
         return
     head = frame[l4:end][:8] if l4 < end else b""
     if len(head) < 8:
         row["flags"] |= S.F_INNER_SHORT
     row["inner_l4"] = _word(zero_checksum(head, proto, first))
+    want = min(max(inner.ip_end - inner.l4, 0), S.PREFIX_LEN)
+    quoted = frame[l4:end] if l4 < end else b""
+    if len(quoted) >= want:
+        prefix = zero_checksum(quoted[:want], proto, first)
+        addrs = (
+            (row["inner_src_hi"], row["inner_src_lo"]),
+            (row["inner_dst_hi"], row["inner_dst_lo"]),
+        )
+        row["inner_fingerprint"] = fingerprint_of(_words(inner, addrs, prefix, False), key)
 
 
-def _icmp(frame: bytes, l3: L3, cend: int, have: bytes, row: dict) -> None:
+def _icmp(frame: bytes, l3: L3, cend: int, have: bytes, row: dict, key: Key) -> None:
     """ICMP/ICMPv6 type, code, quoted packet of errors, NDP target in inner_dst."""
     ic = _parse(IcmpHdr, have)
     if ic is None:
         return
     row["icmp_type"], row["icmp_code"] = ic.type, ic.code
     if (l3.proto == 1 and ic.type in (3, 4, 5, 11, 12)) or (l3.proto == 58 and 1 <= ic.type <= 4):
-        _quoted(frame, l3.l4 + 8, cend, row)
+        _quoted(frame, l3.l4 + 8, cend, row, key)
     elif l3.proto == 58 and ic.type in (135, 136) and len(have) >= 24:
         row["inner_dst_hi"], row["inner_dst_lo"] = _v6(have[8:24])
+    elif l3.proto == 58 and ic.type == 137 and len(have) >= 40:  # redirect: the destination
+        row["inner_dst_hi"], row["inner_dst_lo"] = _v6(have[24:40])
 
 
-def _l4(frame: bytes, l3: L3, row: dict) -> bytes:
+def _l4(frame: bytes, l3: L3, row: dict, key: Key) -> bytes:
     """Ports / TCP flags / ICMP fields; returns the L4 bytes present in the frame."""
     cend = min(l3.ip_end, len(frame))
     have = frame[l3.l4 : cend] if l3.l4 < cend else b""
@@ -399,7 +413,7 @@ def _l4(frame: bytes, l3: L3, row: dict) -> bytes:
                 tcp = _parse(TcpHdr, have)
                 row["tcp_flags"] = tcp.flags & 0xFF if tcp is not None else have[13]
     elif l3.proto in (1, 58):
-        _icmp(frame, l3, cend, have, row)
+        _icmp(frame, l3, cend, have, row, key)
     return have
 
 
@@ -411,19 +425,41 @@ def _fingerprint(l3: L3, have: bytes, row: dict, key: Key) -> None:
     if short:
         row["flags"] |= S.F_SHORT_KEY
     row["l4_head"] = _word(prefix)
-    words = fingerprint_words(
+    extra: tuple[int, ...] = ()
+    if row["inner_version"]:  # an ICMP error: the packet it is about tells errors apart
+        extra = (
+            row["inner_dst_hi"],
+            row["inner_dst_lo"],
+            (row["inner_protocol"] << 32) | (row["inner_ip_id"] & 0xFFFFFFFF),
+            row["inner_l4"],
+            row["inner_fingerprint"],
+        )
+    elif l3.proto == 58 and row["icmp_type"] == 137:  # a redirect: its destination
+        extra = (row["inner_dst_hi"], row["inner_dst_lo"])
+    addrs = ((row["src_hi"], row["src_lo"]), (row["dst_hi"], row["dst_lo"]))
+    row["fingerprint"] = fingerprint_of(_words(l3, addrs, prefix, short, extra), key)
+
+
+def _words(
+    l3: L3,
+    addrs: tuple[tuple[int, int], tuple[int, int]],
+    prefix: bytes,
+    short: bool,
+    extra: tuple[int, ...] = (),
+) -> np.ndarray:
+    return fingerprint_words(
         l3.version,
         l3.proto,
         (l3.mf << 13) | (l3.frag_offset >> 3),
         l3.len_field,
         l3.ident,
         l3.flow,
-        (row["src_hi"], row["src_lo"]),
-        (row["dst_hi"], row["dst_lo"]),
+        addrs[0],
+        addrs[1],
         prefix,
         short,
+        extra,
     )
-    row["fingerprint"] = fingerprint_of(words, key)
 
 
 def reference_decode(
@@ -454,7 +490,7 @@ def reference_decode(
         return S.MALFORMED, row
     row["frag_offset"] = l3.frag_offset
     row["flags"] |= S.F_MF if l3.mf else 0
-    have = _l4(frame, l3, row)
+    have = _l4(frame, l3, row, key)
     _fingerprint(l3, have, row, key)
     return S.OK, row
 
