@@ -33,6 +33,7 @@ __all__ = [
     "NotACaptureError",
     "Packets",
     "PcaploopError",
+    "PointRole",
     "Summary",
     "UnsupportedLinkTypeError",
     "UsageError",
@@ -69,6 +70,7 @@ _EXPORTS: dict[str, str] = {
     "Implicated": "analysis.model",
     "Loop": "analysis.model",
     "LoopEvidence": "analysis.model",
+    "PointRole": "analysis.model",
     "Summary": "analysis.model",
     "CaptureError": "errors",
     "NotACaptureError": "errors",
@@ -117,7 +119,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
-    from .analysis.model import Bounce, Implicated, Loop, LoopEvidence, Summary
+    from .analysis.model import Bounce, Implicated, Loop, LoopEvidence, PointRole, Summary
     from .analysis.pipeline import Analysis, analyze
     from .contract import json_schema, validate_json
     from .errors import (

@@ -125,7 +125,9 @@ def summarize_paths(
                     if ttl[a] < ttl[b]:
                         a, b = b, a
                     ok_dir = (dirn[a] == 2 and dirn[b] == 1) or (dirn[a] == 0 and dirn[b] == 0)
-                    if ttl[a] - ttl[b] == 1 and ok_dir and ttl[b] == minttl:
+                    # returned with TTL 1 it expired (the host drops it for that): no
+                    # filter was involved, so it is no bounce
+                    if ttl[a] - ttl[b] == 1 and ok_dir and ttl[b] == minttl and ttl[b] > 1:
                         p_bounce[p] = 1
                         p_bounce_plane[p] = plane[k]
                 k = m

@@ -1,4 +1,4 @@
-"""Correlate stage: observations → paths (``docs/design.md``, "Words").
+"""Correlate stage: observations → paths (``docs/design.md``, *Words*).
 
 Correlate states facts; the rules it applies on the way are :mod:`.detect`'s.
 Steps, all vectorised or compiled:
@@ -12,43 +12,83 @@ Steps, all vectorised or compiled:
 4. infer **direction** on Ethernet points that do not record it, from the
    MAC that forwards packets arriving from elsewhere;
 5. split each fingerprint into **paths** ordered by TTL; detect's
-   :func:`~.detect.classify_paths` says which loop or bounce.
+   :func:`~.detect.classify_paths` says which loop or bounce;
+6. count what the paths say about each point's role (:mod:`.roles`): the
+   host's forwarding between points, where looping packets entered.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import schema as S
+from ..schema import Columns
 from ._kernels import assign_paths
-from .detect import classify_paths, repeat_verdicts
+from .detect import classify_paths, repeat_verdicts, sent_again_on_purpose
 from .model import Correlation
 from .options import Options
-from .roles import guest_link_by_name
+from .roles import UPLINK_NAME, RoleFacts, guest_link_by_name, note_crossings, note_loops
 
 
 @dataclass
 class CorrelationState:
-    """What correlate learns across the windows of one stream (see :mod:`pcaploop.window`).
+    """What correlate learns across the windows of one stream (see :mod:`.window`).
 
     Decisions that need evidence from the whole capture — which MAC is the
     host's on a link, which two capture points are one interface — are taken
     from everything seen so far; one call over a whole table starts empty.
+    ``guest_links`` / ``uplinks``: names given on the command line, which
+    stand in for evidence where a single link cannot show its direction.
     """
 
-    twins: Counter = field(default_factory=Counter)  # (point, point) pair key → twin copies
-    known: Counter = field(default_factory=Counter)  # point → copies with recorded direction
-    votes: dict = field(default_factory=dict)  # point → Counter of forwarding MACs
-    firsts: dict = field(default_factory=dict)  # point → Counter of first-copy MACs
-    macs: dict = field(default_factory=dict)  # point → a few source MACs seen (≤ 3)
-    overlaps: dict = field(default_factory=dict)  # (kept point, dropped point) → copies
+    twins: Counter[int] = field(default_factory=Counter)  # point pair key → twin copies
+    known: Counter[int] = field(default_factory=Counter)  # point → copies with direction
+    votes: dict[int, Counter[int]] = field(default_factory=dict)  # point → forwarding MACs
+    firsts: dict[int, Counter[int]] = field(default_factory=dict)  # point → first-copy MACs
+    macs: dict[int, set[int]] = field(default_factory=dict)  # point → a few source MACs (≤ 3)
+    overlaps: dict[tuple[int, int], int] = field(default_factory=dict)  # (kept, dropped) → n
+    roles: RoleFacts = field(default_factory=RoleFacts)
+    hinted: set[int] = field(default_factory=set)  # points whose direction came from a hint
+    guest_links: frozenset[str] = frozenset()
+    uplinks: frozenset[str] = frozenset()
+
+    def side_hint(self, name: str) -> bool | None:
+        """True: a guest link, False: an uplink, None: nothing says (given, else by name)."""
+        if name in self.guest_links:
+            return True
+        if name in self.uplinks:
+            return False
+        if guest_link_by_name(name):
+            return True
+        return False if UPLINK_NAME.match(name) else None
+
+    def host_mac(self, point: int) -> int | None:
+        """The MAC that forwarded most packets into ``point`` (the host's), if known."""
+        votes = self.votes.get(point)
+        return max(votes, key=lambda m: votes[m]) if votes else None
 
 
 #: the packet columns :func:`correlate` reads
-CORRELATE_COLUMNS = ("fingerprint", "ttl", "point", "vlan", "time_ns", "direction", "eth_src")
+CORRELATE_COLUMNS = (
+    "fingerprint",
+    "ttl",
+    "point",
+    "vlan",
+    "time_ns",
+    "direction",
+    "eth_src",
+    "protocol",
+    "icmp_type",
+    "tcp_flags",
+    "sport",
+    "dport",
+    "dst_hi",
+    "dst_lo",
+)
 
 
 def repeated_rows(fp: np.ndarray) -> np.ndarray:
@@ -60,7 +100,8 @@ def repeated_rows(fp: np.ndarray) -> np.ndarray:
     start = np.r_[True, f[1:] != f[:-1]]
     gid = np.cumsum(start) - 1
     sizes = np.bincount(gid)
-    return order[sizes[gid] >= 2]
+    out: np.ndarray = order[sizes[gid] >= 2]
+    return out
 
 
 def _runs(keys: list[np.ndarray]) -> np.ndarray:
@@ -72,10 +113,13 @@ def _runs(keys: list[np.ndarray]) -> np.ndarray:
     change[0] = True
     for k in keys:
         change[1:] |= k[1:] != k[:-1]
-    return np.cumsum(change) - 1
+    out: np.ndarray = np.cumsum(change) - 1
+    return out
 
 
-def _dedup(cols, cand: np.ndarray, opt: Options):
+def _dedup(
+    cols: Columns, cand: np.ndarray, opt: Options
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Split candidates into kept rows, duplicates and layer-2 repeats."""
     fp, ttl = cols["fingerprint"][cand], cols["ttl"][cand]
     pt, vl, t = cols["point"][cand], cols["vlan"][cand], cols["time_ns"][cand]
@@ -88,10 +132,11 @@ def _dedup(cols, cand: np.ndarray, opt: Options):
     first = np.r_[True, run[1:] != run[:-1]] if len(run) else np.zeros(0, bool)
     size = np.bincount(run, minlength=nrun)
     span = np.zeros(nrun, np.int64)
+    starts = np.flatnonzero(first)
     if len(run):
-        starts = np.flatnonzero(first)
         span = np.maximum.reduceat(ts, starts) - np.minimum.reduceat(ts, starts)
-    dup_run, l2_run = repeat_verdicts(size, span, opt)
+    on_purpose = sent_again_on_purpose(cols, cand[o][starts])
+    dup_run, l2_run = repeat_verdicts(size, span, on_purpose, opt)
     is_dup = dup_run[run] & ~first
     is_l2 = l2_run[run]
     rows = cand[o]
@@ -99,13 +144,13 @@ def _dedup(cols, cand: np.ndarray, opt: Options):
 
 
 def _overlaps(
-    cols,
+    cols: Columns,
     rows: np.ndarray,
-    names: list[str],
+    names: Sequence[str],
     decoded: np.ndarray,
     opt: Options,
     state: CorrelationState,
-):
+) -> tuple[np.ndarray, list[tuple[str, str, int]], int]:
     """Find capture points that are the same interface; drop the secondary's twins."""
     fp, ttl, pt, t = (cols[k][rows] for k in ("fingerprint", "ttl", "point", "time_ns"))
     known_pts = pt[cols["direction"][rows] != 0]
@@ -146,14 +191,19 @@ def _overlaps(
 
 
 def _infer_direction(
-    cols, rows: np.ndarray, names: list[str], direction: np.ndarray, state: CorrelationState
+    cols: Columns,
+    rows: np.ndarray,
+    names: Sequence[str],
+    direction: np.ndarray,
+    state: CorrelationState,
 ) -> None:
     """Give Ethernet points without direction one (in place) from the host's MAC on that link.
 
     The host's MAC is the source of copies whose fingerprint was seen at
-    another point with a higher TTL (the host forwarded them here); without
-    another point, the source of the first copy of a repeated packet (the
-    host forwards into a guest link; on an uplink the first copy arrives).
+    another point with a higher TTL (the host forwarded them here).  Without
+    another point, only a role given on the command line (or a name) can say
+    which side sent the first copy: into a guest link the host forwards it,
+    on an uplink it arrives; otherwise the direction stays unknown.
     """
     pt = cols["point"][rows]
     src = cols["eth_src"][rows]
@@ -161,17 +211,24 @@ def _infer_direction(
         at = (pt == p) & (direction == S.DIR_UNKNOWN) & (src != S.NO_MAC)
         if not at.any():
             continue
-        host = _host_mac(cols, rows, at, int(p), guest_link_by_name(names[int(p)]), state)
+        host = _host_mac(cols, rows, at, int(p), state.side_hint(names[int(p)]), state)
         if host is None:
             continue
         direction[at] = np.where(src[at] == host, S.DIR_OUT, S.DIR_IN)
 
 
-def _host_mac(cols, rows, at, p, guest_link, state: CorrelationState):
+def _host_mac(
+    cols: Columns,
+    rows: np.ndarray,
+    at: np.ndarray,
+    p: int,
+    guest_hint: bool | None,
+    state: CorrelationState,
+) -> np.uint64 | None:
     fp, ttl, pt = cols["fingerprint"][rows], cols["ttl"][rows], cols["point"][rows]
     src = cols["eth_src"][rows]
     elsewhere = ~at & (pt != p)
-    votes: Counter = state.votes.setdefault(p, Counter())
+    votes = state.votes.setdefault(p, Counter())
     if elsewhere.any():
         # max TTL seen elsewhere per fingerprint
         fe, te = fp[elsewhere], ttl[elsewhere].astype(np.int64)
@@ -187,22 +244,23 @@ def _host_mac(cols, rows, at, p, guest_link, state: CorrelationState):
         for mac in src[here[fwd]]:
             votes[int(mac)] += 1
     if votes:
-        return np.uint64(max(votes, key=votes.get))
+        return np.uint64(max(votes, key=lambda m: votes[m]))
     here = np.flatnonzero(at)
     o = np.lexsort((-ttl[here].astype(np.int64), fp[here]))
     h = here[o]
     firsts = h[np.r_[True, fp[h][1:] != fp[h][:-1]]]
-    first_macs: Counter = state.firsts.setdefault(p, Counter())
+    first_macs = state.firsts.setdefault(p, Counter())
     for mac, c in zip(*np.unique(src[firsts], return_counts=True)):
         first_macs[int(mac)] += int(c)
-    seen: set = state.macs.setdefault(p, set())
+    seen = state.macs.setdefault(p, set())
     for mac in np.unique(src[here])[:3]:
         if len(seen) < 3:
             seen.add(int(mac))
-    if not first_macs:
+    if not first_macs or guest_hint is None:
         return None
-    top = max(sorted(first_macs), key=first_macs.get)  # ties: the lowest MAC
-    if guest_link:
+    state.hinted.add(p)
+    top = max(sorted(first_macs), key=lambda m: first_macs[m])  # ties: the lowest MAC
+    if guest_hint:
         return np.uint64(top)
     others = seen - {top}
     return np.uint64(others.pop()) if len(others) == 1 else None
@@ -214,7 +272,8 @@ def _label_by_parity(
     point: np.ndarray,
     ttl: np.ndarray,
     direction: np.ndarray,
-    names: list[str],
+    names: Sequence[str],
+    state: CorrelationState,
 ) -> None:
     """Directions for copies on links that record none and have no MACs (raw IP, SLL v1).
 
@@ -245,17 +304,20 @@ def _label_by_parity(
     path_ids = p_sorted[p_starts]
     top = path_max[np.searchsorted(path_ids, df_path)]
     g_first = first_ttl[group]
-    guest = np.array([guest_link_by_name(names[int(p)]) for p in point[unknown]], dtype=bool)
-    first_out = guest | (top == g_first + 1)
+    hints = [state.side_hint(names[int(p)]) for p in point[unknown]]
+    guest = np.array([h is True for h in hints], dtype=bool)
+    known = np.array([h is not None for h in hints], dtype=bool)
+    came_in = top == g_first + 1
+    first_out = guest | came_in
     even = (g_first - t) % 2 == 0
     labels = np.where(even == first_out, S.DIR_OUT, S.DIR_IN).astype(np.int8)
     idx = np.flatnonzero(unknown)
-    direction[idx] = labels
+    direction[idx] = np.where(known | came_in, labels, S.DIR_UNKNOWN)
 
 
 def correlate(
-    cols: dict[str, np.ndarray],
-    names: list[str],
+    cols: Columns,
+    names: Sequence[str],
     decoded: np.ndarray,
     opt: Options | None = None,
     state: CorrelationState | None = None,
@@ -264,7 +326,7 @@ def correlate(
 
     Reads only the columns in :data:`CORRELATE_COLUMNS`.  ``decoded``: rows
     per capture point so far (for the overlap share); ``state`` carries
-    what earlier windows of a stream learnt.
+    what earlier windows of a stream learnt (and gathers the role facts).
     """
     opt = opt or Options()
     state = state if state is not None else CorrelationState()
@@ -273,7 +335,7 @@ def correlate(
     kept, overlaps, n_overlap = _overlaps(cols, kept, names, decoded, opt, state)
     warnings = [
         f"capture points {a} and {b} look like the same interface ({n} identical "
-        f"copies); counted once"
+        "copies); counted once"
         for a, b, n in overlaps
     ]
     kept = np.sort(kept)  # back to time order
@@ -285,11 +347,8 @@ def correlate(
     uplanes, plane = np.unique(pv, return_inverse=True)
     plane = plane.astype(np.int64).ravel()
     lane = plane * 3 + direction
-    fp, t, ttl = (
-        cols["fingerprint"][kept],
-        cols["time_ns"][kept],
-        cols["ttl"][kept].astype(np.int64),
-    )
+    fp, t = cols["fingerprint"][kept], cols["time_ns"][kept]
+    ttl = cols["ttl"][kept].astype(np.int64)
     o = np.lexsort((t, fp))
     path = np.empty(len(kept), dtype=np.int64)
     npaths = 0
@@ -314,7 +373,12 @@ def correlate(
     )
     row_loop = np.zeros(len(kept), bool)
     row_loop[s] = rl
-    _label_by_parity(path, plane, pt, ttl, direction, names)
+    # role facts from what the packets show: not from directions a name suggested
+    shown = direction.copy()
+    shown[np.isin(pt, list(state.hinted))] = S.DIR_UNKNOWN
+    note_crossings(state.roles, cols, kept, path, ttl, p_loop)
+    note_loops(state.roles, cols, kept, path, ttl, shown, row_loop, p_loop)
+    _label_by_parity(path, plane, pt, ttl, direction, names, state)
     return Correlation(
         rows=kept,
         path=path,

@@ -18,6 +18,7 @@ counts.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,25 +32,82 @@ from .roles import guest_link_by_name
 
 
 def is_guest_link(name: str) -> bool:
-    """Whether a capture point is a guest's link (by its name, until roles are inferred)."""
+    """Whether a capture point's name looks like a guest link's (a hint only)."""
     return guest_link_by_name(name)
 
 
 # --- rules applied while correlating ------------------------------------------------------
+#: UDP/TCP ports of protocols that repeat themselves on purpose: DHCP, DHCPv6, RIP,
+#: RIPng, HSRP, BFD, mDNS, LLMNR, SSDP
+REPEATING_PORTS = (67, 68, 546, 547, 520, 521, 1985, 3784, 3785, 4784, 5353, 5355, 1900)
+#: IP protocols that are hellos and reports by nature: IGMP, EIGRP, OSPF, PIM, VRRP/CARP
+REPEATING_PROTOCOLS = (2, 88, 89, 103, 112)
+#: ICMPv6 types a host repeats by design: MLD, router and neighbour discovery, redirects
+REPEATING_ICMP6 = (
+    P.MLD_LISTENER_QUERY,
+    P.MLD_LISTENER_REPORT,
+    P.MLD_LISTENER_DONE,
+    P.ND_ROUTER_SOLICIT,
+    P.ND_ROUTER_ADVERT,
+    P.ND_NEIGHBOR_SOLICIT,
+    P.ND_NEIGHBOR_ADVERT,
+    P.ND_REDIRECT,
+    P.MLDV2_LISTENER_REPORT,
+)
+_V4_MULTICAST = np.uint64(0xE0000000)
+_V4_MASK4 = np.uint64(0xF0000000)
+_V4_BITS = np.uint64(0xFFFFFFFF)
+_V4_MAPPED = np.uint64(0xFFFF)
+
+
+def sent_again_on_purpose(cols: Mapping[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """Per row: a packet its protocol sends again on purpose, identical, with the same TTL.
+
+    Neighbour/router discovery, MLD and redirects, ICMP errors about one packet,
+    routing and redundancy hellos (OSPF, VRRP, BFD …), DHCP retransmits, and
+    link-local or multicast traffic (TTL 1 or 255, multicast destinations).  A
+    run of such copies is never a layer-2 loop on its own.
+    """
+    pr = cols["protocol"][rows].astype(np.int64)
+    ty = cols["icmp_type"][rows].astype(np.int64)
+    sp, dp = cols["sport"][rows].astype(np.int64), cols["dport"][rows].astype(np.int64)
+    ttl = cols["ttl"][rows].astype(np.int64)
+    hi, lo = cols["dst_hi"][rows], cols["dst_lo"][rows]
+    icmp4, icmp6 = pr == P.IPPROTO_ICMP, pr == P.IPPROTO_ICMPV6
+    out = icmp4 & np.isin(ty, P.ICMP_ERRORS)
+    out |= icmp6 & (((ty >= 1) & (ty <= P.ICMP6_ERROR_MAX)) | np.isin(ty, REPEATING_ICMP6))
+    out |= np.isin(pr, REPEATING_PROTOCOLS)
+    out |= np.isin(sp, REPEATING_PORTS) | np.isin(dp, REPEATING_PORTS)
+    out |= (ttl <= 1) | (ttl == 255)
+    v4 = (hi == 0) & ((lo >> np.uint64(32)) == _V4_MAPPED)
+    out |= v4 & (((lo & _V4_BITS) & _V4_MASK4) == _V4_MULTICAST)
+    out |= v4 & ((lo & _V4_BITS) == _V4_BITS)  # 255.255.255.255
+    out |= ~v4 & ((hi >> np.uint64(56)) == np.uint64(0xFF))  # ff00::/8
+    result: np.ndarray = out
+    return result
+
+
 def repeat_verdicts(
-    size: np.ndarray, span: np.ndarray, opt: Options
+    size: np.ndarray, span: np.ndarray, on_purpose: np.ndarray, opt: Options
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per run of identical copies (same fingerprint, TTL, point, VLAN): duplicate? l2 repeat?
 
     A **duplicate** is the same frame recorded twice within microseconds
     (``-i any`` on a bond, overlapping files): counted once.  A **layer-2
-    repeat** is the same frame, same TTL, seen again and again fast: a
-    bridging loop (or a box rewriting the TTL); a sender repeating
-    identical bytes (IPv6 has no IP ID) does it at application pace.
+    repeat** is the signature of a forwarding loop without TTL: many copies
+    (``opt.l2_min_copies``) of one frame, forwarded again within milliseconds
+    (mean gap at most ``opt.l2_max_gap_ns``).  A sender repeating identical
+    bytes does it at application pace, and packets protocols repeat on purpose
+    (:func:`sent_again_on_purpose`) never make one.
     """
     dup_run = (size >= 2) & (span <= opt.dup_window_ns)
     mean_gap = span // np.maximum(size - 1, 1)
-    l2_run = (size >= 3) & (span > opt.dup_window_ns) & (mean_gap <= opt.l2_max_gap_ns)
+    l2_run = (
+        (size >= opt.l2_min_copies)
+        & (span > opt.dup_window_ns)
+        & (mean_gap <= opt.l2_max_gap_ns)
+        & ~on_purpose
+    )
     return dup_run, l2_run
 
 
@@ -242,13 +300,21 @@ def _time_exceeded_rows(cols) -> np.ndarray:
     )
 
 
-def _tie_icmp(cols, paths: pd.DataFrame) -> pd.DataFrame:
-    """ICMP time-exceeded messages that quote a looping path."""
-    te = _time_exceeded_rows(cols)
-    te = te[cols["inner_version"][te] > 0]
-    if len(te) == 0 or paths.empty:
-        return pd.DataFrame(columns=["row", "path", "sender_hi", "sender_lo", "point"])
-    qk = quote_key(
+def once_per_message(cols: Mapping[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """``rows`` with one row per fingerprint (its first sighting): a message captured at
+    two points (on the guest link, then forwarded on the uplink) is one message."""
+    if not len(rows):
+        return rows
+    fp, t = cols["fingerprint"][rows], cols["time_ns"][rows]
+    o = np.lexsort((t, fp))
+    r = rows[o]
+    first = np.r_[True, fp[o][1:] != fp[o][:-1]]
+    out: np.ndarray = np.sort(r[first])
+    return out
+
+
+def _quote_keys(cols: Mapping[str, np.ndarray], te: np.ndarray) -> np.ndarray:
+    return quote_key(
         cols["inner_src_hi"][te],
         cols["inner_src_lo"][te],
         cols["inner_dst_hi"][te],
@@ -257,6 +323,70 @@ def _tie_icmp(cols, paths: pd.DataFrame) -> pd.DataFrame:
         cols["inner_ip_id"][te],
         cols["inner_l4"][te],
     )
+
+
+def _packet_keys(cols: Mapping[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
+    return quote_key(
+        cols["src_hi"][rows],
+        cols["src_lo"][rows],
+        cols["dst_hi"][rows],
+        cols["dst_lo"][rows],
+        cols["protocol"][rows],
+        cols["ip_id"][rows],
+        cols["l4_head"][rows],
+    )
+
+
+def tie_quotes(
+    cols: Mapping[str, np.ndarray],
+    te: np.ndarray,
+    fp: np.ndarray,
+    qk: np.ndarray,
+    ref: np.ndarray,
+    t_ref: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tie each ICMP error ``te`` to the candidate it quotes → (error rows, candidate index).
+
+    Candidates are packets (or paths) with fingerprint ``fp``, quote key ``qk``
+    and a time ``t_ref``.  The quoted packet's own fingerprint ties exactly when
+    the quote holds its whole prefix (Linux quotes as much as fits); a short
+    quote (RFC 792: 8 bytes of L4) falls back to addresses, protocol, ID and
+    those 8 bytes.  Identical bytes sent again form several candidates: the one
+    closest in time wins.
+    """
+    if not len(te) or not len(ref):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    tdf = pd.DataFrame(
+        {
+            "row": te,
+            "ifp": cols["inner_fingerprint"][te],
+            "qk": _quote_keys(cols, te),
+            "t": cols["time_ns"][te],
+        }
+    )
+    cdf = pd.DataFrame({"cand": np.arange(len(ref)), "fp": fp, "qk": qk, "t_ref": t_ref})
+    exact = tdf[tdf["ifp"] != 0].merge(cdf, left_on="ifp", right_on="fp")
+    loose = tdf.merge(cdf, on="qk")
+    loose = loose[~loose["row"].isin(exact["row"])]
+    m = pd.concat([exact[["row", "cand", "t", "t_ref"]], loose[["row", "cand", "t", "t_ref"]]])
+    m = m.assign(dist=(m["t"] - m["t_ref"]).abs()).sort_values(["dist", "cand"])
+    m = m.drop_duplicates("row")
+    return m["row"].to_numpy(np.int64), m["cand"].to_numpy(np.int64)
+
+
+def _index(
+    hi: np.ndarray, lo: np.ndarray, point: np.ndarray
+) -> dict[tuple[np.uint64, np.uint64, np.int16], np.ndarray]:
+    """(address hi, lo, point) → rows holding it, from one grouping."""
+    df = pd.DataFrame({"h": hi, "l": lo, "p": point})
+    return {k: np.asarray(v, np.int64) for k, v in df.groupby(["h", "l", "p"]).indices.items()}
+
+
+def _tie_icmp(cols: Mapping[str, np.ndarray], paths: pd.DataFrame) -> pd.DataFrame:
+    """ICMP / ICMPv6 time-exceeded messages that quote a looping path, each counted once."""
+    te = once_per_message(cols, _time_exceeded_rows(cols))
+    if len(te) == 0 or paths.empty:
+        return pd.DataFrame(columns=["row", "path", "sender_hi", "sender_lo", "point"])
     pk = quote_key(
         paths["src_hi"].to_numpy(),
         paths["src_lo"].to_numpy(),
@@ -266,27 +396,18 @@ def _tie_icmp(cols, paths: pd.DataFrame) -> pd.DataFrame:
         paths["ip_id"].to_numpy(),
         paths["l4_head"].to_numpy(),
     )
-    tdf = pd.DataFrame(
-        {"row": te, "qk": qk, "time_ns": cols["time_ns"][te], "fp": cols["fingerprint"][te]}
+    rows, cand = tie_quotes(
+        cols,
+        te,
+        paths["fingerprint"].to_numpy(np.uint64),
+        pk,
+        paths.index.to_numpy(),
+        paths["last_ns"].to_numpy(),
     )
-    pdf = pd.DataFrame(
-        {
-            "path": paths.index.to_numpy(),
-            "qk": pk,
-            "first_ns": paths["first_ns"].to_numpy(),
-            "last_ns": paths["last_ns"].to_numpy(),
-        }
-    )
-    m = tdf.merge(pdf, on="qk")
-    # identical bytes re-sent later form other paths: take the path closest in time
-    m["dist"] = (m["time_ns"] - m["last_ns"]).abs()
-    m = m.sort_values("dist").drop_duplicates("row")
-    m = m.drop_duplicates("fp")  # one error seen at several points counts once
-    rows = m["row"].to_numpy()
     return pd.DataFrame(
         {
             "row": rows,
-            "path": m["path"].to_numpy(),
+            "path": paths.index.to_numpy()[cand],
             "sender_hi": cols["src_hi"][rows],
             "sender_lo": cols["src_lo"][rows],
             "point": cols["point"][rows].astype(np.int64),
@@ -295,66 +416,89 @@ def _tie_icmp(cols, paths: pd.DataFrame) -> pd.DataFrame:
 
 
 def _inferred(
-    cols, corr: Correlation, looping_dsts: set, opt: Options, min_hops: int = 8
+    cols: Mapping[str, np.ndarray], looping_dsts: set[tuple[int, int]], opt: Options
 ) -> pd.DataFrame:
-    """Loops behind the capture point: a time-exceeded quoting TTL 1 for a packet
-    that was seen arriving with a high TTL, its destination not seen looping."""
-    te = _time_exceeded_rows(cols)
-    te = te[(cols["inner_version"][te] > 0) & (cols["inner_ttl"][te] <= 1)]
-    empty = pd.DataFrame(columns=["dst_hi", "dst_lo", "point", "entry_ttl", "rows", "te_rows"])
+    """Loops behind the capture point, from evidence only (``docs/design.md``, *Words*).
+
+    A **seed** is a packet that arrived with a TTL high enough to loop
+    (``opt.loop_min_entry_ttl``) and yet drew an ICMP time-exceeded quoting it
+    with TTL 1: it circulated behind the capture point until it died.  Around
+    the seeds of one destination, the loop lasted from the last answer the
+    destination gave before them (or the start of what was kept) until it
+    answered again (or the merge gap after the last error): every packet that
+    arrived for it meanwhile, with such a TTL, got no answer and counts as
+    looping.  A destination that keeps answering — traceroute probes drawing
+    errors from the routers and the host — has no such window.
+    """
+    cols_ = ["dst_hi", "dst_lo", "point", "entry_ttl", "rows", "te_rows", "seeds", "basis"]
+    empty = pd.DataFrame(columns=cols_)
+    te = once_per_message(cols, _time_exceeded_rows(cols))
+    te = te[cols["inner_ttl"][te] <= 1]
     if len(te) == 0:
         return empty
-    qk_te = quote_key(
-        cols["inner_src_hi"][te],
-        cols["inner_src_lo"][te],
-        cols["inner_dst_hi"][te],
-        cols["inner_dst_lo"][te],
-        cols["inner_protocol"][te],
-        cols["inner_ip_id"][te],
-        cols["inner_l4"][te],
-    )
     near = np.flatnonzero(np.isin(cols["dst_lo"], np.unique(cols["inner_dst_lo"][te])))
-    qk = quote_key(
-        cols["src_hi"][near],
-        cols["src_lo"][near],
-        cols["dst_hi"][near],
-        cols["dst_lo"][near],
-        cols["protocol"][near],
-        cols["ip_id"][near],
-        cols["l4_head"][near],
+    near = near[cols["ttl"][near].astype(np.int64) >= opt.loop_min_entry_ttl]
+    te_rows, cand = tie_quotes(
+        cols, te, cols["fingerprint"][near], _packet_keys(cols, near), near, cols["time_ns"][near]
     )
-    hit = near[np.isin(qk, qk_te)]
-    if len(hit) == 0:
+    seeds = near[cand]
+    if len(seeds) == 0:
         return empty
-    ttl = cols["ttl"][hit].astype(np.int64)
-    hit = hit[(ttl - 1) >= min_hops]
     out = []
-    for (dh, dl), grp in pd.DataFrame(
-        {"row": hit, "dh": cols["dst_hi"][hit], "dl": cols["dst_lo"][hit]}
-    ).groupby(["dh", "dl"]):
+    sdf = pd.DataFrame(
+        {
+            "seed": seeds,
+            "te": te_rows,
+            "dh": cols["dst_hi"][seeds],
+            "dl": cols["dst_lo"][seeds],
+            "pt": cols["point"][seeds],
+        }
+    )
+    t = cols["time_ns"]
+    ttl_ok = cols["ttl"].astype(np.int64) >= opt.loop_min_entry_ttl
+    # rows to and from each address at each point, from one sort each
+    to = _index(cols["dst_hi"], cols["dst_lo"], cols["point"])
+    frm = _index(cols["src_hi"], cols["src_lo"], cols["point"])
+    none = np.zeros(0, np.int64)
+    for (dh, dl, pt), grp in sdf.groupby(["dh", "dl", "pt"]):
         if (int(dh), int(dl)) in looping_dsts:
             continue
-        r = grp["row"].to_numpy()
-        t0, t1 = int(cols["time_ns"][r].min()), int(cols["time_ns"][r].max())
-        point = int(np.bincount(cols["point"][r]).argmax())
-        # every packet arriving for that destination at that point in the window
-        win = (
-            (cols["dst_hi"] == dh)
-            & (cols["dst_lo"] == dl)
-            & (cols["point"] == point)
-            & (cols["time_ns"] >= t0 - opt.merge_gap_ns)
-            & (cols["time_ns"] <= t1 + opt.merge_gap_ns)
+        sd = grp["seed"].to_numpy(np.int64)
+        tes = np.sort(grp["te"].to_numpy(np.int64))
+        first_seed = int(t[sd].min())
+        to_d = to.get((dh, dl, pt), none)
+        answers = np.sort(t[frm.get((dh, dl, pt), none)])
+        before = answers[answers < first_seed]
+        start = int(before[-1]) if len(before) else None
+        end = int(t[tes].max()) + opt.merge_gap_ns
+        after = answers[answers > first_seed]
+        if len(after) and int(after[0]) < end:
+            end = int(after[0])
+        win = to_d[(t[to_d] <= end) & ttl_ok[to_d]]
+        if start is not None:
+            win = win[t[win] > start]
+        rows = np.union1d(win, sd)
+        basis = (
+            f"{len(sd)} packet(s) quoted with TTL 1 by ICMP time-exceeded; "
+            f"{len(rows) - len(sd)} more arrived while the destination gave no answer ("
+            + ("after its last answer" if start is not None else "it gave none")
+            + (
+                ", until it answered again"
+                if len(after) and int(after[0]) == end
+                else f", until {opt.merge_gap_ns / 1e9:g} s after the last error"
+            )
+            + "); each is counted with TTL − 1 copies"
         )
-        rows = np.flatnonzero(win)
-        tes = te[(cols["inner_dst_hi"][te] == dh) & (cols["inner_dst_lo"][te] == dl)]
         out.append(
             {
                 "dst_hi": dh,
                 "dst_lo": dl,
-                "point": point,
+                "point": int(pt),
                 "rows": rows,
                 "te_rows": tes,
+                "seeds": sd,
                 "entry_ttl": int(np.median(cols["ttl"][rows])),
+                "basis": basis,
             }
         )
     return pd.DataFrame(out) if out else empty
@@ -414,7 +558,7 @@ def detect(cols, corr: Correlation, names: list[str], opt: Options | None = None
         if not paths.empty
         else set()
     )
-    inferred = _inferred(cols, corr, looping_dsts, opt)
+    inferred = _inferred(cols, looping_dsts, opt)
     return Detection(
         looping=paths,
         loop_rows=lc,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -19,9 +20,9 @@ import pandas as pd
 from .. import schema as S
 from ..addr import mac_text, to_text
 from ..decode import protocols as P
-from .detect import Detection, is_guest_link
+from .detect import Detection, is_guest_link, once_per_message
 from .explain import explain
-from .model import Bounce, Correlation, Implicated, Loop, LoopEvidence, LoopKind
+from .model import Bounce, Correlation, Implicated, Loop, LoopEvidence, LoopKind, PointRole, Role
 from .options import Options
 
 _NS = 1_000_000_000
@@ -81,24 +82,63 @@ def _slices(keys: np.ndarray) -> dict[int, np.ndarray]:
 
 
 def _fates(
-    expired: np.ndarray, escaped: np.ndarray, last_dir: np.ndarray, guest_link: bool
+    expired: np.ndarray, escaped: np.ndarray, last_dir: np.ndarray, role: Role
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Fate of each looping path, and who dropped the expired ones.
 
     The receiver of the TTL-1 copy drops it: a copy the host sent (out) is
     dropped by the peer — the guest on a guest link, the upstream router on
-    an uplink — and a copy the host received (in) by the host.
+    an uplink — and a copy the host received (in) by the host.  When the
+    link's role is unknown, so is the peer.
     """
-    guest = int((expired & (last_dir == S.DIR_OUT)).sum())
+    peer = int((expired & (last_dir == S.DIR_OUT)).sum())
     host = int((expired & (last_dir == S.DIR_IN)).sum())
     fates = {
         "expired": int(expired.sum()),
         "escaped": int(escaped.sum()),
         "capture-ended": int((~escaped & ~expired).sum()),
     }
-    dropped = {"guest": 0, "host": host, "unknown": fates["expired"] - guest - host}
-    dropped["guest" if guest_link else "router"] = guest
+    dropped = {"guest": 0, "host": host, "unknown": fates["expired"] - peer - host}
+    if role == "guest-link":
+        dropped["guest"] = peer
+    elif role == "uplink":
+        dropped["router"] = peer
+    else:
+        dropped["unknown"] += peer
     return fates, dropped
+
+
+def _loop_role(points: Sequence[str], role_of: Mapping[str, Role]) -> Role:
+    """The role of the links a loop circulates on (a guest link wins: the host's side)."""
+    roles = {role_of.get(p, "unknown") for p in points}
+    if "guest-link" in roles:
+        return "guest-link"
+    return "uplink" if roles == {"uplink"} else "unknown"
+
+
+def _after_end(
+    cols: dict[str, np.ndarray],
+    corr: Correlation,
+    dst_hi: int,
+    dst_lo: int,
+    points: Sequence[int],
+    last_ns: int,
+) -> dict[str, int] | None:
+    """Packets for the destination dropped after the loop ended, at the other points."""
+    if not points:
+        return None
+    n = sum(corr.after_loop.get((dst_hi, dst_lo, p), 0) for p in points)
+    pr, ty = cols["protocol"], cols["icmp_type"]
+    unreach = ((pr == P.IPPROTO_ICMP) & (ty == P.ICMP_DEST_UNREACH)) | (
+        (pr == P.IPPROTO_ICMPV6) & (ty == P.ICMP6_DST_UNREACH)
+    )
+    err = np.flatnonzero(
+        unreach
+        & (cols["inner_dst_hi"] == np.uint64(dst_hi))
+        & (cols["inner_dst_lo"] == np.uint64(dst_lo))
+        & (cols["time_ns"] > last_ns)
+    )
+    return {"packets": int(n), "unreachable_errors": len(once_per_message(cols, err))}
 
 
 def _l3_loops(
@@ -106,7 +146,8 @@ def _l3_loops(
     corr: Correlation,
     det: Detection,
     opt: Options,
-    guest_points: set[str],
+    role_of: Mapping[str, Role],
+    names: Sequence[str],
 ) -> list[tuple[Loop, LoopEvidence]]:
     """Every l3 loop from detect's per-path table, grouped once."""
     paths = det.looping
@@ -165,9 +206,7 @@ def _l3_loops(
         points = tuple(sorted(set(",".join(np.unique(c["points"].astype(str))).split(","))))
         escaped = c["escaped"].astype(bool)
         expired = ~escaped & ((c["min_ttl"] <= 1) | expired_te[pid[at]])
-        fates, dropped = _fates(
-            expired, escaped, c["last_direction"], any(p in guest_points for p in points)
-        )
+        fates, dropped = _fates(expired, escaped, c["last_direction"], _loop_role(points, role_of))
         my_te = te_of.get(lid, _NO_ROWS)
         my_copies = np.sort(copy_rows[copies_of.get(lid, _NO_ROWS)])
         every = np.sort(corr.rows[every_of.get(lid, _NO_ROWS)].astype(np.int64))
@@ -205,6 +244,14 @@ def _l3_loops(
             else None,
             estimated=False,
             entry_ttls=dict(zip(entry.tolist(), entry_n.tolist())),
+            after_end=_after_end(
+                cols,
+                corr,
+                int(c["dst_hi"][0]),
+                int(c["dst_lo"][0]),
+                [k for k, nm in enumerate(names) if nm not in points],
+                last,
+            ),
         )
         ev = LoopEvidence(
             lid,
@@ -331,14 +378,13 @@ def _inferred_loops(
             tes,
             last_ns=int(cols["time_ns"][tes].max()) if len(tes) else None,
         )
+        loop = replace(loop, estimate_basis=str(inf.basis))
         out.append((loop, LoopEvidence(0, r, _NO_ROWS, tes, _NO_ROWS)))
     return out
 
 
-def _renumbered(loop: Loop, lid: int) -> Loop:
-    from dataclasses import replace
-
-    text, fixes = explain(replace(loop, id=lid))
+def _renumbered(loop: Loop, lid: int, role_of: Mapping[str, Role]) -> Loop:
+    text, fixes = explain(replace(loop, id=lid), role_of)
     return replace(loop, id=lid, explanation=text, fixes=tuple(fixes))
 
 
@@ -348,19 +394,17 @@ def measure(
     det: Detection,
     names: Sequence[str],
     opt: Options | None = None,
-    guest_points: Iterable[str] | None = None,
+    roles: Sequence[PointRole] | None = None,
 ) -> tuple[list[Loop], dict[int, LoopEvidence]]:
     """Every loop, numbered by first appearance, and its evidence rows by loop id.
 
-    ``guest_points``: names of the capture points that are guest links (who
-    dropped a packet depends on it); by default those whose name says so.
+    ``roles``: what each capture point is (who dropped a packet, the words
+    and the fixes depend on it); without them every role is unknown.
     """
     opt = opt or Options()
-    guests = (
-        set(guest_points) if guest_points is not None else {n for n in names if is_guest_link(n)}
-    )
+    role_of = {r.name: r.role for r in roles or ()}
     found = (
-        _l3_loops(cols, corr, det, opt, guests)
+        _l3_loops(cols, corr, det, opt, role_of, names)
         + _l2_loops(cols, det, names, opt)
         + _inferred_loops(cols, det, names, opt)
     )
@@ -371,7 +415,7 @@ def measure(
     for lid, (loop, ev) in enumerate(found, start=1):
         if loop.kind == "l3":
             detected[loop.id] = lid
-        loops.append(_renumbered(loop, lid))
+        loops.append(_renumbered(loop, lid, role_of))
         evidence[lid] = LoopEvidence(lid, ev.copies, ev.passages, ev.icmp, ev.paths)
     if detected:  # keep detect's table in step with the final ids
         det.looping["loop"] = det.looping["loop"].map(detected)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..contract import iso_ns
 
-__all__ = ["Bounce", "Implicated", "Loop", "LoopEvidence", "Summary"]
+__all__ = ["Bounce", "Implicated", "Loop", "LoopEvidence", "PointRole", "Summary"]
 
 
 LoopKind = Literal["l3", "l2", "inferred"]
@@ -55,6 +55,12 @@ class Loop:
     fixes: tuple[str, ...] = ()
     #: per entry TTL (TTL of the first copy at the loop's points): looping packets
     entry_ttls: Mapping[int, int] = field(default_factory=dict)
+    #: how an inferred loop's numbers were estimated (None when its copies were seen)
+    estimate_basis: str | None = None
+    #: after the loop's last copy: packets for its destination the host dropped (seen
+    #: at another point, never forwarded) and unreachable errors about them; None when
+    #: no other point was captured
+    after_end: Mapping[str, int] | None = None
 
     @property
     def duration_s(self) -> float:
@@ -99,8 +105,28 @@ class Loop:
             "icmp_senders": list(self.icmp_senders),
             "missing_copies": self.missing_copies,
             "estimated": self.estimated,
+            "estimate_basis": self.estimate_basis,
+            "after_end": dict(self.after_end) if self.after_end is not None else None,
             "explanation": self.explanation,
             "fixes": list(self.fixes),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PointRole:
+    """What a capture point is, how sure that is, and why (``docs/design.md``, *Words*)."""
+
+    name: str
+    role: Role
+    confidence: Literal["strong", "weak", "given"]
+    evidence: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The role fields of this point's ``captures[]`` entry."""
+        return {
+            "role": self.role,
+            "role_confidence": self.confidence,
+            "role_evidence": list(self.evidence),
         }
 
 
@@ -209,3 +235,6 @@ class Correlation:
     duplicates: int = 0
     overlaps: list[tuple[str, str, int]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: (dst_hi, dst_lo, point) → packets for a looping destination seen once, after
+    #: its last loop copy (the host dropped them)
+    after_loop: dict[tuple[int, int, int], int] = field(default_factory=dict)

@@ -15,6 +15,8 @@ class Options:
     path_gap_ns: int = 1_000_000_000  # silence that ends a path
     overlap_share: float = 0.5  # share of twins that makes two points one interface
     l2_max_gap_ns: int = 10_000_000  # same-TTL copies this close (mean) circulate at layer 2
+    l2_min_copies: int = 16  # ... and at least this many of them: a loop, not a retry
+    loop_min_entry_ttl: int = 4  # a packet needs T-1 >= 3 passes for a replica
     merge_gap_ns: int = 10_000_000_000
     merge_prefix: int | None = None
     # streaming (analysis.window): how far behind the other captures a capture's

@@ -22,10 +22,12 @@ from ..contract import SCHEMA_VERSION
 from ..ingest import loader as loader_mod
 from ..ingest.loader import Loader, Packets, Progress
 from ..ingest.specs import CaptureSpec, capture_specs
+from .correlate import CorrelationState
 from .detect import Detection, detect
 from .measure import arp_responders, bounce_list, guest_reporters, implicated, loops_frame, measure
-from .model import Bounce, Correlation, Implicated, Loop, LoopEvidence, Summary
+from .model import Bounce, Correlation, Implicated, Loop, LoopEvidence, PointRole, Summary
 from .options import Options
+from .roles import infer_roles, proxy_arp_points
 from .window import KEEP_MODES, Rates, Window
 
 __all__ = ["Analysis", "analyze"]
@@ -55,6 +57,7 @@ class Analysis:
     warnings: list[str] = field(default_factory=list)
     rates: Rates | None = None
     keep: str = "evidence"
+    roles: list[PointRole] = field(default_factory=list)
 
     def loop(self, loop_id: int) -> Loop:
         """The loop numbered ``loop_id`` (as ``analyze`` prints it)."""
@@ -99,13 +102,27 @@ class Analysis:
         return {
             "schema_version": SCHEMA_VERSION,
             "pcaploop_version": __version__,
-            "captures": [p.to_json() for p in self.packets.points],
+            "captures": [
+                {**p.to_json(), **r.to_json()}
+                for p, r in zip(self.packets.points, self._roles_per_point())
+            ],
             "summary": self.summary.to_json(),
             "loops": [lp.to_json() for lp in self.loops],
             "bounces": [b.to_json() for b in self.bounces],
             "implicated": [i.to_json() for i in self.implicated],
             "warnings": self.warnings,
         }
+
+    def _roles_per_point(self) -> list[PointRole]:
+        by_name = {r.name: r for r in self.roles}
+        return [
+            by_name.get(p.name, PointRole(p.name, "unknown", "weak", ()))
+            for p in self.packets.points
+        ]
+
+    def role_of(self, name: str) -> str:
+        """The role of capture point ``name``: ``uplink``, ``guest-link`` or ``unknown``."""
+        return next((r.role for r in self.roles if r.name == name), "unknown")
 
     def loops_frame(self) -> pd.DataFrame:
         """Loops as a DataFrame (one row per loop)."""
@@ -186,6 +203,8 @@ def analyze(
     progress: Progress | None = None,
     keep: str = "evidence",
     chunk_rows: int = 1 << 18,
+    uplinks: Sequence[str] = (),
+    guest_links: Sequence[str] = (),
 ) -> Analysis:
     """Read captures (or take loaded :class:`Packets`) and find loops.
 
@@ -198,7 +217,9 @@ def analyze(
     and set of capture points closer than this form one loop.
     ``merge_prefix``: merge by destination prefix of this length instead
     (Hengartner et al. used /24).  ``chunk_rows``: rows read between two
-    correlation passes (results do not depend on it).
+    correlation passes (results do not depend on it).  ``uplinks`` /
+    ``guest_links``: capture point names whose role is given (otherwise every
+    role is inferred from the packets, :mod:`.roles`).
 
     >>> a = analyze(["uplink=uplink.pcap", "tap101.pcap"])    # doctest: +SKIP
     >>> a.verdict, a.loops_frame()                            # doctest: +SKIP
@@ -206,19 +227,23 @@ def analyze(
     if keep not in KEEP_MODES:
         raise ValueError(f"keep must be one of {', '.join(KEEP_MODES)}, not {keep!r}")
     opt = Options(merge_gap_ns=int(merge_gap_s * 1e9), merge_prefix=merge_prefix)
+    state = CorrelationState(guest_links=frozenset(guest_links), uplinks=frozenset(uplinks))
     if isinstance(captures, Packets):
-        pk, corr, rates, late = _window_packets(captures, opt, chunk_rows)
+        pk, corr, rates, late = _window_packets(captures, opt, chunk_rows, state)
         keep = "all"
     else:
         pk, corr, rates, late = _stream(
-            *capture_specs(captures, ifmap), opt, progress, keep, chunk_rows
+            *capture_specs(captures, ifmap), opt, progress, keep, chunk_rows, state
         )
     names = pk.point_names
+    _check_named(names, uplinks, guest_links)
     det = detect(pk.cols, corr, names, opt)
-    loops, evidence = measure(pk.cols, corr, det, names, opt)
+    roles = _roles(pk, corr, det, state, uplinks, guest_links)
+    loops, evidence = measure(pk.cols, corr, det, names, opt, roles)
     bounces = bounce_list(det)
     arp = arp_responders(pk.arp, pk.cols, {lp.destination for lp in loops})
-    impl = implicated(loops, bounces, arp, guest_reporters(pk.cols, names))
+    guests = [r.name for r in roles if r.role == "guest-link"]
+    impl = implicated(loops, bounces, arp, guest_reporters(pk.cols, names, guests))
     observations = sum(p.decoded for p in pk.points) - corr.duplicates
     seen = [lp for lp in loops if lp.kind != "inferred"]
     loop_obs = sum(lp.observations for lp in seen)
@@ -252,9 +277,59 @@ def analyze(
             "already read from the other captures (clocks out of step?); they were "
             "correlated only with copies still in the window"
         )
+    warnings += [
+        f"capture point {r.name}: its role ({r.role}) rests on weak evidence: "
+        + "; ".join(r.evidence)
+        for r in roles
+        if r.confidence == "weak" and r.role != "unknown"
+    ]
     return Analysis(
-        pk, corr, det, loops, evidence, bounces, impl, summary, opt, warnings, rates, keep
+        pk, corr, det, loops, evidence, bounces, impl, summary, opt, warnings, rates, keep, roles
     )
+
+
+def _check_named(names: Sequence[str], uplinks: Sequence[str], guest_links: Sequence[str]) -> None:
+    from ..errors import UsageError
+
+    for flag, given in (("--uplink", uplinks), ("--guest-link", guest_links)):
+        for n in given:
+            if n not in names:
+                raise UsageError(
+                    f"{flag} {n}: no capture point of that name (they are "
+                    f"{', '.join(names) or 'none'})"
+                )
+    both = set(uplinks) & set(guest_links)
+    if both:
+        raise UsageError(f"{', '.join(sorted(both))}: given both as --uplink and --guest-link")
+
+
+def _roles(
+    pk: Packets,
+    corr: Correlation,
+    det: Detection,
+    state: CorrelationState,
+    uplinks: Sequence[str],
+    guest_links: Sequence[str],
+) -> list[PointRole]:
+    """Every capture point's role, from the facts correlate gathered and what detect found."""
+    from ..addr import to_text
+
+    names = pk.point_names
+    index = {n: k for k, n in enumerate(names)}
+    bounce_pts: dict[int, int] = {}
+    behind: dict[str, int] = {}
+    for b in det.bounces.itertuples():
+        k = index[str(b.capture_point)]
+        bounce_pts[k] = bounce_pts.get(k, 0) + int(b.packets)
+        behind[to_text(b.destination_hi, b.destination_lo)] = k
+    lp = det.looping
+    if not lp.empty:
+        firsts = lp.drop_duplicates(["dst_hi", "dst_lo", "points"])
+        for dh, dl, pts in firsts[["dst_hi", "dst_lo", "points"]].itertuples(index=False):
+            behind[to_text(dh, dl)] = index[str(pts).split(",")[0]]
+    host_macs = {p: m for p in range(len(names)) if (m := state.host_mac(p)) is not None}
+    proxy = proxy_arp_points(pk.arp, pk.cols, host_macs, behind)
+    return infer_roles(names, state.roles, bounce_pts, proxy, uplinks, guest_links)
 
 
 def _stream(
@@ -264,10 +339,11 @@ def _stream(
     progress: Progress | None,
     keep: str,
     chunk_rows: int,
+    state: CorrelationState,
 ) -> tuple[Packets, Correlation, Rates, int]:
     """Read all captures in step through a :class:`~.window.Window`."""
     loader = Loader(specs, ifmap)
-    win = Window(opt, lambda: loader.reg.points, loader.point_files, keep, chunk_rows)
+    win = Window(opt, lambda: loader.reg.points, loader.point_files, keep, chunk_rows, state)
     arps = []
     for cols, arp in loader.merged(progress, into=lambda: win.into(loader_mod.BLOCK_ROWS)):
         win.add(cols)
@@ -287,12 +363,12 @@ def _stream(
 
 
 def _window_packets(
-    pk: Packets, opt: Options, chunk_rows: int
+    pk: Packets, opt: Options, chunk_rows: int, state: CorrelationState
 ) -> tuple[Packets, Correlation, Rates, int]:
     """Loaded packets through the same window, keeping every row."""
     paths = list(dict.fromkeys(p.path for p in pk.points))
     files = np.array([paths.index(p.path) for p in pk.points], dtype=np.int64)
-    win = Window(opt, lambda: pk.points, lambda: files, "all", chunk_rows)
+    win = Window(opt, lambda: pk.points, lambda: files, "all", chunk_rows, state)
     n = len(pk)
     for s in range(0, n, chunk_rows):
         win.add({k: a[s : s + chunk_rows] for k, a in pk.cols.items()})

@@ -198,6 +198,7 @@ class Window:
         point_files: Callable[[], np.ndarray],
         keep: str = "evidence",
         chunk_rows: int = 1 << 18,
+        state: CorrelationState | None = None,
     ):
         if keep not in KEEP_MODES:
             raise ValueError(f"keep must be one of {KEEP_MODES}, not {keep!r}")
@@ -207,7 +208,7 @@ class Window:
         self.kept: list[dict[str, np.ndarray]] = []  # kept rows, one dict per window
         self.n_kept = 0
         self.rates = Rates()
-        self.state = CorrelationState()
+        self.state = state if state is not None else CorrelationState()
         self.final_counts = np.zeros(0, np.int64)  # per point: rows correlated so far
         self.pieces = _Pieces()
         self.hold = opt.path_gap_ns + opt.reorder_window_ns
@@ -216,6 +217,9 @@ class Window:
         self.next_flush = chunk_rows
         self.peak_rows = 0
         self.suspects: dict[int, tuple[int, int, int]] = {}  # key → (dst_hi, dst_lo, last TE ns)
+        self.loop_last: dict[tuple[int, int], int] = {}  # looping destination → last copy ns
+        #: (dst_hi, dst_lo, point) → (packets seen once after the loop's last copy, first ns)
+        self.after_loop: dict[tuple[int, int, int], tuple[int, int]] = {}
 
     # --- input ---------------------------------------------------------------------
     def into(self, rows: int = 1 << 16) -> dict[str, np.ndarray]:
@@ -302,7 +306,9 @@ class Window:
             self.final_counts, np.zeros(max(0, npts - len(self.final_counts)), np.int64)
         ]
         self.final_counts += np.bincount(c["point"][fin], minlength=npts)
-        self._correlate(c, repeated, fin)
+        seen_again = np.empty(n, dtype=bool)
+        seen_again[order] = g_size[gid] >= 2
+        self._correlate(c, repeated, fin, fin & ~seen_again)
         if fin.all():
             self.buf.n = 0
         else:
@@ -313,12 +319,16 @@ class Window:
         files = self._point_files()
         return rows[np.lexsort((c["record"][rows], files[c["point"][rows]], c["time_ns"][rows]))]
 
-    def _correlate(self, c: dict[str, np.ndarray], repeated: np.ndarray, fin: np.ndarray) -> None:
-        """Paths of the final rows (``fin``: mask over the buffer); keep their evidence."""
+    def _correlate(
+        self, c: dict[str, np.ndarray], repeated: np.ndarray, fin: np.ndarray, single: np.ndarray
+    ) -> None:
+        """Paths of the final rows (``fin``: mask over the buffer; ``single``: final rows
+        whose fingerprint was seen once); keep their evidence."""
         idx = self._time_order(c, repeated)
         sub = {k: c[k][idx] for k in CORRELATE_COLUMNS}
         names = [p.name for p in self._points()]
         corr = correlate(sub, names, self.final_counts, self.opt, self.state)
+        self._note_after_loops(c, corr, idx, single)
         self.pieces.duplicates += corr.duplicates
         if self.keep == "evidence":
             want = corr.p_loop | corr.p_bounce
@@ -361,20 +371,54 @@ class Window:
         P.n_paths += len(kp)
 
     def _suspect_rows(self, c: dict[str, np.ndarray]) -> np.ndarray:
-        """Rows to a destination under suspicion, up to the merge gap after its last TE."""
+        """Rows to or from an address under suspicion, up to the merge gap after its last
+        TE: the arrivals that may have looped behind the capture point, and the answers
+        that say when it stopped (detect's inferred loops)."""
+        out = np.zeros(len(c["time_ns"]), dtype=bool)
         if not self.suspects:
-            return np.zeros(len(c["time_ns"]), dtype=bool)
+            return out
         keys = np.array(sorted(self.suspects), dtype=np.uint64)
         limit = np.array([self.suspects[int(k)][2] for k in keys], dtype=np.int64)
-        lo = c["dst_lo"]
-        maybe = np.flatnonzero(
-            np.isin(lo, np.array([v[1] for v in self.suspects.values()], dtype=np.uint64))
-        )
-        out = np.zeros(len(lo), dtype=bool)
-        k = _addr_key(c["dst_hi"][maybe], lo[maybe])
-        at = np.minimum(np.searchsorted(keys, k), len(keys) - 1)
-        out[maybe] = (keys[at] == k) & (c["time_ns"][maybe] <= limit[at] + self.opt.merge_gap_ns)
+        los = np.array([v[1] for v in self.suspects.values()], dtype=np.uint64)
+        for hi, lo in ((c["dst_hi"], c["dst_lo"]), (c["src_hi"], c["src_lo"])):
+            maybe = np.flatnonzero(np.isin(lo, los))
+            k = _addr_key(hi[maybe], lo[maybe])
+            at = np.minimum(np.searchsorted(keys, k), len(keys) - 1)
+            out[maybe] |= (keys[at] == k) & (
+                c["time_ns"][maybe] <= limit[at] + self.opt.merge_gap_ns
+            )
         return out
+
+    def _note_after_loops(
+        self, c: dict[str, np.ndarray], corr: Correlation, idx: np.ndarray, single: np.ndarray
+    ) -> None:
+        """Count packets for a looping destination that arrived after its last copy and
+        went nowhere (seen once): what the host dropped after the loop ended."""
+        if corr.p_loop.any():
+            rows = idx[corr.rows[corr.p_loop[corr.path]]]
+            keys = _addr_key(c["dst_hi"][rows], c["dst_lo"][rows])
+            o = np.argsort(keys, kind="stable")
+            starts = np.flatnonzero(np.r_[True, keys[o][1:] != keys[o][:-1]])
+            last = np.maximum.reduceat(c["time_ns"][rows][o], starts)
+            for r, t in zip(rows[o][starts], last):
+                d = (int(c["dst_hi"][r]), int(c["dst_lo"][r]))
+                if int(t) > self.loop_last.get(d, -_NEVER):
+                    self.loop_last[d] = int(t)
+                    for key in [k for k in self.after_loop if k[:2] == d]:
+                        if self.after_loop[key][1] < int(t):  # it looped again since
+                            del self.after_loop[key]
+        if not self.loop_last or not single.any():
+            return
+        rows = np.flatnonzero(single)
+        los = np.array([d[1] for d in self.loop_last], dtype=np.uint64)
+        rows = rows[np.isin(c["dst_lo"][rows], los)]
+        for r in rows:
+            d = (int(c["dst_hi"][r]), int(c["dst_lo"][r]))
+            last = self.loop_last.get(d)
+            if last is not None and int(c["time_ns"][r]) > last:
+                key = (d[0], d[1], int(c["point"][r]))
+                n, first = self.after_loop.get(key, (0, int(c["time_ns"][r])))
+                self.after_loop[key] = (n + 1, min(first, int(c["time_ns"][r])))
 
     # --- the end ---------------------------------------------------------------------
     def drain(self) -> None:
@@ -453,5 +497,10 @@ class Window:
             duplicates=P.duplicates,
             overlaps=overlaps,
             warnings=warnings,
+            after_loop={(h, lo, renum(p)): n for (h, lo, p), (n, _) in self.after_loop.items()},
         )
+        if new_of_old is not None:
+            self.state.roles.remap(new_of_old)
+            self.state.hinted = {renum(p) for p in self.state.hinted}
+            self.state.votes = {renum(p): v for p, v in self.state.votes.items()}
         return kept, corr

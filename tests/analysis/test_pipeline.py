@@ -290,7 +290,7 @@ def test_ipv6_loop_above_2_63_not_also_inferred(tmp_path):
 def test_l2_copies_spread_over_centuries_stay_cheap(tmp_path):
     first, second = (eth(ip4("203.0.113.9", 60, ident), ROUTER, HOST) for ident in (42, 43))
     caps = {
-        "lan": [(1e6 + i * 0.001, first) for i in range(3)]
+        "lan": [(1e6 + i * 0.001, first) for i in range(20)]
         + [(4e9 + i * 0.001, second) for i in range(3)]
     }  # 127 years apart
     a = run(tmp_path, caps)

@@ -117,9 +117,9 @@ def test_stream_equals_one_pass(golden, tmp_path, monkeypatch):
     flushes = []
     orig = Window._correlate
 
-    def spy(self, c, repeated, final):
+    def spy(self, c, repeated, final, single):
         flushes.append(len(final))
-        return orig(self, c, repeated, final)
+        return orig(self, c, repeated, final, single)
 
     monkeypatch.setattr(Window, "_correlate", spy)
     streamed = pcaploop.analyze(specs, ifmap, chunk_rows=50)
