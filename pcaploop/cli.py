@@ -4,21 +4,22 @@ No analysis here: each command is a few lines over :mod:`pcaploop`'s stages
 (``ingest``, ``analysis``, ``present``).  Options shared by several commands
 are declared once, below, so their help texts agree.  Library errors
 (:class:`~pcaploop.errors.PcaploopError`) become one ``Error:`` line and
-exit status 2 in :func:`main`.
+exit status 2 in :func:`main`; a closed pipe (``| head``) ends the program
+quietly, as it does other Unix tools.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shlex
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+import typer.core
 
 from .errors import PcaploopError, UsageError
 
@@ -28,18 +29,62 @@ if TYPE_CHECKING:  # pragma: no cover
     from .analysis.pipeline import Analysis
     from .ingest.specs import CaptureSpec
 
+
+def _version(value: bool) -> None:
+    if value:
+        from ._version import __version__
+
+        typer.echo(f"pcaploop {__version__}")
+        raise typer.Exit()
+
+
+class _Plain(typer.core.TyperCommand):
+    """Help as a person reads it: no ``<list[str]>`` types, no braces round arguments."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for p in self.params:
+            if isinstance(p, typer.core.TyperArgument):
+                name = p.metavar or (p.name or "").upper()
+                p.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+                p._usage_display_name = (  # type: ignore[method-assign]
+                    lambda name=name, many=p.nargs != 1: name + ("..." if many else "")
+                )
+
+
+class _PlainGroup(typer.core.TyperGroup):
+    """The group's help the same way (its options have no types to show)."""
+
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
+    cls=_PlainGroup,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     help="Find routing loops between a virtualisation host and its guests in packet captures.",
 )
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Find routing loops between a virtualisation host and its guests in packet captures.
+
+    \b
+    Example:
+      pcaploop analyze uplink=eth0.pcap tap101.pcap
+    """
+
 
 # --- options shared by several commands (declared once) -------------------------------
 CapturesArg = typer.Argument(
     ...,
-    metavar="CAPTURE...",
+    metavar="CAPTURE",
     show_default=False,
     help="Capture files (pcap, pcapng, .gz), optionally NAME=PATH.",
 )
@@ -47,8 +92,22 @@ IfmapOpt = typer.Option(
     None,
     "--ifmap",
     metavar="MAP",
-    help="SLL2 interface names: INDEX=NAME[,…] or a file with the host's "
-    "'ip -o link' output. Repeatable.",
+    help="Names for a tcpdump -i any capture's interface numbers: "
+    "INDEX=NAME[,…] or a file with the host's 'ip -o link' output. "
+    "Repeatable.",
+)
+UplinkOpt = typer.Option(
+    None,
+    "--uplink",
+    metavar="NAME",
+    help="This capture point is the host's uplink (overrides what the "
+    "packets suggest). Repeatable.",
+)
+GuestOpt = typer.Option(
+    None,
+    "--guest-link",
+    metavar="NAME",
+    help="This capture point is a link to a guest. Repeatable.",
 )
 JsonOpt = typer.Option(
     None, "--json", metavar="FILE", help="Also write JSON to FILE ('-' = stdout)."
@@ -72,15 +131,14 @@ def _console() -> Console:
     return Console(highlight=False, soft_wrap=False)
 
 
-def _emit_json(doc: dict[str, Any], target: str) -> None:
-    text = json.dumps(doc, indent=2, allow_nan=False)
+def _emit_json(doc: dict[str, Any], target: str, inputs: list[CaptureSpec]) -> None:
+    text = json.dumps(doc, indent=2, allow_nan=False) + "\n"
     if target == "-":
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(text)
         return
-    try:
-        Path(target).write_text(text + "\n")
-    except OSError as exc:
-        raise PcaploopError(f"{target}: cannot write JSON: {exc.strerror}") from None
+    from .present.files import write_atomic
+
+    write_atomic(target, text.encode(), [s.path for s in inputs])
 
 
 def _specs(captures: list[str]) -> list[CaptureSpec]:
@@ -95,6 +153,8 @@ def _analyze(
     merge_gap: float = 10.0,
     merge_prefix: int | None = None,
     keep: str = "evidence",
+    uplinks: list[str] | None = None,
+    guest_links: list[str] | None = None,
 ) -> Analysis:
     from .analysis.pipeline import analyze as run
     from .present.progress import file_progress
@@ -105,7 +165,16 @@ def _analyze(
         raise UsageError("--merge-prefix must be an IPv4 prefix length, 0 to 32")
     specs = _specs(captures)
     with file_progress(specs) as prog:
-        return run(specs, ifmap, merge_gap, merge_prefix, prog, keep=keep)
+        return run(
+            specs,
+            ifmap,
+            merge_gap,
+            merge_prefix,
+            prog,
+            keep=keep,
+            uplinks=uplinks or (),
+            guest_links=guest_links or (),
+        )
 
 
 def _validated_json(a: Analysis, target: str) -> None:
@@ -113,7 +182,7 @@ def _validated_json(a: Analysis, target: str) -> None:
 
     doc = a.to_json()
     validate_json(doc)
-    _emit_json(doc, target)
+    _emit_json(doc, target, [])
 
 
 @contextmanager
@@ -130,6 +199,8 @@ def _status(what: str) -> Iterator[Callable[[str], None] | None]:
 
 def _command_line(name: str, captures: list[str], **opts: Any) -> str:
     """The command as typed when run from a shell, else rebuilt from the options."""
+    import shlex
+
     if len(sys.argv) > 1 and sys.argv[1] == name:
         return shlex.join(["pcaploop", *sys.argv[1:]])
     words = ["pcaploop", name, *captures]
@@ -150,16 +221,19 @@ def _size(path: str) -> str:
 
 
 # --- commands -----------------------------------------------------------------------------
-@app.command()
+@app.command(cls=_Plain)
 def info(
     captures: list[str] = CapturesArg,
     ifmap: list[str] | None = IfmapOpt,
     json_out: str | None = JsonOpt,
 ) -> None:
     """What is in the captures: per capture point format, link type, records, what was
-    skipped and why, time span, directions, protocols and top talkers.
+    skipped and why, time span, snaplen, directions, protocols and top talkers; per
+    file its size and SHA-256.
 
-    [bold]Example:[/bold] pcaploop info uplink=eth0.pcap tap101.pcap
+    \b
+    Example:
+      pcaploop info uplink=eth0.pcap tap101.pcap
     """
     from .ingest.info import capture_info
     from .present import terminal
@@ -169,41 +243,51 @@ def info(
     with file_progress(specs) as prog:
         doc = capture_info(specs, ifmap, prog)
     if json_out:
-        _emit_json(doc, json_out)
+        _emit_json(doc, json_out, specs)
     if json_out != "-":
         terminal.info_tables(_console(), doc)
 
 
-@app.command()
+@app.command(cls=_Plain)
 def analyze(
     captures: list[str] = CapturesArg,
     ifmap: list[str] | None = IfmapOpt,
+    uplink: list[str] | None = UplinkOpt,
+    guest_link: list[str] | None = GuestOpt,
     json_out: str | None = JsonOpt,
     merge_gap: float = MergeGapOpt,
     merge_prefix: int | None = MergePrefixOpt,
+    all_loops: bool = typer.Option(
+        False, "--all", help="List every loop and its fixes, not a summary when there are many."
+    ),
     fail_on_loop: bool = typer.Option(
         False, "--fail-on-loop", help="Exit 1 when a loop is found (monitoring)."
     ),
 ) -> None:
-    """Find routing loops: verdict, loops table, implicated addresses, fixes.
+    """Find routing loops: the verdict, what each capture point is, the loops, the
+    addresses to look at, why it happened and how to fix it.
 
-    [bold]Example:[/bold] pcaploop analyze uplink=eth0.pcap tap101.pcap --json report.json
+    \b
+    Example:
+      pcaploop analyze uplink=eth0.pcap tap101.pcap --json report.json
     """
-    a = _analyze(captures, ifmap, merge_gap, merge_prefix)
+    a = _analyze(captures, ifmap, merge_gap, merge_prefix, uplinks=uplink, guest_links=guest_link)
     if json_out:
         _validated_json(a, json_out)
     if json_out != "-":
         from .present import terminal
 
-        terminal.analysis(_console(), a)
+        terminal.analysis(_console(), a, all_loops=all_loops)
     if fail_on_loop and a.loops:
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(cls=_Plain)
 def paths(
     captures: list[str] = CapturesArg,
     ifmap: list[str] | None = IfmapOpt,
+    uplink: list[str] | None = UplinkOpt,
+    guest_link: list[str] | None = GuestOpt,
     dst: str | None = typer.Option(
         None, "--dst", metavar="ADDR", help="Only paths to this destination."
     ),
@@ -211,17 +295,27 @@ def paths(
         None, "--loop", metavar="N", help="Only paths of loop N (see analyze)."
     ),
     limit: int = typer.Option(5, "--limit", metavar="N", help="Show at most N paths."),
+    hops: bool = typer.Option(False, "--hops", help="Every observation of each path."),
     all_paths: bool = typer.Option(False, "--all", help="Also paths that do not loop or bounce."),
 ) -> None:
-    """Reconstructed paths hop by hop: capture point, direction, TTL, time since first seen.
+    """Reconstructed paths: one line each (capture points, TTL first→last, copies, IP ID,
+    protocol, time), or hop by hop with --hops.
 
-    [bold]Example:[/bold] pcaploop paths tap101.pcap --dst 203.0.113.7 --limit 2
+    \b
+    Example:
+      pcaploop paths tap101.pcap --dst 203.0.113.7 --limit 2 --hops
     """
     from .present import terminal
 
     # other packets' paths only when asked for: they cost memory on a big capture
-    a = _analyze(captures, ifmap, keep="paths" if (dst or all_paths) else "evidence")
-    rows = a.path_rows()
+    a = _analyze(
+        captures,
+        ifmap,
+        keep="paths" if (dst or all_paths) else "evidence",
+        uplinks=uplink,
+        guest_links=guest_link,
+    )
+    rows = a.loop_path_rows(loop) if loop is not None else a.path_rows()
     if dst:
         from .addr import from_text, to_text
 
@@ -230,21 +324,24 @@ def paths(
         except ValueError:
             raise UsageError(f"--dst {dst!r} is not an IP address") from None
         rows = rows[rows["dst"] == want]
-    if loop is not None:
-        if not any(lp.id == loop for lp in a.loops):
-            raise UsageError(f"there is no loop {loop} (found {len(a.loops)})")
-        rows = rows[rows["loop"].eq(loop).fillna(False).astype(bool)]
-    elif not all_paths:
+    if loop is None and not all_paths:
         rows = rows[rows["looping"] | rows["bounce"]]
-    terminal.paths(_console(), rows, limit)
+    terminal.paths(_console(), rows, limit, hops=hops)
 
 
-@app.command()
+@app.command(cls=_Plain)
 def plot(
     captures: list[str] = CapturesArg,
     ifmap: list[str] | None = IfmapOpt,
-    out: str = typer.Option(
-        ..., "--out", "-o", metavar="DIR", help="Directory for the plots (created if missing)."
+    uplink: list[str] | None = UplinkOpt,
+    guest_link: list[str] | None = GuestOpt,
+    output: str = typer.Option(
+        ...,
+        "--output",
+        "-o",
+        "--out",
+        metavar="DIR",
+        help="Directory for the plots (created if missing).",
     ),
     svg: bool = typer.Option(False, "--svg", help="Also write SVG files."),
     merge_gap: float = MergeGapOpt,
@@ -253,28 +350,35 @@ def plot(
     """Draw the plots of the loops found: timeline, TTL staircase and path ladder per
     loop, amplification, copies and cycle-time distributions (PNG, and SVG on request).
 
-    [bold]Example:[/bold] pcaploop plot uplink=eth0.pcap tap101.pcap --out plots/
+    \b
+    Example:
+      pcaploop plot uplink=eth0.pcap tap101.pcap -o plots/
     """
     from .present.plots import write_plots
 
-    a = _analyze(captures, ifmap, merge_gap, merge_prefix)
+    a = _analyze(captures, ifmap, merge_gap, merge_prefix, uplinks=uplink, guest_links=guest_link)
     with _status("drawing") as prog:
-        written = write_plots(a, out, svg=svg, progress=prog)
+        written = write_plots(a, output, svg=svg, progress=prog)
     con = _console()
     for p in written:
         con.print(f"wrote {p}", markup=False)
 
 
-@app.command()
+@app.command(cls=_Plain)
 def report(
     captures: list[str] = CapturesArg,
     ifmap: list[str] | None = IfmapOpt,
+    uplink: list[str] | None = UplinkOpt,
+    guest_link: list[str] | None = GuestOpt,
     output: str = typer.Option(
         ...,
         "--output",
         "-o",
         metavar="FILE",
         help="report.html (one self-contained file) or report.md (PNGs written beside it).",
+    ),
+    full_paths: bool = typer.Option(
+        False, "--full-paths", help="Show each capture's full path, not only its file name."
     ),
     json_out: str | None = JsonOpt,
     merge_gap: float = MergeGapOpt,
@@ -283,11 +387,13 @@ def report(
     """Write an incident report for someone else: verdict, timeline, loops, implicated
     addresses, explanation and fixes, Wireshark filters, what was read.
 
-    [bold]Example:[/bold] pcaploop report uplink=eth0.pcap tap101.pcap -o report.html
+    \b
+    Example:
+      pcaploop report uplink=eth0.pcap tap101.pcap -o report.html
     """
     from .present.report import write_report
 
-    a = _analyze(captures, ifmap, merge_gap, merge_prefix)
+    a = _analyze(captures, ifmap, merge_gap, merge_prefix, uplinks=uplink, guest_links=guest_link)
     if json_out:
         _validated_json(a, json_out)
     cmd = _command_line(
@@ -296,7 +402,7 @@ def report(
         **{"--ifmap": ifmap, "-o": output, "--json": json_out, "--merge-prefix": merge_prefix},
     )
     with _status("writing the report") as prog:
-        written = write_report(a, output, cmd, prog)
+        written = write_report(a, output, cmd, prog, full_paths=full_paths)
     if json_out != "-":
         con = _console()
         con.print(a.verdict, markup=False)
@@ -304,10 +410,12 @@ def report(
             con.print(f"wrote {p} ({_size(p)})", markup=False)
 
 
-@app.command()
+@app.command(cls=_Plain)
 def extract(
     captures: list[str] = CapturesArg,
     ifmap: list[str] | None = IfmapOpt,
+    uplink: list[str] | None = UplinkOpt,
+    guest_link: list[str] | None = GuestOpt,
     loop: int | None = typer.Option(
         None, "--loop", metavar="N", help="Packets of loop N (see analyze)."
     ),
@@ -322,29 +430,40 @@ def extract(
         "counts), not the entry packets and ICMP "
         "errors.",
     ),
+    max_packets: int | None = typer.Option(
+        None,
+        "--max-packets",
+        metavar="N",
+        help="Write at most N packets (an even sample of whole paths).",
+    ),
     merge_gap: float = MergeGapOpt,
     merge_prefix: int | None = MergePrefixOpt,
 ) -> None:
     """Write the implicated packets (original bytes and timestamps, one interface per
     capture point) to a small pcapng file to attach to a ticket.
 
-    [bold]Example:[/bold] pcaploop extract uplink=eth0.pcap tap101.pcap --loop 1 -o loop1.pcapng
+    \b
+    Example:
+      pcaploop extract uplink=eth0.pcap tap101.pcap --loop 1 -o loop1.pcapng
     """
     from .present.extract import extract as run
 
     if (loop is None) == (dst is None):
         raise UsageError("give exactly one of --loop N or --dst ADDR")
-    a = _analyze(captures, ifmap, merge_gap, merge_prefix)
-    res = run(a, output, loop=loop, dst=dst, copies_only=copies_only)
+    if max_packets is not None and max_packets < 1:
+        raise UsageError("--max-packets must be at least 1")
+    a = _analyze(captures, ifmap, merge_gap, merge_prefix, uplinks=uplink, guest_links=guest_link)
+    res = run(a, output, loop=loop, dst=dst, copies_only=copies_only, max_packets=max_packets)
     per = ", ".join(f"{k} {v:,}" for k, v in res["capture_points"].items())
+    more = f"; {res['left_out']:,} more left out by --max-packets" if res.get("left_out") else ""
     _console().print(
         f"wrote {res['path']}: {res['packets']:,} packets of {res['what']} "
-        f"({per}; {_size(res['path'])})",
+        f"({per}; {_size(res['path'])}){more}",
         markup=False,
     )
 
 
-@app.command("export")
+@app.command("export", cls=_Plain)
 def export(
     captures: list[str] = CapturesArg,
     output: str = typer.Option(
@@ -367,8 +486,9 @@ def export(
     """Write the packets table (and paths, loops) to Parquet or CSV, so a large capture
     is parsed once; read it back with pcaploop.read_export(FILE), dtypes intact.
 
-    [bold]Example:[/bold] pcaploop export uplink=eth0.pcap tap101.pcap -o incident.parquet \\
-    --with-paths --with-loops
+    \b
+    Example:
+      pcaploop export uplink=eth0.pcap tap101.pcap -o incident.parquet --with-loops
     """
     from .present.export import export_paths, write_export
 
@@ -389,6 +509,8 @@ def export(
 
 def main() -> None:
     """Entry point: library errors become one line and exit status 2."""
+    if hasattr(signal, "SIGPIPE"):  # `pcaploop … | head`: end quietly, as cat does
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         app(standalone_mode=True)
     except PcaploopError as exc:
@@ -396,7 +518,7 @@ def main() -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         print("Error: interrupted", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(130)
     except MemoryError:
         print("Error: out of memory", file=sys.stderr)
         sys.exit(2)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -460,9 +461,17 @@ def _inferred(
     to = _index(cols["dst_hi"], cols["dst_lo"], cols["point"])
     frm = _index(cols["src_hi"], cols["src_lo"], cols["point"])
     none = np.zeros(0, np.int64)
+    episodes = []
     for (dh, dl, pt), grp in sdf.groupby(["dh", "dl", "pt"]):
         if (int(dh), int(dl)) in looping_dsts:
             continue
+        g = grp.assign(t=t[grp["seed"].to_numpy(np.int64)]).sort_values("t")
+        # seeds further apart than the merge gap are separate episodes (loops)
+        run = np.cumsum(np.r_[True, np.diff(g["t"].to_numpy()) > opt.merge_gap_ns])
+        for _, ep in g.groupby(run):
+            episodes.append((dh, dl, pt, ep))
+    ended: dict[tuple[Any, Any, Any], int] = {}
+    for k, (dh, dl, pt, grp) in enumerate(episodes):
         sd = grp["seed"].to_numpy(np.int64)
         tes = np.sort(grp["te"].to_numpy(np.int64))
         first_seed = int(t[sd].min())
@@ -474,7 +483,14 @@ def _inferred(
         after = answers[answers > first_seed]
         if len(after) and int(after[0]) < end:
             end = int(after[0])
+        nxt = episodes[k + 1] if k + 1 < len(episodes) else None
+        if nxt is not None and nxt[:3] == (dh, dl, pt):  # up to the next episode's seeds
+            end = min(end, int(t[nxt[3]["seed"].to_numpy(np.int64)].min()) - 1)
         win = to_d[(t[to_d] <= end) & ttl_ok[to_d]]
+        lower = ended.get((dh, dl, pt))  # the previous episode of this address ended there
+        if lower is not None:
+            start = max(start, lower) if start is not None else lower
+        ended[(dh, dl, pt)] = end
         if start is not None:
             win = win[t[win] > start]
         rows = np.union1d(win, sd)

@@ -112,7 +112,8 @@ def _nft_hairpin(link: str, v6: bool) -> str:
     fam = "ip6" if v6 else "ip"
     return (
         f"nft -f - <<'EOF'\ntable {fam} pcaploop {{\n"
-        f'  set hairpin {{ type ifname . ifname; elements = {{ "{link}" . "{link}" }} }}\n'
+        "  set hairpin {\n    type ifname . ifname\n"
+        f'    elements = {{ "{link}" . "{link}" }}\n  }}\n'
         "  chain forward {\n"
         "    type filter hook forward priority filter; policy accept;\n"
         "    iifname . oifname @hairpin counter drop\n  }\n}\nEOF"

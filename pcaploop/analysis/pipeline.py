@@ -144,31 +144,87 @@ class Analysis:
     def path_rows(self) -> pd.DataFrame:
         """Every observation of every path kept: of looping and bouncing packets, and with
         ``keep="paths"`` or ``"all"`` of every packet seen more than once."""
-        c, corr = self.packets.cols, self.correlation
-        names = self.packets.point_names
-        r = corr.rows
+        corr = self.correlation
+        lp = self.detection.looping
+        loop = (
+            lp["loop"].reindex(corr.path).to_numpy()
+            if not lp.empty
+            else np.full(len(corr.path), np.nan)
+        )
+        return self._rows_frame(
+            corr.rows,
+            corr.path,
+            corr.direction,
+            corr.loop_copy,
+            corr.p_loop[corr.path],
+            corr.p_bounce[corr.path],
+            loop,
+        )
+
+    def loop_path_rows(self, loop_id: int) -> pd.DataFrame:
+        """The paths of one loop, whatever its kind, in :meth:`path_rows`' columns.
+
+        A routed (l3) loop's looping packets; a layer-2 loop's repeated frames (one
+        path per frame); an inferred loop's arrivals (one path per packet, the
+        copies themselves were not captured).
+        """
+        lp = self.loop(loop_id)
+        ev = self.evidence[loop_id]
+        if lp.kind == "l3":
+            rows = self.path_rows()
+            return rows[rows["path"].isin(ev.paths)].reset_index(drop=True)
+        rows = ev.copies
+        fp = self.packets.cols["fingerprint"][rows]
+        path = (
+            np.unique(fp, return_inverse=True)[1].ravel()
+            if lp.kind == "l2"
+            else (np.arange(len(rows)))
+        )
+        n = len(rows)
+        return self._rows_frame(
+            rows,
+            path.astype(np.int64),
+            self.packets.cols["direction"][rows].astype(np.int8),
+            np.full(n, lp.kind == "l2"),
+            np.full(n, True),
+            np.full(n, False),
+            np.full(n, loop_id),
+        )
+
+    def _rows_frame(
+        self,
+        r: np.ndarray,
+        path: np.ndarray,
+        direction: np.ndarray,
+        loop_copy: np.ndarray,
+        looping: np.ndarray,
+        bounce: np.ndarray,
+        loop: np.ndarray,
+    ) -> pd.DataFrame:
+        from ..addr import categorical
+        from ..decode.protocols import PROTO_NAMES
+
+        c = self.packets.cols
         df = pd.DataFrame(
             {
-                "path": corr.path,
+                "path": path,
                 "time": pd.to_datetime(c["time_ns"][r], unit="ns", utc=True),
-                "capture_point": pd.Categorical.from_codes(c["point"][r].astype(np.int64), names),
-                "direction": pd.Categorical.from_codes(
-                    corr.direction.astype(np.int64), ["unknown", "in", "out"]
+                "capture_point": categorical(
+                    c["point"][r].astype(np.int64), self.packets.point_names
                 ),
+                "direction": categorical(direction.astype(np.int64), ["unknown", "in", "out"]),
                 "ttl": c["ttl"][r],
-                "loop_copy": corr.loop_copy,
+                "loop_copy": loop_copy,
                 "row": r,
+                "looping": looping,
+                "bounce": bounce,
+                "loop": pd.array(loop, dtype="Int64"),
+                "src": pairs_to_categorical(c["src_hi"][r], c["src_lo"][r]),
+                "dst": pairs_to_categorical(c["dst_hi"][r], c["dst_lo"][r]),
+                "proto": [PROTO_NAMES.get(int(x), str(int(x))) for x in c["protocol"][r]],
+                "ip_id": c["ip_id"][r],
             }
         )
-        df["looping"] = corr.p_loop[corr.path]
-        df["bounce"] = corr.p_bounce[corr.path]
-        lp = self.detection.looping
-        df["loop"] = pd.array(
-            lp["loop"].reindex(corr.path).to_numpy() if not lp.empty else np.full(len(df), np.nan),
-            dtype="Int64",
-        )
-        df["src"] = pairs_to_categorical(c["src_hi"][r], c["src_lo"][r])
-        df["dst"] = pairs_to_categorical(c["dst_hi"][r], c["dst_lo"][r])
         df = df.sort_values(["path", "ttl", "time"], ascending=[True, False, True])
         df["since_first_ms"] = (
             df["time"] - df.groupby("path")["time"].transform("min")

@@ -300,6 +300,14 @@ class Loader:
             if cap.interfaces[k].linktype != lt.LINKTYPE_LINUX_SLL2:
                 fr._iface_point(k)
         fr.single_unnamed()
+        unnamed = sorted(ix for path, ix in self.reg.unnamed_ifindexes if path == cap.path)
+        if unnamed:
+            shown = ", ".join(f"{fr.base}:if{ix}" for ix in unnamed[:4])
+            self.warnings.append(
+                f"{cap.path}: a 'tcpdump -i any' capture names interfaces only by number "
+                f"({shown}); pass --ifmap with the host's 'ip -o link' output (or "
+                f"{unnamed[0]}=NAME,…) to name them"
+            )
         # this file's own points (the same path may be given twice, as two captures)
         own = set(fr.iface_point.values()) | set(fr.sll2_point.values())
         mine = [self.reg.points[i] for i in sorted(own)]

@@ -81,6 +81,8 @@ class PointRegistry:
         self.points: list[CapturePoint] = []
         self.ifmap = ifmap
         self._names: set[str] = set()
+        #: (file, interface index) of SLL2 points named by their number (no --ifmap entry)
+        self.unnamed_ifindexes: set[tuple[str, int]] = set()
         self._wish: list[tuple[str, str]] = []  # (name asked for, file stem) per point
 
     def _unique(self, name: str, stem: str) -> str:
@@ -175,6 +177,8 @@ class FileReader:
         key = (k, ifindex)
         if key not in self.sll2_point:
             name = self.reg.ifmap.get(ifindex) or f"{self.base}:if{ifindex}"
+            if ifindex not in self.reg.ifmap:
+                self.reg.unnamed_ifindexes.add((self.cap.path, ifindex))
             itf = self.cap.interfaces[k]
             self.sll2_point[key] = self.reg.add(
                 name, self.cap, itf.linktype, ifindex, self.spec.stem
@@ -192,7 +196,9 @@ class FileReader:
         ):
             out.fill(self._iface_point(int(iface[0])))  # the usual case: one interface
             return out
-        for k in np.unique(iface):
+        # points are created in the order their records first appear, so names and
+        # numbers do not depend on where batches happen to be cut
+        for k in _in_order(iface):
             sel = iface == k
             kk = int(k) if k >= 0 else 0
             if not self.cap.interfaces:  # packets before any interface block: malformed
@@ -202,7 +208,7 @@ class FileReader:
             if itf.linktype == lt.LINKTYPE_LINUX_SLL2:
                 sub = ifindex[sel]
                 pts = np.empty(len(sub), dtype=np.int64)
-                for ix in np.unique(sub):
+                for ix in _in_order(sub):
                     pts[sub == ix] = (
                         self._sll2_point(kk, int(ix)) if ix >= 0 else self._iface_point(kk)
                     )
@@ -210,3 +216,10 @@ class FileReader:
             else:
                 out[sel] = self._iface_point(kk)
         return out
+
+
+def _in_order(values: np.ndarray) -> np.ndarray:
+    """The distinct values in the order they first appear."""
+    uniq, first = np.unique(values, return_index=True)
+    out: np.ndarray = uniq[np.argsort(first)]
+    return out

@@ -65,10 +65,15 @@ def parse_ifmap(specs: Iterable[str]) -> dict[int, str]:
                 if m:
                     out[int(m.group(1))] = m.group(2)
             continue
+        if "=" not in spec:
+            raise UsageError(
+                f"--ifmap {spec}: no such file (give a file with the host's "
+                "'ip -o link' output, or INDEX=NAME pairs)"
+            )
         for part in spec.split(","):
             m = re.fullmatch(r"\s*(\d+)\s*=\s*(\S+)\s*", part)
             if not m:
-                raise PcaploopError(
+                raise UsageError(
                     f"--ifmap {spec!r}: expected INDEX=NAME pairs or an 'ip -o link' file"
                 )
             out[int(m.group(1))] = m.group(2)
@@ -95,4 +100,15 @@ def capture_specs(
     specs = [c if isinstance(c, CaptureSpec) else CaptureSpec.parse(c) for c in captures]
     if not specs:
         raise UsageError("no capture files given")
+    seen: dict[str, CaptureSpec] = {}
+    for sp in specs:
+        name = sp.name or sp.stem
+        other = seen.get(name)
+        if other is not None and other.path != sp.path:
+            how = "given twice" if sp.name and other.name else "the name both files would get"
+            raise UsageError(
+                f"capture name {name!r} is {how} ({other.path}, {sp.path}); "
+                "name each capture: NAME=PATH"
+            )
+        seen[name] = sp
     return specs, imap

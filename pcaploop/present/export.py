@@ -25,6 +25,7 @@ import pandas as pd
 from .._version import __version__
 from ..errors import PcaploopError, UsageError
 from ..ingest.loader import Packets
+from .files import atomic_path, write_atomic
 
 if TYPE_CHECKING:
     from ..analysis.pipeline import Analysis
@@ -168,6 +169,7 @@ def write_export(
     if fmt == "parquet":
         _require_pyarrow()
     tables, captures = _source_tables(data, with_paths, with_loops)
+    inputs = [c["path"] for c in captures]
     targets = export_paths(path)
     written: list[Path] = []
     for name, df in tables.items():
@@ -181,17 +183,17 @@ def write_export(
             "captures": captures,
         }
         target = targets[name]
-        try:
+        with atomic_path(target, inputs) as tmp:
             if fmt == "parquet":
-                _write_parquet(flat, meta, target)
+                _write_parquet(flat, meta, Path(tmp))
             else:
-                flat.to_csv(target, index=False)
-                sidecar = Path(str(target) + _SIDECAR)
-                sidecar.write_text(json.dumps(meta, indent=1, allow_nan=False) + "\n")
-                written.append(target)
-                target = sidecar
-        except OSError as exc:
-            raise PcaploopError(f"{target}: cannot write: {exc.strerror or exc}") from None
+                flat.to_csv(tmp, index=False)
+        if fmt == "csv":
+            sidecar = Path(str(target) + _SIDECAR)
+            meta_text = json.dumps(meta, indent=1, allow_nan=False) + "\n"
+            write_atomic(sidecar, meta_text.encode(), inputs)
+            written.append(target)
+            target = sidecar
         written.append(target)
     return written
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +30,7 @@ import numpy as np
 
 from ..analysis.model import LoopEvidence
 from ..errors import PcaploopError, UsageError
+from .files import atomic
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..analysis.pipeline import Analysis
@@ -189,43 +189,61 @@ def wireshark_filters(a: Analysis, loop_id: int) -> list[dict[str, Any]]:
 
 
 # --- pcapng writer ----------------------------------------------------------------
+#: pcapng option codes (read/formats.py names them for reading)
+_COMMENT, _IF_NAME, _IF_DESCRIPTION, _IF_TSRESOL, _EPB_FLAGS = 1, 2, 3, 9, 2
+_NS_RESOLUTION = bytes([9])  # if_tsresol: 10^-9 s
+
+
+def _header(point_rows: list[CapturePoint], comment: str) -> tuple[Any, list[Any]]:
+    """dpkt section header and one interface description per capture point."""
+    import dpkt.pcapng as ng
+
+    from .._version import __version__
+
+    shb = ng.SectionHeaderBlockLE(
+        opts=[
+            ng.PcapngOptionLE(code=_COMMENT, data=comment.encode()),
+            ng.PcapngOptionLE(
+                code=ng.PCAPNG_OPT_SHB_USERAPPL, data=f"pcaploop {__version__}".encode()
+            ),
+            ng.PcapngOptionLE(code=ng.PCAPNG_OPT_ENDOFOPT),
+        ]
+    )
+    idbs = []
+    for point in point_rows:
+        desc = os.path.basename(point.path)
+        if point.interface is not None:
+            desc += f" (interface {point.interface})"
+        idbs.append(
+            ng.InterfaceDescriptionBlockLE(
+                linktype=point.linktype,
+                snaplen=0,
+                opts=[
+                    ng.PcapngOptionLE(code=_IF_NAME, data=point.name.encode()),
+                    ng.PcapngOptionLE(code=_IF_DESCRIPTION, data=desc.encode()),
+                    ng.PcapngOptionLE(code=_IF_TSRESOL, data=_NS_RESOLUTION),
+                    ng.PcapngOptionLE(code=ng.PCAPNG_OPT_ENDOFOPT),
+                ],
+            )
+        )
+    return shb, idbs
+
+
 def _opt(code: int, value: bytes) -> bytes:
     return struct.pack("<HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
 
 
-def _options(opts: Iterable[tuple[int, bytes]]) -> bytes:
-    body = b"".join(_opt(c, v) for c, v in opts)
-    return body + struct.pack("<HH", 0, 0) if body else b""
-
-
-def _block(btype: int, body: bytes) -> bytes:
-    body += b"\0" * (-len(body) % 4)
-    n = len(body) + 12
-    return struct.pack("<II", btype, n) + body + struct.pack("<I", n)
-
-
-def _shb(comment: str) -> bytes:
-    from .._version import __version__
-
-    opts = [(1, comment.encode()), (4, f"pcaploop {__version__}".encode())]
-    return _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) + _options(opts))
-
-
-def _idb(point: CapturePoint) -> bytes:
-    desc = os.path.basename(point.path)
-    if point.interface is not None:
-        desc += f" (interface {point.interface})"
-    opts = [(2, point.name.encode()), (3, desc.encode()), (9, bytes([9]))]
-    return _block(1, struct.pack("<HHI", point.linktype, 0, 0) + _options(opts))
-
-
 def _epb(iface: int, ts_ns: int, data: bytes, wirelen: int, direction: int, comment: str) -> bytes:
+    """An enhanced packet block packed here, not by dpkt: its EPB class sets the original
+    length to the captured one, which would hide that a frame was cut by the snaplen."""
     ts = ts_ns % (1 << 64)
-    opts = [(1, comment.encode())]
+    opts = _opt(_COMMENT, comment.encode())
     if direction in (1, 2):  # schema DIR_IN / DIR_OUT map onto epb_flags bits 0-1
-        opts.append((2, struct.pack("<I", direction)))
+        opts += _opt(_EPB_FLAGS, struct.pack("<I", direction))
     body = struct.pack("<IIIII", iface, ts >> 32, ts & 0xFFFFFFFF, len(data), wirelen)
-    return _block(6, body + data + b"\0" * (-len(data) % 4) + _options(opts))
+    body += data + b"\0" * (-len(data) % 4) + opts + struct.pack("<HH", 0, 0)
+    n = len(body) + 12
+    return struct.pack("<II", 6, n) + body + struct.pack("<I", n)
 
 
 def read_records(path: str, wanted: np.ndarray) -> dict[int, tuple[int, bytes]]:
@@ -270,8 +288,12 @@ def write_pcapng(a: Analysis, sel: Selection, out: str | os.PathLike[str]) -> di
         mine = rows[np.array([points[int(p)].path == path for p in pts], dtype=bool)]
         recs = read_records(path, cols["record"][mine])
         got.update({(path, r): v for r, v in recs.items()})
-    header = _shb(f"pcaploop evidence: {sel.what}; {len(rows)} packets")
-    blocks = [header] + [_idb(points[p]) for p in used]
+    import dpkt.pcapng as ng
+
+    shb, idbs = _header(
+        [points[p] for p in used], f"pcaploop evidence: {sel.what}; {len(rows)} packets"
+    )
+    blocks: list[bytes] = []
     for r, role, lid, p in zip(rows, sel.role, sel.loop_of_row, pts):
         pt = points[int(p)]
         rec = int(cols["record"][r])
@@ -287,11 +309,10 @@ def write_pcapng(a: Analysis, sel: Selection, out: str | os.PathLike[str]) -> di
                 f"pcaploop {tag}; {os.path.basename(pt.path)} frame {rec + 1}",
             )
         )
-    try:
-        with open(out, "wb") as f:
-            f.write(b"".join(blocks))
-    except OSError as exc:
-        raise PcaploopError(f"{os.fspath(out)}: cannot write: {exc.strerror}") from None
+    with atomic(out, [p.path for p in points]) as f:
+        ng.Writer(f, shb=shb, idb=idbs)  # the section header and interface blocks
+        for blk in blocks:
+            f.write(blk)
     counts = {points[p].name: int((pts == p).sum()) for p in used}
     return {
         "path": os.fspath(out),
@@ -318,18 +339,56 @@ def _checked(
     return t, data
 
 
+def sample(a: Analysis, sel: Selection, max_packets: int) -> tuple[Selection, int]:
+    """At most ``max_packets`` rows of a selection: whole packets (all observations of one
+    path together), spread evenly over the selection's time; returns the rows left out."""
+    corr = a.correlation
+    order = np.argsort(corr.rows)
+    at = np.searchsorted(corr.rows[order], sel.rows)
+    at = np.minimum(at, max(len(order) - 1, 0))
+    in_path = (corr.rows[order][at] == sel.rows) if len(order) else np.zeros(len(sel.rows), bool)
+    key = np.where(in_path, corr.path[order][at] if len(order) else 0, -1 - sel.rows)
+    groups, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    sizes = np.bincount(inv.ravel(), minlength=len(groups))
+    by_time = np.argsort(first, kind="stable")  # rows are in time order
+    n = max(1, int(len(groups) * max_packets / max(len(sel.rows), 1)))
+    while True:
+        pick = by_time[np.unique(np.linspace(0, len(groups) - 1, n).astype(np.int64))]
+        if sizes[pick].sum() <= max_packets or n == 1:
+            break
+        n = max(1, int(n * 0.9))
+    keep = np.isin(inv.ravel(), pick)
+    if sizes[pick].sum() > max_packets:  # one path longer than the budget: its first copies
+        keep &= np.cumsum(keep) <= max_packets
+    out = Selection(
+        sel.rows[keep],
+        sel.role[keep],
+        sel.loop_of_row[keep],
+        f"{sel.what}, a sample of {int(keep.sum()):,} of {len(sel.rows):,} packets",
+    )
+    return out, int(len(sel.rows) - keep.sum())
+
+
 def extract(
     a: Analysis,
     out: str | os.PathLike[str],
     loop: int | None = None,
     dst: str | None = None,
     copies_only: bool = False,
+    max_packets: int | None = None,
 ) -> dict[str, Any]:
-    """Select (:func:`select`) and write (:func:`write_pcapng`) in one call.
+    """Select (:func:`select`), sample to ``max_packets`` if given (:func:`sample`) and
+    write (:func:`write_pcapng`) in one call; ``left_out`` in the result counts what the
+    sample left out.
 
     >>> extract(pcaploop.analyze(["tap101.pcap"]), "loop1.pcapng", loop=1)  # doctest: +SKIP
     """
     sel = select(a, loop, dst, copies_only)
     if len(sel.rows) == 0:
         raise UsageError(f"{sel.what}: no packets to extract")
-    return write_pcapng(a, sel, out)
+    left = 0
+    if max_packets is not None and len(sel.rows) > max_packets:
+        sel, left = sample(a, sel, max_packets)
+    res = write_pcapng(a, sel, out)
+    res["left_out"] = left
+    return res

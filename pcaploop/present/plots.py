@@ -947,6 +947,7 @@ def write_plots(
     import os
 
     from ..errors import PcaploopError
+    from .files import atomic
 
     try:
         os.makedirs(outdir, exist_ok=True)
@@ -958,9 +959,7 @@ def write_plots(
             progress(stem)
         for fmt in ("png", "svg") if svg else ("png",):
             path = os.path.join(outdir, f"{stem}.{fmt}")
-            try:
-                save(fig, path, fmt)
-            except OSError as exc:
-                raise PcaploopError(f"{path}: cannot write: {exc.strerror}") from None
+            with atomic(path, [p.path for p in a.packets.points]) as f:
+                save(fig, f, fmt)
             out.append(path)
     return out

@@ -21,8 +21,11 @@ from collections.abc import Callable, Set
 from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
-from ..errors import PcaploopError, UsageError
+from ..analysis.explain import copies_per_entry
+from ..errors import UsageError
 from . import extract as X
+from .files import check_target, ensure_parent, write_atomic
+from .terminal import duration
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..analysis.model import Loop
@@ -33,11 +36,19 @@ __all__ = ["write_report"]
 
 ROLE_WORDS = {
     "loop-destination": "destination of looping packets",
+    "bounce-destination": "destination of packets a guest returned once (bounce)",
     "source": "sent packets that looped",
     "icmp-reporter": "sent ICMP time-exceeded for looping packets",
-    "guest-link": "a guest returned packets for it (bounce)",
+    "guest-link": "a guest's own address (its time-exceeded came out of a guest link)",
     "proxy-arp-responder": "answered ARP/NDP for a looping destination",
 }
+POINT_ROLE_WORDS = {"uplink": "uplink", "guest-link": "guest link", "unknown": "unknown"}
+
+
+def shown(path: str, full: bool) -> str:
+    """A capture's path as the report shows it: its file name, or the whole path."""
+    return path if full else os.path.basename(path)
+
 
 _CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1a1a1a;
@@ -53,7 +64,8 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 figure{margin:14px 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{color:#555;font-size:.9em}
 pre{background:#f6f6f6;padding:8px;white-space:pre-wrap;word-break:break-all;max-height:12em;
-overflow:auto;font-size:.85em}code{background:#f3f3f3;padding:0 3px}
+overflow:auto;font-size:.85em}pre.filter{max-height:none;overflow:visible}
+code{background:#f3f3f3;padding:0 3px}
 .muted{color:#666}.warn{color:#8a4b00}footer{margin-top:3em;color:#666;font-size:.85em}
 """
 
@@ -117,7 +129,7 @@ def events(a: Analysis, limit: int = 60) -> list[tuple[str | None, str]]:
     return out[:limit]
 
 
-def accounting_rows(a: Analysis) -> list[dict[str, Any]]:
+def accounting_rows(a: Analysis, full_paths: bool = False) -> list[dict[str, Any]]:
     """Per capture point: what was read, what was skipped and why."""
     rows = []
     for p in a.packets.points:
@@ -133,7 +145,7 @@ def accounting_rows(a: Analysis) -> list[dict[str, Any]]:
         rows.append(
             {
                 "name": p.name,
-                "file": p.path,
+                "file": shown(p.path, full_paths),
                 "format": p.format,
                 "linktype": j["linktype"],
                 "records": p.records,
@@ -147,7 +159,7 @@ def accounting_rows(a: Analysis) -> list[dict[str, Any]]:
     return rows
 
 
-def _captures_arg(a: Analysis) -> str:
+def _captures_arg(a: Analysis, full_paths: bool = False) -> str:
     """The capture arguments that give the same capture point names again (NAME=PATH)."""
     import shlex
 
@@ -158,7 +170,8 @@ def _captures_arg(a: Analysis) -> str:
         if p.path in words:
             continue
         named = p.format == "pcap" and p.name != CaptureSpec(p.path).stem
-        words[p.path] = f"{p.name}={p.path}" if named else p.path
+        path = shown(p.path, full_paths)
+        words[p.path] = f"{p.name}={path}" if named else path
     return " ".join(shlex.quote(w) for w in words.values())
 
 
@@ -208,7 +221,10 @@ def _verdict_class(a: Analysis) -> str:
 
 
 def html_report(
-    a: Analysis, command: str | None = None, progress: Callable[[str], None] | None = None
+    a: Analysis,
+    command: str | None = None,
+    progress: Callable[[str], None] | None = None,
+    full_paths: bool = False,
 ) -> str:
     """The whole report as one HTML string (no external resources, no scripts)."""
     figs = _figures(a, progress)
@@ -234,7 +250,8 @@ def html_report(
         _img(figs, "timeline"),
         _table(["time", "event"], [[e(_when(t)), e(w)] for t, w in events(a)]),
     ]
-    parts.append(_loops_html(a, figs))
+    parts.append(_roles_html(a))
+    parts.append(_loops_html(a, figs, full_paths))
     parts.append(_implicated_html(a))
     if a.loops:
         parts += [
@@ -243,13 +260,32 @@ def html_report(
             _img(figs, "copies"),
             _img(figs, "cycle-time"),
         ]
-    parts.append(_accounting_html(a))
+    parts.append(_accounting_html(a, full_paths))
     parts.append(_footer_html(command))
     parts.append("</body></html>")
     return "\n".join(p for p in parts if p)
 
 
-def _loops_html(a: Analysis, figs: dict[str, tuple[str, bytes]]) -> str:
+def _roles_html(a: Analysis) -> str:
+    if not a.roles:
+        return ""
+    rows = [
+        [
+            e(r.name),
+            e(POINT_ROLE_WORDS[r.role]),
+            e(r.confidence),
+            e("; ".join(r.evidence) or "nothing in the capture tells"),
+        ]
+        for r in a.roles
+    ]
+    return (
+        "<h2 id=roles>Capture points</h2><p>What each capture point is, decided from what "
+        "its packets show (a name is only a hint).</p>"
+        + _table(["capture point", "role", "confidence", "evidence"], rows)
+    )
+
+
+def _loops_html(a: Analysis, figs: dict[str, tuple[str, bytes]], full_paths: bool) -> str:
     if not a.loops:
         return "<h2 id=loops>Loops</h2><p>No routing loop was found.</p>" + _bounces_html(a)
     rows = []
@@ -267,7 +303,7 @@ def _loops_html(a: Analysis, figs: dict[str, tuple[str, bytes]]) -> str:
                 _n(lp.observations),
                 _n(lp.amplification, "×{:.1f}"),
                 _n(lp.duration_s, "{:.3f}"),
-                _n(lp.cycle_time_ms, "{:.4f}"),
+                e(duration(lp.cycle_time_ms / 1e3) if lp.cycle_time_ms is not None else "–"),
                 _n(lp.extra_pps_peak, "{:,.0f}"),
                 e(fates),
                 e(drops),
@@ -287,23 +323,25 @@ def _loops_html(a: Analysis, figs: dict[str, tuple[str, bytes]]) -> str:
                 "copies",
                 "amplification",
                 "duration (s)",
-                "cycle (ms)",
+                "one round",
                 "peak extra/s",
                 "fates",
                 "dropped by",
                 "ICMP time-exceeded",
             ],
             rows,
-            {0, 4, 5, 6, 7, 8, 9, 10, 13},
+            {0, 4, 5, 6, 7, 8, 10, 13},
         ),
         _bounces_html(a),
     ]
     for lp in a.loops:
-        out.append(_one_loop_html(a, lp, figs))
+        out.append(_one_loop_html(a, lp, figs, full_paths))
     return "\n".join(out)
 
 
-def _one_loop_html(a: Analysis, lp: Loop, figs: dict[str, tuple[str, bytes]]) -> str:
+def _one_loop_html(
+    a: Analysis, lp: Loop, figs: dict[str, tuple[str, bytes]], full_paths: bool
+) -> str:
     # a multi-line command (an nft script) must stay runnable when pasted
     def code(t: str) -> str:
         return f"<pre>{e(t)}</pre>" if "\n" in t else f"<code>{e(t)}</code>"
@@ -312,7 +350,7 @@ def _one_loop_html(a: Analysis, lp: Loop, figs: dict[str, tuple[str, bytes]]) ->
     filt = X.wireshark_filters(a, lp.id)
     frows = [
         [
-            e(f["file"]),
+            e(shown(f["file"], full_paths)),
             e(", ".join(f["capture_points"])),
             _n(f["packets"]),
             f"<pre class=filter>{e(f['filter'])}</pre>"
@@ -321,14 +359,18 @@ def _one_loop_html(a: Analysis, lp: Loop, figs: dict[str, tuple[str, bytes]]) ->
         ]
         for f in filt
     ]
-    cmd = f"pcaploop extract {_captures_arg(a)} --loop {lp.id} -o loop{lp.id}-evidence.pcapng"
+    cmd = (
+        f"pcaploop extract {_captures_arg(a, full_paths)} --loop {lp.id} "
+        f"-o loop{lp.id}-evidence.pcapng"
+    )
     return "\n".join(
         [
             f"<h3 id=loop{lp.id}>Loop {lp.id}: {e(lp.destination)}</h3>",
             f"<p>{_code_spans(lp.explanation, code, e)}</p>",
             f"<p>First seen {e(_when(lp.first_seen))}, last seen {e(_when(lp.last_seen))}; "
             f"sources: {e(', '.join(lp.sources) or '–')}.</p>",
-            "<p><b>Fix</b> (each of these stopped this kind of loop in the lab):</p>",
+            f"<p>{e(copies_per_entry(lp))}.</p>" if lp.kind == "l3" else "",
+            "<p><b>Fix</b> (any one of these stops this kind of loop):</p>",
             f"<ol class=fixes>{fixes}</ol>",
             _img(figs, f"ttl-loop{lp.id}"),
             _img(figs, f"ladder-loop{lp.id}"),
@@ -378,7 +420,7 @@ def _implicated_html(a: Analysis) -> str:
     )
 
 
-def _accounting_html(a: Analysis) -> str:
+def _accounting_html(a: Analysis, full_paths: bool) -> str:
     rows = [
         [
             e(r["name"]),
@@ -392,7 +434,7 @@ def _accounting_html(a: Analysis) -> str:
             e(r["last"]),
             e(r["notes"]),
         ]
-        for r in accounting_rows(a)
+        for r in accounting_rows(a, full_paths)
     ]
     return (
         "<h2 id=captures>What was read</h2><p>Every record is accounted for: records = "
@@ -459,6 +501,7 @@ def markdown_report(
     path: str,
     command: str | None = None,
     progress: Callable[[str], None] | None = None,
+    full_paths: bool = False,
 ) -> list[str]:
     """Write ``path`` (Markdown) and its PNGs beside it; returns every file written."""
     base = os.path.splitext(path)[0]
@@ -466,7 +509,7 @@ def markdown_report(
     figs = _figures(a, progress)
     written = []
     for key, (_caption, png) in figs.items():
-        written.append(_write(f"{base}-{key}.png", png))
+        written.append(_write(f"{base}-{key}.png", png, a))
 
     def img(key: str) -> str:
         return f"![{md(figs[key][0])}]({stem}-{key}.png)\n" if key in figs else ""
@@ -541,7 +584,7 @@ def markdown_report(
             "",
             _code_spans(lp.explanation, _md_code, md),
             "",
-            "**Fix:**",
+            "**Fix** (any one of these stops it):",
             "",
         ]
         out += [f"{k}. {_code_spans(f, _md_code, md)}" for k, f in enumerate(lp.fixes, 1)]
@@ -554,7 +597,7 @@ def markdown_report(
         ]
         for f in X.wireshark_filters(a, lp.id):
             out += [
-                f"- {md(f['file'])} ({md(', '.join(f['capture_points']))}): "
+                f"- {md(shown(f['file'], full_paths))} ({md(', '.join(f['capture_points']))}): "
                 f"{f['packets']:,} packets",
                 "",
             ]
@@ -563,7 +606,10 @@ def markdown_report(
                 if f["filter"]
                 else ["  too scattered for a display filter: use the extract", ""]
             )
-        cmd = f"pcaploop extract {_captures_arg(a)} --loop {lp.id} -o loop{lp.id}-evidence.pcapng"
+        cmd = (
+            f"pcaploop extract {_captures_arg(a, full_paths)} --loop {lp.id} "
+            f"-o loop{lp.id}-evidence.pcapng"
+        )
         out += [f"Evidence for a ticket: {_md_code(cmd)}"]
     if a.implicated:
         out += [
@@ -611,7 +657,7 @@ def markdown_report(
                     md(r["skipped"]),
                     md(r["notes"]),
                 ]
-                for r in accounting_rows(a)
+                for r in accounting_rows(a, full_paths)
             ],
         ),
         "",
@@ -620,17 +666,12 @@ def markdown_report(
         f"Made by pcaploop {__version__} with: {_md_code(command or '(called from Python)')}",
         "",
     ]
-    written.insert(0, _write(path, "\n".join(out).encode()))
+    written.insert(0, _write(path, "\n".join(out).encode(), a))
     return written
 
 
-def _write(path: str, data: bytes) -> str:
-    try:
-        with open(path, "wb") as f:
-            f.write(data)
-    except OSError as exc:
-        raise PcaploopError(f"{path}: cannot write: {exc.strerror}") from None
-    return path
+def _write(path: str, data: bytes, a: Analysis) -> str:
+    return write_atomic(path, data, [p.path for p in a.packets.points])
 
 
 def write_report(
@@ -638,8 +679,13 @@ def write_report(
     path: str | os.PathLike[str],
     command: str | None = None,
     progress: Callable[[str], None] | None = None,
+    full_paths: bool = False,
 ) -> list[str]:
     """HTML for ``.html``/``.htm``, Markdown (+ PNGs) for ``.md``; returns the files written.
+
+    Files are named, not their full paths, unless ``full_paths`` (a report travels
+    to people who do not have the machine that made it).  Each file is written
+    atomically; the directory is created if missing.
 
     >>> write_report(pcaploop.analyze(["tap101.pcap"]), "report.html")  # doctest: +SKIP
     """
@@ -647,19 +693,8 @@ def write_report(
     ext = os.path.splitext(path)[1].lower()
     if ext not in (".html", ".htm", ".md"):
         raise UsageError(f"{path}: report must end in .html, .htm or .md")
-    _check_writable(path)
+    check_target(path, [p.path for p in a.packets.points])
+    ensure_parent(path)  # before the plots are drawn (that takes seconds), not after
     if ext in (".html", ".htm"):
-        return [_write(path, html_report(a, command, progress).encode())]
-    return markdown_report(a, path, command, progress)
-
-
-def _check_writable(path: str) -> None:
-    """Fail before the plots are drawn, not after (drawing takes seconds)."""
-    existed = os.path.exists(path)
-    try:
-        with open(path, "ab"):
-            pass
-    except OSError as exc:
-        raise PcaploopError(f"{path}: cannot write: {exc.strerror}") from None
-    if not existed:
-        os.unlink(path)
+        return [_write(path, html_report(a, command, progress, full_paths).encode(), a)]
+    return markdown_report(a, path, command, progress, full_paths)

@@ -125,6 +125,8 @@ def test_stream_equals_one_pass(golden, tmp_path, monkeypatch):
     streamed = pcaploop.analyze(specs, ifmap, chunk_rows=50)
     assert len(flushes) >= REPEATS - 1  # the stream really was cut into windows
     assert _doc(streamed) == _doc(whole)
+    if any(lp.get("kind") == "inferred" for lp in exp["loops"]):
+        return  # the repetitions' ICMP errors quote the original IP IDs: nothing to tie
     # each repetition is the golden incident again
     per_dst: dict[str, list] = {}
     for lp in streamed.loops:

@@ -56,13 +56,21 @@ def test_sll2_ifmap_ip_link_file(captures, key, tmp_path):
     assert names(pk) == ["tap101", "tap102", "uplink"]
 
 
-def test_name_collisions(captures, key, tmp_path):
+def test_name_collisions_are_errors(captures, key, tmp_path):
+    """Two captures that would get one name: an error naming both, never a silent rename."""
+    from pcaploop.errors import UsageError
+
     other = tmp_path / "again"
     other.mkdir()
     copy = other / captures["pcap_us_le"].name
     shutil.copy(captures["pcap_us_le"], copy)
-    pk = load([str(captures["pcap_us_le"]), str(copy), f"eth_us_le={captures['vlan']}"], key=key)
-    assert names(pk) == ["eth_us_le", "eth_us_le@eth_us_le", "eth_us_le@vlan"]
+    a = str(captures["pcap_us_le"])
+    with pytest.raises(UsageError, match=r"would get.*NAME=PATH"):
+        load([a, str(copy)], key=key)
+    with pytest.raises(UsageError, match="given twice"):
+        load([f"x={a}", f"x={captures['vlan']}"], key=key)
+    pk = load([f"first={a}", f"second={copy}"], key=key)
+    assert names(pk) == ["first", "second"]
 
 
 @pytest.mark.parametrize(

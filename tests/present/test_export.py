@@ -171,8 +171,10 @@ def test_missing_table_and_bad_files(analysis, tmp_path):
     pytest.importorskip("pyarrow")
     with pytest.raises(PcaploopError, match=r"bad\.parquet"):
         read_export(bad)
-    with pytest.raises(PcaploopError, match="cannot write"):
-        write_export(analysis, tmp_path / "no" / "such" / "dir.csv")
+    assert write_export(analysis, tmp_path / "new" / "dir" / "x.csv")  # directories made
+    (tmp_path / "plain").write_text("a file, not a directory")
+    with pytest.raises(PcaploopError, match="cannot create directory"):
+        write_export(analysis, tmp_path / "plain" / "x.csv")
 
 
 def test_missing_pyarrow_is_a_clear_error(analysis, tmp_path, monkeypatch):

@@ -233,9 +233,16 @@ def test_changed_capture_is_refused(tmp_path):
         X.extract(a, tmp_path / "ev.pcapng", loop=1)
 
 
-def test_unwritable_output(mixed, tmp_path):
-    with pytest.raises(PcaploopError, match="cannot write"):
-        X.extract(mixed, tmp_path / "no" / "such" / "dir.pcapng", loop=1)
+def test_output_directory_created_and_inputs_never_overwritten(mixed, tmp_path):
+    assert X.extract(mixed, tmp_path / "new" / "dir" / "ev.pcapng", loop=1)["packets"] > 0
+    (tmp_path / "plain").write_text("a file, not a directory")
+    with pytest.raises(PcaploopError, match="cannot create directory"):
+        X.extract(mixed, tmp_path / "plain" / "ev.pcapng", loop=1)
+    src = mixed.packets.points[0].path
+    before = Path(src).read_bytes()
+    with pytest.raises(UsageError, match="input captures"):
+        X.extract(mixed, src, loop=1)
+    assert Path(src).read_bytes() == before
 
 
 # --- display filters ----------------------------------------------------------------------

@@ -98,8 +98,11 @@ def test_every_fact_is_there(mixed, mixed_html):
     for imp in mixed.implicated:
         assert imp.address in doc
     assert "destination of looping packets" in doc  # roles are explained
-    for p in mixed.packets.points:
-        assert f"<td>{html.escape(p.name)}</td>" in doc and html.escape(p.path) in doc
+    for p in mixed.packets.points:  # file names, not the paths of the machine that made it
+        assert f"<td>{html.escape(p.name)}</td>" in doc
+        assert html.escape(Path(p.path).name) in doc and html.escape(p.path) not in doc
+    full = R.html_report(mixed, full_paths=True)
+    assert all(html.escape(p.path) in full for p in mixed.packets.points)
     assert f"pcaploop {pcaploop.__version__}" in doc
     assert "pcaploop report lan.pcap tap101.pcap -o r.html" in doc
     assert "first ICMP time-exceeded" in doc  # timeline events
@@ -169,8 +172,10 @@ def test_markdown_escapes(tmp_path):
 def test_bad_suffix_and_unwritable(mixed, tmp_path):
     with pytest.raises(UsageError, match="must end in"):
         R.write_report(mixed, tmp_path / "r.pdf")
-    with pytest.raises(PcaploopError, match="cannot write"):
-        R.write_report(mixed, tmp_path / "missing" / "r.html")
+    assert R.write_report(mixed, tmp_path / "new" / "r.md")  # the directory is made
+    (tmp_path / "plain").write_text("a file, not a directory")
+    with pytest.raises(PcaploopError, match="cannot create directory"):
+        R.write_report(mixed, tmp_path / "plain" / "r.html")
 
 
 def test_cli_report_with_json(tmp_path):
