@@ -47,9 +47,8 @@ class _Plain(typer.core.TyperCommand):
             if isinstance(p, typer.core.TyperArgument):
                 name = p.metavar or (p.name or "").upper()
                 p.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
-                p._usage_display_name = (  # type: ignore[method-assign]
-                    lambda name=name, many=p.nargs != 1: name + ("..." if many else "")
-                )
+                shown = name + ("..." if p.nargs != 1 else "")
+                p._usage_display_name = lambda shown=shown: shown  # type: ignore[method-assign,misc]
 
 
 class _PlainGroup(typer.core.TyperGroup):

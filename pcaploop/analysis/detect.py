@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -161,7 +161,9 @@ class Detection:
     l2: pd.DataFrame  # same-TTL copies repeating over time
 
 
-def _path_frame(cols, corr: Correlation, names: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _path_frame(
+    cols: Mapping[str, np.ndarray], corr: Correlation, names: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per looping path facts, and its rows."""
     sel = corr.p_loop[corr.path]
     rows = corr.rows[sel]
@@ -226,7 +228,9 @@ def _point_sets(path: np.ndarray, point: np.ndarray, names: list[str]) -> pd.Ser
     return pd.Series([",".join(sorted(names[k] for k in g)) for g in groups], index=pth[starts])
 
 
-def _dest_key(hi: np.ndarray, lo: np.ndarray, prefix: int | None, version: np.ndarray):
+def _dest_key(
+    hi: np.ndarray, lo: np.ndarray, prefix: int | None, version: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Destination (or its prefix when merging by prefix) as a (hi, lo) pair."""
     if prefix is None:
         return hi, lo
@@ -272,7 +276,15 @@ def merge_loops(paths: pd.DataFrame, opt: Options) -> pd.Series:
     return loop.map(renum).reindex(paths.index)
 
 
-def quote_key(src_hi, src_lo, dst_hi, dst_lo, proto, ident, l4) -> np.ndarray:
+def quote_key(
+    src_hi: np.ndarray,
+    src_lo: np.ndarray,
+    dst_hi: np.ndarray,
+    dst_lo: np.ndarray,
+    proto: np.ndarray,
+    ident: np.ndarray,
+    l4: np.ndarray,
+) -> np.ndarray:
     """64-bit key tying an ICMP error's quoted packet to the packet it quotes."""
     with np.errstate(over="ignore"):
         k = np.asarray(src_hi, np.uint64) * np.uint64(0x9E3779B97F4A7C15)
@@ -289,7 +301,7 @@ def quote_key(src_hi, src_lo, dst_hi, dst_lo, proto, ident, l4) -> np.ndarray:
     return k
 
 
-def _time_exceeded_rows(cols) -> np.ndarray:
+def _time_exceeded_rows(cols: Mapping[str, np.ndarray]) -> np.ndarray:
     t = cols["icmp_type"]
     pr = cols["protocol"]
     return np.flatnonzero(
@@ -377,10 +389,18 @@ def tie_quotes(
 
 def _index(
     hi: np.ndarray, lo: np.ndarray, point: np.ndarray
-) -> dict[tuple[np.uint64, np.uint64, np.int16], np.ndarray]:
+) -> dict[tuple[int, int, int], np.ndarray]:
     """(address hi, lo, point) → rows holding it, from one grouping."""
-    df = pd.DataFrame({"h": hi, "l": lo, "p": point})
-    return {k: np.asarray(v, np.int64) for k, v in df.groupby(["h", "l", "p"]).indices.items()}
+    if not len(hi):
+        return {}
+    o = np.lexsort((point, lo, hi))
+    h, lw, pt = hi[o], lo[o], point[o]
+    new = np.r_[True, (h[1:] != h[:-1]) | (lw[1:] != lw[:-1]) | (pt[1:] != pt[:-1])]
+    starts = np.flatnonzero(new).tolist()
+    ends = starts[1:] + [len(o)]
+    return {
+        (int(h[a]), int(lw[a]), int(pt[a])): o[a:b].astype(np.int64) for a, b in zip(starts, ends)
+    }
 
 
 def _tie_icmp(cols: Mapping[str, np.ndarray], paths: pd.DataFrame) -> pd.DataFrame:
@@ -462,15 +482,16 @@ def _inferred(
     frm = _index(cols["src_hi"], cols["src_lo"], cols["point"])
     none = np.zeros(0, np.int64)
     episodes = []
-    for (dh, dl, pt), grp in sdf.groupby(["dh", "dl", "pt"]):
-        if (int(dh), int(dl)) in looping_dsts:
+    for key, grp in sdf.groupby(["dh", "dl", "pt"]):
+        dh, dl, pt = (int(x) for x in cast("tuple[Any, ...]", key))
+        if (dh, dl) in looping_dsts:
             continue
         g = grp.assign(t=t[grp["seed"].to_numpy(np.int64)]).sort_values("t")
         # seeds further apart than the merge gap are separate episodes (loops)
         run = np.cumsum(np.r_[True, np.diff(g["t"].to_numpy()) > opt.merge_gap_ns])
         for _, ep in g.groupby(run):
             episodes.append((dh, dl, pt, ep))
-    ended: dict[tuple[Any, Any, Any], int] = {}
+    ended: dict[tuple[int, int, int], int] = {}
     for k, (dh, dl, pt, grp) in enumerate(episodes):
         sd = grp["seed"].to_numpy(np.int64)
         tes = np.sort(grp["te"].to_numpy(np.int64))
@@ -520,7 +541,7 @@ def _inferred(
     return pd.DataFrame(out) if out else empty
 
 
-def _bounces(cols, corr: Correlation, names: list[str]) -> pd.DataFrame:
+def _bounces(cols: Mapping[str, np.ndarray], corr: Correlation, names: list[str]) -> pd.DataFrame:
     bp = np.flatnonzero(corr.p_bounce)
     if len(bp) == 0:
         return pd.DataFrame(
@@ -528,7 +549,7 @@ def _bounces(cols, corr: Correlation, names: list[str]) -> pd.DataFrame:
         )
     # one row of each bounce path gives its destination
     first_row = pd.Series(corr.rows).groupby(corr.path).first()
-    r = first_row.loc[bp].to_numpy()
+    r = first_row.reindex(bp).to_numpy(np.int64)
     df = pd.DataFrame(
         {
             "destination_hi": cols["dst_hi"][r],
@@ -544,7 +565,7 @@ def _bounces(cols, corr: Correlation, names: list[str]) -> pd.DataFrame:
     )
 
 
-def _l2_loops(cols, corr: Correlation) -> pd.DataFrame:
+def _l2_loops(cols: Mapping[str, np.ndarray], corr: Correlation) -> pd.DataFrame:
     r = corr.l2_rows
     if len(r) == 0:
         return pd.DataFrame()
@@ -560,7 +581,9 @@ def _l2_loops(cols, corr: Correlation) -> pd.DataFrame:
     )
 
 
-def detect(cols, corr: Correlation, names: list[str], opt: Options | None = None) -> Detection:
+def detect(
+    cols: Mapping[str, np.ndarray], corr: Correlation, names: list[str], opt: Options | None = None
+) -> Detection:
     """Find loops of kind l3 (replicas), l2 (same-TTL repeats) and inferred; and bounces."""
     opt = opt or Options()
     paths, lc = _path_frame(cols, corr, names)

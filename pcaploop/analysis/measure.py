@@ -13,6 +13,7 @@ import ipaddress
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -367,8 +368,8 @@ def _inferred_loops(
         nbytes = int((cols["wirelen"][r].astype(np.int64) * (ttl - 1)).sum())
         loop = _simple_loop(
             "inferred",
-            to_text(inf.dst_hi, inf.dst_lo),
-            (names[int(inf.point)],),
+            to_text(int(cast(int, inf.dst_hi)), int(cast(int, inf.dst_lo))),
+            (names[int(cast(int, inf.point))],),
             r,
             r,
             cols,
@@ -425,7 +426,11 @@ def measure(
 def bounce_list(det: Detection) -> list[Bounce]:
     """Bounces per destination and capture point."""
     return [
-        Bounce(to_text(r.destination_hi, r.destination_lo), str(r.capture_point), int(r.packets))
+        Bounce(
+            to_text(int(cast(int, r.destination_hi)), int(cast(int, r.destination_lo))),
+            str(r.capture_point),
+            int(cast(int, r.packets)),
+        )
         for r in det.bounces.itertuples()
     ]
 
@@ -473,9 +478,10 @@ def implicated(
 
 def _time_exceeded(cols: dict[str, np.ndarray]) -> np.ndarray:
     pr, ty = cols["protocol"], cols["icmp_type"]
-    return ((pr == P.IPPROTO_ICMP) & (ty == P.ICMP_TIME_EXCEEDED)) | (
+    te: np.ndarray = ((pr == P.IPPROTO_ICMP) & (ty == P.ICMP_TIME_EXCEEDED)) | (
         (pr == P.IPPROTO_ICMPV6) & (ty == P.ICMP6_TIME_EXCEEDED)
     )
+    return te
 
 
 def guest_reporters(

@@ -231,7 +231,7 @@ class Correlation:
     p_bounce_plane: np.ndarray
     plane_point: np.ndarray  # point index of each plane
     l2_rows: np.ndarray  # rows of same-TTL copies repeating over time
-    plane_key: np.ndarray | None = None  # point * 8192 + vlan + 1 of each plane
+    plane_key: np.ndarray  # point * 8192 + vlan + 1 of each plane
     duplicates: int = 0
     overlaps: list[tuple[str, str, int]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

@@ -58,12 +58,16 @@ class Analysis:
     rates: Rates | None = None
     keep: str = "evidence"
     roles: list[PointRole] = field(default_factory=list)
+    #: indexes built on first use (loop by id; path observations sorted by path)
+    _by_id: dict[int, Loop] | None = field(default=None, repr=False, compare=False)
+    _by_path: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def loop(self, loop_id: int) -> Loop:
         """The loop numbered ``loop_id`` (as ``analyze`` prints it)."""
-        for lp in self.loops:
-            if lp.id == loop_id:
-                return lp
+        if self._by_id is None:
+            self._by_id = {lp.id: lp for lp in self.loops}
+        if loop_id in self._by_id:
+            return self._by_id[loop_id]
         from ..errors import UsageError
 
         raise UsageError(f"there is no loop {loop_id} (found {len(self.loops)})")
@@ -171,8 +175,7 @@ class Analysis:
         lp = self.loop(loop_id)
         ev = self.evidence[loop_id]
         if lp.kind == "l3":
-            rows = self.path_rows()
-            return rows[rows["path"].isin(ev.paths)].reset_index(drop=True)
+            return self._paths_frame(np.asarray(ev.paths, np.int64))
         rows = ev.copies
         fp = self.packets.cols["fingerprint"][rows]
         path = (
@@ -240,10 +243,35 @@ class Analysis:
         """
         corr = self.correlation
         hit = np.flatnonzero(corr.rows == row)
-        rows = self.path_rows()
-        if len(hit) == 0:
-            return rows.iloc[0:0]
-        return rows[rows["path"] == corr.path[hit[0]]].reset_index(drop=True)
+        return self._paths_frame(corr.path[hit[:1]].astype(np.int64))
+
+    def _paths_frame(self, paths: np.ndarray) -> pd.DataFrame:
+        """:meth:`path_rows` of the given path ids only, from a path-sorted index built
+        once: the cost is the size of those paths, not of the whole capture."""
+        corr = self.correlation
+        if self._by_path is None:
+            self._by_path = np.argsort(corr.path, kind="stable")
+        sorted_path = corr.path[self._by_path]
+        lo = np.searchsorted(sorted_path, paths, "left")
+        hi = np.searchsorted(sorted_path, paths, "right")
+        sel = (
+            np.concatenate([self._by_path[a:b] for a, b in zip(lo.tolist(), hi.tolist())])
+            if len(paths)
+            else np.zeros(0, np.int64)
+        )
+        sel = np.sort(sel)
+        lp = self.detection.looping
+        path = corr.path[sel]
+        loop = lp["loop"].reindex(path).to_numpy() if not lp.empty else np.full(len(sel), np.nan)
+        return self._rows_frame(
+            corr.rows[sel],
+            path,
+            corr.direction[sel],
+            corr.loop_copy[sel],
+            corr.p_loop[path],
+            corr.p_bounce[path],
+            loop,
+        )
 
     def loop_packets(self, loop_id: int) -> pd.DataFrame:
         """Rows of the packets table that are copies of one loop's looping packets."""
@@ -374,10 +402,16 @@ def _roles(
     index = {n: k for k, n in enumerate(names)}
     bounce_pts: dict[int, int] = {}
     behind: dict[str, int] = {}
-    for b in det.bounces.itertuples():
-        k = index[str(b.capture_point)]
-        bounce_pts[k] = bounce_pts.get(k, 0) + int(b.packets)
-        behind[to_text(b.destination_hi, b.destination_lo)] = k
+    bo = det.bounces
+    for dh, dl, cp, n in zip(
+        bo["destination_hi"].tolist(),
+        bo["destination_lo"].tolist(),
+        bo["capture_point"].tolist(),
+        bo["packets"].tolist(),
+    ):
+        k = index[str(cp)]
+        bounce_pts[k] = bounce_pts.get(k, 0) + int(n)
+        behind[to_text(int(dh), int(dl))] = k
     lp = det.looping
     if not lp.empty:
         firsts = lp.drop_duplicates(["dst_hi", "dst_lo", "points"])

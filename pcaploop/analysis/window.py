@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import schema as S
+from ..decode import protocols as P
+from ..ingest.points import MAX_POINTS, CapturePoint
 from .correlate import CORRELATE_COLUMNS, CorrelationState, correlate
 from .model import Correlation
 from .options import Options
@@ -92,7 +94,7 @@ class Rates:
     def __init__(self, max_bins: int = 1 << 20):
         self.res_ns = 1_000_000
         self.max_bins = max_bins
-        self.keys = np.zeros(0, np.int64)  # bin * 4096 + point (MAX_POINTS = 4096)
+        self.keys = np.zeros(0, np.int64)  # bin * MAX_POINTS + point
         self.counts = np.zeros(0, np.int64)
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self._pending_n = 0
@@ -111,9 +113,9 @@ class Rates:
         if b1 - b0 <= 4 * len(b) + 4096 and (point == p0).all():  # the usual block: O(n)
             c = np.bincount(b - b0)
             u = np.flatnonzero(c)
-            u, c = (u + b0) * 4096 + p0, c[u]
+            u, c = (u + b0) * MAX_POINTS + p0, c[u]
         else:
-            u, c = np.unique(b * 4096 + point.astype(np.int64), return_counts=True)
+            u, c = np.unique(b * MAX_POINTS + point.astype(np.int64), return_counts=True)
         self._pending.append((u, c))
         self._pending_n += len(u)
         if self._pending_n > self.max_bins:
@@ -130,7 +132,7 @@ class Rates:
             )
         while len(self.keys) > self.max_bins:
             self.res_ns *= 10
-            k = (self.keys // 4096 // 10) * 4096 + self.keys % 4096
+            k = (self.keys // MAX_POINTS // 10) * MAX_POINTS + self.keys % MAX_POINTS
             self.keys, inv = np.unique(k, return_inverse=True)
             self.counts = np.bincount(
                 inv.ravel(), weights=self.counts, minlength=len(self.keys)
@@ -139,30 +141,30 @@ class Rates:
     def remap(self, new_of_old: np.ndarray) -> None:
         """Renumber capture points (``new_of_old[old] = new``)."""
         self._merge()
-        pt = new_of_old[self.keys % 4096]
-        k = (self.keys // 4096) * 4096 + pt
+        pt = new_of_old[self.keys % MAX_POINTS]
+        k = (self.keys // MAX_POINTS) * MAX_POINTS + pt
         o = np.argsort(k, kind="stable")
         self.keys, self.counts = k[o], self.counts[o]
 
     def table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(bin start ns, capture point, packets) of every cell in use."""
         self._merge()
-        return (self.keys // 4096) * self.res_ns, self.keys % 4096, self.counts
+        return (self.keys // MAX_POINTS) * self.res_ns, self.keys % MAX_POINTS, self.counts
 
 
 @dataclass
 class _Pieces:
     """Per-window correlation results, in kept-table rows, joined at the end."""
 
-    rows: list = field(default_factory=list)
-    path: list = field(default_factory=list)
-    direction: list = field(default_factory=list)
-    loop_copy: list = field(default_factory=list)
-    l2: list = field(default_factory=list)
-    p_loop: list = field(default_factory=list)
-    p_bounce: list = field(default_factory=list)
-    p_step: list = field(default_factory=list)
-    p_bounce_key: list = field(default_factory=list)  # point * 8192 + vlan + 1, or -1
+    rows: list[np.ndarray] = field(default_factory=list)
+    path: list[np.ndarray] = field(default_factory=list)
+    direction: list[np.ndarray] = field(default_factory=list)
+    loop_copy: list[np.ndarray] = field(default_factory=list)
+    l2: list[np.ndarray] = field(default_factory=list)
+    p_loop: list[np.ndarray] = field(default_factory=list)
+    p_bounce: list[np.ndarray] = field(default_factory=list)
+    p_step: list[np.ndarray] = field(default_factory=list)
+    p_bounce_key: list[np.ndarray] = field(default_factory=list)  # point * 8192 + vlan + 1, or -1
     n_paths: int = 0
     duplicates: int = 0
 
@@ -170,11 +172,15 @@ class _Pieces:
 def _icmp_evidence(c: dict[str, np.ndarray]) -> np.ndarray:
     """ICMP errors (they quote packets), time-exceeded of any kind, neighbour advertisements."""
     pr, ty = c["protocol"], c["icmp_type"]
-    return (
+    evidence: np.ndarray = (
         (c["inner_version"] > 0)
-        | ((pr == 1) & (ty == 11))
-        | ((pr == 58) & ((ty == 3) | (ty == 136)))
+        | ((pr == P.IPPROTO_ICMP) & (ty == P.ICMP_TIME_EXCEEDED))
+        | (
+            (pr == P.IPPROTO_ICMPV6)
+            & ((ty == P.ICMP6_TIME_EXCEEDED) | (ty == P.ND_NEIGHBOR_ADVERT))
+        )
     )
+    return evidence
 
 
 def _addr_key(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
@@ -194,7 +200,7 @@ class Window:
     def __init__(
         self,
         opt: Options,
-        points: Callable[[], list],
+        points: Callable[[], list[CapturePoint]],
         point_files: Callable[[], np.ndarray],
         keep: str = "evidence",
         chunk_rows: int = 1 << 18,
@@ -218,8 +224,10 @@ class Window:
         self.peak_rows = 0
         self.suspects: dict[int, tuple[int, int, int]] = {}  # key → (dst_hi, dst_lo, last TE ns)
         self.loop_last: dict[tuple[int, int], int] = {}  # looping destination → last copy ns
-        #: (dst_hi, dst_lo, point) → (packets seen once after the loop's last copy, first ns)
-        self.after_loop: dict[tuple[int, int, int], tuple[int, int]] = {}
+        #: (dst_hi, dst_lo) → point → (packets seen once after the loop's last copy, first ns)
+        self.after_loop: dict[tuple[int, int], dict[int, tuple[int, int]]] = {}
+        #: loop_last as sorted arrays (address key, dst_hi, dst_lo, last ns), rebuilt on change
+        self._loop_index: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     # --- input ---------------------------------------------------------------------
     def into(self, rows: int = 1 << 16) -> dict[str, np.ndarray]:
@@ -252,7 +260,10 @@ class Window:
         """Destinations of packets an ICMP time-exceeded says expired at TTL 1."""
         pr, ty = c["protocol"], c["icmp_type"]
         te = np.flatnonzero(
-            (((pr == 1) & (ty == 11)) | ((pr == 58) & (ty == 3)))
+            (
+                ((pr == P.IPPROTO_ICMP) & (ty == P.ICMP_TIME_EXCEEDED))
+                | ((pr == P.IPPROTO_ICMPV6) & (ty == P.ICMP6_TIME_EXCEEDED))
+            )
             & (c["inner_version"] > 0)
             & (c["inner_ttl"] <= 1)
         )
@@ -348,27 +359,29 @@ class Window:
         base = self.n_kept
         self.kept.append({k: a[keep] for k, a in c.items()})
         self.n_kept += len(keep)
-        pos = lambda rows: base + rank[np.searchsorted(ks, rows)]  # noqa: E731
+
+        def pos(rows: np.ndarray) -> np.ndarray:
+            return base + rank[np.searchsorted(ks, rows)]
 
         kp = np.flatnonzero(want)
         new_id = np.full(corr.n_paths, -1, np.int64)
         new_id[kp] = self.pieces.n_paths + np.arange(len(kp))
-        P = self.pieces
-        P.rows.append(pos(path_rows))
-        P.path.append(new_id[corr.path[sel]])
-        P.direction.append(corr.direction[sel])
-        P.loop_copy.append(corr.loop_copy[sel])
-        P.l2.append(pos(l2_rows))
-        P.p_loop.append(corr.p_loop[kp])
-        P.p_bounce.append(corr.p_bounce[kp])
-        P.p_step.append(corr.p_step[kp])
+        pc = self.pieces
+        pc.rows.append(pos(path_rows))
+        pc.path.append(new_id[corr.path[sel]])
+        pc.direction.append(corr.direction[sel])
+        pc.loop_copy.append(corr.loop_copy[sel])
+        pc.l2.append(pos(l2_rows))
+        pc.p_loop.append(corr.p_loop[kp])
+        pc.p_bounce.append(corr.p_bounce[kp])
+        pc.p_step.append(corr.p_step[kp])
         bp = corr.p_bounce_plane[kp]
-        P.p_bounce_key.append(
+        pc.p_bounce_key.append(
             np.where(bp >= 0, corr.plane_key[np.maximum(bp, 0)], -1)
             if len(corr.plane_key)
             else np.full(len(kp), -1, np.int64)
         )
-        P.n_paths += len(kp)
+        pc.n_paths += len(kp)
 
     def _suspect_rows(self, c: dict[str, np.ndarray]) -> np.ndarray:
         """Rows to or from an address under suspicion, up to the merge gap after its last
@@ -393,32 +406,50 @@ class Window:
         self, c: dict[str, np.ndarray], corr: Correlation, idx: np.ndarray, single: np.ndarray
     ) -> None:
         """Count packets for a looping destination that arrived after its last copy and
-        went nowhere (seen once): what the host dropped after the loop ended."""
+        went nowhere (seen once): what the host dropped after the loop ended.
+
+        Vectorised over the window's rows; the Python loops run once per looping
+        destination and per (destination, capture point), never per row.
+        """
         if corr.p_loop.any():
             rows = idx[corr.rows[corr.p_loop[corr.path]]]
             keys = _addr_key(c["dst_hi"][rows], c["dst_lo"][rows])
             o = np.argsort(keys, kind="stable")
             starts = np.flatnonzero(np.r_[True, keys[o][1:] != keys[o][:-1]])
             last = np.maximum.reduceat(c["time_ns"][rows][o], starts)
-            for r, t in zip(rows[o][starts], last):
+            for r, t_last in zip(rows[o][starts].tolist(), last.tolist()):
                 d = (int(c["dst_hi"][r]), int(c["dst_lo"][r]))
-                if int(t) > self.loop_last.get(d, -_NEVER):
-                    self.loop_last[d] = int(t)
-                    for key in [k for k in self.after_loop if k[:2] == d]:
-                        if self.after_loop[key][1] < int(t):  # it looped again since
-                            del self.after_loop[key]
+                if t_last > self.loop_last.get(d, -_NEVER):
+                    self.loop_last[d] = t_last
+                    self._loop_index = None
+                    seen = self.after_loop.get(d)
+                    if seen:  # it looped again since: what came between was no after-end drop
+                        for pt in [pt for pt, (_, first) in seen.items() if first < t_last]:
+                            del seen[pt]
         if not self.loop_last or not single.any():
             return
+        if self._loop_index is None:
+            dests = np.array(list(self.loop_last), dtype=np.uint64).reshape(-1, 2)
+            k = _addr_key(dests[:, 0], dests[:, 1])
+            o = np.argsort(k)
+            lasts = np.fromiter(self.loop_last.values(), np.int64, len(self.loop_last))
+            self._loop_index = (k[o], dests[o, 0], dests[o, 1], lasts[o])
+        keys, his, los, lasts = self._loop_index
         rows = np.flatnonzero(single)
-        los = np.array([d[1] for d in self.loop_last], dtype=np.uint64)
-        rows = rows[np.isin(c["dst_lo"][rows], los)]
-        for r in rows:
-            d = (int(c["dst_hi"][r]), int(c["dst_lo"][r]))
-            last = self.loop_last.get(d)
-            if last is not None and int(c["time_ns"][r]) > last:
-                key = (d[0], d[1], int(c["point"][r]))
-                n, first = self.after_loop.get(key, (0, int(c["time_ns"][r])))
-                self.after_loop[key] = (n + 1, min(first, int(c["time_ns"][r])))
+        hi, lo, t = c["dst_hi"][rows], c["dst_lo"][rows], c["time_ns"][rows]
+        at = np.minimum(np.searchsorted(keys, _addr_key(hi, lo)), len(keys) - 1)
+        hit = np.flatnonzero((his[at] == hi) & (los[at] == lo) & (t > lasts[at]))
+        if not len(hit):
+            return
+        group = at[hit].astype(np.int64) * MAX_POINTS + c["point"][rows[hit]].astype(np.int64)
+        u, inv, counts = np.unique(group, return_inverse=True, return_counts=True)
+        firsts = np.full(len(u), _NEVER, np.int64)
+        np.minimum.at(firsts, inv.ravel(), t[hit])
+        for g, n, first in zip(u.tolist(), counts.tolist(), firsts.tolist()):
+            j, pt = divmod(g, MAX_POINTS)
+            seen = self.after_loop.setdefault((int(his[j]), int(los[j])), {})
+            n0, first0 = seen.get(pt, (0, first))
+            seen[pt] = (n0 + n, min(first0, first))
 
     # --- the end ---------------------------------------------------------------------
     def drain(self) -> None:
@@ -442,7 +473,7 @@ class Window:
             for k, dt in S.RAW.items()
         }
         self.kept = []
-        P = self.pieces
+        pc = self.pieces
         if new_of_old is not None and len(kept["point"]):
             kept["point"][:] = new_of_old[kept["point"]]
         files = point_files if point_files is not None else self._point_files()
@@ -457,20 +488,26 @@ class Window:
         inv[perm] = np.arange(len(perm))
         if not (perm[1:] > perm[:-1]).all():  # late rows, or points renumbered
             kept = {k: a[perm] for k, a in kept.items()}
-        cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)  # noqa: E731
-        rows = inv[cat(P.rows, np.int64)]
-        path, direction = cat(P.path, np.int64), cat(P.direction, np.int8)
-        loop_copy = cat(P.loop_copy, bool)
+
+        def cat(parts: list[np.ndarray], dt: type) -> np.ndarray:
+            return np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)
+
+        rows = inv[cat(pc.rows, np.int64)]
+        path, direction = cat(pc.path, np.int64), cat(pc.direction, np.int8)
+        loop_copy = cat(pc.loop_copy, bool)
         o = np.argsort(rows, kind="stable")
         rows, path, direction, loop_copy = rows[o], path[o], direction[o], loop_copy[o]
         pv = kept["point"][rows].astype(np.int64) * 8192 + kept["vlan"][rows].astype(np.int64) + 1
         uplanes, plane = np.unique(pv, return_inverse=True)
-        bkey = cat(P.p_bounce_key, np.int64)
+        bkey = cat(pc.p_bounce_key, np.int64)
         if new_of_old is not None and len(bkey):
             pt = np.where(bkey >= 0, bkey // 8192, 0)
             bkey = np.where(bkey >= 0, new_of_old[pt] * 8192 + bkey % 8192, -1)
         bplane = np.where(bkey >= 0, np.searchsorted(uplanes, bkey), -1)
-        renum = (lambda p: int(new_of_old[p])) if new_of_old is not None else int
+
+        def renum(p: int) -> int:
+            return int(new_of_old[p]) if new_of_old is not None else int(p)
+
         names = [p.name for p in self._points()]
         overlaps = [
             (names[renum(a)], names[renum(b)], n) for (a, b), n in self.state.overlaps.items()
@@ -486,18 +523,22 @@ class Window:
             plane=plane.astype(np.int64).ravel(),
             direction=direction,
             loop_copy=loop_copy,
-            n_paths=P.n_paths,
-            p_loop=cat(P.p_loop, bool),
-            p_bounce=cat(P.p_bounce, bool),
-            p_step=cat(P.p_step, np.int64),
+            n_paths=pc.n_paths,
+            p_loop=cat(pc.p_loop, bool),
+            p_bounce=cat(pc.p_bounce, bool),
+            p_step=cat(pc.p_step, np.int64),
             p_bounce_plane=bplane.astype(np.int64),
             plane_point=(uplanes // 8192).astype(np.int64),
-            l2_rows=inv[cat(P.l2, np.int64)],
+            l2_rows=inv[cat(pc.l2, np.int64)],
             plane_key=uplanes.astype(np.int64),
-            duplicates=P.duplicates,
+            duplicates=pc.duplicates,
             overlaps=overlaps,
             warnings=warnings,
-            after_loop={(h, lo, renum(p)): n for (h, lo, p), (n, _) in self.after_loop.items()},
+            after_loop={
+                (h, lo, renum(p)): n
+                for (h, lo), seen in self.after_loop.items()
+                for p, (n, _) in seen.items()
+            },
         )
         if new_of_old is not None:
             self.state.roles.remap(new_of_old)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -50,7 +55,7 @@ def file_progress(
         yield lambda n: bar.advance(task, n)
 
 
-def _stderr_console():
+def _stderr_console() -> Console:
     from rich.console import Console
 
     return Console(stderr=True)

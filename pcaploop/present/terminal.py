@@ -428,10 +428,15 @@ def paths(con: Console, rows: pd.DataFrame, limit: int, hops: bool = False) -> N
             "",
         )
         if hops:
-            for k, r in enumerate(grp.itertuples(), start=1):
+            hop_cols = zip(
+                grp["capture_point"].astype(str).tolist(),
+                grp["direction"].astype(str).tolist(),
+                grp["ttl"].tolist(),
+                grp["since_first_ms"].tolist(),
+            )
+            for k, (cp, dirn, ttl, ms) in enumerate(hop_cols, start=1):
                 o.line(
-                    f"{INDENT}{k:>4}  {clean(r.capture_point):<14} {r.direction!s:<8}"
-                    f" TTL {int(r.ttl):>3}  +{r.since_first_ms:,.3f} ms"
+                    f"{INDENT}{k:>4}  {clean(cp):<14} {dirn:<8} TTL {int(ttl):>3}  +{ms:,.3f} ms"
                 )
     if total > shown:
         o.line(f"({total - shown:,} more path(s); --limit N shows more, --hops each hop)")
