@@ -1,4 +1,4 @@
-"""Loops the tool must flag, and look-alikes it must not (docs/design.md, *The incident* and *Words*)."""
+"""Loops the tool must flag, and look-alikes it must not (docs/design.md, *Words*)."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ def incident_captures(tmp_path_factory) -> list[str]:
 
 
 def _synthetic(d: Path) -> list[str]:
-    """20 UDP packets for 203.0.113.7 looping host ↔ guest from TTL 64 (as in docs/design.md, *The incident*)."""
+    """20 UDP packets for 203.0.113.7 looping host ↔ guest from TTL 64 (*The incident*)."""
     dpkt = pytest.importorskip("dpkt")
     import socket
 
