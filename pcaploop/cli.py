@@ -225,14 +225,18 @@ def info(
     captures: list[str] = CapturesArg,
     ifmap: list[str] | None = IfmapOpt,
     json_out: str | None = JsonOpt,
+    sha256: bool = typer.Option(
+        False, "--sha256", help="Also hash each file (SHA-256, for chain of custody)."
+    ),
 ) -> None:
     """What is in the captures: per capture point format, link type, records, what was
-    skipped and why, time span, snaplen, directions, protocols and top talkers; per
-    file its size and SHA-256.
+    skipped and why, time span, snaplen and frames it cut, directions, protocols and
+    top talkers; per file its size (and SHA-256 with --sha256: one more read).
 
     \b
     Example:
       pcaploop info uplink=eth0.pcap tap101.pcap
+      pcaploop info --sha256 --json info.json capture.pcapng
     """
     from .ingest.info import capture_info
     from .present import terminal
@@ -240,7 +244,7 @@ def info(
 
     specs = _specs(captures)
     with file_progress(specs) as prog:
-        doc = capture_info(specs, ifmap, prog)
+        doc = capture_info(specs, ifmap, prog, sha256=sha256)
     if json_out:
         _emit_json(doc, json_out, specs)
     if json_out != "-":

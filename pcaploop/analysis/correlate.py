@@ -50,6 +50,8 @@ class CorrelationState:
     votes: dict[int, Counter[int]] = field(default_factory=dict)  # point → forwarding MACs
     firsts: dict[int, Counter[int]] = field(default_factory=dict)  # point → first-copy MACs
     macs: dict[int, set[int]] = field(default_factory=dict)  # point → a few source MACs (≤ 3)
+    #: point → MACs its recorded outgoing frames came from (≤ 4): the host's interfaces
+    senders: dict[int, set[int]] = field(default_factory=dict)
     overlaps: dict[tuple[int, int], int] = field(default_factory=dict)  # (kept, dropped) → n
     roles: RoleFacts = field(default_factory=RoleFacts)
     hinted: set[int] = field(default_factory=set)  # points whose direction came from a hint
@@ -190,6 +192,18 @@ def _overlaps(
     return rows[~drop], found, int(drop.sum())
 
 
+def _note_senders(cols: Columns, rows: np.ndarray, state: CorrelationState) -> None:
+    """Remember a few source MACs of frames a capture recorded as outgoing, per point."""
+    out = rows[(cols["direction"][rows] == S.DIR_OUT) & (cols["eth_src"][rows] != S.NO_MAC)]
+    if not len(out):
+        return
+    key = cols["point"][out].astype(np.uint64) << np.uint64(48) | cols["eth_src"][out]
+    for k in np.unique(key).tolist():
+        seen = state.senders.setdefault(k >> 48, set())
+        if len(seen) < 4:
+            seen.add(k & 0xFFFFFFFFFFFF)
+
+
 def _infer_direction(
     cols: Columns,
     rows: np.ndarray,
@@ -280,9 +294,10 @@ def _label_by_parity(
     On one link a looping packet alternates host→peer and peer→host, so its
     direction follows the parity of the TTL lost since its first copy there.
     The first copy went out when the host forwarded it in from elsewhere (seen
-    at another point with one more TTL) or the link is a guest's; otherwise
-    (an uplink) it came in.  Labels only: detection already handled these
-    lanes as direction-unknown.
+    at another point with one more TTL); one that no other captured point saw
+    came in from the far side.  With one point only, a guest link (by
+    ``--guest-link`` or its name) has the host send the first copy.  Labels
+    only: detection already handled these lanes as direction-unknown.
     """
     unknown = direction == S.DIR_UNKNOWN
     if not unknown.any():
@@ -296,19 +311,16 @@ def _label_by_parity(
     first_ttl = np.maximum.reduceat(t[order], starts)
     group = np.empty(len(key), dtype=np.int64)
     group[order] = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(key)]))
-    # the highest TTL the path had anywhere else, to see whether it came from another point
-    order_p = np.argsort(path, kind="stable")
-    p_sorted = path[order_p]
-    p_starts = np.flatnonzero(np.r_[True, p_sorted[1:] != p_sorted[:-1]])
-    path_max = np.maximum.reduceat(ttl[order_p], p_starts)
-    path_ids = p_sorted[p_starts]
-    top = path_max[np.searchsorted(path_ids, df_path)]
     g_first = first_ttl[group]
+    # seen with one TTL more (necessarily at another point): the host forwarded it here
+    seen = path.astype(np.int64) * 512 + ttl.astype(np.int64)
+    came_in = np.isin(df_path.astype(np.int64) * 512 + g_first.astype(np.int64) + 1, seen)
     hints = [state.side_hint(names[int(p)]) for p in point[unknown]]
     guest = np.array([h is True for h in hints], dtype=bool)
     known = np.array([h is not None for h in hints], dtype=bool)
-    came_in = top == g_first + 1
-    first_out = guest | came_in
+    # with other points captured, a packet none of them saw first was sent from this
+    # link's far side (a guest feeding itself); alone, only a name or --guest-link says
+    first_out = came_in | (guest & (len(names) == 1))
     even = (g_first - t) % 2 == 0
     labels = np.where(even == first_out, S.DIR_OUT, S.DIR_IN).astype(np.int8)
     idx = np.flatnonzero(unknown)
@@ -339,6 +351,7 @@ def correlate(
         for a, b, n in overlaps
     ]
     kept = np.sort(kept)  # back to time order
+    _note_senders(cols, kept, state)
     direction = cols["direction"][kept].astype(np.int8).copy()
     _infer_direction(cols, kept, names, direction, state)
     pt = cols["point"][kept].astype(np.int64)

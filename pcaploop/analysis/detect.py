@@ -313,16 +313,38 @@ def _time_exceeded_rows(cols: Mapping[str, np.ndarray]) -> np.ndarray:
     )
 
 
-def once_per_message(cols: Mapping[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
-    """``rows`` with one row per fingerprint (its first sighting): a message captured at
-    two points (on the guest link, then forwarded on the uplink) is one message."""
+def once_per_message(
+    cols: Mapping[str, np.ndarray],
+    rows: np.ndarray,
+    gap_ns: int = Options.reorder_ns,
+    dup_ns: int = Options.dup_window_ns,
+) -> np.ndarray:
+    """``rows`` with one row per message (its first sighting).
+
+    A message captured at two points (on the guest link, then forwarded on the
+    uplink with one TTL less, or recorded twice with one TTL — at two points
+    that see one wire, or by a bridge and its port within ``dup_ns`` — within
+    ``gap_ns``) is one message; two messages with one fingerprint — errors
+    about packets that differ only beyond the fingerprint's bytes, a host
+    repeating itself — are two: the second comes with a higher TTL, or with
+    the same TTL at the same point later than ``dup_ns``, or later than
+    ``gap_ns``.
+    """
     if not len(rows):
         return rows
     fp, t = cols["fingerprint"][rows], cols["time_ns"][rows]
     o = np.lexsort((t, fp))
     r = rows[o]
-    first = np.r_[True, fp[o][1:] != fp[o][:-1]]
-    out: np.ndarray = np.sort(r[first])
+    fp, t = fp[o], t[o]
+    pt, ttl = cols["point"][r], cols["ttl"][r].astype(np.int64)
+    new = np.r_[
+        True,
+        (fp[1:] != fp[:-1])
+        | (t[1:] - t[:-1] > gap_ns)
+        | (ttl[1:] > ttl[:-1])
+        | ((ttl[1:] == ttl[:-1]) & (pt[1:] == pt[:-1]) & (t[1:] - t[:-1] > dup_ns)),
+    ]
+    out: np.ndarray = np.sort(r[new])
     return out
 
 
@@ -403,6 +425,38 @@ def _index(
     }
 
 
+def unreachable_rows(cols: Mapping[str, np.ndarray]) -> np.ndarray:
+    """ICMP destination-unreachable / ICMPv6 destination-unreachable errors, once each."""
+    pr, ty = cols["protocol"], cols["icmp_type"]
+    mask = ((pr == P.IPPROTO_ICMP) & (ty == P.ICMP_DEST_UNREACH)) | (
+        (pr == P.IPPROTO_ICMPV6) & (ty == P.ICMP6_DST_UNREACH)
+    )
+    return once_per_message(cols, np.flatnonzero(mask & (cols["inner_version"] > 0)))
+
+
+def unreachable_index(cols: Mapping[str, np.ndarray]) -> dict[tuple[int, int], np.ndarray]:
+    """Quoted destination (hi, lo) → the unreachable errors about it, from one grouping."""
+    err = unreachable_rows(cols)
+    by = _index(cols["inner_dst_hi"][err], cols["inner_dst_lo"][err], np.zeros(len(err), np.int16))
+    return {(h, lo): err[k] for (h, lo, _), k in by.items()}
+
+
+def redirect_index(cols: Mapping[str, np.ndarray]) -> dict[tuple[int, int], np.ndarray]:
+    """Destination (hi, lo) → ICMP / ICMPv6 redirects about it.
+
+    The host sends a redirect when it forwards a packet back out of the link
+    it came in on to a sender on that link: the packet's source is a
+    neighbour there, not a router's far side.
+    """
+    pr, ty = cols["protocol"], cols["icmp_type"]
+    red = np.flatnonzero(
+        ((pr == P.IPPROTO_ICMP) & (ty == P.ICMP_REDIRECT) & (cols["inner_version"] > 0))
+        | ((pr == P.IPPROTO_ICMPV6) & (ty == P.ND_REDIRECT))
+    )
+    by = _index(cols["inner_dst_hi"][red], cols["inner_dst_lo"][red], np.zeros(len(red), np.int16))
+    return {(h, lo): red[k] for (h, lo, _), k in by.items()}
+
+
 def _tie_icmp(cols: Mapping[str, np.ndarray], paths: pd.DataFrame) -> pd.DataFrame:
     """ICMP / ICMPv6 time-exceeded messages that quote a looping path, each counted once."""
     te = once_per_message(cols, _time_exceeded_rows(cols))
@@ -451,7 +505,18 @@ def _inferred(
     looping.  A destination that keeps answering — traceroute probes drawing
     errors from the routers and the host — has no such window.
     """
-    cols_ = ["dst_hi", "dst_lo", "point", "entry_ttl", "rows", "te_rows", "seeds", "basis"]
+    cols_ = [
+        "dst_hi",
+        "dst_lo",
+        "point",
+        "entry_ttl",
+        "rows",
+        "te_rows",
+        "seeds",
+        "basis",
+        "end_ns",
+        "after_rows",
+    ]
     empty = pd.DataFrame(columns=cols_)
     te = once_per_message(cols, _time_exceeded_rows(cols))
     te = te[cols["inner_ttl"][te] <= 1]
@@ -480,6 +545,7 @@ def _inferred(
     # rows to and from each address at each point, from one sort each
     to = _index(cols["dst_hi"], cols["dst_lo"], cols["point"])
     frm = _index(cols["src_hi"], cols["src_lo"], cols["point"])
+    unreach = unreachable_index(cols)
     none = np.zeros(0, np.int64)
     episodes = []
     for key, grp in sdf.groupby(["dh", "dl", "pt"]):
@@ -502,8 +568,23 @@ def _inferred(
         start = int(before[-1]) if len(before) else None
         end = int(t[tes].max()) + opt.merge_gap_ns
         after = answers[answers > first_seed]
-        if len(after) and int(after[0]) < end:
+        answered = len(after) > 0 and int(after[0]) < end
+        if answered:
             end = int(after[0])
+        # the host (or the guest) saying "unreachable" for it: the loop is over
+        err_rows = unreach.get((dh, dl), none)
+        err_rows = err_rows[t[err_rows] > int(t[tes].max())]
+        refused = len(err_rows) > 0 and int(t[err_rows].min()) < end
+        if refused:
+            # the first packet refused arrived when the loop was over; what arrived
+            # before it was still forwarded, into the loop
+            cand = to_d[t[to_d] > int(t[sd].max())]
+            _, hit = tie_quotes(
+                cols, err_rows, cols["fingerprint"][cand], _packet_keys(cols, cand), cand, t[cand]
+            )
+            first_refused = int(t[cand[hit]].min()) if len(hit) else None
+            end = int(t[sd].max()) if first_refused is None else first_refused - 1
+            answered = False
         nxt = episodes[k + 1] if k + 1 < len(episodes) else None
         if nxt is not None and nxt[:3] == (dh, dl, pt):  # up to the next episode's seeds
             end = min(end, int(t[nxt[3]["seed"].to_numpy(np.int64)].min()) - 1)
@@ -515,13 +596,19 @@ def _inferred(
         if start is not None:
             win = win[t[win] > start]
         rows = np.union1d(win, sd)
+        # what arrived after the end and before the next episode: dropped, not looping
+        later = to_d[t[to_d] > end]
+        if nxt is not None and nxt[:3] == (dh, dl, pt):
+            later = later[t[later] < int(t[nxt[3]["seed"].to_numpy(np.int64)].min())]
         basis = (
             f"{len(sd)} packet(s) quoted with TTL 1 by ICMP time-exceeded; "
             f"{len(rows) - len(sd)} more arrived while the destination gave no answer ("
             + ("after its last answer" if start is not None else "it gave none")
             + (
                 ", until it answered again"
-                if len(after) and int(after[0]) == end
+                if answered
+                else ", until the first packet the host refused as unreachable"
+                if refused
                 else f", until {opt.merge_gap_ns / 1e9:g} s after the last error"
             )
             + "); each is counted with TTL − 1 copies"
@@ -536,6 +623,8 @@ def _inferred(
                 "seeds": sd,
                 "entry_ttl": int(np.median(cols["ttl"][rows])),
                 "basis": basis,
+                "end_ns": end if (answered or refused) else None,
+                "after_rows": later if refused else none,
             }
         )
     return pd.DataFrame(out) if out else empty

@@ -21,7 +21,12 @@ import pandas as pd
 from .. import schema as S
 from ..addr import mac_text, to_text
 from ..decode import protocols as P
-from .detect import Detection, is_guest_link, once_per_message
+from .detect import (
+    Detection,
+    is_guest_link,
+    redirect_index,
+    unreachable_index,
+)
 from .explain import explain
 from .model import Bounce, Correlation, Implicated, Loop, LoopEvidence, LoopKind, PointRole, Role
 from .options import Options
@@ -109,6 +114,38 @@ def _fates(
     return fates, dropped
 
 
+def _peer_role(
+    cols: Mapping[str, np.ndarray],
+    rows: np.ndarray,
+    path: np.ndarray,
+    direction: np.ndarray,
+    redirected: bool,
+) -> Role:
+    """The link role of a loop's peer, from the MACs of the copies it returned.
+
+    On a point that folds several links (or whose role nothing shows), each
+    looping packet's first copy came in from the neighbour that handed it to
+    the host, and the copies that came back in from the loop's peer.  A peer
+    other than that neighbour is downstream of the host: a guest.  The same
+    neighbour is a guest only when the host told it to send elsewhere (a
+    redirect: the sender is on that link, feeding itself); otherwise it is the
+    upstream router, handing back what it was given.
+    """
+    mac = cols["eth_src"][rows]
+    inn = (direction == S.DIR_IN) & (mac != S.NO_MAC)
+    if not inn.any():
+        return "unknown"
+    o = np.lexsort((-cols["ttl"][rows].astype(np.int64), path))
+    p_, m_, in_ = path[o], mac[o], inn[o]
+    first = np.r_[True, p_[1:] != p_[:-1]]
+    entry, peer = set(m_[first & in_].tolist()), set(m_[~first & in_].tolist())
+    if not peer or not entry:
+        return "unknown"
+    if peer - entry:
+        return "guest-link"
+    return "guest-link" if redirected else "uplink"
+
+
 def _loop_role(points: Sequence[str], role_of: Mapping[str, Role]) -> Role:
     """The role of the links a loop circulates on (a guest link wins: the host's side)."""
     roles = {role_of.get(p, "unknown") for p in points}
@@ -118,28 +155,19 @@ def _loop_role(points: Sequence[str], role_of: Mapping[str, Role]) -> Role:
 
 
 def _after_end(
-    cols: dict[str, np.ndarray],
     corr: Correlation,
+    unreach: Mapping[tuple[int, int], np.ndarray],
+    t: np.ndarray,
     dst_hi: int,
     dst_lo: int,
-    points: Sequence[int],
+    n_points: int,
     last_ns: int,
-) -> dict[str, int] | None:
-    """Packets for the destination dropped after the loop ended, at the other points."""
-    if not points:
-        return None
-    n = sum(corr.after_loop.get((dst_hi, dst_lo, p), 0) for p in points)
-    pr, ty = cols["protocol"], cols["icmp_type"]
-    unreach = ((pr == P.IPPROTO_ICMP) & (ty == P.ICMP_DEST_UNREACH)) | (
-        (pr == P.IPPROTO_ICMPV6) & (ty == P.ICMP6_DST_UNREACH)
-    )
-    err = np.flatnonzero(
-        unreach
-        & (cols["inner_dst_hi"] == np.uint64(dst_hi))
-        & (cols["inner_dst_lo"] == np.uint64(dst_lo))
-        & (cols["time_ns"] > last_ns)
-    )
-    return {"packets": int(n), "unreachable_errors": len(once_per_message(cols, err))}
+) -> dict[str, int]:
+    """Packets for the destination seen once (they went nowhere) after the loop's last
+    copy, at any capture point, and the unreachable errors about it since."""
+    n = sum(corr.after_loop.get((dst_hi, dst_lo, p), 0) for p in range(n_points))
+    err = unreach.get((dst_hi, dst_lo), _NO_ROWS)
+    return {"packets": int(n), "unreachable_errors": int((t[err] > last_ns).sum())}
 
 
 def _l3_loops(
@@ -149,8 +177,13 @@ def _l3_loops(
     opt: Options,
     role_of: Mapping[str, Role],
     names: Sequence[str],
+    peer_role: dict[int, Role],
 ) -> list[tuple[Loop, LoopEvidence]]:
-    """Every l3 loop from detect's per-path table, grouped once."""
+    """Every l3 loop from detect's per-path table, grouped once.
+
+    ``peer_role`` is filled with the role of the links of loops whose points have
+    none, where the MACs of the returned copies tell it (:func:`_peer_role`).
+    """
     paths = det.looping
     if paths.empty:
         return []
@@ -187,6 +220,9 @@ def _l3_loops(
             "points",
         )
     }
+    unreach = unreachable_index(cols)
+    redirects = redirect_index(cols)
+    peer_role.clear()
     expired_te = np.zeros(corr.n_paths, bool)
     if len(te):
         expired_te[te["path"].to_numpy(np.int64)] = True
@@ -207,7 +243,19 @@ def _l3_loops(
         points = tuple(sorted(set(",".join(np.unique(c["points"].astype(str))).split(","))))
         escaped = c["escaped"].astype(bool)
         expired = ~escaped & ((c["min_ttl"] <= 1) | expired_te[pid[at]])
-        fates, dropped = _fates(expired, escaped, c["last_direction"], _loop_role(points, role_of))
+        role = _loop_role(points, role_of)
+        if role == "unknown":  # a folded point, or no evidence: the MACs may say who the peer is
+            seen = every_of.get(lid, _NO_ROWS)
+            role = _peer_role(
+                cols,
+                corr.rows[seen],
+                corr.path[seen],
+                corr.direction[seen],
+                (int(c["dst_hi"][0]), int(c["dst_lo"][0])) in redirects,
+            )
+        if role != _loop_role(points, role_of):
+            peer_role[lid] = role
+        fates, dropped = _fates(expired, escaped, c["last_direction"], role)
         my_te = te_of.get(lid, _NO_ROWS)
         my_copies = np.sort(copy_rows[copies_of.get(lid, _NO_ROWS)])
         every = np.sort(corr.rows[every_of.get(lid, _NO_ROWS)].astype(np.int64))
@@ -246,11 +294,12 @@ def _l3_loops(
             estimated=False,
             entry_ttls=dict(zip(entry.tolist(), entry_n.tolist())),
             after_end=_after_end(
-                cols,
                 corr,
+                unreach,
+                cols["time_ns"],
                 int(c["dst_hi"][0]),
                 int(c["dst_lo"][0]),
-                [k for k, nm in enumerate(names) if nm not in points],
+                len(names),
                 last,
             ),
         )
@@ -356,11 +405,25 @@ def _l2_loops(
     return out
 
 
+def _dropped_by_parity(arrival_ttl: np.ndarray) -> dict[str, int]:
+    """Who drops each packet of a loop between the host and one guest, seen arriving.
+
+    The host forwards a packet that arrived with TTL T at T − 1, the guest
+    returns it at T − 2, and so on: the copy with TTL 1 is the host's when T
+    is even (the guest drops it), the guest's when T is odd (the host drops
+    it and sends the time-exceeded).
+    """
+    even = int((arrival_ttl.astype(np.int64) % 2 == 0).sum())
+    return {"guest": even, "host": len(arrival_ttl) - even, "unknown": 0}
+
+
 def _inferred_loops(
     cols: dict[str, np.ndarray], det: Detection, names: Sequence[str], opt: Options
 ) -> list[tuple[Loop, LoopEvidence]]:
     out = []
+    unreach = unreachable_index(cols) if len(det.inferred) else {}
     for inf in det.inferred.itertuples():
+        key = (int(cast(int, inf.dst_hi)), int(cast(int, inf.dst_lo)))
         r = np.sort(np.asarray(inf.rows, np.int64))
         tes = np.sort(np.asarray(inf.te_rows, np.int64))
         ttl = cols["ttl"][r].astype(np.int64)
@@ -379,7 +442,23 @@ def _inferred_loops(
             tes,
             last_ns=int(cols["time_ns"][tes].max()) if len(tes) else None,
         )
-        loop = replace(loop, estimate_basis=str(inf.basis))
+        after = np.asarray(inf.after_rows, np.int64)
+        end = cast("int | None", inf.end_ns)
+        loop = replace(
+            loop,
+            estimate_basis=str(inf.basis)
+            + "; who dropped each packet follows from the parity of its arrival TTL "
+            "(the host and one guest hand it back and forth)",
+            dropped_by=_dropped_by_parity(ttl),
+            after_end=None
+            if end is None
+            else {
+                "packets": len(after),
+                "unreachable_errors": int(
+                    (cols["time_ns"][unreach.get(key, _NO_ROWS)] > int(end)).sum()
+                ),
+            },
+        )
         out.append((loop, LoopEvidence(0, r, _NO_ROWS, tes, _NO_ROWS)))
     return out
 
@@ -404,8 +483,9 @@ def measure(
     """
     opt = opt or Options()
     role_of = {r.name: r.role for r in roles or ()}
+    peer_role: dict[int, Role] = {}
     found = (
-        _l3_loops(cols, corr, det, opt, role_of, names)
+        _l3_loops(cols, corr, det, opt, role_of, names, peer_role)
         + _l2_loops(cols, det, names, opt)
         + _inferred_loops(cols, det, names, opt)
     )
@@ -414,9 +494,12 @@ def measure(
     evidence: dict[int, LoopEvidence] = {}
     detected: dict[int, int] = {}  # detect's l3 loop id → final id
     for lid, (loop, ev) in enumerate(found, start=1):
+        seen_as = role_of
         if loop.kind == "l3":
             detected[loop.id] = lid
-        loops.append(_renumbered(loop, lid, role_of))
+            if loop.id in peer_role:  # the MACs said what its links are
+                seen_as = {**role_of, **dict.fromkeys(loop.capture_points, peer_role[loop.id])}
+        loops.append(_renumbered(loop, lid, seen_as))
         evidence[lid] = LoopEvidence(lid, ev.copies, ev.passages, ev.icmp, ev.paths)
     if detected:  # keep detect's table in step with the final ids
         det.looping["loop"] = det.looping["loop"].map(detected)

@@ -27,7 +27,7 @@ from .detect import Detection, detect
 from .measure import arp_responders, bounce_list, guest_reporters, implicated, loops_frame, measure
 from .model import Bounce, Correlation, Implicated, Loop, LoopEvidence, PointRole, Summary
 from .options import Options
-from .roles import infer_roles, proxy_arp_points
+from .roles import folded_points, infer_roles, proxy_arp_points
 from .window import KEEP_MODES, Rates, Window
 
 __all__ = ["Analysis", "analyze"]
@@ -419,7 +419,17 @@ def _roles(
             behind[to_text(dh, dl)] = index[str(pts).split(",")[0]]
     host_macs = {p: m for p in range(len(names)) if (m := state.host_mac(p)) is not None}
     proxy = proxy_arp_points(pk.arp, pk.cols, host_macs, behind)
-    return infer_roles(names, state.roles, bounce_pts, proxy, uplinks, guest_links)
+    folded = folded_points(state.senders, [p.linktype for p in pk.points])
+    return infer_roles(
+        names,
+        state.roles,
+        bounce_pts,
+        proxy,
+        uplinks,
+        guest_links,
+        folded=folded,
+        twins=[(a, b, n) for a, b, n in corr.overlaps],
+    )
 
 
 def _stream(

@@ -34,6 +34,7 @@ import numpy as np
 
 from .. import schema as S
 from ..decode import protocols as P
+from ..decode.linktypes import LINKTYPE_LINUX_SLL
 from .model import PointRole, Role
 
 #: names that look like a guest's point-to-point link (a hint, not evidence)
@@ -277,6 +278,22 @@ def _evidence_for(
     return g, u, why
 
 
+def folded_points(senders: Mapping[int, set[int]], linktypes: Sequence[int]) -> dict[int, int]:
+    """Points that fold several interfaces into one: point → host MACs seen sending.
+
+    A Linux cooked (v1) capture (``tcpdump -i any`` with an older libpcap)
+    has no interface index, and its outgoing frames carry the MAC of the
+    interface they left by: two or more of them mean the host's uplink and
+    its guest links are one capture point, which then has no single role.
+    ``senders``: point → source MACs of frames recorded as outgoing.
+    """
+    return {
+        p: len(senders.get(p, ()))
+        for p, lt_ in enumerate(linktypes)
+        if lt_ == LINKTYPE_LINUX_SLL and len(senders.get(p, ())) >= 2
+    }
+
+
 def infer_roles(
     names: Sequence[str],
     facts: RoleFacts,
@@ -284,15 +301,37 @@ def infer_roles(
     proxy_arp: Mapping[int, list[str]],
     uplinks: Iterable[str] = (),
     guest_links: Iterable[str] = (),
+    folded: Mapping[int, int] | None = None,
+    twins: Sequence[tuple[str, str, int]] = (),
 ) -> list[PointRole]:
-    """The role of every capture point, with its evidence (in capture point order)."""
+    """The role of every capture point, with its evidence (in capture point order).
+
+    ``folded``: points that are several interfaces at once (:func:`folded_points`);
+    ``twins``: (kept, twin, copies) of points that recorded the same frames —
+    a bridge and its port — which share one role.
+    """
     up, guests = set(uplinks), set(guest_links)
+    folded = folded or {}
     out = []
     for p, name in enumerate(names):
         if name in up or name in guests:
             role: Role = "uplink" if name in up else "guest-link"
             out.append(
                 PointRole(name, role, "given", (f"given on the command line (--{role} {name})",))
+            )
+            continue
+        if p in folded:
+            out.append(
+                PointRole(
+                    name,
+                    "unknown",
+                    "strong",
+                    (
+                        f"a Linux cooked (v1) capture whose outgoing frames come from "
+                        f"{folded[p]} host MACs: several interfaces in one capture point "
+                        "(tcpdump -i any), uplink and guest link at once",
+                    ),
+                )
             )
             continue
         g, u, why = _evidence_for(p, name, facts, bounce_points, proxy_arp)
@@ -311,7 +350,32 @@ def infer_roles(
         role = "guest-link" if g > u else "uplink"
         strong = evidence >= STRONG and min(g, u) < STRONG
         out.append(PointRole(name, role, "strong" if strong else "weak", tuple(why)))
-    return out
+    return _share_with_twins(out, twins, up | guests)
+
+
+def _share_with_twins(
+    roles: list[PointRole], twins: Sequence[tuple[str, str, int]], given: set[str]
+) -> list[PointRole]:
+    """Of two points that recorded the same frames, one whose evidence tells nothing
+    takes the other's role."""
+    by_name = {r.name: k for k, r in enumerate(roles)}
+    for a, b, n in twins:
+        if a not in by_name or b not in by_name:
+            continue
+        for known, other in ((a, b), (b, a)):
+            src, dst = roles[by_name[known]], roles[by_name[other]]
+            if src.role == "unknown" or dst.role != "unknown" or other in given:
+                continue
+            roles[by_name[other]] = PointRole(
+                other,
+                src.role,
+                src.confidence,
+                (
+                    f"it recorded the same {n:,} frames as {known} (one wire: a bridge and "
+                    "its port), whose role it shares",
+                ),
+            )
+    return roles
 
 
 def proxy_arp_points(

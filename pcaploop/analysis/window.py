@@ -170,14 +170,15 @@ class _Pieces:
 
 
 def _icmp_evidence(c: dict[str, np.ndarray]) -> np.ndarray:
-    """ICMP errors (they quote packets), time-exceeded of any kind, neighbour advertisements."""
+    """ICMP errors (they quote packets), time-exceeded of any kind, neighbour advertisements
+    and ICMPv6 redirects (they name the destination they are about)."""
     pr, ty = c["protocol"], c["icmp_type"]
     evidence: np.ndarray = (
         (c["inner_version"] > 0)
         | ((pr == P.IPPROTO_ICMP) & (ty == P.ICMP_TIME_EXCEEDED))
         | (
             (pr == P.IPPROTO_ICMPV6)
-            & ((ty == P.ICMP6_TIME_EXCEEDED) | (ty == P.ND_NEIGHBOR_ADVERT))
+            & ((ty == P.ICMP6_TIME_EXCEEDED) | (ty == P.ND_NEIGHBOR_ADVERT) | (ty == P.ND_REDIRECT))
         )
     )
     return evidence
@@ -544,4 +545,5 @@ class Window:
             self.state.roles.remap(new_of_old)
             self.state.hinted = {renum(p) for p in self.state.hinted}
             self.state.votes = {renum(p): v for p, v in self.state.votes.items()}
+            self.state.senders = {renum(p): v for p, v in self.state.senders.items()}
         return kept, corr

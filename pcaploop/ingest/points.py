@@ -49,6 +49,7 @@ class CapturePoint:
     first_ns: int | None = None
     last_ns: int | None = None
     comment: str | None = None
+    snaplen: int | None = None  # as the file declares it for this interface
 
     @property
     def linktype_name(self) -> str:
@@ -153,6 +154,7 @@ class FileReader:
                 self.spec.stem,
             )
             self.reg.points[idx].comment = itf.comment
+            self.reg.points[idx].snaplen = itf.snaplen
             self.iface_point[k] = idx
         return self.iface_point[k]
 
@@ -180,9 +182,10 @@ class FileReader:
             if ifindex not in self.reg.ifmap:
                 self.reg.unnamed_ifindexes.add((self.cap.path, ifindex))
             itf = self.cap.interfaces[k]
-            self.sll2_point[key] = self.reg.add(
+            self.sll2_point[key] = idx = self.reg.add(
                 name, self.cap, itf.linktype, ifindex, self.spec.stem
             )
+            self.reg.points[idx].snaplen = itf.snaplen
         return self.sll2_point[key]
 
     def record_points(self, iface: np.ndarray, ifindex: np.ndarray) -> np.ndarray:

@@ -42,6 +42,10 @@ def clean(text: Any) -> str:
     return escape(_CONTROL.sub("?", str(text)))
 
 
+#: a space that never breaks a line (``name{TIE}count`` stays together); printed as a space
+TIE = "\xa0"
+
+
 class Out:
     """Lines for one console, wrapped to its width."""
 
@@ -71,7 +75,7 @@ class Out:
             break_long_words=False,
             break_on_hyphens=False,
         ) or [lead]:
-            self.line(ln, style)
+            self.line(ln.replace(TIE, " "), style)
 
     def command(self, cmd: str, indent: str) -> None:
         """A shell command on its own lines: wrapped with `` \\`` continuations; a
@@ -190,22 +194,28 @@ def info_tables(con: Console, doc: dict[str, Any]) -> None:
             o.para(
                 f"the capture itself dropped {c['capture_dropped']:,} packet(s)", sub, style="red"
             )
-        dirs = ", ".join(f"{k} {v:,}" for k, v in c.get("directions", {}).items()) or "-"
-        protos = ", ".join(f"{k} {v:,}" for k, v in list(c.get("protocols", {}).items())[:5])
+        dirs = ", ".join(f"{k}{TIE}{v:,}" for k, v in c.get("directions", {}).items()) or "-"
+        protos = ", ".join(
+            f"{clean(k)}{TIE}{v:,}" for k, v in list(c.get("protocols", {}).items())[:5]
+        )
         o.para(f"directions: {dirs}; protocols: {protos or '-'}", sub)
+        about = "" if c.get("top_talkers_exact", True) else TIE + "(at least)"
         talkers = ", ".join(
-            f"{x['address']} {x['packets']:,}" for x in c.get("top_talkers", [])[:3]
+            f"{x['address']}{TIE}{x['packets']:,}" for x in c.get("top_talkers", [])[:3]
         )
         if talkers:
-            o.para(f"top talkers: {talkers}", sub)
+            o.para(f"top talkers{about}: {talkers}", sub)
     files = doc.get("files") or []
     if files:
         o.line()
         o.line("Files", "bold")
         for f in files:
-            o.para(f"{clean(f['path'])}: {f['size']:,} bytes", INDENT * 2, INDENT)
+            size = "size unknown" if f.get("size") is None else f"{f['size']:,} bytes"
+            o.para(f"{clean(f['path'])}: {size}", INDENT * 2, INDENT)
             if f.get("sha256"):
                 o.line(INDENT * 2 + "sha256 " + f["sha256"])
+        if not any(f.get("sha256") for f in files):
+            o.para("(--sha256 adds each file's SHA-256, for the ticket)", INDENT * 2, INDENT * 2)
     for w in doc.get("warnings", []):
         o.para("warning: " + clean(w), INDENT, "", "yellow")
 

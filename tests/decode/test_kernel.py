@@ -361,8 +361,9 @@ def test_errors_about_different_packets_differ(key, v6):
     (IPv6 quotes no IP ID there): their fingerprints must still differ, and the same
     error seen twice must not."""
     if v6:
-        a, b = fx.udp6(hlim=1, payload=b"first packet .................."), fx.udp6(
-            hlim=1, payload=b"second packet ................."
+        a, b = (
+            fx.udp6(hlim=1, payload=b"first packet .................."),
+            fx.udp6(hlim=1, payload=b"second packet ................."),
         )
         ea, eb = fx.icmp6_error(a), fx.icmp6_error(b)
     else:
@@ -380,8 +381,7 @@ def test_redirects_for_different_destinations_differ(key):
 
     def redirect(dst: str) -> bytes:
         msg = struct.pack(">BBHI", 137, 0, 0, 0) + fx.a6("fe80::1") + fx.a6(dst)
-        return fx._ip6(58, fx._l4_csum6(fx.HOST6, fx.SRC6, 58, msg, 2), fx.HOST6, fx.SRC6,
-                       hlim=255)
+        return fx._ip6(58, fx._l4_csum6(fx.HOST6, fx.SRC6, 58, msg, 2), fx.HOST6, fx.SRC6, hlim=255)
 
     f = _fields([redirect("2001:db8:2::7"), redirect("2001:db8:2::8")], key)
     assert f["fingerprint"][0] != f["fingerprint"][1]
