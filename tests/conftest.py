@@ -29,3 +29,11 @@ def captures(tmp_path_factory) -> dict[str, Path]:
 def key():
     """A fixed fingerprint key, so failures reproduce."""
     return KEY
+
+
+def pytest_configure(config) -> None:
+    """Run the suite with the kernels compiled, as a large capture would (small test
+    inputs would otherwise stay in plain Python; the no-JIT pass covers that)."""
+    from pcaploop import _jit
+
+    _jit.activate()

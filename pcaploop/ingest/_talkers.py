@@ -69,6 +69,10 @@ class TalkerCounts:
         self._ones = np.zeros(0, np.int64)
 
     def add(self, point: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> None:
+        with np.errstate(over="ignore"):  # the hash wraps by design (numpy warns uncompiled)
+            self._add(point, hi, lo)
+
+    def _add(self, point: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> None:
         start = 0
         while start < len(point):
             start = int(

@@ -23,7 +23,7 @@ from ._talkers import TalkerCounts
 from .loader import Loader, Progress
 from .specs import CaptureSpec, capture_specs
 
-__all__ = ["capture_info", "file_sha256"]
+__all__ = ["capture_info"]
 
 #: top talkers listed per capture point
 TOP_TALKERS = 5

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TypeVar, cast
 
 import numpy as np
 
+from .. import _jit
 from .. import schema as S
 from ..decode import linktypes as lt
 from ..decode.batch import BatchDecoder, Block, Decoded
@@ -164,6 +165,7 @@ class Loader:
         aggregate and do not keep them, it saves allocating fresh memory.
         """
         caps = [open_capture(s.path) for s in self.specs]  # fail fast on wrong file types
+        _jit.activate_for(_input_bytes(self.specs))
         for spec, cap in zip(self.specs, caps):
             yield from self._one(spec, cap, progress, key, {} if reuse else None, threaded=False)
 
@@ -188,12 +190,11 @@ class Loader:
         renames them as :func:`load` does.
         """
         caps = [open_capture(s.path) for s in self.specs]  # fail fast on wrong file types
+        _jit.activate_for(_input_bytes(self.specs))
         # A consumer with its own buffer works on each block (analyze's window):
-        # decoding the next one on a worker thread meanwhile pays for it.  2 M
-        # packets, alternating CLI runs (benchmarks/README.md): analyze median
-        # 3.20 s with the thread, 3.47 s without; info, which only aggregates,
-        # 4.95 s with it, 4.45 s without (a block's cache lines move to the
-        # other core, and the glue between kernels holds the GIL).
+        # decoding the next one on a worker thread meanwhile pays for it.  One
+        # that only aggregates (info) does not gain: a block's cache lines move to
+        # the other core, and the glue between kernels holds the GIL.
         gens = [
             self._one(spec, cap, progress, key, into or {}, threaded=into is not None)
             for spec, cap in zip(self.specs, caps)
