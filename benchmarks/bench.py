@@ -1,16 +1,27 @@
 #!/usr/bin/env python3
-"""pcaploop throughput benchmark: one run, every method compared side by side.
+"""pcaploop as a user runs it: whole commands, next to cat, capinfos and tshark, in one run.
 
-    python benchmarks/bench.py            # 2 M packets, median of 3 runs
-    python benchmarks/bench.py --quick    # 500 k packets, 1 run
+    python benchmarks/bench.py            # 2 M-packet captures, median of 3 rounds, + 20 M
+    python benchmarks/bench.py --quick    # 200 k-packet captures, 1 round, no 20 M
 
-Every measurement runs in its own child process; its peak RSS is that
-child's own ``ru_maxrss`` (collected with ``os.wait4`` on exactly that
-child, so children never mix).  Python children time only their work
-(imports and a warm-up on a 10-packet file come first, untimed); external
-commands (``cat``, ``tshark``, the pcaploop CLI) are timed as whole
-processes.  Absolute numbers vary ±20–35 % on shared VMs: read the ratios
-within one run (see benchmarks/README.md).
+Why whole processes: what a user waits for is the command, interpreter start,
+imports, decoding, analysis and output included; a library call can be fast
+while the command is slow.  So every measurement is a child process of its
+own, started through GNU ``/usr/bin/time`` (or a small wrapper) so that its
+peak RSS is that child's and never this script's, and every pcaploop command
+is also run on a 10-packet capture: its *net* time (big − tiny) is the cost of
+the packets, its tiny time the cold start.
+
+Why two captures of the same size: the analysis has a per-loop cost as well
+as a per-packet one.  *Few loops* (one incident, a handful of destinations)
+and *many loops* (a scanner's sweep, thousands of destinations) differ only
+in how the looping packets are spread, so their ratio is the per-loop cost.
+
+Why rounds: on a shared VM a burst of load hits whatever runs at that moment.
+Rounds interleave the methods, so it falls on all of them alike, and each row
+is the median.  Absolute numbers move ±20–35 % between hours on such machines:
+read the ratios within one run.  Results go to ``benchmarks/RESULTS.md``,
+which only this script writes.
 """
 
 from __future__ import annotations
@@ -18,355 +29,393 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
+import platform
+import re
 import shutil
+import signal
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+TIME_BIN = "/usr/bin/time"
+MIB = 1024 * 1024
 
-TARGETS = {
-    "decode_vs_cat": 4.0,  # pcaploop decode at most 4x slower than cat
-    "vs_dpkt": 50.0,  # at least 50x the dpkt per-packet decode rate
-    "decode_rss_mib": 600.0,
-    "cold_start_s": 1.5,
-    "analyze_pps": 1.5e6,
-    "rss_growth": 0.10,  # full-file decode peak RSS at most +10 % over the prefix
-}
+# --- targets (issue 13) -------------------------------------------------------------------
+INFO_VS_CAT = 3.0  # pcaploop info, net, at most 3× cat
+ANALYZE_VS_CAT = 6.0  # pcaploop analyze, net, at most 6× cat
+VS_TSHARK = 100.0  # analyze at least 100× the packets/s of tshark -T fields
+COLD_START_S = 1.0  # info and analyze on 10 packets
+JOBS_SPEEDUP = 1.7  # --jobs 2 against --jobs 1
+RSS_GROWTH = 1.2  # analyze peak RSS on 20 M packets against 2 M
+RSS_LIMIT_MIB = 1024.0  # … and under 1 GiB
+PER_LOOP = 20.0  # analyze net on many loops at most 20× few loops
 
-TSHARK_FIELDS = [
-    "frame.time_epoch",
-    "eth.src",
-    "eth.dst",
-    "ip.src",
-    "ip.dst",
-    "ip.ttl",
-    "ip.id",
-    "ip.proto",
-    "ip.len",
-    "ip.flags",
-    "tcp.srcport",
-    "tcp.dstport",
-    "tcp.flags",
-    "udp.srcport",
-    "udp.dstport",
-    "icmp.type",
-    "icmp.code",
-]
+TSHARK_FIELDS = ("frame.number", "ip.src", "ip.dst", "ip.ttl", "ip.id")
+#: samples of the cold-start commands (10 packets), over all rounds together
+COLD_SAMPLES = 5
+#: free disk kept beyond the 20 M capture itself (other users of the machine, outputs)
+DISK_SPARE = 4 * 1024**3
 
 
-# ----------------------------------------------------------------------------
-# children: `bench.py --child KIND ...` prints one JSON line as its last output
-# ----------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------
+# children: `bench.py --child decode FILE TINY` prints one JSON line as its last output
+# ----------------------------------------------------------------------------------------
 def _child(argv: list[str]) -> int:
-    kind, args = argv[0], argv[1:]
-    res = CHILDREN[kind](*args)
-    import resource
-
-    res["self_maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps(res), flush=True)
+    if argv[0] != "decode":
+        raise SystemExit(f"unknown child {argv[0]!r}")
+    print(json.dumps(_c_decode(argv[1], argv[2])), flush=True)
     return 0
 
 
-def _c_decode(path: str, tiny: str) -> dict:
-    """pcaploop streaming decode (Loader.run), columns consumed and discarded per block
-    (reuse=True: the way ``pcaploop info`` streams, arrays overwritten by the next block)."""
+def _c_decode(path: str, tiny: str) -> dict[str, Any]:
+    """pcaploop's streaming decode (``Loader.run``), each block consumed and dropped.
+
+    The library-level figure: read, walk, compiled decode, fingerprint, capture
+    points and accounting, without interpreter start, imports, analysis or
+    output.  ``reuse=True`` is how ``pcaploop info`` streams.  Timed after the
+    imports and a warm-up on the 10-packet file, so the compiled kernels are loaded.
+    """
     from pcaploop.ingest.loader import Loader
     from pcaploop.ingest.specs import CaptureSpec
 
-    def run(p):
+    def run(p: str) -> tuple[int, Any]:
         loader = Loader([CaptureSpec(p)], {})
         n = 0
         for cols, _arp in loader.run(reuse=True):
             n += len(cols["time_ns"])
         return n, loader
 
-    run(tiny)  # load the cached kernels before timing
-    c, t = time.process_time(), time.perf_counter()
-    n, loader = run(path)
-    dt, dc = time.perf_counter() - t, time.process_time() - c
-    pts = loader.points
-    return {
-        "work_s": dt,
-        "work_cpu_s": dc,
-        "n": sum(p.records for p in pts),
-        "decoded": n,
-        "skipped": {k: sum(p.skipped[k] for p in pts) for k in pts[0].skipped},
-    }
-
-
-def _c_stage(stage: str, path: str, tiny: str) -> dict:
-    """Profile stages of the decode path: walk / kernel / BatchDecoder / loader."""
-    import numpy as np
-
-    from pcaploop.decode import batch as D
-    from pcaploop.decode import layout
-    from pcaploop.decode.fingerprint import RUN_KEY
-    from pcaploop.ingest.loader import BLOCK_ROWS
-    from pcaploop.read import open_capture
-
-    iface_codes = np.ones(1, dtype=np.int64)  # Ethernet
-
-    def run(p):
-        n = 0
-        nb = 0
-        bd = D.BatchDecoder(RUN_KEY, capacity=BLOCK_ROWS)  # blocks as the Loader's
-        for b in open_capture(p).batches():
-            nb += 1
-            n += len(b.off)
-            if stage == "kernel":
-                T = layout.empty(len(b.off))  # the kernel writing typed columns, nothing else
-                D.run_kernel(
-                    b.buf,
-                    b.off,
-                    b.caplen,
-                    b.wirelen,
-                    b.time_ns,
-                    b.iface,
-                    b.direction,
-                    0,
-                    iface_codes,
-                    RUN_KEY,
-                    T,
-                    0,
-                )
-            elif stage == "columns":
-                for _blk in bd.add(b, iface_codes):
-                    pass
-        if stage == "columns" and bd.fill:
-            bd.flush()
-        return n, nb
-
-    if stage == "loader":
-        r = _c_decode(path, tiny)
-        return r
     run(tiny)
     c, t = time.process_time(), time.perf_counter()
-    n, nb = run(path)
-    return {
-        "work_s": time.perf_counter() - t,
-        "work_cpu_s": time.process_time() - c,
-        "n": n,
-        "batches": nb,
-    }
+    n, _loader = run(path)
+    dt, dc = time.perf_counter() - t, time.process_time() - c
+    return {"work_s": dt, "work_cpu_s": dc, "decoded": n}
 
 
-def _c_dpkt(path: str) -> dict:
-    """dpkt per-packet full decode into a pandas DataFrame."""
-    import dpkt
-    import pandas as pd
+def _wrap(argv: list[str]) -> int:
+    """Launcher when GNU time is missing: run argv[1:], write '%M %U %S' to argv[0]."""
+    p = subprocess.Popen(argv[1:])
+    _, status, ru = os.wait4(p.pid, 0)
+    Path(argv[0]).write_text(f"{ru.ru_maxrss} {ru.ru_utime} {ru.ru_stime}\n")
+    return os.waitstatus_to_exitcode(status)
 
-    c, t = time.process_time(), time.perf_counter()
-    rows = {
-        k: []
-        for k in (
-            "time",
-            "eth_src",
-            "eth_dst",
-            "src",
-            "dst",
-            "ttl",
-            "ip_id",
-            "proto",
-            "ip_len",
-            "df",
-            "sport",
-            "dport",
-            "tcp_flags",
-            "icmp_type",
-            "icmp_code",
-        )
-    }
-    n = 0
-    with open(path, "rb") as f:
-        for ts, buf in dpkt.pcap.Reader(f):
-            n += 1
-            eth = dpkt.ethernet.Ethernet(buf)
-            ip = eth.data
-            if not isinstance(ip, dpkt.ip.IP):
+
+# ----------------------------------------------------------------------------------------
+# one measurement
+# ----------------------------------------------------------------------------------------
+@dataclass
+class Sample:
+    """One run of one command."""
+
+    wall_s: float
+    cpu_s: float  # user + system, the child and the children it waited for
+    rss_mib: float  # the largest single process (ru_maxrss)
+    tree_mib: float  # summed RSS of the process group, sampled; nan when not sampled
+    rc: int
+    timed_out: bool = False
+    error: str = ""
+    result: dict[str, Any] = field(default_factory=dict)  # a Python child's JSON line
+
+    @property
+    def peak_mib(self) -> float:
+        return max(self.rss_mib, 0.0 if math.isnan(self.tree_mib) else self.tree_mib)
+
+
+class TreeRSS(threading.Thread):
+    """Peak of the summed RSS of every process in one process group, sampled at 10 Hz.
+
+    Why: ``ru_maxrss`` is the largest single process.  When a command forks
+    workers (``--jobs``) the memory it needs is their sum.  Short peaks between
+    samples are missed; ``ru_maxrss`` still bounds each process from below.
+    """
+
+    def __init__(self, pgid: int, skip: int, interval: float = 0.1) -> None:
+        super().__init__(daemon=True)
+        self.pgid, self.skip, self.interval = pgid, skip, interval
+        self.stop = threading.Event()
+        self.peak = 0
+        self.page = os.sysconf("SC_PAGE_SIZE")
+
+    def sample(self) -> None:
+        total = 0
+        for d in os.scandir("/proc"):
+            if not d.name.isdigit() or int(d.name) == self.skip:
                 continue
-            l4 = ip.data
-            sport = dport = flags = itype = icode = None
-            if isinstance(l4, dpkt.tcp.TCP):
-                sport, dport, flags = l4.sport, l4.dport, l4.flags
-            elif isinstance(l4, dpkt.udp.UDP):
-                sport, dport = l4.sport, l4.dport
-            elif isinstance(l4, dpkt.icmp.ICMP):
-                itype, icode = l4.type, l4.code
-            rows["time"].append(ts)
-            rows["eth_src"].append(eth.src)
-            rows["eth_dst"].append(eth.dst)
-            rows["src"].append(ip.src)
-            rows["dst"].append(ip.dst)
-            rows["ttl"].append(ip.ttl)
-            rows["ip_id"].append(ip.id)
-            rows["proto"].append(ip.p)
-            rows["ip_len"].append(ip.len)
-            rows["df"].append(bool(ip.df))
-            rows["sport"].append(sport)
-            rows["dport"].append(dport)
-            rows["tcp_flags"].append(flags)
-            rows["icmp_type"].append(itype)
-            rows["icmp_code"].append(icode)
-    df = pd.DataFrame(rows)
-    return {
-        "work_s": time.perf_counter() - t,
-        "work_cpu_s": time.process_time() - c,
-        "n": n,
-        "rows": len(df),
-    }
+            try:
+                with open(f"/proc/{d.name}/stat", "rb") as f:
+                    s = f.read()
+            except OSError:
+                continue
+            rest = s[s.rfind(b")") + 2 :].split()
+            if int(rest[2]) == self.pgid:  # fields after comm: state ppid pgrp … rss (22nd)
+                total += int(rest[21]) * self.page
+        self.peak = max(self.peak, total)
+
+    def run(self) -> None:
+        while not self.stop.wait(self.interval):
+            self.sample()
 
 
-def _c_read_csv(path: str) -> dict:
-    import pandas as pd
-
-    c, t = time.process_time(), time.perf_counter()
-    df = pd.read_csv(path)
-    return {"work_s": time.perf_counter() - t, "work_cpu_s": time.process_time() - c, "n": len(df)}
-
-
-def _c_nothing() -> dict:
-    return {"work_s": 0.0, "n": 0}
-
-
-CHILDREN = {
-    "decode": _c_decode,
-    "stage": _c_stage,
-    "dpkt": _c_dpkt,
-    "read_csv": _c_read_csv,
-    "nothing": _c_nothing,
-}
-
-
-# ----------------------------------------------------------------------------
-# parent
-# ----------------------------------------------------------------------------
-def child_env() -> dict:
+def child_env(tree: Path) -> dict[str, str]:
+    """The children's environment: the tree under test first on the path, JIT on."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + (
+    env["PYTHONPATH"] = str(tree) + (
         os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
     )
     env.setdefault("PCAPLOOP_FP_KEY", "000102030405060708090a0b0c0d0e0f")
-    env.pop("NUMBA_DISABLE_JIT", None)
+    for k in ("NUMBA_DISABLE_JIT", "PCAPLOOP_NO_JIT"):
+        env.pop(k, None)
     return env
 
 
-TIME_BIN = "/usr/bin/time"
+def measure(
+    cmd: Sequence[str],
+    env: dict[str, str],
+    *,
+    keep_stdout: bool = True,
+    timeout: float = 900.0,
+    sample_tree: bool = False,
+) -> Sample:
+    """Run one child to its end: wall time, CPU time and its own peak RSS.
 
-
-def measure(cmd: list[str], stdout_path: str | None = None) -> dict:
-    """Run one child; wall time and that child's own peak RSS.
-
-    Linux carries the RSS high-water mark of the forking process over into
-    a forked-and-exec'd child's ``ru_maxrss``, so the child is started
-    through a small launcher (GNU ``/usr/bin/time``, or else a bare Python
-    wrapper) whose own footprint is the floor, never this process's.
+    Linux carries the RSS high-water mark of a forking process into the
+    forked-and-exec'd child's ``ru_maxrss``, so the child is started through a
+    small launcher (GNU time, or the ``--wrap`` fallback) whose footprint is
+    the floor, never this process's.  The child gets a process group of its
+    own: a timeout kills the group (workers included), and the group is what
+    :class:`TreeRSS` sums.
     """
-    out = open(stdout_path, "wb") if stdout_path else tempfile.TemporaryFile()
-    err = tempfile.TemporaryFile()
     rfd, rpath = tempfile.mkstemp(prefix="pcaploop-bench-rusage-")
     os.close(rfd)
     if os.access(TIME_BIN, os.X_OK):
         full = [TIME_BIN, "-f", "%M %U %S", "-o", rpath, *cmd]
     else:
         full = [sys.executable, "-S", str(Path(__file__).resolve()), "--wrap", rpath, *cmd]
+    out = tempfile.TemporaryFile() if keep_stdout else open(os.devnull, "wb")
+    err = tempfile.TemporaryFile()
+    timed_out = threading.Event()
     t = time.perf_counter()
-    p = subprocess.run(
-        full, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=REPO, env=child_env()
+    p = subprocess.Popen(
+        full,
+        stdout=out,
+        stderr=err,
+        stdin=subprocess.DEVNULL,
+        cwd=tempfile.gettempdir(),
+        env=env,
+        start_new_session=True,
     )
+
+    def kill() -> None:
+        timed_out.set()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)
+
+    killer = threading.Timer(timeout, kill)
+    killer.start()
+    sampler = TreeRSS(p.pid, p.pid) if sample_tree else None
+    if sampler:
+        sampler.start()
+    try:
+        rc = p.wait()
+    except BaseException:
+        kill()
+        p.wait()
+        raise
+    finally:
+        killer.cancel()
+        if sampler:
+            sampler.stop.set()
+            sampler.join()
     wall = time.perf_counter() - t
     try:
-        rss_kib, ut, st = (
-            float(x) for x in Path(rpath).read_text().strip().splitlines()[-1].split()
-        )
+        fields = Path(rpath).read_text().strip().splitlines()[-1].split()
+        rss_kib, ut, st = (float(x) for x in fields[-3:])
     except (OSError, ValueError, IndexError):
         rss_kib = ut = st = float("nan")
     os.unlink(rpath)
     text = ""
-    if not stdout_path:
+    if keep_stdout:
         out.seek(0)
-        text = out.read().decode(errors="replace")
+        text = out.read()[-200_000:].decode(errors="replace")
     out.close()
     err.seek(0)
-    etext = err.read().decode(errors="replace")
+    etext = err.read()[-20_000:].decode(errors="replace")
     err.close()
-    res = {
-        "wall_s": wall,
-        "cpu_s": ut + st,
-        "rss_mib": rss_kib / 1024,
-        "rc": p.returncode,
-        "stderr": etext,
-        "stdout": text[-20000:],
-    }
-    if p.returncode == 0 and text.strip():
-        with contextlib.suppress(ValueError):
-            res.update(json.loads(text.strip().splitlines()[-1]))
-    return res
-
-
-def _wrap(argv: list[str]) -> int:
-    """Fallback launcher: run argv[1:], write its ru_maxrss (KiB) to argv[0]."""
-    p = subprocess.Popen(argv[1:])
-    _, status, ru = os.wait4(p.pid, 0)
-    with open(argv[0], "w") as f:
-        f.write(f"{ru.ru_maxrss} {ru.ru_utime} {ru.ru_stime}\n")
-    return os.waitstatus_to_exitcode(status)
-
-
-def py_child(*args: str) -> list[str]:
-    return [sys.executable, str(Path(__file__).resolve()), "--child", *args]
-
-
-def summarize(runs: list[dict]) -> dict:
-    """Median of the runs' times; peak RSS is the maximum over the runs."""
-    bad = [r for r in runs if r["rc"] != 0]
-    if bad:
-        r = bad[0]
-        last = (r["stderr"].strip().splitlines() or [f"exit {r['rc']}"])[-1]
-        return {"error": f"exit {r['rc']}: {last[:100]}", "runs": runs}
-    res = dict(runs[0])
-    for key in ("wall_s", "work_s", "cpu_s", "work_cpu_s"):
-        if key in res:
-            res[key] = statistics.median(r[key] for r in runs)
-    res["rss_mib"] = max(r["rss_mib"] for r in runs)
-    res["all_wall_s"] = [round(r["wall_s"], 3) for r in runs]
-    if "work_s" in res:
-        res["all_work_s"] = [round(r["work_s"], 3) for r in runs]
-    return res
-
-
-def generate(path: Path, packets: int) -> dict:
-    """Run gen.py in its own process (it caches; this process stays small)."""
-    subprocess.run(
-        [sys.executable, str(HERE / "gen.py"), str(path), "--packets", str(packets)],
-        check=True,
-        stdout=subprocess.DEVNULL,
+    s = Sample(
+        wall_s=wall,
+        cpu_s=ut + st,
+        rss_mib=rss_kib / 1024,
+        tree_mib=sampler.peak / MIB if sampler else float("nan"),
+        rc=rc,
+        timed_out=timed_out.is_set(),
     )
+    if s.timed_out:
+        s.error = f"timed out after {timeout:.0f} s"
+    elif rc != 0:
+        lines = [ln for ln in etext.strip().splitlines() if "Command exited" not in ln]
+        s.error = f"exit {rc}: " + (lines[-1][:160] if lines else "no message")
+    if rc == 0 and text.strip():
+        with contextlib.suppress(ValueError, IndexError):
+            last = json.loads(text.strip().splitlines()[-1])
+            if isinstance(last, dict):
+                s.result = last
+    return s
+
+
+# ----------------------------------------------------------------------------------------
+# what is run
+# ----------------------------------------------------------------------------------------
+@dataclass
+class Capture:
+    key: str  # few, many, big, tiny
+    label: str
+    path: Path
+    packets: int
+    meta: dict[str, Any]
+    prefix: Path | None = None  # the first prefix_packets records, for the slow methods
+    prefix_packets: int = 0
+
+
+@dataclass
+class Job:
+    """One command on one capture, run once per round (or per_round times)."""
+
+    key: str  # method@capture
+    method: str
+    label: str  # as a user would type it
+    cmd: list[str]
+    capture: str
+    packets: int  # packets this command reads (a prefix for the slow methods)
+    base: str | None = None  # the same command on the 10-packet capture
+    keep_stdout: bool = True
+    sample_tree: bool = False
+    once: bool = False
+    per_round: int = 1
+    json_out: Path | None = None
+    samples: list[Sample] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(s.rc != 0 for s in self.samples)
+
+
+@dataclass
+class Stat:
+    """A job's runs summarised: median times, the largest peak RSS."""
+
+    n: int
+    wall_s: float
+    wall_min: float
+    wall_max: float
+    cpu_s: float
+    peak_mib: float
+    rss_mib: float
+    tree_mib: float
+    work_s: float | None
+    work_cpu_s: float | None
+    error: str = ""
+
+
+def stat_of(job: Job) -> Stat | None:
+    if not job.samples:
+        return None
+    bad = [s for s in job.samples if s.rc != 0]
+    ok = [s for s in job.samples if s.rc == 0] or job.samples
+    walls = [s.wall_s for s in ok]
+    works = [s.result["work_s"] for s in ok if "work_s" in s.result]
+    wcpu = [s.result["work_cpu_s"] for s in ok if "work_cpu_s" in s.result]
+    trees = [s.tree_mib for s in ok if not math.isnan(s.tree_mib)]
+    return Stat(
+        n=len(ok),
+        wall_s=statistics.median(walls),
+        wall_min=min(walls),
+        wall_max=max(walls),
+        cpu_s=statistics.median(s.cpu_s for s in ok),
+        peak_mib=max(s.peak_mib for s in ok),
+        rss_mib=max(s.rss_mib for s in ok),
+        tree_mib=max(trees) if trees else float("nan"),
+        work_s=statistics.median(works) if works else None,
+        work_cpu_s=statistics.median(wcpu) if wcpu else None,
+        error=bad[0].error if bad else "",
+    )
+
+
+def run_rounds(
+    jobs: dict[str, Job],
+    env: dict[str, str],
+    repeat: int,
+    timeout: float,
+    slow: float,
+    log: Callable[[str], None],
+) -> None:
+    """Every job once per round, in order; a failed job is not retried, a slow one
+    (first run above ``slow`` seconds) not repeated: its one run is its median."""
+    for rnd in range(repeat):
+        log(f"round {rnd + 1}/{repeat}:")
+        for job in jobs.values():
+            if job.samples and (
+                job.once
+                or job.failed
+                or (job.per_round == 1 and min(s.wall_s for s in job.samples) > slow)
+            ):
+                continue
+            t = time.perf_counter()
+            for _ in range(job.per_round):
+                s = measure(
+                    job.cmd,
+                    env,
+                    keep_stdout=job.keep_stdout,
+                    timeout=timeout,
+                    sample_tree=job.sample_tree,
+                )
+                job.samples.append(s)
+                if s.rc != 0:
+                    log(f"  {job.key}: {s.error}")
+                    break
+            log(f"  {job.key} {time.perf_counter() - t:.1f} s")
+
+
+# ----------------------------------------------------------------------------------------
+# captures
+# ----------------------------------------------------------------------------------------
+def gen_args(path: Path, packets: int, scanner: bool) -> list[str]:
+    args = [sys.executable, str(HERE / "gen.py"), str(path), "--packets", str(packets)]
+    return args + (["--scanner"] if scanner else [])
+
+
+def generate(path: Path, packets: int, scanner: bool = False) -> dict[str, Any]:
+    """Run gen.py in its own process: it caches by parameters, and this process stays small."""
+    subprocess.run(gen_args(path, packets, scanner), check=True, stdout=subprocess.DEVNULL)
     return json.loads(path.with_name(path.name + ".json").read_text())
+
+
+def is_cached(path: Path, packets: int, scanner: bool = False) -> bool:
+    cmd = [*gen_args(path, packets, scanner), "--cached"]
+    return subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode == 0
 
 
 def prefix_file(src: Path, dst: Path, k: int) -> Path:
     """The first k records of a classic pcap (cached next to it)."""
-    import struct
-
     side = dst.with_name(dst.name + ".json")
-    want = {
-        "source": str(src),
-        "source_size": src.stat().st_size,
-        "source_mtime": src.stat().st_mtime_ns,
-        "records": k,
-    }
-    if dst.exists() and side.exists():
-        try:
-            if json.loads(side.read_text()) == want:
-                return dst
-        except ValueError:
-            pass
+    st = src.stat()
+    want = {"source": src.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "records": k}
+    with contextlib.suppress(OSError, ValueError):
+        if dst.exists() and json.loads(side.read_text()) == want:
+            return dst
     with open(src, "rb") as f:
         head = f.read(24)
         endian = "<" if head[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
@@ -390,13 +439,97 @@ def prefix_file(src: Path, dst: Path, k: int) -> Path:
 
 
 def warm(path: Path) -> None:
+    """Read a file once, so every method finds it in the page cache."""
     with open(path, "rb") as f:
         while f.read(1 << 24):
             pass
 
 
+# ----------------------------------------------------------------------------------------
+# the machine
+# ----------------------------------------------------------------------------------------
+def _first_line(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.strip().splitlines()[0] if out.strip() else ""
+
+
+def machine(tree: Path) -> dict[str, Any]:
+    """What the numbers were measured on, and which pcaploop."""
+    cpu = platform.processor() or "?"
+    with contextlib.suppress(OSError):
+        for ln in Path("/proc/cpuinfo").read_text().splitlines():
+            if ln.startswith("model name"):
+                cpu = ln.split(":", 1)[1].strip()
+                break
+    ram = float("nan")
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for ln in Path("/proc/meminfo").read_text().splitlines():
+            if ln.startswith("MemTotal:"):
+                ram = int(ln.split()[1]) / 1024**2
+    versions = {}
+    for pkg in ("numba", "numpy", "pandas"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = "not installed"
+    pv = "?"
+    with contextlib.suppress(OSError):
+        m = re.search(
+            r"__version__\s*=\s*['\"]([^'\"]+)", (tree / "pcaploop/_version.py").read_text()
+        )
+        pv = m.group(1) if m else "?"
+    git = ["git", "-C", str(tree)]
+    commit = _first_line([*git, "log", "-1", "--format=%h %s"])
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--", "pcaploop"], capture_output=True, text=True
+    ).stdout.splitlines()
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:
+        affinity = os.cpu_count() or 0
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "usable_cores": affinity,
+        "ram_gib": round(ram, 1),
+        "kernel": f"{platform.system()} {platform.release()}",
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        **versions,
+        "pcaploop": pv,
+        "commit": commit or "not a git checkout",
+        "uncommitted": len([d for d in dirty if d.strip()]),
+        "tshark": _first_line(["tshark", "--version"]) if shutil.which("tshark") else "",
+        "capinfos": _first_line(["capinfos", "--version"]) if shutil.which("capinfos") else "",
+    }
+
+
+def cli_command() -> list[str]:
+    """The console script beside this interpreter, as a user of the environment runs it;
+    ``python -m pcaploop`` when there is none."""
+    exe = Path(sys.executable).parent / "pcaploop"
+    if exe.is_file() and os.access(exe, os.X_OK):
+        return [str(exe)]
+    return [sys.executable, "-m", "pcaploop"]
+
+
+def has_option(cli: list[str], command: str, option: str, env: dict[str, str]) -> bool:
+    try:
+        p = subprocess.run(
+            [*cli, command, "--help"], capture_output=True, text=True, env=env, timeout=120
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return option in p.stdout
+
+
+# ----------------------------------------------------------------------------------------
+# results
+# ----------------------------------------------------------------------------------------
 def fmt_rate(r: float | None) -> str:
-    if r is None:
+    if r is None or not math.isfinite(r):
         return "n/a"
     if r >= 1e6:
         return f"{r / 1e6:.2f} M"
@@ -405,399 +538,949 @@ def fmt_rate(r: float | None) -> str:
     return f"{r:.0f}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "--child":
-        return _child(argv[1:])
-    if argv and argv[0] == "--wrap":
-        return _wrap(argv[1:])
+def fmt_s(x: float | None) -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    return f"{x:.3f}" if abs(x) < 1 else f"{x:.2f}"
+
+
+def md_table(head: Sequence[str], rows: Sequence[Sequence[str]], right: str = "") -> list[str]:
+    """A Markdown table; ``right`` marks the right-aligned columns with 'r'."""
+    align = ["---:" if right[i : i + 1] == "r" else "---" for i in range(len(head))]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return lines
+
+
+class Results:
+    """Numbers derived from the jobs' runs: net seconds, rates, ratios."""
+
+    def __init__(self, jobs: dict[str, Job], caps: dict[str, Capture]) -> None:
+        self.jobs, self.caps = jobs, caps
+        self.stats = {k: stat_of(j) for k, j in jobs.items()}
+
+    def row(self, key: str) -> dict[str, Any]:
+        """Seconds for the whole capture (extrapolated from a prefix where marked), net
+        seconds (minus the same command on 10 packets), packets/s of the net time."""
+        job = self.jobs.get(key)
+        st = self.stats.get(key)
+        if job is None:
+            return {"error": "not run"}
+        if st is None:
+            return {"error": "not run"}
+        if st.error:
+            return {"error": st.error, "n": st.n}
+        cap = self.caps[job.capture]
+        scale = cap.packets / job.packets if job.packets else 1.0
+        out: dict[str, Any] = {"n": st.n, "extrapolated": scale != 1.0, "peak_mib": st.peak_mib}
+        if job.base:
+            b = self.stats.get(job.base)
+            if b is None or b.error:
+                return {"error": f"10-packet run failed: {b.error if b else 'not run'}"}
+            net = (st.wall_s - b.wall_s) * scale
+            out.update(seconds=b.wall_s + net, net=net, cpu=b.cpu_s + (st.cpu_s - b.cpu_s) * scale)
+        elif st.work_s is not None:  # a Python child timing its own work
+            out.update(seconds=st.work_s * scale, net=st.work_s * scale, cpu=st.work_cpu_s)
+        else:
+            out.update(seconds=st.wall_s * scale, net=st.wall_s * scale, cpu=st.cpu_s)
+        out["pps"] = cap.packets / out["net"] if out["net"] > 0 else None
+        return out
+
+    def net(self, key: str) -> float | None:
+        r = self.row(key)
+        return r["net"] if "net" in r and r["net"] > 0 else None
+
+    def pps(self, key: str) -> float | None:
+        return self.row(key).get("pps")
+
+    def error(self, key: str) -> str:
+        return str(self.row(key).get("error", ""))
+
+    def loops(self, key: str) -> dict[str, Any] | None:
+        """Loops found, from the command's ``--json`` output (its last run)."""
+        job = self.jobs.get(key)
+        if job is None or job.json_out is None or job.failed or not job.json_out.exists():
+            return None
+        try:
+            d = json.loads(job.json_out.read_text())
+        except (OSError, ValueError):
+            return None
+        summ = d.get("summary") or {}
+        return {
+            "summary_loops": summ.get("loops"),
+            "listed": len(d.get("loops") or []),
+            "looping_packets": summ.get("looping_packets"),
+            "digest": json.dumps([summ, d.get("loops")], sort_keys=True, default=str),
+        }
+
+
+@dataclass
+class Verdict:
+    target: str
+    verdict: str  # PASS, FAIL, N/A
+    measured: str
+
+
+def _why_not(res: Results, *keys: str) -> str:
+    for k in keys:
+        e = res.error(k)
+        if e:
+            return f"{k.split('@')[0]} on {k.split('@')[1]}: {e}"
+    return ""
+
+
+def _is_fail(err: str) -> bool:
+    """A command that ran and failed or timed out is a missed target; one that could not
+    run here (not installed, not generated, no such option) is N/A."""
+    return bool(err) and ("exit " in err or "timed out" in err)
+
+
+def targets(res: Results, ctx: dict[str, Any]) -> list[Verdict]:
+    out: list[Verdict] = []
+    caps = res.caps
+    main = [c for c in ("few", "many") if c in caps]
+
+    def ratio_target(name: str, num: str, den: str, limit: float, fmt: str) -> None:
+        a, b = res.net(num), res.net(den)
+        if a is None or b is None:
+            why = _why_not(res, num, den) or "net time ≤ 0: start-up and noise dominate"
+            verdict = "FAIL" if _is_fail(_why_not(res, num)) else "N/A"
+            out.append(Verdict(name, verdict, why))
+            return
+        x = a / b
+        out.append(Verdict(name, "PASS" if x <= limit else "FAIL", fmt.format(x=x, a=a, b=b)))
+
+    for c in main:
+        lab = caps[c].label
+        ratio_target(
+            f"`info` net ≤ {INFO_VS_CAT:g}× `cat` ({lab})",
+            f"info@{c}",
+            f"cat@{c}",
+            INFO_VS_CAT,
+            "{x:.1f}× (info {a:.2f} s, cat {b:.3f} s)",
+        )
+    for c in main:
+        lab = caps[c].label
+        ratio_target(
+            f"`analyze` net ≤ {ANALYZE_VS_CAT:g}× `cat` ({lab})",
+            f"analyze@{c}",
+            f"cat@{c}",
+            ANALYZE_VS_CAT,
+            "{x:.1f}× (analyze {a:.2f} s, cat {b:.3f} s)",
+        )
+    for c in main:
+        name = f"`analyze` ≥ {VS_TSHARK:g}× `tshark -T fields` ({caps[c].label})"
+        a, t = res.pps(f"analyze@{c}"), res.pps(f"tshark@{c}")
+        if a is None or t is None:
+            why = _why_not(res, f"analyze@{c}", f"tshark@{c}") or "not measurable"
+            out.append(Verdict(name, "FAIL" if _is_fail(res.error(f"analyze@{c}")) else "N/A", why))
+        else:
+            x = a / t
+            out.append(
+                Verdict(
+                    name,
+                    "PASS" if x >= VS_TSHARK else "FAIL",
+                    f"{x:.0f}× ({fmt_rate(a)} against {fmt_rate(t)} packets/s)",
+                )
+            )
+    for m in ("info", "analyze"):
+        name = f"cold start `{m}` on 10 packets ≤ {COLD_START_S:g} s"
+        st = res.stats.get(f"{m}@tiny")
+        if st is None or st.error:
+            out.append(Verdict(name, "FAIL" if st else "N/A", st.error if st else "not run"))
+        else:
+            out.append(
+                Verdict(
+                    name,
+                    "PASS" if st.wall_s <= COLD_START_S else "FAIL",
+                    f"{st.wall_s:.2f} s (median of {st.n}, {st.wall_min:.2f}–{st.wall_max:.2f})",
+                )
+            )
+    for c in main:
+        name = f"`analyze --jobs 2` ≥ {JOBS_SPEEDUP:g}× `--jobs 1` ({caps[c].label})"
+        if not ctx["jobs"]["analyze"]:
+            out.append(Verdict(name, "N/A", "no --jobs option"))
+            continue
+        a, b = res.net(f"analyze_j1@{c}"), res.net(f"analyze_j2@{c}")
+        if a is None or b is None:
+            why = _why_not(res, f"analyze_j1@{c}", f"analyze_j2@{c}") or "not measurable"
+            out.append(Verdict(name, "FAIL" if _is_fail(why) else "N/A", why))
+        else:
+            x = a / b
+            out.append(
+                Verdict(
+                    name,
+                    "PASS" if x >= JOBS_SPEEDUP else "FAIL",
+                    f"{x:.2f}× ({a:.2f} s → {b:.2f} s)",
+                )
+            )
+    small = caps["few"]
+    big = caps.get("big")
+    n_big = f"{ctx['big_packets'] / 1e6:g} M"
+    n_small = f"{small.packets / 1e6:g} M"
+    g_name = f"`analyze` peak RSS on {n_big} ≤ {RSS_GROWTH:g}× on {n_small} packets"
+    l_name = f"`analyze` peak RSS on {n_big} packets < 1 GiB"
+    if big is None:
+        out.append(Verdict(g_name, "N/A", ctx["big_skipped"]))
+        out.append(Verdict(l_name, "N/A", ctx["big_skipped"]))
+    else:
+        rb, rs = res.row("analyze@big"), res.row("analyze@few")
+        if "error" in rb or "error" in rs:
+            why = _why_not(res, "analyze@big", "analyze@few")
+            out.append(Verdict(g_name, "FAIL" if _is_fail(why) else "N/A", why))
+            out.append(Verdict(l_name, "FAIL" if _is_fail(why) else "N/A", why))
+        else:
+            x = rb["peak_mib"] / rs["peak_mib"]
+            out.append(
+                Verdict(
+                    g_name,
+                    "PASS" if x <= RSS_GROWTH else "FAIL",
+                    f"{x:.2f}× ({rs['peak_mib']:.0f} → {rb['peak_mib']:.0f} MiB)",
+                )
+            )
+            out.append(
+                Verdict(
+                    l_name,
+                    "PASS" if rb["peak_mib"] < RSS_LIMIT_MIB else "FAIL",
+                    f"{rb['peak_mib']:.0f} MiB",
+                )
+            )
+    if "many" in caps:
+        lf, lm = res.loops("analyze@few"), res.loops("analyze@many")
+        note = ""
+        if lf and lm and lf["summary_loops"] and lm["summary_loops"]:
+            note = (
+                f"; loops {lf['summary_loops']:,} → {lm['summary_loops']:,} "
+                f"({lm['summary_loops'] / lf['summary_loops']:.0f}× more)"
+            )
+        ratio_target(
+            f"`analyze` net, many loops ≤ {PER_LOOP:g}× few loops",
+            "analyze@many",
+            "analyze@few",
+            PER_LOOP,
+            "{x:.1f}× ({b:.2f} s → {a:.2f} s)" + note.replace("{", "{{").replace("}", "}}"),
+        )
+    return out
+
+
+def render(res: Results, verdicts: list[Verdict], ctx: dict[str, Any], mach: dict[str, Any]) -> str:
+    """RESULTS.md: what was run, on what, the tables and the verdicts."""
+    caps, jobs = res.caps, res.jobs
+    L: list[str] = [
+        "# Benchmark results",
+        "",
+        "<!-- Written by benchmarks/bench.py; do not edit by hand: run the script again. -->",
+        "",
+        f"Measured {ctx['date']} by `python benchmarks/bench.py {ctx['options']}`"
+        f" ({ctx['repeat']} round{'s' if ctx['repeat'] != 1 else ''}, median of the rounds,"
+        f" peak RSS the largest; {ctx['elapsed_min']:.0f} min in all).",
+        "What each row measures and why: `benchmarks/README.md`.",
+        "",
+        "## Machine",
+        "",
+    ]
+    la = ctx["load"]
+    busy = max(la["rounds_start"][0], la["rounds_end"][0]) >= 0.5 * (mach["cores"] or 1)
+    L += md_table(
+        ["", ""],
+        [
+            ["CPU", f"{mach['cpu']} — {mach['cores']} cores ({mach['usable_cores']} usable)"],
+            ["RAM", f"{mach['ram_gib']} GiB"],
+            ["kernel", mach["kernel"]],
+            ["Python", mach["python"]],
+            [
+                "numba / numpy / pandas",
+                f"{mach['numba']} / {mach['numpy']} / {mach['pandas']}",
+            ],
+            [
+                "pcaploop",
+                f"{mach['pcaploop']}, commit `{mach['commit']}`"
+                + (
+                    f" + uncommitted changes in {mach['uncommitted']} file(s) under pcaploop/"
+                    if mach["uncommitted"]
+                    else ""
+                ),
+            ],
+            ["tshark", mach["tshark"] or "not installed"],
+            ["capinfos", mach["capinfos"] or "not installed"],
+            [
+                "load average (1/5/15 min)",
+                "at start {}; rounds began {}; rounds ended {}".format(
+                    *(
+                        " / ".join(f"{x:.2f}" for x in la[k])
+                        for k in ("start", "rounds_start", "rounds_end")
+                    )
+                ),
+            ],
+        ],
+    )
+    if busy:
+        L += [
+            "",
+            f"**The machine was busy** (1-min load ≥ half its {mach['cores']} cores around the"
+            " rounds): other jobs shared the CPU; times are longer and noisier than on an idle"
+            " machine. Compare ratios within this run.",
+        ]
+    L += ["", "## Captures", ""]
+    rows = []
+    for c in caps.values():
+        st = c.meta.get("stats", {})
+        dests = st.get("loop_destinations")
+        d6 = st.get("loop_destinations_ipv6") or 0
+        rows.append(
+            [
+                f"{c.label} (`{c.path.name}`)",
+                f"{c.packets:,}",
+                f"{c.meta.get('size', 0) / 1e9:.2f} GB",
+                f"{st.get('avg_frame', 0):.0f} B",
+                f"{st.get('replica_share', 0):.0%}",
+                f"{st.get('looping_packets', 0):,}",
+                "n/a" if dests is None else f"{dests:,}" + (f" ({d6:,} IPv6)" if d6 else ""),
+                f"{st.get('time_exceeded', 0):,}",
+            ]
+        )
+    L += md_table(
+        [
+            "capture",
+            "packets",
+            "size",
+            "avg frame",
+            "loop replicas",
+            "looping packets",
+            "loop destinations",
+            "ICMP time-exceeded",
+        ],
+        rows,
+        "-rrrrrrr",
+    )
+    if ctx["big_skipped"]:
+        L += ["", f"{ctx['big_packets']:,}-packet capture: {ctx['big_skipped']}."]
+    L += [
+        "",
+        "## Commands on the two captures",
+        "",
+        "*net* = the command on the capture minus the same command on the 10-packet capture;"
+        " packets/s and × `cat` use net seconds.",
+        "",
+    ]
+    order = [
+        ("cat", "`cat FILE > /dev/null`"),
+        ("capinfos", "`capinfos FILE`"),
+        ("tshark", "`tshark -r FILE -T fields -e " + " -e ".join(TSHARK_FIELDS) + "`"),
+        ("decode", "library: `Loader.run` (work only, no start-up)"),
+        ("info", "`pcaploop info FILE`"),
+        ("analyze", "`pcaploop analyze FILE --json OUT.json`"),
+        ("report", "`pcaploop report FILE -o OUT.html`"),
+    ]
+    rows = []
+    star = False
+    for method, label in order:
+        for c in ("few", "many"):
+            key = f"{method}@{c}"
+            if key not in jobs and method not in ctx["missing"]:
+                continue
+            if key not in jobs:
+                rows.append(
+                    [label, caps[c].label, "", "n/a", "", "", "", "", "", ctx["missing"][method]]
+                )
+                continue
+            r = res.row(key)
+            if "error" in r:
+                rows.append(
+                    [
+                        label,
+                        caps[c].label,
+                        str(r.get("n", "")),
+                        "n/a",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        r["error"],
+                    ]
+                )
+                continue
+            cat = res.net(f"cat@{c}")
+            mark = "*" if r["extrapolated"] else ""
+            star |= bool(mark)
+            rows.append(
+                [
+                    label,
+                    caps[c].label,
+                    str(r["n"]),
+                    fmt_s(r["seconds"]) + mark,
+                    fmt_s(r["net"]) + mark,
+                    fmt_rate(r["pps"]),
+                    f"{r['net'] / cat:.1f}" if cat and r["net"] > 0 else "n/a",
+                    fmt_s(r["cpu"]) + mark,
+                    f"{r['peak_mib']:.0f}",
+                    "",
+                ]
+            )
+    L += md_table(
+        [
+            "method",
+            "capture",
+            "runs",
+            "seconds",
+            "net s",
+            "packets/s",
+            "× cat",
+            "CPU s",
+            "peak RSS MiB",
+            "note",
+        ],
+        rows,
+        "--rrrrrrr-",
+    )
+    if star:
+        L += [
+            "",
+            f"\\* measured on the first {ctx['prefix']:,} packets of the capture, net time"
+            " extrapolated to the whole capture at the measured rate.",
+        ]
+    L += [
+        "",
+        "## Cold start (10 packets)",
+        "",
+    ]
+    rows = []
+    for key, label in (
+        ("python@tiny", "`python -c pass` (for scale)"),
+        ("imports@tiny", "`python -c 'import numpy, pandas, numba'` (for scale)"),
+        ("info@tiny", "`pcaploop info TINY`"),
+        ("analyze@tiny", "`pcaploop analyze TINY --json OUT.json`"),
+        ("report@tiny", "`pcaploop report TINY -o OUT.html`"),
+    ):
+        st = res.stats.get(key)
+        if st is None:
+            continue
+        if st.error:
+            rows.append([label, "n/a", "", str(st.n), "", st.error])
+            continue
+        rows.append(
+            [
+                label,
+                fmt_s(st.wall_s),
+                f"{st.wall_min:.3f}–{st.wall_max:.3f}",
+                str(st.n),
+                f"{st.peak_mib:.0f}",
+                "",
+            ]
+        )
+    L += md_table(
+        ["command", "median s", "min–max s", "runs", "peak RSS MiB", "note"], rows, "-rrrr-"
+    )
+    L += ["", "## Parallel decoding (`--jobs`)", ""]
+    rows = []
+    for m in ("analyze", "info"):
+        for c in ("few", "many"):
+            if not ctx["jobs"][m]:
+                rows.append(
+                    [f"`pcaploop {m}`", caps[c].label, "n/a (no --jobs option)", "", "", "", ""]
+                )
+                continue
+            k1, k2 = f"{m}_j1@{c}", f"{m}_j2@{c}"
+            r1, r2 = res.row(k1), res.row(k2)
+            if "error" in r1 or "error" in r2:
+                rows.append(
+                    [
+                        f"`pcaploop {m}`",
+                        caps[c].label,
+                        "n/a",
+                        "",
+                        "",
+                        "",
+                        r1.get("error") or r2.get("error", ""),
+                    ]
+                )
+                continue
+            same = ""
+            if m == "analyze":
+                l1, l2 = res.loops(k1), res.loops(k2)
+                same = (
+                    "n/a"
+                    if not (l1 and l2)
+                    else ("yes" if l1["digest"] == l2["digest"] else "**no**")
+                )
+            sp = r1["net"] / r2["net"] if r1["net"] > 0 and r2["net"] > 0 else float("nan")
+            rows.append(
+                [
+                    f"`pcaploop {m}`",
+                    caps[c].label,
+                    fmt_s(r1["net"]),
+                    fmt_s(r2["net"]),
+                    f"{sp:.2f}×" if math.isfinite(sp) else "n/a",
+                    f"{r1['peak_mib']:.0f} / {r2['peak_mib']:.0f}",
+                    f"same JSON summary and loops: {same}" if same else "",
+                ]
+            )
+    L += md_table(
+        [
+            "command",
+            "capture",
+            "--jobs 1 net s",
+            "--jobs 2 net s",
+            "speed-up",
+            "peak RSS MiB (1 / 2)",
+            "note",
+        ],
+        rows,
+        "--rrrr-",
+    )
+    L += ["", "## Memory at scale (`pcaploop analyze`, few loops)", ""]
+    rows = []
+    for key in ("analyze@few", "analyze@big"):
+        c = caps.get(key.split("@")[1])
+        if c is None:
+            rows.append([f"{ctx['big_packets']:,}", "", "", "", "", ctx["big_skipped"]])
+            continue
+        r = res.row(key)
+        lp = res.loops(key)
+        if "error" in r:
+            rows.append([f"{c.packets:,}", "", "", "", "", r["error"]])
+            continue
+        rows.append(
+            [
+                f"{c.packets:,}",
+                fmt_s(r["net"]),
+                fmt_rate(r["pps"]),
+                f"{r['peak_mib']:.0f}",
+                f"{lp['summary_loops']:,}" if lp and lp["summary_loops"] is not None else "n/a",
+                f"{r['n']} run(s)",
+            ]
+        )
+    L += md_table(
+        ["packets", "net s", "packets/s", "peak RSS MiB", "loops", "note"], rows, "rrrrr-"
+    )
+    L += ["", "## Per-loop cost (`pcaploop analyze`, same size, few against many loops)", ""]
+    rows = []
+    for c in ("few", "many"):
+        if c not in caps:
+            continue
+        r, lp = res.row(f"analyze@{c}"), res.loops(f"analyze@{c}")
+        st = caps[c].meta.get("stats", {})
+        rows.append(
+            [
+                caps[c].label,
+                f"{st.get('loop_destinations', 0):,}",
+                f"{lp['summary_loops']:,}" if lp and lp["summary_loops"] is not None else "n/a",
+                f"{lp['listed']:,}" if lp else "n/a",
+                f"{lp['looping_packets']:,}" if lp and lp["looping_packets"] is not None else "n/a",
+                fmt_s(r.get("net")) if "error" not in r else "n/a",
+                f"{r['peak_mib']:.0f}" if "error" not in r else "n/a",
+                r.get("error", ""),
+            ]
+        )
+    L += md_table(
+        [
+            "capture",
+            "loop destinations generated",
+            "loops found (`summary.loops`)",
+            "loops listed",
+            "looping packets found",
+            "analyze net s",
+            "peak RSS MiB",
+            "note",
+        ],
+        rows,
+        "-rrrrrr-",
+    )
+    nf, nm = res.net("analyze@few"), res.net("analyze@many")
+    lf, lm = res.loops("analyze@few"), res.loops("analyze@many")
+    if nf and nm and lf and lm and lf["summary_loops"] and lm["summary_loops"]:
+        per_f = nf / lf["summary_loops"]
+        L += [
+            "",
+            f"Many loops cost {nm / nf:.1f}× the time of few loops for"
+            f" {lm['summary_loops'] / lf['summary_loops']:.0f}× the loops:"
+            f" {(nm - nf) / max(lm['summary_loops'] - lf['summary_loops'], 1) * 1e3:.1f} ms"
+            f" per extra loop ({per_f:.2f} s per loop on few loops, all of it).",
+        ]
+    L += ["", "## Targets", ""]
+    L += md_table(
+        ["target", "verdict", "measured"],
+        [
+            [v.target, f"**{v.verdict}**" if v.verdict == "FAIL" else v.verdict, v.measured]
+            for v in verdicts
+        ],
+    )
+    n_fail = sum(v.verdict == "FAIL" for v in verdicts)
+    n_pass = sum(v.verdict == "PASS" for v in verdicts)
+    L += [
+        "",
+        f"{n_pass} passed, {n_fail} failed, {len(verdicts) - n_pass - n_fail} not applicable.",
+        "",
+    ]
+    return "\n".join(L)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file in the same directory: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# ----------------------------------------------------------------------------------------
+# main
+# ----------------------------------------------------------------------------------------
+def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
-        description="pcaploop throughput benchmark (one run, all methods side by side)"
+        description="pcaploop benchmark: whole commands as a user runs them, side by side"
     )
-    ap.add_argument("--quick", action="store_true", help="1 run, 500 k packets")
+    ap.add_argument("--quick", action="store_true", help="200 k-packet captures, 1 round, no 20 M")
+    ap.add_argument("--repeat", type=int, help="rounds (median; default 3, --quick 1)")
     ap.add_argument(
-        "--repeat",
-        type=int,
-        default=None,
-        help="runs per measurement (median; default 3, --quick 1)",
-    )
-    ap.add_argument(
-        "--packets",
-        type=int,
-        default=None,
-        help="packets in the test file (default 2,000,000, --quick 500,000)",
+        "--packets", type=int, help="packets in each of the two captures (default 2,000,000)"
     )
     ap.add_argument(
         "--prefix",
         type=int,
         default=200_000,
-        help="packets used for the slow "
-        "methods (dpkt, tshark), whose rate is extrapolated (default 200,000)",
+        help="packets tshark reads; its rate is extrapolated (default 200,000)",
+    )
+    big = ap.add_mutually_exclusive_group()
+    big.add_argument(
+        "--big",
+        dest="big",
+        action="store_true",
+        default=None,
+        help="run the 20 M-packet capture for the RSS check (default: when the disk allows,"
+        " not with --quick)",
+    )
+    big.add_argument("--no-big", dest="big", action="store_false")
+    ap.add_argument(
+        "--big-packets",
+        type=int,
+        default=20_000_000,
+        help="packets in the big capture (default 20,000,000, ~12 GB)",
     )
     ap.add_argument(
         "--data-dir",
-        default=os.environ.get(
-            "PCAPLOOP_BENCH_DIR", os.path.join(tempfile.gettempdir(), "pcaploop-bench")
-        ),
-        help="where generated captures are cached (default $PCAPLOOP_BENCH_DIR "
-        "or /tmp/pcaploop-bench)",
+        default=os.environ.get("PCAPLOOP_BENCH_DIR")
+        or os.path.join(tempfile.gettempdir(), "pcaploop-bench"),
+        help="cache of generated captures (default $PCAPLOOP_BENCH_DIR or pcaploop-bench in"
+        " the temp dir)",
     )
-    ap.add_argument("--no-breakdown", action="store_true", help="skip the decode-stage profile")
-    ap.add_argument("--json", help="also write all measurements to this JSON file")
+    ap.add_argument("--json", help="also write every measurement to this JSON file")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    ap.add_argument(
+        "--out",
+        default=str(HERE / "RESULTS.md"),
+        help="the Markdown results (default benchmarks/RESULTS.md)",
+    )
+    ap.add_argument(
+        "--timeout", type=float, default=900.0, help="seconds before a command is killed (900)"
+    )
+    ap.add_argument(
+        "--slow",
+        type=float,
+        default=60.0,
+        help="a command slower than this (s) in its first round is not repeated (60)",
+    )
+    ap.add_argument(
+        "--tree",
+        default=str(REPO),
+        help="the source tree whose pcaploop is measured (default: this checkout)",
+    )
     a = ap.parse_args(argv)
-    repeat = a.repeat or (1 if a.quick else 3)
-    npk = a.packets or (500_000 if a.quick else 2_000_000)
-    kpre = min(a.prefix, npk)
-    krss = 500_000 if npk >= 1_000_000 else max(1, npk // 4)
+    for name in ("repeat", "packets", "prefix", "big_packets"):
+        v = getattr(a, name)
+        if v is not None and v < 1:
+            ap.error(f"--{name.replace('_', '-')} must be at least 1")
+    return a
 
+
+def options_text(a: argparse.Namespace) -> str:
+    """The options that shape the numbers (paths left out: they are the machine's)."""
+    parts = []
+    if a.quick:
+        parts.append("--quick")
+    for name in ("repeat", "packets"):
+        if getattr(a, name) is not None:
+            parts.append(f"--{name} {getattr(a, name)}")
+    if a.prefix != 200_000:
+        parts.append(f"--prefix {a.prefix}")
+    if a.big is not None:
+        parts.append("--big" if a.big else "--no-big")
+    if a.big_packets != 20_000_000:
+        parts.append(f"--big-packets {a.big_packets}")
+    if a.tree != str(REPO):
+        parts.append("--tree DIR")
+    return " ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:
+        return _child(argv[1:])
+    if argv[:1] == ["--wrap"]:
+        return _wrap(argv[1:])
+    a = parse_args(argv)
+    t_start = time.perf_counter()
+    load_start = os.getloadavg()
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    npk = a.packets or (200_000 if a.quick else 2_000_000)
+    repeat = a.repeat or (1 if a.quick else 3)
+    kpre = min(a.prefix, npk)
+    tree = Path(a.tree).resolve()
+    env = child_env(tree)
     data = Path(a.data_dir)
     data.mkdir(parents=True, exist_ok=True)
-    big = data / f"bench-{npk}.pcap"
-    tiny = data / "tiny-10.pcap"
-    t = time.perf_counter()
-    meta = generate(big, npk)
-    generate(tiny, 10)
-    pre = prefix_file(big, data / f"bench-{npk}-first{kpre}.pcap", kpre)
-    rssp = prefix_file(big, data / f"bench-{npk}-first{krss}.pcap", krss)
-    st = meta["stats"]
-    print(
-        f"test file: {big} — {npk:,} packets, {meta['size'] / 1e9:.2f} GB, avg frame "
-        f"{st['avg_frame']} B, TCP/UDP/ICMP {st['tcp_share']:.0%}/{st['udp_share']:.0%}/"
-        f"{st['icmp_share']:.0%}, loop replicas {st['replica_share']:.0%} "
-        f"(ready in {time.perf_counter() - t:.1f} s)"
-    )
-    print(
-        f"runs per measurement: {repeat} (median time, max peak RSS); "
-        f"python {sys.version.split()[0]}, "
-        f"{os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M')}"
-    )
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--", "pcaploop"],
-            capture_output=True,
-            text=True,
-        ).stdout.split("\n")
-        dirty = [ln[3:] for ln in dirty if ln.strip()]
-        print(
-            f"pcaploop tree: {head or '?'}"
-            + (f" + uncommitted changes in {len(dirty)} file(s) under pcaploop/" if dirty else "")
-        )
-    except OSError:
-        pass
-    for p in (big, pre, rssp, tiny):
-        warm(p)
+    mach = machine(tree)
 
-    # warm-up: compile/load the numba cache, run the CLI once
-    print("warm-up (numba cache, CLI) …", flush=True)
-    w = measure(py_child("decode", str(tiny), str(tiny)))
-    if w["rc"] != 0:
-        print("pcaploop decode does not run:\n" + w["stderr"][-2000:], file=sys.stderr)
-    cli = [sys.executable, "-m", "pcaploop"]
-    measure(cli + ["info", str(tiny)])
-    measure(cli + ["analyze", str(tiny), "--json", os.devnull])
-
-    jobs: dict[str, tuple] = {  # name: (command, stdout path)
-        "cat": (["cat", str(big)], os.devnull),
-        "decode": (py_child("decode", str(big), str(tiny)), None),
-        "decode_prefix": (py_child("decode", str(rssp), str(tiny)), None),
-        "dpkt": (py_child("dpkt", str(pre)), None),
-    }
-    if shutil.which("tshark"):
-        csv = data / f"tshark-{kpre}.csv"
-        targs = [
-            "tshark",
-            "-n",
-            "-r",
-            str(pre),
-            "-T",
-            "fields",
-            "-E",
-            "header=y",
-            "-E",
-            "separator=,",
-            "-E",
-            "quote=d",
-            "-E",
-            "occurrence=f",
-        ]
-        for f in TSHARK_FIELDS:
-            targs += ["-e", f]
-        jobs["tshark_run"] = (targs, str(csv))
-        jobs["tshark_csv"] = (py_child("read_csv", str(csv)), None)
-    jobs.update(
-        {
-            "interp": ([sys.executable, "-c", "pass"], None),
-            "imports": ([sys.executable, "-c", "import numpy, pandas, numba"], None),
-            "info_tiny": (cli + ["info", str(tiny)], None),
-            "analyze_tiny": (cli + ["analyze", str(tiny), "--json", os.devnull], None),
-            "analyze": (cli + ["analyze", str(big), "--json", os.devnull], None),
-        }
-    )
-    if not a.no_breakdown:
-        for s in ("walk", "kernel", "columns"):
-            jobs[f"stage_{s}"] = (py_child("stage", s, str(big), str(tiny)), None)
-    # rounds interleave the methods, so a burst of load elsewhere on the machine
-    # hits every method rather than one
-    runs: dict[str, list[dict]] = {k: [] for k in jobs}
-    load0 = os.getloadavg()
-    for rnd in range(repeat):
-        print(f"round {rnd + 1}/{repeat}:", end="", flush=True)
-        for name, (cmd, outp) in jobs.items():
-            if runs[name] and runs[name][-1]["rc"] != 0:
-                continue  # failed once: do not keep retrying
-            t0 = time.perf_counter()
-            runs[name].append(measure(cmd, stdout_path=outp))
-            print(f" {name} {time.perf_counter() - t0:.1f}s", end="", flush=True)
-        print(flush=True)
-    load1 = os.getloadavg()
-    R = {k: summarize(v) for k, v in runs.items()}
-    R["cat"]["work_s"], R["cat"]["n"] = R["cat"]["wall_s"], npk
-    R["cat"]["work_cpu_s"] = R["cat"]["cpu_s"]
-    for k in ("analyze", "analyze_tiny", "info_tiny"):
-        if "cpu_s" in R[k]:
-            R[k]["work_cpu_s"] = R[k]["cpu_s"]
-    if "tshark_run" in R:
-        ts, rc = R.pop("tshark_run"), R.pop("tshark_csv")
-        if "error" in ts or "error" in rc:
-            R["tshark"] = {"error": ts.get("error") or rc.get("error")}
-        else:
-            R["tshark"] = {
-                "work_s": ts["wall_s"] + rc["work_s"],
-                "n": rc["n"],
-                "work_cpu_s": ts["cpu_s"] + rc["work_cpu_s"],
-                "rss_mib": max(ts["rss_mib"], rc["rss_mib"]),
-                "tshark_s": ts["wall_s"],
-                "read_csv_s": rc["work_s"],
-                "tshark_rss_mib": ts["rss_mib"],
-                "read_csv_rss_mib": rc["rss_mib"],
-            }
-    else:
-        R["tshark"] = {"error": "tshark not installed"}
-    print(
-        f"load average (1 min) before / after: {load0[0]:.1f} / {load1[0]:.1f} "
-        f"on {os.cpu_count()} CPUs"
-    )
-
-    report(R, npk, kpre, krss, meta, repeat)
-    verdicts = targets(R, npk, krss)
-    if a.json:
-        Path(a.json).write_text(
-            json.dumps(
-                {
-                    "packets": npk,
-                    "prefix": kpre,
-                    "repeat": repeat,
-                    "file": meta,
-                    "results": _clean(R),
-                    "targets": verdicts,
-                },
-                indent=1,
-                default=str,
-            )
-        )
-    return 1 if a.strict and any(v[0] != "PASS" for v in verdicts.values()) else 0
-
-
-def _clean(R: dict) -> dict:
-    return {
-        k: {kk: vv for kk, vv in v.items() if kk not in ("stdout", "stderr", "runs")}
-        for k, v in R.items()
-    }
-
-
-def _rate(r: dict) -> float | None:
-    if not r or "error" in r or not r.get("work_s"):
-        return None
-    return r["n"] / r["work_s"]
-
-
-def report(R: dict, npk: int, kpre: int, krss: int, meta: dict, repeat: int) -> None:
-    cat_rate = _rate(R["cat"])
-    rows = [
-        ("cat FILE > /dev/null", "cat", False),
-        ("pcaploop streaming decode (Loader.run)", "decode", False),
-        (f"  same, first {krss:,} packets", "decode_prefix", False),
-        ("dpkt per-packet full decode → DataFrame", "dpkt", True),
-        ("tshark -T fields → CSV → pandas.read_csv", "tshark", True),
-        ("pcaploop analyze FILE --json /dev/null", "analyze", False),
+    # --- captures ---------------------------------------------------------------------
+    log(f"captures in {data} …")
+    caps: dict[str, Capture] = {}
+    specs = [
+        ("tiny", "10 packets", data / "tiny-10.pcap", 10, False),
+        ("few", "few loops", data / f"few-loops-{npk}.pcap", npk, False),
+        ("many", "many loops", data / f"many-loops-{npk}.pcap", npk, True),
     ]
-    print()
-    print(
-        f"{'method':<44} {'packets/s':>10} {'seconds':>9} {'× cat':>8} {'CPU s':>8} "
-        f"{'peak RSS MiB':>13}"
+    for key, label, path, n, scanner in specs:
+        t = time.perf_counter()
+        meta = generate(path, n, scanner)
+        caps[key] = Capture(key, label, path, n, meta)
+        log(
+            f"  {label}: {n:,} packets, {meta['size'] / 1e9:.2f} GB"
+            f" ({time.perf_counter() - t:.1f} s)"
+        )
+    big_skipped = ""
+    want_big = a.big if a.big is not None else not a.quick
+    big_path = data / f"few-loops-{a.big_packets}.pcap"
+    if not want_big:
+        big_skipped = "skipped: --quick (add --big to run it)" if a.quick else "skipped: --no-big"
+    elif not is_cached(big_path, a.big_packets):
+        need = caps["few"].meta["size"] / npk * a.big_packets
+        free = shutil.disk_usage(data).free
+        if free < need + DISK_SPARE:
+            big_skipped = (
+                f"skipped: not enough disk (needs {need / 1e9:.1f} GB + {DISK_SPARE / 1e9:.0f} GB"
+                f" spare, {free / 1e9:.1f} GB free)"
+            )
+    if want_big and not big_skipped:
+        t = time.perf_counter()
+        log(f"  big: {a.big_packets:,} packets (generated once, then cached) …")
+        meta = generate(big_path, a.big_packets)
+        caps["big"] = Capture(
+            "big", f"{a.big_packets / 1e6:g} M, few loops", big_path, a.big_packets, meta
+        )
+        log(f"  big: {meta['size'] / 1e9:.2f} GB ({time.perf_counter() - t:.1f} s)")
+    elif big_skipped:
+        log(f"  big: {big_skipped}")
+    for c in ("few", "many"):
+        cap = caps[c]
+        cap.prefix_packets = kpre
+        cap.prefix = (
+            cap.path
+            if kpre >= npk
+            else prefix_file(cap.path, data / f"{cap.path.stem}-first{kpre}.pcap", kpre)
+        )
+
+    # --- commands -----------------------------------------------------------------------
+    cli = cli_command()
+    jobs_opt = {m: has_option(cli, m, "--jobs", env) for m in ("analyze", "info")}
+    tools = {t: shutil.which(t) for t in ("capinfos", "tshark")}
+    missing = {t: f"n/a ({t} not installed)" for t, p in tools.items() if not p}
+    out_dir = Path(tempfile.mkdtemp(prefix="pcaploop-bench-out-"))
+    k_cold = max(1, math.ceil(COLD_SAMPLES / repeat))
+    jobs: dict[str, Job] = {}
+
+    def add(key: str, label: str, cmd: list[str], cap: str, n: int, **kw: Any) -> None:
+        method = key.split("@")[0]
+        jobs[key] = Job(key, method, label, cmd, cap, n, **kw)
+
+    py = sys.executable
+    add("python@tiny", "python -c pass", [py, "-c", "pass"], "tiny", 10, per_round=k_cold)
+    add(
+        "imports@tiny",
+        "import numpy, pandas, numba",
+        [py, "-c", "import numpy, pandas, numba"],
+        "tiny",
+        10,
+        per_round=k_cold,
     )
-    print("-" * 97)
-    for label, key, extrap in rows:
-        r = R.get(key, {})
-        if "error" in r or not r:
-            print(f"{label:<44} {'n/a (' + r.get('error', 'not run') + ')'}")
+
+    def family(
+        method: str,
+        make: Callable[[Path, str], list[str]],
+        *,
+        cli_cmd: bool = False,
+        prefix: bool = False,
+        per_round_tiny: int = 1,
+        json_out: bool = False,
+        keep_stdout: bool = True,
+    ) -> None:
+        """The command on the 10-packet capture (its baseline), then on both captures."""
+        tiny = caps["tiny"]
+        kw: dict[str, Any] = {"sample_tree": cli_cmd, "keep_stdout": keep_stdout}
+        jt = out_dir / f"{method}-tiny.json" if json_out else None
+        add(
+            f"{method}@tiny",
+            method,
+            make(tiny.path, "tiny"),
+            "tiny",
+            10,
+            per_round=per_round_tiny,
+            json_out=jt,
+            **kw,
+        )
+        for c in ("few", "many"):
+            cap = caps[c]
+            path, n = (cap.prefix, kpre) if prefix and cap.prefix else (cap.path, cap.packets)
+            jo = out_dir / f"{method}-{c}.json" if json_out else None
+            add(
+                f"{method}@{c}",
+                method,
+                make(path, c),
+                c,
+                n,
+                base=f"{method}@tiny",
+                json_out=jo,
+                **kw,
+            )
+
+    family("cat", lambda p, _c: ["cat", str(p)], keep_stdout=False)
+    if tools["capinfos"]:
+        family("capinfos", lambda p, _c: ["capinfos", str(p)])
+    if tools["tshark"]:
+        tshark = ["tshark", "-n", "-r"]
+        fields = [x for f in TSHARK_FIELDS for x in ("-e", f)]
+        family(
+            "tshark",
+            lambda p, _c: [*tshark, str(p), "-T", "fields", *fields],
+            prefix=True,
+            keep_stdout=False,
+        )
+    for c in ("few", "many"):
+        add(
+            f"decode@{c}",
+            "Loader.run",
+            [
+                py,
+                str(Path(__file__).resolve()),
+                "--child",
+                "decode",
+                str(caps[c].path),
+                str(caps["tiny"].path),
+            ],
+            c,
+            caps[c].packets,
+        )
+    family("info", lambda p, _c: [*cli, "info", str(p)], cli_cmd=True, per_round_tiny=k_cold)
+    family(
+        "analyze",
+        lambda p, c: [*cli, "analyze", str(p), "--json", str(out_dir / f"analyze-{c}.json")],
+        cli_cmd=True,
+        per_round_tiny=k_cold,
+        json_out=True,
+    )
+    family(
+        "report",
+        lambda p, c: [*cli, "report", str(p), "-o", str(out_dir / f"report-{c}.html")],
+        cli_cmd=True,
+    )
+    for m in ("analyze", "info"):
+        if not jobs_opt[m]:
             continue
-        if key == "analyze":
-            rate = npk / r["wall_s"]
-            secs = r["wall_s"]
-            cpu = r.get("work_cpu_s", float("nan"))
-        else:
-            rate = _rate(r)
-            n = krss if key == "decode_prefix" else npk
-            secs = n / rate
-            cpu = r.get("work_cpu_s", float("nan")) * secs / r["work_s"]
-        star = "*" if extrap else " "
-        slower = cat_rate / rate if cat_rate and rate else float("nan")
-        print(
-            f"{label:<44} {fmt_rate(rate):>10} {secs:>8.2f}{star} {slower:>8.1f} "
-            f"{cpu:>8.2f} {r['rss_mib']:>13.0f}"
-        )
-    print("-" * 97)
-    print(
-        f"* measured on the first {kpre:,} packets; seconds extrapolated to {npk:,} packets "
-        "at the measured rate."
-    )
-    print("  Python rows time the work only (after imports and a warm-up on a 10-packet file);")
-    print(
-        "  cat, tshark and the CLI rows are whole processes.  analyze includes interpreter "
-        "start and imports."
-    )
-    print(
-        "  CPU s = user + system CPU time of that work: steadier than wall time when other "
-        "jobs load the machine."
-    )
-    ts = R.get("tshark", {})
-    if "tshark_s" in ts:
-        print(
-            f"  tshark: {ts['tshark_s']:.2f} s (RSS {ts['tshark_rss_mib']:.0f} MiB) + "
-            f"read_csv {ts['read_csv_s']:.2f} s (RSS {ts['read_csv_rss_mib']:.0f} MiB) "
-            f"for {kpre:,} packets"
-        )
-    d = R.get("decode", {})
-    if "error" not in d and d:
-        print(
-            f"  decode accounting: records {d['n']:,}, decoded {d['decoded']:,}, "
-            f"skipped {d['skipped']}"
-        )
-    print()
-    ip, im = R["interp"], R["imports"]
-    print(f"interpreter start (python -c pass):          {ip['wall_s']:.3f} s")
-    print(f"python -c 'import numpy, pandas, numba':     {im['wall_s']:.3f} s")
-    it = R["info_tiny"]
-    if "error" in it:
-        print(f"cold start (pcaploop info TINY.pcap):         n/a ({it['error']})")
-    else:
-        print(
-            f"cold start (pcaploop info TINY.pcap):        {it['wall_s']:.3f} s "
-            f"({it['wall_s'] - ip['wall_s']:.3f} s over interpreter start), "
-            f"peak RSS {it['rss_mib']:.0f} MiB"
-        )
-    at, ab = R["analyze_tiny"], R["analyze"]
-    if "error" in at or "error" in ab:
-        print(
-            f"analyze throughput:                          n/a "
-            f"({at.get('error') or ab.get('error')})"
-        )
-    else:
-        net = ab["wall_s"] - at["wall_s"]
-        print(f"analyze on TINY.pcap:                        {at['wall_s']:.3f} s")
-        rate = fmt_rate(npk / net) + " packets/s" if net > 0 else "not measurable"
-        print(
-            f"analyze throughput (big − tiny):             {rate} "
-            f"({net:.2f} s for {npk:,} packets), peak RSS {ab['rss_mib']:.0f} MiB"
-        )
-    if "stage_walk" in R:
-        print()
-        print("decode stages (each a separate run, cumulative; work time only):")
-        prev = prevc = 0.0
-        for key, label in (
-            ("stage_walk", "read + walk records (CaptureFile.batches)"),
-            ("stage_kernel", "+ kernel: record fields, packet, digest"),
-            ("stage_columns", "+ BatchDecoder slabs (decode.py)"),
-            ("decode", "+ Loader (points, accounting) = full"),
-        ):
-            r = R.get(key, {})
-            if "error" in r or not r:
-                print(f"  {label:<46} n/a")
-                continue
-            s = r["work_s"]
-            c = r.get("work_cpu_s", float("nan"))
-            extra = f"  batches {r['batches']}" if "batches" in r else ""
-            print(
-                f"  {label:<46} {s:6.3f} s  (+{s - prev:6.3f} s, "
-                f"{(s - prev) / npk * 1e9:5.0f} ns/packet)  CPU {c:6.3f} s "
-                f"(+{(c - prevc) / npk * 1e9:4.0f} ns/packet){extra}"
-            )
-            prev, prevc = s, c
-        if "work_s" in R["cat"]:
-            print(f"  {'cat (for reference)':<46} {R['cat']['work_s']:6.3f} s")
+        for j in (1, 2):
 
+            def make(p: Path, c: str, m: str = m, j: int = j) -> list[str]:
+                extra = ["--json", str(out_dir / f"{m}_j{j}-{c}.json")] if m == "analyze" else []
+                return [*cli, m, str(p), "--jobs", str(j), *extra]
 
-def targets(R: dict, npk: int, krss: int) -> dict:
-    out: dict[str, tuple[str, str]] = {}
-    cat, dec, dp = _rate(R["cat"]), _rate(R["decode"]), _rate(R.get("dpkt", {}))
+            family(f"{m}_j{j}", make, cli_cmd=True, json_out=m == "analyze")
+    if "big" in caps:
+        add(
+            "analyze@big",
+            "analyze",
+            [*cli, "analyze", str(caps["big"].path), "--json", str(out_dir / "analyze-big.json")],
+            "big",
+            caps["big"].packets,
+            base="analyze@tiny",
+            sample_tree=True,
+            once=True,
+            json_out=out_dir / "analyze-big.json",
+        )
 
-    def verdict(ok):
-        return "PASS" if ok else "FAIL"
+    # --- warm-up: page cache, numba cache, each command once ----------------------------
+    log("warming the page cache …")
+    for c in (["big"] if "big" in caps else []) + ["tiny", "few", "many"]:
+        warm(caps[c].path)
+        if caps[c].prefix and caps[c].prefix != caps[c].path:
+            warm(caps[c].prefix)
+    log(f"warm-up on 10 packets (numba cache, {' '.join(Path(x).name for x in cli)}) …")
+    for key, job in jobs.items():
+        if key.endswith("@tiny") and job.method not in ("python", "imports"):
+            w = measure(job.cmd, env, timeout=a.timeout)
+            if w.rc != 0:
+                log(f"  {job.method} on 10 packets fails: {w.error}")
+    w = measure(jobs["decode@few"].cmd[:-2] + [str(caps["tiny"].path)] * 2, env, timeout=a.timeout)
+    if w.rc != 0:
+        log(f"  Loader.run fails: {w.error}")
 
-    if cat and dec:
-        x = cat / dec
-        out["decode within 4× of cat"] = (
-            verdict(x <= TARGETS["decode_vs_cat"]),
-            f"{x:.1f}× slower than cat",
-        )
-    else:
-        out["decode within 4× of cat"] = ("N/A", "decode or cat did not run")
-    if dec and dp:
-        x = dec / dp
-        out["decode ≥ 50× dpkt per-packet"] = (verdict(x >= TARGETS["vs_dpkt"]), f"{x:.0f}×")
-    else:
-        out["decode ≥ 50× dpkt per-packet"] = ("N/A", "decode or dpkt did not run")
-    if dec:
-        rss = R["decode"]["rss_mib"]
-        out["decode peak RSS ≤ 600 MiB"] = (
-            verdict(rss <= TARGETS["decode_rss_mib"]),
-            f"{rss:.0f} MiB",
-        )
-        pr = R.get("decode_prefix", {})
-        if "rss_mib" in pr and "error" not in pr:
-            g = rss / pr["rss_mib"] - 1
-            out["decode RSS flat in file length"] = (
-                verdict(g <= TARGETS["rss_growth"]),
-                f"{pr['rss_mib']:.0f} MiB on {krss:,} packets → {rss:.0f} MiB on {npk:,} "
-                f"({g:+.1%}; limit +10 %)",
-            )
-    it = R["info_tiny"]
-    if "error" in it:
-        out["cold start ≤ 1.5 s"] = ("N/A", f"pcaploop info failed: {it['error']}")
-    else:
-        out["cold start ≤ 1.5 s"] = (
-            verdict(it["wall_s"] <= TARGETS["cold_start_s"]),
-            f"{it['wall_s']:.2f} s",
-        )
-    at, ab = R["analyze_tiny"], R["analyze"]
-    if "error" in at or "error" in ab:
-        out["analyze ≥ 1.5 M packets/s"] = (
-            "N/A",
-            f"analyze failed: {at.get('error') or ab.get('error')}",
-        )
-    else:
-        net = ab["wall_s"] - at["wall_s"]
-        if net <= 0:
-            out["analyze ≥ 1.5 M packets/s"] = (
-                "N/A",
-                "big − tiny ≤ 0: start-up time and noise dominate; use more packets",
-            )
-        else:
-            pps = npk / net
-            out["analyze ≥ 1.5 M packets/s"] = (
-                verdict(pps >= TARGETS["analyze_pps"]),
-                f"{fmt_rate(pps)} packets/s (big − tiny)",
-            )
-    print()
-    print("targets:")
-    for k, (v, why) in out.items():
-        print(f"  {v:<5} {k:<34} {why}")
-    return out
+    # --- rounds -------------------------------------------------------------------------
+    load_rounds = os.getloadavg()
+    try:
+        run_rounds(jobs, env, repeat, a.timeout, a.slow, log)
+    finally:
+        load_end = os.getloadavg()
+    res = Results(jobs, caps)
+    ctx: dict[str, Any] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "options": options_text(a),
+        "repeat": repeat,
+        "prefix": kpre,
+        "big_packets": a.big_packets,
+        "big_skipped": big_skipped,
+        "jobs": jobs_opt,
+        "missing": missing,
+        "load": {"start": load_start, "rounds_start": load_rounds, "rounds_end": load_end},
+        "elapsed_min": (time.perf_counter() - t_start) / 60,
+    }
+    verdicts = targets(res, ctx)
+    text = render(res, verdicts, ctx, mach)
+    print(text)
+    write_atomic(Path(a.out), text)
+    log(f"wrote {a.out}")
+    if a.json:
+        dump = {
+            "context": ctx,
+            "machine": mach,
+            "captures": {
+                k: {"packets": c.packets, "file": c.path.name, "meta": c.meta}
+                for k, c in caps.items()
+            },
+            "rows": {k: res.row(k) for k in jobs},
+            "loops": {
+                k: {kk: vv for kk, vv in (res.loops(k) or {}).items() if kk != "digest"}
+                for k in jobs
+                if jobs[k].json_out
+            },
+            "runs": {
+                k: {
+                    "command": [Path(x).name if os.sep in x else x for x in j.cmd],
+                    "samples": [s.__dict__ for s in j.samples],
+                }
+                for k, j in jobs.items()
+            },
+            "targets": [v.__dict__ for v in verdicts],
+        }
+        write_atomic(Path(a.json), json.dumps(dump, indent=1, default=str) + "\n")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    return 1 if a.strict and any(v.verdict == "FAIL" for v in verdicts) else 0
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ class Kernel:
     """A kernel function: its plain Python ``py_func`` until :func:`activate`, then the
     compiled dispatcher (calls go straight to it)."""
 
-    __slots__ = ("py_func", "options", "compiled", "__name__", "__qualname__", "__dict__")
+    __slots__ = ("__dict__", "__name__", "__qualname__", "compiled", "options", "py_func")
 
     def __init__(self, func: Callable[..., Any], options: dict[str, Any]) -> None:
         self.py_func = func
