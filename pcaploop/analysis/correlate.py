@@ -315,9 +315,10 @@ def _label_by_parity(
     # seen with one TTL more (necessarily at another point): the host forwarded it here
     seen = path.astype(np.int64) * 512 + ttl.astype(np.int64)
     came_in = np.isin(df_path.astype(np.int64) * 512 + g_first.astype(np.int64) + 1, seen)
-    hints = [state.side_hint(names[int(p)]) for p in point[unknown]]
-    guest = np.array([h is True for h in hints], dtype=bool)
-    known = np.array([h is not None for h in hints], dtype=bool)
+    per_point = [state.side_hint(n) for n in names]  # once per point, not per row
+    pts = point[unknown].astype(np.int64)
+    guest = np.array([h is True for h in per_point], dtype=bool)[pts]
+    known = np.array([h is not None for h in per_point], dtype=bool)[pts]
     # with other points captured, a packet none of them saw first was sent from this
     # link's far side (a guest feeding itself); alone, only a name or --guest-link says
     first_out = came_in | (guest & (len(names) == 1))
