@@ -84,7 +84,8 @@ def test_executes(path, monkeypatch):
             [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         ),
     )
-    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    # the kernel's own default backend (inline), as a user's Jupyter has it
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     monkeypatch.delenv("PCAPLOOP_SAMPLES", raising=False)
     nb = _read(path)
     client = nbclient.NotebookClient(
@@ -95,3 +96,14 @@ def test_executes(path, monkeypatch):
         o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
     ]
     assert not errors
+    # every cell that draws shows its figure there, as a person sees it
+    for k, c in enumerate(nb.cells):
+        if c.cell_type != "code" or "plot_" not in c.source:
+            continue
+        images = [
+            o["data"]["image/png"]
+            for o in c.outputs
+            if o.output_type in ("display_data", "execute_result") and "image/png" in o["data"]
+        ]
+        assert images, f"{path.name} cell {k} draws but shows no image: {c.source[:60]!r}"
+        assert all(len(im) > 2000 for im in images), f"{path.name} cell {k}: a blank image"

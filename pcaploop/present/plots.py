@@ -81,7 +81,15 @@ _RC: dict[RcKeyType, Any] = {
 
 
 def _styled(func: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Draw inside an rc_context: one style, and no change to the user's defaults."""
+    """Draw inside an rc_context: one style, and no change to the user's defaults.
+
+    Why the care with ``interactive``: rc_context restores *every* rcParam on
+    exit.  When the first plot of a notebook imports pyplot, IPython's inline
+    backend switches interactive mode on inside the context; restoring it to
+    off made every later figure stay undrawn until the end of the notebook
+    (cells showed only ``<Axes…>``).  The user's interactive mode is theirs:
+    whatever it is when the drawing ends, it stays.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
@@ -89,7 +97,10 @@ def _styled(func: Callable[_P, _R]) -> Callable[_P, _R]:
         from cycler import cycler
 
         with mpl.rc_context({**_RC, "axes.prop_cycle": cycler(color=OKABE_ITO)}):
-            return func(*args, **kwargs)
+            out = func(*args, **kwargs)
+            interactive = mpl.is_interactive()
+        mpl.interactive(interactive)
+        return out
 
     return wrapper
 
