@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from typing import IO
@@ -41,11 +43,35 @@ def ensure_parent(path: str) -> None:
         raise PcaploopError(f"{parent}: cannot create directory: {exc.strerror}") from None
 
 
+def is_special(path: str) -> bool:
+    """Whether ``path`` is a device, pipe or socket (``/dev/null``, ``/dev/stdout``, a
+    FIFO): written in place, never renamed over — that would replace the device
+    with a regular file."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+@contextlib.contextmanager
+def _in_place(target: str) -> Iterator[IO[bytes]]:
+    try:
+        with open(target, "wb") as f:
+            yield f
+    except OSError as exc:
+        raise PcaploopError(f"{target}: cannot write: {exc.strerror or exc}") from None
+
+
 @contextlib.contextmanager
 def atomic(path: str | os.PathLike[str], inputs: Iterable[str] = ()) -> Iterator[IO[bytes]]:
     """A binary file object whose content replaces ``path`` when the block ends without
-    an error (and is discarded otherwise)."""
+    an error (and is discarded otherwise).  A device or pipe is written in place."""
     target = check_target(path, inputs)
+    if is_special(target):
+        with _in_place(target) as f:
+            yield f
+        return
     ensure_parent(target)
     fd, tmp = -1, ""
     try:
@@ -73,14 +99,24 @@ def atomic(path: str | os.PathLike[str], inputs: Iterable[str] = ()) -> Iterator
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], inputs: Iterable[str] = ()) -> Iterator[str]:
     """A temporary path beside ``path``, with the same suffixes (writers infer the format
-    from them), renamed over ``path`` when the block ends without an error."""
+    from them), renamed over ``path`` when the block ends without an error.  For a
+    device or pipe, the temporary file is in the temporary directory and its bytes
+    are copied into it."""
     target = check_target(path, inputs)
-    ensure_parent(target)
+    special = is_special(target)
+    if not special:
+        ensure_parent(target)
     head, name = os.path.split(os.path.abspath(target))
+    if special:
+        head = tempfile.gettempdir()
     tmp = os.path.join(head, f".pcaploop-{os.getpid()}-{name}")
     try:
         yield tmp
-        os.replace(tmp, target)
+        if special:
+            with open(tmp, "rb") as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        else:
+            os.replace(tmp, target)
     except OSError as exc:
         raise PcaploopError(f"{target}: cannot write: {exc.strerror or exc}") from None
     finally:

@@ -65,7 +65,7 @@ figure{margin:14px 0}figure img{max-width:100%;height:auto;border:1px solid #eee
 figcaption{color:#555;font-size:.9em}
 pre{background:#f6f6f6;padding:8px;white-space:pre-wrap;word-break:break-all;max-height:12em;
 overflow:auto;font-size:.85em}pre.filter{max-height:none;overflow:visible}
-code{background:#f3f3f3;padding:0 3px}
+code{background:#f3f3f3;padding:0 3px}.scroll{max-width:100%;overflow-x:auto}
 .muted{color:#666}.warn{color:#8a4b00}footer{margin-top:3em;color:#666;font-size:.85em}
 """
 
@@ -202,7 +202,11 @@ def _table(headers: list[str], rows: list[list[str]], numeric: Set[int] = frozen
         + "</tr>"
         for r in rows
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    # a table wider than the window scrolls in its own box: the page never does
+    return (
+        f"<div class=scroll><table><thead><tr>{head}</tr></thead>"
+        f"<tbody>{body}</tbody></table></div>"
+    )
 
 
 def _img(figs: dict[str, tuple[str, bytes]], stem: str) -> str:

@@ -204,8 +204,13 @@ window.addEventListener('load', function () {
   var imgs = Array.prototype.slice.call(document.images);
   var bad = imgs.filter(function (i) {
     return i.src.indexOf('data:') !== 0 || !i.complete || i.naturalWidth === 0; });
+  var filters = Array.prototype.slice.call(document.querySelectorAll('pre.filter'));
+  var clipped = filters.filter(function (p) {
+    return p.scrollHeight > p.clientHeight + 1 || p.scrollWidth > p.clientWidth + 1; });
+  var wide = document.documentElement.scrollWidth > window.innerWidth ? 1 : 0;
   document.title = 'CHECK images=' + imgs.length + ' bad=' + bad.length +
-    ' scripts=' + document.scripts.length;
+    ' scripts=' + document.scripts.length + ' filters=' + filters.length +
+    ' clipped=' + clipped.length + ' wide=' + wide;
 });
 </script>"""
 
@@ -249,10 +254,21 @@ def test_chromium_renders_report(mixed_html, tmp_path):
     res = chromium(tmp_path, page, f"--screenshot={shot}", "--window-size=1280,2000")
     assert shot.exists() and shot.read_bytes()[:4] == b"\x89PNG", res.stderr[-2000:]
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
-    res = chromium(tmp_path, with_checker(page, tmp_path / "check.html"), "--dump-dom")
-    m = re.search(r"<title>CHECK images=(\d+) bad=(\d+) scripts=(\d+)</title>", res.stdout)
+    res = chromium(
+        tmp_path,
+        with_checker(page, tmp_path / "check.html"),
+        "--dump-dom",
+        "--window-size=1024,2000",
+    )
+    m = re.search(
+        r"<title>CHECK images=(\d+) bad=(\d+) scripts=(\d+) filters=(\d+) clipped=(\d+) "
+        r"wide=(\d+)</title>",
+        res.stdout,
+    )
     assert m, res.stdout[:500] + res.stderr[-2000:]
     assert int(m.group(1)) == len(images(mixed_html)) and m.group(2) == "0"
+    # every Wireshark display filter is shown whole, and nothing runs off the page
+    assert int(m.group(4)) >= 1 and m.group(5) == "0" and m.group(6) == "0", m.group(0)
 
 
 @needs_chromium
@@ -262,7 +278,7 @@ def test_chromium_shows_html_names_as_text(xss, tmp_path):
     assert shot.exists(), res.stderr[-2000:]
     res = chromium(tmp_path, with_checker(xss, tmp_path / "check.html"), "--dump-dom")
     dom = res.stdout
-    m = re.search(r"<title>CHECK images=(\d+) bad=(\d+) scripts=(\d+)</title>", dom)
+    m = re.search(r"<title>CHECK images=(\d+) bad=(\d+) scripts=(\d+) ", dom)
     assert m, dom[:500] + res.stderr[-2000:]
     assert m.group(2) == "0"
     assert m.group(3) == "1"  # only the checker: the interface name did not become a script
