@@ -141,6 +141,8 @@ class TreeRSS(threading.Thread):
     Why: ``ru_maxrss`` is the largest single process.  When a command forks
     workers (``--jobs``) the memory it needs is their sum.  Short peaks between
     samples are missed; ``ru_maxrss`` still bounds each process from below.
+    Finding the group's members means reading every process's ``stat``, so
+    that is done every fifth sample; in between only the members are read.
     """
 
     def __init__(self, pgid: int, skip: int, interval: float = 0.1) -> None:
@@ -148,26 +150,42 @@ class TreeRSS(threading.Thread):
         self.pgid, self.skip, self.interval = pgid, skip, interval
         self.stop = threading.Event()
         self.peak = 0
+        self.members: set[str] = set()
         self.page = os.sysconf("SC_PAGE_SIZE")
 
-    def sample(self) -> None:
+    def _rss(self, pid: str) -> int | None:
+        """The process's RSS in bytes if it is in the group, else None."""
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                s = f.read()
+        except OSError:
+            return None
+        rest = s[s.rfind(b")") + 2 :].split()  # after comm: state ppid pgrp … rss (22nd)
+        return int(rest[21]) * self.page if int(rest[2]) == self.pgid else None
+
+    def sample(self, scan: bool) -> None:
+        pids = (
+            [d.name for d in os.scandir("/proc") if d.name.isdigit()]
+            if scan
+            else list(self.members)
+        )
         total = 0
-        for d in os.scandir("/proc"):
-            if not d.name.isdigit() or int(d.name) == self.skip:
+        for pid in pids:
+            if pid == str(self.skip):
                 continue
-            try:
-                with open(f"/proc/{d.name}/stat", "rb") as f:
-                    s = f.read()
-            except OSError:
-                continue
-            rest = s[s.rfind(b")") + 2 :].split()
-            if int(rest[2]) == self.pgid:  # fields after comm: state ppid pgrp … rss (22nd)
-                total += int(rest[21]) * self.page
+            rss = self._rss(pid)
+            if rss is None:
+                self.members.discard(pid)
+            else:
+                self.members.add(pid)
+                total += rss
         self.peak = max(self.peak, total)
 
     def run(self) -> None:
+        i = 0
         while not self.stop.wait(self.interval):
-            self.sample()
+            self.sample(scan=i % 5 == 0)
+            i += 1
 
 
 def child_env(tree: Path) -> dict[str, str]:
@@ -296,7 +314,6 @@ class Job:
 
     key: str  # method@capture
     method: str
-    label: str  # as a user would type it
     cmd: list[str]
     capture: str
     packets: int  # packets this command reads (a prefix for the slow methods)
@@ -400,7 +417,8 @@ def gen_args(path: Path, packets: int, scanner: bool) -> list[str]:
 def generate(path: Path, packets: int, scanner: bool = False) -> dict[str, Any]:
     """Run gen.py in its own process: it caches by parameters, and this process stays small."""
     subprocess.run(gen_args(path, packets, scanner), check=True, stdout=subprocess.DEVNULL)
-    return json.loads(path.with_name(path.name + ".json").read_text())
+    meta: dict[str, Any] = json.loads(path.with_name(path.name + ".json").read_text())
+    return meta
 
 
 def is_cached(path: Path, packets: int, scanner: bool = False) -> bool:
@@ -528,6 +546,10 @@ def has_option(cli: list[str], command: str, option: str, env: dict[str, str]) -
 # ----------------------------------------------------------------------------------------
 # results
 # ----------------------------------------------------------------------------------------
+MAIN = ("few", "many")
+REFERENCE = ("cat", "capinfos", "tshark", "python", "imports")  # not pcaploop's own commands
+
+
 def fmt_rate(r: float | None) -> str:
     if r is None or not math.isfinite(r):
         return "n/a"
@@ -544,16 +566,19 @@ def fmt_s(x: float | None) -> str:
     return f"{x:.3f}" if abs(x) < 1 else f"{x:.2f}"
 
 
+def fmt_n(x: int | None) -> str:
+    return "n/a" if x is None else f"{x:,}"
+
+
 def md_table(head: Sequence[str], rows: Sequence[Sequence[str]], right: str = "") -> list[str]:
-    """A Markdown table; ``right`` marks the right-aligned columns with 'r'."""
+    """A Markdown table; ``right`` has an 'r' for each right-aligned column."""
     align = ["---:" if right[i : i + 1] == "r" else "---" for i in range(len(head))]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return lines
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
+    return out + ["| " + " | ".join(r) + " |" for r in rows]
 
 
 class Results:
-    """Numbers derived from the jobs' runs: net seconds, rates, ratios."""
+    """What the runs mean: net seconds, rates, loops found."""
 
     def __init__(self, jobs: dict[str, Job], caps: dict[str, Capture]) -> None:
         self.jobs, self.caps = jobs, caps
@@ -562,36 +587,30 @@ class Results:
     def row(self, key: str) -> dict[str, Any]:
         """Seconds for the whole capture (extrapolated from a prefix where marked), net
         seconds (minus the same command on 10 packets), packets/s of the net time."""
-        job = self.jobs.get(key)
-        st = self.stats.get(key)
-        if job is None:
-            return {"error": "not run"}
-        if st is None:
+        job, st = self.jobs.get(key), self.stats.get(key)
+        if job is None or st is None:
             return {"error": "not run"}
         if st.error:
             return {"error": st.error, "n": st.n}
         cap = self.caps[job.capture]
-        scale = cap.packets / job.packets if job.packets else 1.0
+        scale = cap.packets / job.packets
         out: dict[str, Any] = {"n": st.n, "extrapolated": scale != 1.0, "peak_mib": st.peak_mib}
         if job.base:
             b = self.stats.get(job.base)
             if b is None or b.error:
-                return {"error": f"10-packet run failed: {b.error if b else 'not run'}"}
+                return {"error": f"on 10 packets: {b.error if b else 'not run'}"}
             net = (st.wall_s - b.wall_s) * scale
             out.update(seconds=b.wall_s + net, net=net, cpu=b.cpu_s + (st.cpu_s - b.cpu_s) * scale)
-        elif st.work_s is not None:  # a Python child timing its own work
-            out.update(seconds=st.work_s * scale, net=st.work_s * scale, cpu=st.work_cpu_s)
+        elif st.work_s is not None:  # a Python child that timed its own work
+            out.update(seconds=st.work_s, net=st.work_s, cpu=st.work_cpu_s)
         else:
-            out.update(seconds=st.wall_s * scale, net=st.wall_s * scale, cpu=st.cpu_s)
+            out.update(seconds=st.wall_s, net=st.wall_s, cpu=st.cpu_s)
         out["pps"] = cap.packets / out["net"] if out["net"] > 0 else None
         return out
 
     def net(self, key: str) -> float | None:
         r = self.row(key)
-        return r["net"] if "net" in r and r["net"] > 0 else None
-
-    def pps(self, key: str) -> float | None:
-        return self.row(key).get("pps")
+        return r["net"] if r.get("pps") else None
 
     def error(self, key: str) -> str:
         return str(self.row(key).get("error", ""))
@@ -607,225 +626,156 @@ class Results:
             return None
         summ = d.get("summary") or {}
         return {
-            "summary_loops": summ.get("loops"),
+            "loops": summ.get("loops"),
             "listed": len(d.get("loops") or []),
             "looping_packets": summ.get("looping_packets"),
             "digest": json.dumps([summ, d.get("loops")], sort_keys=True, default=str),
         }
 
+    def n_loops(self, key: str) -> int | None:
+        lp = self.loops(key)
+        return lp["loops"] if lp else None
+
 
 @dataclass
 class Verdict:
     target: str
-    verdict: str  # PASS, FAIL, N/A
+    verdict: str  # PASS, FAIL or N/A
     measured: str
 
 
-def _why_not(res: Results, *keys: str) -> str:
+def judge(name: str, ok: bool, measured: str) -> Verdict:
+    return Verdict(name, "PASS" if ok else "FAIL", measured)
+
+
+def missing(res: Results, name: str, keys: Sequence[str], why: str) -> Verdict:
+    """A target that could not be judged: FAIL when a pcaploop command failed or timed
+    out (that is a miss), N/A when it could not run here or the time is not measurable."""
     for k in keys:
         e = res.error(k)
         if e:
-            return f"{k.split('@')[0]} on {k.split('@')[1]}: {e}"
-    return ""
+            method, cap = k.split("@")
+            fail = method not in REFERENCE and ("exit " in e or "timed out" in e)
+            return Verdict(
+                name, "FAIL" if fail else "N/A", f"{method} on {res.caps[cap].label}: {e}"
+            )
+    return Verdict(name, "N/A", why)
 
 
-def _is_fail(err: str) -> bool:
-    """A command that ran and failed or timed out is a missed target; one that could not
-    run here (not installed, not generated, no such option) is N/A."""
-    return bool(err) and ("exit " in err or "timed out" in err)
+NOISE = "net time ≤ 0: start-up and noise dominate (use more packets)"
 
 
 def targets(res: Results, ctx: dict[str, Any]) -> list[Verdict]:
-    out: list[Verdict] = []
-    caps = res.caps
-    main = [c for c in ("few", "many") if c in caps]
-
-    def ratio_target(name: str, num: str, den: str, limit: float, fmt: str) -> None:
-        a, b = res.net(num), res.net(den)
-        if a is None or b is None:
-            why = _why_not(res, num, den) or "net time ≤ 0: start-up and noise dominate"
-            verdict = "FAIL" if _is_fail(_why_not(res, num)) else "N/A"
-            out.append(Verdict(name, verdict, why))
-            return
-        x = a / b
-        out.append(Verdict(name, "PASS" if x <= limit else "FAIL", fmt.format(x=x, a=a, b=b)))
-
-    for c in main:
-        lab = caps[c].label
-        ratio_target(
-            f"`info` net ≤ {INFO_VS_CAT:g}× `cat` ({lab})",
-            f"info@{c}",
-            f"cat@{c}",
-            INFO_VS_CAT,
-            "{x:.1f}× (info {a:.2f} s, cat {b:.3f} s)",
-        )
-    for c in main:
-        lab = caps[c].label
-        ratio_target(
-            f"`analyze` net ≤ {ANALYZE_VS_CAT:g}× `cat` ({lab})",
-            f"analyze@{c}",
-            f"cat@{c}",
-            ANALYZE_VS_CAT,
-            "{x:.1f}× (analyze {a:.2f} s, cat {b:.3f} s)",
-        )
-    for c in main:
-        name = f"`analyze` ≥ {VS_TSHARK:g}× `tshark -T fields` ({caps[c].label})"
-        a, t = res.pps(f"analyze@{c}"), res.pps(f"tshark@{c}")
-        if a is None or t is None:
-            why = _why_not(res, f"analyze@{c}", f"tshark@{c}") or "not measurable"
-            out.append(Verdict(name, "FAIL" if _is_fail(res.error(f"analyze@{c}")) else "N/A", why))
-        else:
-            x = a / t
+    """Every target of issue 13, judged on this run."""
+    caps, out = res.caps, []
+    for m, limit in (("info", INFO_VS_CAT), ("analyze", ANALYZE_VS_CAT)):
+        for c in MAIN:
+            name = f"`{m}` net ≤ {limit:g}× `cat` ({caps[c].label})"
+            a, b = res.net(f"{m}@{c}"), res.net(f"cat@{c}")
+            if a and b:
+                out.append(judge(name, a / b <= limit, f"{a / b:.1f}× ({a:.2f} s; cat {b:.3f} s)"))
+            else:
+                out.append(missing(res, name, [f"{m}@{c}", f"cat@{c}"], NOISE))
+    for c in MAIN:
+        name = f"`analyze` ≥ {VS_TSHARK:g}× `tshark -T fields`, packets/s ({caps[c].label})"
+        a, t = res.net(f"analyze@{c}"), res.net(f"tshark@{c}")
+        if not ctx["tools"]["tshark"]:
+            out.append(Verdict(name, "N/A", "tshark not installed"))
+        elif a and t:
             out.append(
-                Verdict(
-                    name,
-                    "PASS" if x >= VS_TSHARK else "FAIL",
-                    f"{x:.0f}× ({fmt_rate(a)} against {fmt_rate(t)} packets/s)",
-                )
+                judge(name, t / a >= VS_TSHARK, f"{t / a:.0f}× ({a:.2f} s; tshark {t:.0f} s)")
             )
+        else:
+            out.append(missing(res, name, [f"analyze@{c}", f"tshark@{c}"], NOISE))
     for m in ("info", "analyze"):
-        name = f"cold start `{m}` on 10 packets ≤ {COLD_START_S:g} s"
+        name = f"cold start: `{m}` on 10 packets ≤ {COLD_START_S:g} s"
         st = res.stats.get(f"{m}@tiny")
         if st is None or st.error:
-            out.append(Verdict(name, "FAIL" if st else "N/A", st.error if st else "not run"))
+            out.append(missing(res, name, [f"{m}@tiny"], "not run"))
         else:
-            out.append(
-                Verdict(
-                    name,
-                    "PASS" if st.wall_s <= COLD_START_S else "FAIL",
-                    f"{st.wall_s:.2f} s (median of {st.n}, {st.wall_min:.2f}–{st.wall_max:.2f})",
-                )
-            )
-    for c in main:
+            span = f"median of {st.n}, {st.wall_min:.2f}–{st.wall_max:.2f}"
+            out.append(judge(name, st.wall_s <= COLD_START_S, f"{st.wall_s:.2f} s ({span})"))
+    for c in MAIN:
         name = f"`analyze --jobs 2` ≥ {JOBS_SPEEDUP:g}× `--jobs 1` ({caps[c].label})"
+        a, b = res.net(f"analyze_j1@{c}"), res.net(f"analyze_j2@{c}")
         if not ctx["jobs"]["analyze"]:
             out.append(Verdict(name, "N/A", "no --jobs option"))
-            continue
-        a, b = res.net(f"analyze_j1@{c}"), res.net(f"analyze_j2@{c}")
-        if a is None or b is None:
-            why = _why_not(res, f"analyze_j1@{c}", f"analyze_j2@{c}") or "not measurable"
-            out.append(Verdict(name, "FAIL" if _is_fail(why) else "N/A", why))
+        elif a and b:
+            out.append(judge(name, a / b >= JOBS_SPEEDUP, f"{a / b:.2f}× ({a:.2f} s → {b:.2f} s)"))
         else:
-            x = a / b
-            out.append(
-                Verdict(
-                    name,
-                    "PASS" if x >= JOBS_SPEEDUP else "FAIL",
-                    f"{x:.2f}× ({a:.2f} s → {b:.2f} s)",
-                )
-            )
-    small = caps["few"]
-    big = caps.get("big")
-    n_big = f"{ctx['big_packets'] / 1e6:g} M"
-    n_small = f"{small.packets / 1e6:g} M"
-    g_name = f"`analyze` peak RSS on {n_big} ≤ {RSS_GROWTH:g}× on {n_small} packets"
-    l_name = f"`analyze` peak RSS on {n_big} packets < 1 GiB"
-    if big is None:
-        out.append(Verdict(g_name, "N/A", ctx["big_skipped"]))
-        out.append(Verdict(l_name, "N/A", ctx["big_skipped"]))
+            out.append(missing(res, name, [f"analyze_j1@{c}", f"analyze_j2@{c}"], NOISE))
+    big = f"{ctx['big_packets'] / 1e6:g} M"
+    names = (
+        f"`analyze` peak RSS: {big} packets ≤ {RSS_GROWTH:g}× {caps['few'].packets / 1e6:g} M",
+        f"`analyze` peak RSS on {big} packets < 1 GiB",
+    )
+    rb, rs = res.row("analyze@big"), res.row("analyze@few")
+    if "big" not in caps:
+        out += [Verdict(n, "N/A", ctx["big_skipped"]) for n in names]
+    elif "error" in rb or "error" in rs:
+        out += [missing(res, n, ["analyze@big", "analyze@few"], "") for n in names]
     else:
-        rb, rs = res.row("analyze@big"), res.row("analyze@few")
-        if "error" in rb or "error" in rs:
-            why = _why_not(res, "analyze@big", "analyze@few")
-            out.append(Verdict(g_name, "FAIL" if _is_fail(why) else "N/A", why))
-            out.append(Verdict(l_name, "FAIL" if _is_fail(why) else "N/A", why))
-        else:
-            x = rb["peak_mib"] / rs["peak_mib"]
-            out.append(
-                Verdict(
-                    g_name,
-                    "PASS" if x <= RSS_GROWTH else "FAIL",
-                    f"{x:.2f}× ({rs['peak_mib']:.0f} → {rb['peak_mib']:.0f} MiB)",
-                )
+        x = rb["peak_mib"] / rs["peak_mib"]
+        out.append(
+            judge(
+                names[0],
+                x <= RSS_GROWTH,
+                f"{x:.2f}× ({rs['peak_mib']:.0f} → {rb['peak_mib']:.0f} MiB)",
             )
-            out.append(
-                Verdict(
-                    l_name,
-                    "PASS" if rb["peak_mib"] < RSS_LIMIT_MIB else "FAIL",
-                    f"{rb['peak_mib']:.0f} MiB",
-                )
-            )
-    if "many" in caps:
-        lf, lm = res.loops("analyze@few"), res.loops("analyze@many")
-        note = ""
-        if lf and lm and lf["summary_loops"] and lm["summary_loops"]:
-            note = (
-                f"; loops {lf['summary_loops']:,} → {lm['summary_loops']:,} "
-                f"({lm['summary_loops'] / lf['summary_loops']:.0f}× more)"
-            )
-        ratio_target(
-            f"`analyze` net, many loops ≤ {PER_LOOP:g}× few loops",
-            "analyze@many",
-            "analyze@few",
-            PER_LOOP,
-            "{x:.1f}× ({b:.2f} s → {a:.2f} s)" + note.replace("{", "{{").replace("}", "}}"),
         )
+        out.append(judge(names[1], rb["peak_mib"] < RSS_LIMIT_MIB, f"{rb['peak_mib']:.0f} MiB"))
+    name = f"`analyze` net: many loops ≤ {PER_LOOP:g}× few loops"
+    a, b = res.net("analyze@many"), res.net("analyze@few")
+    lf, lm = res.n_loops("analyze@few"), res.n_loops("analyze@many")
+    if a and b:
+        note = ""
+        if lf is not None and lm is not None:
+            note = f"; loops {lf:,} → {lm:,}" + (f" ({lm / lf:.0f}× more)" if lf else "")
+        out.append(judge(name, a / b <= PER_LOOP, f"{a / b:.1f}× ({b:.2f} s → {a:.2f} s){note}"))
+    else:
+        out.append(missing(res, name, ["analyze@many", "analyze@few"], NOISE))
     return out
 
 
-def render(res: Results, verdicts: list[Verdict], ctx: dict[str, Any], mach: dict[str, Any]) -> str:
-    """RESULTS.md: what was run, on what, the tables and the verdicts."""
-    caps, jobs = res.caps, res.jobs
-    L: list[str] = [
-        "# Benchmark results",
-        "",
-        "<!-- Written by benchmarks/bench.py; do not edit by hand: run the script again. -->",
-        "",
-        f"Measured {ctx['date']} by `python benchmarks/bench.py {ctx['options']}`"
-        f" ({ctx['repeat']} round{'s' if ctx['repeat'] != 1 else ''}, median of the rounds,"
-        f" peak RSS the largest; {ctx['elapsed_min']:.0f} min in all).",
-        "What each row measures and why: `benchmarks/README.md`.",
-        "",
-        "## Machine",
-        "",
-    ]
-    la = ctx["load"]
-    busy = max(la["rounds_start"][0], la["rounds_end"][0]) >= 0.5 * (mach["cores"] or 1)
-    L += md_table(
-        ["", ""],
-        [
-            ["CPU", f"{mach['cpu']} — {mach['cores']} cores ({mach['usable_cores']} usable)"],
-            ["RAM", f"{mach['ram_gib']} GiB"],
-            ["kernel", mach["kernel"]],
-            ["Python", mach["python"]],
-            [
-                "numba / numpy / pandas",
-                f"{mach['numba']} / {mach['numpy']} / {mach['pandas']}",
-            ],
-            [
-                "pcaploop",
-                f"{mach['pcaploop']}, commit `{mach['commit']}`"
-                + (
-                    f" + uncommitted changes in {mach['uncommitted']} file(s) under pcaploop/"
-                    if mach["uncommitted"]
-                    else ""
-                ),
-            ],
-            ["tshark", mach["tshark"] or "not installed"],
-            ["capinfos", mach["capinfos"] or "not installed"],
-            [
-                "load average (1/5/15 min)",
-                "at start {}; rounds began {}; rounds ended {}".format(
-                    *(
-                        " / ".join(f"{x:.2f}" for x in la[k])
-                        for k in ("start", "rounds_start", "rounds_end")
-                    )
-                ),
-            ],
-        ],
+def section_machine(mach: dict[str, Any], ctx: dict[str, Any]) -> list[str]:
+    la, other = ctx["load"], ctx["other_cpu"]
+    loads = "; ".join(
+        f"{label} {' / '.join(f'{x:.2f}' for x in la[k])}"
+        for k, label in (("start", "at start"), ("rounds_start", "rounds began"), ("end", "ended"))
     )
-    if busy:
-        L += [
+    commit = f"{mach['pcaploop']}, commit `{mach['commit']}`"
+    if mach["uncommitted"]:
+        commit += f" + uncommitted changes in {mach['uncommitted']} file(s) under pcaploop/"
+    rows = [
+        ["CPU", f"{mach['cpu']} — {mach['cores']} cores ({mach['usable_cores']} usable)"],
+        ["RAM", f"{mach['ram_gib']} GiB"],
+        ["kernel", mach["kernel"]],
+        ["Python", mach["python"]],
+        ["numba / numpy / pandas", f"{mach['numba']} / {mach['numpy']} / {mach['pandas']}"],
+        ["pcaploop", commit],
+        ["tshark / capinfos", f"{mach['tshark'] or 'not installed'} / {mach['capinfos'] or '—'}"],
+        ["load average (1 / 5 / 15 min)", loads],
+        [
+            "other processes during the rounds",
+            f"{other['cores']:.2f} of {mach['cores']} cores on average"
+            f" (hypervisor steal {other['steal']:.2f})",
+        ],
+    ]
+    out = md_table(["", ""], rows)
+    if other["cores"] >= BUSY_CORES:
+        out += [
             "",
-            f"**The machine was busy** (1-min load ≥ half its {mach['cores']} cores around the"
-            " rounds): other jobs shared the CPU; times are longer and noisier than on an idle"
-            " machine. Compare ratios within this run.",
+            f"**The machine was busy:** other processes used {other['cores']:.2f} cores on"
+            " average while the rounds ran. Times are longer and noisier than on an idle"
+            " machine; compare ratios within this run.",
         ]
-    L += ["", "## Captures", ""]
+    return out
+
+
+def section_captures(caps: dict[str, Capture], ctx: dict[str, Any]) -> list[str]:
     rows = []
     for c in caps.values():
         st = c.meta.get("stats", {})
-        dests = st.get("loop_destinations")
         d6 = st.get("loop_destinations_ipv6") or 0
         rows.append(
             [
@@ -835,70 +785,40 @@ def render(res: Results, verdicts: list[Verdict], ctx: dict[str, Any], mach: dic
                 f"{st.get('avg_frame', 0):.0f} B",
                 f"{st.get('replica_share', 0):.0%}",
                 f"{st.get('looping_packets', 0):,}",
-                "n/a" if dests is None else f"{dests:,}" + (f" ({d6:,} IPv6)" if d6 else ""),
+                fmt_n(st.get("loop_destinations")) + (f" ({d6:,} IPv6)" if d6 else ""),
                 f"{st.get('time_exceeded', 0):,}",
             ]
         )
-    L += md_table(
-        [
-            "capture",
-            "packets",
-            "size",
-            "avg frame",
-            "loop replicas",
-            "looping packets",
-            "loop destinations",
-            "ICMP time-exceeded",
-        ],
-        rows,
-        "-rrrrrrr",
-    )
+    head = ["capture", "packets", "size", "avg frame", "loop replicas", "looping packets"]
+    out = md_table([*head, "loop destinations", "ICMP time-exceeded"], rows, "-rrrrrrr")
     if ctx["big_skipped"]:
-        L += ["", f"{ctx['big_packets']:,}-packet capture: {ctx['big_skipped']}."]
-    L += [
-        "",
-        "## Commands on the two captures",
-        "",
-        "*net* = the command on the capture minus the same command on the 10-packet capture;"
-        " packets/s and × `cat` use net seconds.",
-        "",
-    ]
-    order = [
-        ("cat", "`cat FILE > /dev/null`"),
-        ("capinfos", "`capinfos FILE`"),
-        ("tshark", "`tshark -r FILE -T fields -e " + " -e ".join(TSHARK_FIELDS) + "`"),
-        ("decode", "library: `Loader.run` (work only, no start-up)"),
-        ("info", "`pcaploop info FILE`"),
-        ("analyze", "`pcaploop analyze FILE --json OUT.json`"),
-        ("report", "`pcaploop report FILE -o OUT.html`"),
-    ]
-    rows = []
-    star = False
-    for method, label in order:
-        for c in ("few", "many"):
-            key = f"{method}@{c}"
-            if key not in jobs and method not in ctx["missing"]:
-                continue
-            if key not in jobs:
-                rows.append(
-                    [label, caps[c].label, "", "n/a", "", "", "", "", "", ctx["missing"][method]]
-                )
+        out += ["", f"{ctx['big_packets']:,}-packet capture: {ctx['big_skipped']}."]
+    return out
+
+
+COMMANDS = (
+    ("cat", "`cat FILE > /dev/null`"),
+    ("capinfos", "`capinfos FILE`"),
+    ("tshark", "`tshark -r FILE -T fields -e …` (5 fields)"),
+    ("decode", "library: `Loader.run` (work only)"),
+    ("info", "`pcaploop info FILE`"),
+    ("analyze", "`pcaploop analyze FILE --json OUT.json`"),
+    ("report", "`pcaploop report FILE -o OUT.html`"),
+)
+
+
+def section_commands(res: Results, ctx: dict[str, Any]) -> list[str]:
+    rows, star = [], False
+    for method, label in COMMANDS:
+        for c in MAIN:
+            key, lab = f"{method}@{c}", res.caps[c].label
+            if key not in res.jobs:
+                rows.append([label, lab, "", "n/a", "", "", "", "", "", f"{method} not installed"])
                 continue
             r = res.row(key)
             if "error" in r:
                 rows.append(
-                    [
-                        label,
-                        caps[c].label,
-                        str(r.get("n", "")),
-                        "n/a",
-                        "",
-                        "",
-                        "",
-                        "",
-                        "",
-                        r["error"],
-                    ]
+                    [label, lab, str(r.get("n", "")), "n/a", "", "", "", "", "", r["error"]]
                 )
                 continue
             cat = res.net(f"cat@{c}")
@@ -907,44 +827,29 @@ def render(res: Results, verdicts: list[Verdict], ctx: dict[str, Any], mach: dic
             rows.append(
                 [
                     label,
-                    caps[c].label,
+                    lab,
                     str(r["n"]),
                     fmt_s(r["seconds"]) + mark,
                     fmt_s(r["net"]) + mark,
                     fmt_rate(r["pps"]),
-                    f"{r['net'] / cat:.1f}" if cat and r["net"] > 0 else "n/a",
+                    f"{r['net'] / cat:.1f}" if cat and r["pps"] else "n/a",
                     fmt_s(r["cpu"]) + mark,
                     f"{r['peak_mib']:.0f}",
-                    "",
+                    "" if r["pps"] else NOISE,
                 ]
             )
-    L += md_table(
-        [
-            "method",
-            "capture",
-            "runs",
-            "seconds",
-            "net s",
-            "packets/s",
-            "× cat",
-            "CPU s",
-            "peak RSS MiB",
-            "note",
-        ],
-        rows,
-        "--rrrrrrr-",
-    )
+    head = ["method", "capture", "runs", "seconds", "net s", "packets/s", "× cat", "CPU s"]
+    out = md_table([*head, "peak RSS MiB", "note"], rows, "--rrrrrrr-")
+    out += ["", "tshark's fields: " + ", ".join(f"`{f}`" for f in TSHARK_FIELDS) + "."]
     if star:
-        L += [
-            "",
-            f"\\* measured on the first {ctx['prefix']:,} packets of the capture, net time"
-            " extrapolated to the whole capture at the measured rate.",
+        out += [
+            f"\\* tshark read the first {ctx['prefix']:,} packets of each capture; its net time"
+            " is extrapolated to the whole capture at the measured rate.",
         ]
-    L += [
-        "",
-        "## Cold start (10 packets)",
-        "",
-    ]
+    return out
+
+
+def section_cold(res: Results) -> list[str]:
     rows = []
     for key, label in (
         ("python@tiny", "`python -c pass` (for scale)"),
@@ -956,159 +861,167 @@ def render(res: Results, verdicts: list[Verdict], ctx: dict[str, Any], mach: dic
         st = res.stats.get(key)
         if st is None:
             continue
-        if st.error:
-            rows.append([label, "n/a", "", str(st.n), "", st.error])
-            continue
-        rows.append(
-            [
-                label,
-                fmt_s(st.wall_s),
-                f"{st.wall_min:.3f}–{st.wall_max:.3f}",
-                str(st.n),
-                f"{st.peak_mib:.0f}",
-                "",
-            ]
-        )
-    L += md_table(
+        span = f"{st.wall_min:.3f}–{st.wall_max:.3f}"
+        cells = [fmt_s(st.wall_s), span, str(st.n), f"{st.peak_mib:.0f}"]
+        rows.append([label, *(["n/a", "", str(st.n), ""] if st.error else cells), st.error])
+    return md_table(
         ["command", "median s", "min–max s", "runs", "peak RSS MiB", "note"], rows, "-rrrr-"
     )
-    L += ["", "## Parallel decoding (`--jobs`)", ""]
+
+
+def section_jobs(res: Results, ctx: dict[str, Any]) -> list[str]:
     rows = []
     for m in ("analyze", "info"):
-        for c in ("few", "many"):
+        for c in MAIN:
+            lab = res.caps[c].label
             if not ctx["jobs"][m]:
-                rows.append(
-                    [f"`pcaploop {m}`", caps[c].label, "n/a (no --jobs option)", "", "", "", ""]
-                )
+                rows.append([f"`pcaploop {m}`", lab, "n/a (no --jobs option)", "", "", "", ""])
                 continue
             k1, k2 = f"{m}_j1@{c}", f"{m}_j2@{c}"
             r1, r2 = res.row(k1), res.row(k2)
             if "error" in r1 or "error" in r2:
-                rows.append(
-                    [
-                        f"`pcaploop {m}`",
-                        caps[c].label,
-                        "n/a",
-                        "",
-                        "",
-                        "",
-                        r1.get("error") or r2.get("error", ""),
-                    ]
-                )
+                err = r1.get("error") or r2.get("error", "")
+                rows.append([f"`pcaploop {m}`", lab, "n/a", "", "", "", err])
                 continue
-            same = ""
+            note = ""
             if m == "analyze":
                 l1, l2 = res.loops(k1), res.loops(k2)
                 same = (
                     "n/a"
                     if not (l1 and l2)
-                    else ("yes" if l1["digest"] == l2["digest"] else "**no**")
+                    else "yes"
+                    if l1["digest"] == l2["digest"]
+                    else "**NO**"
                 )
-            sp = r1["net"] / r2["net"] if r1["net"] > 0 and r2["net"] > 0 else float("nan")
+                note = f"same JSON summary and loops: {same}"
+            a, b = res.net(k1), res.net(k2)
             rows.append(
                 [
                     f"`pcaploop {m}`",
-                    caps[c].label,
+                    lab,
                     fmt_s(r1["net"]),
                     fmt_s(r2["net"]),
-                    f"{sp:.2f}×" if math.isfinite(sp) else "n/a",
+                    f"{a / b:.2f}×" if a and b else "n/a",
                     f"{r1['peak_mib']:.0f} / {r2['peak_mib']:.0f}",
-                    f"same JSON summary and loops: {same}" if same else "",
+                    note,
                 ]
             )
-    L += md_table(
-        [
-            "command",
-            "capture",
-            "--jobs 1 net s",
-            "--jobs 2 net s",
-            "speed-up",
-            "peak RSS MiB (1 / 2)",
-            "note",
-        ],
-        rows,
-        "--rrrr-",
-    )
-    L += ["", "## Memory at scale (`pcaploop analyze`, few loops)", ""]
+    head = ["command", "capture", "`--jobs 1` net s", "`--jobs 2` net s", "speed-up"]
+    return md_table([*head, "peak RSS MiB (1 / 2)", "note"], rows, "--rrrr-")
+
+
+def section_scale(res: Results, ctx: dict[str, Any]) -> list[str]:
     rows = []
-    for key in ("analyze@few", "analyze@big"):
-        c = caps.get(key.split("@")[1])
-        if c is None:
+    for c in ("few", "big"):
+        if c not in res.caps:
             rows.append([f"{ctx['big_packets']:,}", "", "", "", "", ctx["big_skipped"]])
             continue
-        r = res.row(key)
-        lp = res.loops(key)
+        r = res.row(f"analyze@{c}")
+        n = f"{res.caps[c].packets:,}"
         if "error" in r:
-            rows.append([f"{c.packets:,}", "", "", "", "", r["error"]])
+            rows.append([n, "", "", "", "", r["error"]])
             continue
-        rows.append(
-            [
-                f"{c.packets:,}",
-                fmt_s(r["net"]),
-                fmt_rate(r["pps"]),
-                f"{r['peak_mib']:.0f}",
-                f"{lp['summary_loops']:,}" if lp and lp["summary_loops"] is not None else "n/a",
-                f"{r['n']} run(s)",
-            ]
-        )
-    L += md_table(
+        loops = fmt_n(res.n_loops(f"analyze@{c}"))
+        runs = f"{r['n']} run" + ("s" if r["n"] != 1 else "")
+        rows.append([n, fmt_s(r["net"]), fmt_rate(r["pps"]), f"{r['peak_mib']:.0f}", loops, runs])
+    return md_table(
         ["packets", "net s", "packets/s", "peak RSS MiB", "loops", "note"], rows, "rrrrr-"
     )
-    L += ["", "## Per-loop cost (`pcaploop analyze`, same size, few against many loops)", ""]
+
+
+def section_loops(res: Results) -> list[str]:
     rows = []
-    for c in ("few", "many"):
-        if c not in caps:
-            continue
-        r, lp = res.row(f"analyze@{c}"), res.loops(f"analyze@{c}")
-        st = caps[c].meta.get("stats", {})
+    for c in MAIN:
+        r, rr, lp = res.row(f"analyze@{c}"), res.row(f"report@{c}"), res.loops(f"analyze@{c}")
+        st = res.caps[c].meta.get("stats", {})
         rows.append(
             [
-                caps[c].label,
-                f"{st.get('loop_destinations', 0):,}",
-                f"{lp['summary_loops']:,}" if lp and lp["summary_loops"] is not None else "n/a",
-                f"{lp['listed']:,}" if lp else "n/a",
-                f"{lp['looping_packets']:,}" if lp and lp["looping_packets"] is not None else "n/a",
-                fmt_s(r.get("net")) if "error" not in r else "n/a",
-                f"{r['peak_mib']:.0f}" if "error" not in r else "n/a",
-                r.get("error", ""),
+                res.caps[c].label,
+                fmt_n(st.get("loop_destinations")),
+                fmt_n(lp["loops"]) if lp else "n/a",
+                fmt_n(lp["listed"]) if lp else "n/a",
+                fmt_n(lp["looping_packets"]) if lp else "n/a",
+                fmt_s(r.get("net")),
+                f"{r['peak_mib']:.0f}" if "peak_mib" in r else "n/a",
+                fmt_s(rr.get("net")),
+                r.get("error") or rr.get("error", ""),
             ]
         )
-    L += md_table(
-        [
-            "capture",
-            "loop destinations generated",
-            "loops found (`summary.loops`)",
-            "loops listed",
-            "looping packets found",
-            "analyze net s",
-            "peak RSS MiB",
-            "note",
-        ],
-        rows,
-        "-rrrrrr-",
-    )
+    head = ["capture", "loop destinations generated", "loops found (`summary.loops`)"]
+    head += ["loops listed", "looping packets found", "analyze net s", "analyze peak RSS MiB"]
+    out = md_table([*head, "report net s", "note"], rows, "-rrrrrrr-")
     nf, nm = res.net("analyze@few"), res.net("analyze@many")
-    lf, lm = res.loops("analyze@few"), res.loops("analyze@many")
-    if nf and nm and lf and lm and lf["summary_loops"] and lm["summary_loops"]:
-        per_f = nf / lf["summary_loops"]
-        L += [
+    lf, lm = res.n_loops("analyze@few"), res.n_loops("analyze@many")
+    if nf and nm and lf and lm and lm > lf:
+        out += [
             "",
-            f"Many loops cost {nm / nf:.1f}× the time of few loops for"
-            f" {lm['summary_loops'] / lf['summary_loops']:.0f}× the loops:"
-            f" {(nm - nf) / max(lm['summary_loops'] - lf['summary_loops'], 1) * 1e3:.1f} ms"
-            f" per extra loop ({per_f:.2f} s per loop on few loops, all of it).",
+            f"`analyze` on many loops takes {nm / nf:.1f}× the net time of few loops for"
+            f" {lm / lf:.0f}× the loops: {(nm - nf) / (lm - lf) * 1e3:.1f} ms per extra loop.",
         ]
-    L += ["", "## Targets", ""]
-    L += md_table(
-        ["target", "verdict", "measured"],
-        [
-            [v.target, f"**{v.verdict}**" if v.verdict == "FAIL" else v.verdict, v.measured]
-            for v in verdicts
-        ],
-    )
-    n_fail = sum(v.verdict == "FAIL" for v in verdicts)
+    rf, rm = res.net("report@few"), res.net("report@many")
+    if rf and rm and lf and lm and lm > lf:
+        out += [
+            f"`report`: {rm / rf:.1f}× the net time, {(rm - rf) / (lm - lf) * 1e3:.1f} ms per"
+            " extra loop."
+        ]
+    return out
+
+
+def render(res: Results, verdicts: list[Verdict], ctx: dict[str, Any], mach: dict[str, Any]) -> str:
+    """RESULTS.md: what was run, on what, the tables and the verdicts."""
+    rounds = f"{ctx['repeat']} round" + ("s" if ctx["repeat"] != 1 else "")
+    opts = f" {ctx['options']}" if ctx["options"] else ""
     n_pass = sum(v.verdict == "PASS" for v in verdicts)
-    L += [
+    n_fail = sum(v.verdict == "FAIL" for v in verdicts)
+    L = [
+        "# Benchmark results",
+        "",
+        "<!-- Written by benchmarks/bench.py; do not edit: run the script again. -->",
+        "",
+        f"Measured {ctx['date']} by `python benchmarks/bench.py{opts}`: {rounds}, each row the"
+        f" median of its runs and the largest peak RSS; {ctx['elapsed_min']:.0f} min in all."
+        " What each row measures: `benchmarks/README.md`.",
+        "",
+        "## Machine",
+        "",
+        *section_machine(mach, ctx),
+        "",
+        "## Captures",
+        "",
+        *section_captures(res.caps, ctx),
+        "",
+        "## Commands on the two captures",
+        "",
+        "*net* = the command on the capture minus the same command on the 10-packet capture"
+        " (start-up); packets/s and × `cat` are of net seconds.",
+        "",
+        *section_commands(res, ctx),
+        "",
+        "## Cold start (10 packets)",
+        "",
+        *section_cold(res),
+        "",
+        "## Parallel decoding (`--jobs`)",
+        "",
+        *section_jobs(res, ctx),
+        "",
+        "## Memory at scale (`pcaploop analyze`, few loops)",
+        "",
+        *section_scale(res, ctx),
+        "",
+        "## Per-loop cost (few against many loops, same number of packets)",
+        "",
+        *section_loops(res),
+        "",
+        "## Targets",
+        "",
+        *md_table(
+            ["target", "verdict", "measured"],
+            [
+                [v.target, f"**{v.verdict}**" if v.verdict == "FAIL" else v.verdict, v.measured]
+                for v in verdicts
+            ],
+        ),
         "",
         f"{n_pass} passed, {n_fail} failed, {len(verdicts) - n_pass - n_fail} not applicable.",
         "",
@@ -1131,6 +1044,36 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------
+# other load on the machine
+# ----------------------------------------------------------------------------------------
+BUSY_CORES = 0.25  # other processes' average use above which RESULTS.md says "busy"
+
+
+def cpu_counters() -> tuple[float, float, float]:
+    """(CPU seconds all processes used, hypervisor steal, this process and its children)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iow, irq, soft, steal = (
+        int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
+    t = os.times()
+    ours = t.user + t.system + t.children_user + t.children_system
+    return (user + nice + system + irq + soft) / tick, steal / tick, ours
+
+
+def other_cpu(
+    before: tuple[float, float, float], after: tuple[float, float, float], wall: float
+) -> dict[str, float]:
+    """Cores other processes kept busy on average: the machine's CPU time minus ours.
+
+    Why: the load average counts this script's own child too and lags by
+    minutes; this is what the measured commands competed with.
+    """
+    busy, steal, ours = (b - a for a, b in zip(before, after))
+    w = max(wall, 1e-9)
+    return {"cores": max(0.0, (busy - ours) / w), "steal": steal / w}
+
+
+# ----------------------------------------------------------------------------------------
 # main
 # ----------------------------------------------------------------------------------------
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -1139,9 +1082,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     ap.add_argument("--quick", action="store_true", help="200 k-packet captures, 1 round, no 20 M")
     ap.add_argument("--repeat", type=int, help="rounds (median; default 3, --quick 1)")
-    ap.add_argument(
-        "--packets", type=int, help="packets in each of the two captures (default 2,000,000)"
-    )
+    ap.add_argument("--packets", type=int, help="packets in each main capture (default 2,000,000)")
     ap.add_argument(
         "--prefix",
         type=int,
@@ -1154,29 +1095,29 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         dest="big",
         action="store_true",
         default=None,
-        help="run the 20 M-packet capture for the RSS check (default: when the disk allows,"
+        help="run the 20 M-packet capture for the RSS check (default: when the disk has room,"
         " not with --quick)",
     )
-    big.add_argument("--no-big", dest="big", action="store_false")
+    big.add_argument("--no-big", dest="big", action="store_false", help="do not")
     ap.add_argument(
         "--big-packets",
         type=int,
         default=20_000_000,
-        help="packets in the big capture (default 20,000,000, ~12 GB)",
+        help="packets in the big capture (default 20,000,000: ~12 GB)",
     )
     ap.add_argument(
         "--data-dir",
         default=os.environ.get("PCAPLOOP_BENCH_DIR")
         or os.path.join(tempfile.gettempdir(), "pcaploop-bench"),
-        help="cache of generated captures (default $PCAPLOOP_BENCH_DIR or pcaploop-bench in"
-        " the temp dir)",
+        help="cache of generated captures (default $PCAPLOOP_BENCH_DIR, else pcaploop-bench"
+        " in the temp dir)",
     )
     ap.add_argument("--json", help="also write every measurement to this JSON file")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     ap.add_argument(
         "--out",
         default=str(HERE / "RESULTS.md"),
-        help="the Markdown results (default benchmarks/RESULTS.md)",
+        help="where the Markdown results go (default benchmarks/RESULTS.md)",
     )
     ap.add_argument(
         "--timeout", type=float, default=900.0, help="seconds before a command is killed (900)"
@@ -1185,7 +1126,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--slow",
         type=float,
         default=60.0,
-        help="a command slower than this (s) in its first round is not repeated (60)",
+        help="a command slower than this many seconds is run in one round only (60)",
     )
     ap.add_argument(
         "--tree",
@@ -1202,21 +1143,165 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def options_text(a: argparse.Namespace) -> str:
     """The options that shape the numbers (paths left out: they are the machine's)."""
-    parts = []
-    if a.quick:
-        parts.append("--quick")
-    for name in ("repeat", "packets"):
-        if getattr(a, name) is not None:
-            parts.append(f"--{name} {getattr(a, name)}")
+    parts = ["--quick"] if a.quick else []
+    parts += [f"--{n} {getattr(a, n)}" for n in ("repeat", "packets") if getattr(a, n)]
     if a.prefix != 200_000:
         parts.append(f"--prefix {a.prefix}")
     if a.big is not None:
         parts.append("--big" if a.big else "--no-big")
     if a.big_packets != 20_000_000:
         parts.append(f"--big-packets {a.big_packets}")
-    if a.tree != str(REPO):
+    if Path(a.tree).resolve() != REPO:
         parts.append("--tree DIR")
     return " ".join(parts)
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def make_captures(
+    a: argparse.Namespace, data: Path, npk: int, kpre: int
+) -> tuple[dict[str, Capture], str]:
+    """Generate (or find cached) the captures; the big one only if wanted and room for it."""
+    caps: dict[str, Capture] = {}
+    for key, label, n, scanner in (
+        ("tiny", "10 packets", 10, False),
+        ("few", "few loops", npk, False),
+        ("many", "many loops", npk, True),
+    ):
+        path = data / ("tiny-10.pcap" if key == "tiny" else f"{label.replace(' ', '-')}-{n}.pcap")
+        t = time.perf_counter()
+        meta = generate(path, n, scanner)
+        caps[key] = Capture(key, label, path, n, meta)
+        log(
+            f"  {label}: {n:,} packets, {meta['size'] / 1e9:.2f} GB"
+            f" ({time.perf_counter() - t:.1f} s)"
+        )
+    skipped = ""
+    want = a.big if a.big is not None else not a.quick
+    path = data / f"few-loops-{a.big_packets}.pcap"
+    if not want:
+        skipped = "skipped: --quick (add --big to run it)" if a.quick else "skipped: --no-big"
+    elif not is_cached(path, a.big_packets):
+        need = caps["few"].meta["size"] / npk * a.big_packets
+        free = shutil.disk_usage(data).free
+        if free < need + DISK_SPARE:
+            skipped = (
+                f"skipped: not enough disk (needs {need / 1e9:.1f} GB + {DISK_SPARE / 1e9:.0f} GB"
+                f" spare, {free / 1e9:.1f} GB free)"
+            )
+    if skipped:
+        log(f"  big: {skipped}")
+    else:
+        t = time.perf_counter()
+        log(f"  {a.big_packets:,} packets (generated once, then cached) …")
+        meta = generate(path, a.big_packets)
+        caps["big"] = Capture(
+            "big", f"{a.big_packets / 1e6:g} M packets", path, a.big_packets, meta
+        )
+        log(f"  {meta['size'] / 1e9:.2f} GB ({time.perf_counter() - t:.1f} s)")
+    for c in MAIN:
+        cap = caps[c]
+        cap.prefix_packets = min(kpre, cap.packets)
+        cap.prefix = cap.path
+        if kpre < cap.packets:
+            cap.prefix = prefix_file(cap.path, data / f"{cap.path.stem}-first{kpre}.pcap", kpre)
+    return caps, skipped
+
+
+def build_jobs(
+    caps: dict[str, Capture], cli: list[str], ctx: dict[str, Any], out_dir: Path, k_cold: int
+) -> dict[str, Job]:
+    """Every command of the run, in the order a round runs them: each command's 10-packet
+    baseline next to it, the two captures one after the other."""
+    jobs: dict[str, Job] = {}
+    py, me, tiny = sys.executable, str(Path(__file__).resolve()), caps["tiny"]
+
+    def add(key: str, cmd: list[str], cap: str, n: int, **kw: Any) -> None:
+        jobs[key] = Job(key, key.split("@")[0], cmd, cap, n, **kw)
+
+    add("python@tiny", [py, "-c", "pass"], "tiny", 10, per_round=k_cold)
+    add("imports@tiny", [py, "-c", "import numpy, pandas, numba"], "tiny", 10, per_round=k_cold)
+
+    def family(
+        method: str,
+        make: Callable[[Path, str], list[str]],
+        *,
+        ours: bool = True,
+        prefix: bool = False,
+        tiny_rounds: int = 1,
+        json_out: bool = False,
+    ) -> None:
+        """The command on the 10-packet capture (its baseline), then on both captures."""
+        kw: dict[str, Any] = {"sample_tree": ours, "keep_stdout": ours or method == "capinfos"}
+        jo = (lambda c: out_dir / f"{method}-{c}.json") if json_out else (lambda c: None)
+        add(
+            f"{method}@tiny",
+            make(tiny.path, "tiny"),
+            "tiny",
+            10,
+            per_round=tiny_rounds,
+            json_out=jo("tiny"),
+            **kw,
+        )
+        for c in MAIN:
+            path, n = (
+                (caps[c].prefix or caps[c].path, caps[c].prefix_packets)
+                if prefix
+                else (caps[c].path, caps[c].packets)
+            )
+            add(f"{method}@{c}", make(path, c), c, n, base=f"{method}@tiny", json_out=jo(c), **kw)
+
+    family("cat", lambda p, _c: ["cat", str(p)], ours=False)
+    if ctx["tools"]["capinfos"]:
+        family("capinfos", lambda p, _c: ["capinfos", str(p)], ours=False)
+    if ctx["tools"]["tshark"]:
+        fields = [x for f in TSHARK_FIELDS for x in ("-e", f)]
+        family(
+            "tshark",
+            lambda p, _c: ["tshark", "-n", "-r", str(p), "-T", "fields", *fields],
+            ours=False,
+            prefix=True,
+        )
+    for c in MAIN:
+        add(
+            f"decode@{c}",
+            [py, me, "--child", "decode", str(caps[c].path), str(tiny.path)],
+            c,
+            caps[c].packets,
+        )
+    family("info", lambda p, _c: [*cli, "info", str(p)], tiny_rounds=k_cold)
+    family(
+        "analyze",
+        lambda p, c: [*cli, "analyze", str(p), "--json", str(out_dir / f"analyze-{c}.json")],
+        tiny_rounds=k_cold,
+        json_out=True,
+    )
+    family("report", lambda p, c: [*cli, "report", str(p), "-o", str(out_dir / f"report-{c}.html")])
+    for m in ("analyze", "info"):
+        if not ctx["jobs"][m]:
+            continue
+        for j in (1, 2):
+
+            def make(p: Path, c: str, m: str = m, j: int = j) -> list[str]:
+                extra = ["--json", str(out_dir / f"{m}_j{j}-{c}.json")] if m == "analyze" else []
+                return [*cli, m, str(p), "--jobs", str(j), *extra]
+
+            family(f"{m}_j{j}", make, json_out=m == "analyze")
+    if "big" in caps:
+        jo = out_dir / "analyze-big.json"
+        add(
+            "analyze@big",
+            [*cli, "analyze", str(caps["big"].path), "--json", str(jo)],
+            "big",
+            caps["big"].packets,
+            base="analyze@tiny",
+            sample_tree=True,
+            once=True,
+            json_out=jo,
+        )
+    return jobs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1226,12 +1311,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--wrap"]:
         return _wrap(argv[1:])
     a = parse_args(argv)
-    t_start = time.perf_counter()
-    load_start = os.getloadavg()
-
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
+    t_start, load_start = time.perf_counter(), os.getloadavg()
     npk = a.packets or (200_000 if a.quick else 2_000_000)
     repeat = a.repeat or (1 if a.quick else 3)
     kpre = min(a.prefix, npk)
@@ -1240,246 +1320,72 @@ def main(argv: list[str] | None = None) -> int:
     data = Path(a.data_dir)
     data.mkdir(parents=True, exist_ok=True)
     mach = machine(tree)
-
-    # --- captures ---------------------------------------------------------------------
     log(f"captures in {data} …")
-    caps: dict[str, Capture] = {}
-    specs = [
-        ("tiny", "10 packets", data / "tiny-10.pcap", 10, False),
-        ("few", "few loops", data / f"few-loops-{npk}.pcap", npk, False),
-        ("many", "many loops", data / f"many-loops-{npk}.pcap", npk, True),
-    ]
-    for key, label, path, n, scanner in specs:
-        t = time.perf_counter()
-        meta = generate(path, n, scanner)
-        caps[key] = Capture(key, label, path, n, meta)
-        log(
-            f"  {label}: {n:,} packets, {meta['size'] / 1e9:.2f} GB"
-            f" ({time.perf_counter() - t:.1f} s)"
-        )
-    big_skipped = ""
-    want_big = a.big if a.big is not None else not a.quick
-    big_path = data / f"few-loops-{a.big_packets}.pcap"
-    if not want_big:
-        big_skipped = "skipped: --quick (add --big to run it)" if a.quick else "skipped: --no-big"
-    elif not is_cached(big_path, a.big_packets):
-        need = caps["few"].meta["size"] / npk * a.big_packets
-        free = shutil.disk_usage(data).free
-        if free < need + DISK_SPARE:
-            big_skipped = (
-                f"skipped: not enough disk (needs {need / 1e9:.1f} GB + {DISK_SPARE / 1e9:.0f} GB"
-                f" spare, {free / 1e9:.1f} GB free)"
-            )
-    if want_big and not big_skipped:
-        t = time.perf_counter()
-        log(f"  big: {a.big_packets:,} packets (generated once, then cached) …")
-        meta = generate(big_path, a.big_packets)
-        caps["big"] = Capture(
-            "big", f"{a.big_packets / 1e6:g} M, few loops", big_path, a.big_packets, meta
-        )
-        log(f"  big: {meta['size'] / 1e9:.2f} GB ({time.perf_counter() - t:.1f} s)")
-    elif big_skipped:
-        log(f"  big: {big_skipped}")
-    for c in ("few", "many"):
-        cap = caps[c]
-        cap.prefix_packets = kpre
-        cap.prefix = (
-            cap.path
-            if kpre >= npk
-            else prefix_file(cap.path, data / f"{cap.path.stem}-first{kpre}.pcap", kpre)
-        )
-
-    # --- commands -----------------------------------------------------------------------
+    caps, big_skipped = make_captures(a, data, npk, kpre)
     cli = cli_command()
-    jobs_opt = {m: has_option(cli, m, "--jobs", env) for m in ("analyze", "info")}
-    tools = {t: shutil.which(t) for t in ("capinfos", "tshark")}
-    missing = {t: f"n/a ({t} not installed)" for t, p in tools.items() if not p}
-    out_dir = Path(tempfile.mkdtemp(prefix="pcaploop-bench-out-"))
-    k_cold = max(1, math.ceil(COLD_SAMPLES / repeat))
-    jobs: dict[str, Job] = {}
-
-    def add(key: str, label: str, cmd: list[str], cap: str, n: int, **kw: Any) -> None:
-        method = key.split("@")[0]
-        jobs[key] = Job(key, method, label, cmd, cap, n, **kw)
-
-    py = sys.executable
-    add("python@tiny", "python -c pass", [py, "-c", "pass"], "tiny", 10, per_round=k_cold)
-    add(
-        "imports@tiny",
-        "import numpy, pandas, numba",
-        [py, "-c", "import numpy, pandas, numba"],
-        "tiny",
-        10,
-        per_round=k_cold,
-    )
-
-    def family(
-        method: str,
-        make: Callable[[Path, str], list[str]],
-        *,
-        cli_cmd: bool = False,
-        prefix: bool = False,
-        per_round_tiny: int = 1,
-        json_out: bool = False,
-        keep_stdout: bool = True,
-    ) -> None:
-        """The command on the 10-packet capture (its baseline), then on both captures."""
-        tiny = caps["tiny"]
-        kw: dict[str, Any] = {"sample_tree": cli_cmd, "keep_stdout": keep_stdout}
-        jt = out_dir / f"{method}-tiny.json" if json_out else None
-        add(
-            f"{method}@tiny",
-            method,
-            make(tiny.path, "tiny"),
-            "tiny",
-            10,
-            per_round=per_round_tiny,
-            json_out=jt,
-            **kw,
-        )
-        for c in ("few", "many"):
-            cap = caps[c]
-            path, n = (cap.prefix, kpre) if prefix and cap.prefix else (cap.path, cap.packets)
-            jo = out_dir / f"{method}-{c}.json" if json_out else None
-            add(
-                f"{method}@{c}",
-                method,
-                make(path, c),
-                c,
-                n,
-                base=f"{method}@tiny",
-                json_out=jo,
-                **kw,
-            )
-
-    family("cat", lambda p, _c: ["cat", str(p)], keep_stdout=False)
-    if tools["capinfos"]:
-        family("capinfos", lambda p, _c: ["capinfos", str(p)])
-    if tools["tshark"]:
-        tshark = ["tshark", "-n", "-r"]
-        fields = [x for f in TSHARK_FIELDS for x in ("-e", f)]
-        family(
-            "tshark",
-            lambda p, _c: [*tshark, str(p), "-T", "fields", *fields],
-            prefix=True,
-            keep_stdout=False,
-        )
-    for c in ("few", "many"):
-        add(
-            f"decode@{c}",
-            "Loader.run",
-            [
-                py,
-                str(Path(__file__).resolve()),
-                "--child",
-                "decode",
-                str(caps[c].path),
-                str(caps["tiny"].path),
-            ],
-            c,
-            caps[c].packets,
-        )
-    family("info", lambda p, _c: [*cli, "info", str(p)], cli_cmd=True, per_round_tiny=k_cold)
-    family(
-        "analyze",
-        lambda p, c: [*cli, "analyze", str(p), "--json", str(out_dir / f"analyze-{c}.json")],
-        cli_cmd=True,
-        per_round_tiny=k_cold,
-        json_out=True,
-    )
-    family(
-        "report",
-        lambda p, c: [*cli, "report", str(p), "-o", str(out_dir / f"report-{c}.html")],
-        cli_cmd=True,
-    )
-    for m in ("analyze", "info"):
-        if not jobs_opt[m]:
-            continue
-        for j in (1, 2):
-
-            def make(p: Path, c: str, m: str = m, j: int = j) -> list[str]:
-                extra = ["--json", str(out_dir / f"{m}_j{j}-{c}.json")] if m == "analyze" else []
-                return [*cli, m, str(p), "--jobs", str(j), *extra]
-
-            family(f"{m}_j{j}", make, cli_cmd=True, json_out=m == "analyze")
-    if "big" in caps:
-        add(
-            "analyze@big",
-            "analyze",
-            [*cli, "analyze", str(caps["big"].path), "--json", str(out_dir / "analyze-big.json")],
-            "big",
-            caps["big"].packets,
-            base="analyze@tiny",
-            sample_tree=True,
-            once=True,
-            json_out=out_dir / "analyze-big.json",
-        )
-
-    # --- warm-up: page cache, numba cache, each command once ----------------------------
-    log("warming the page cache …")
-    for c in (["big"] if "big" in caps else []) + ["tiny", "few", "many"]:
-        warm(caps[c].path)
-        if caps[c].prefix and caps[c].prefix != caps[c].path:
-            warm(caps[c].prefix)
-    log(f"warm-up on 10 packets (numba cache, {' '.join(Path(x).name for x in cli)}) …")
-    for key, job in jobs.items():
-        if key.endswith("@tiny") and job.method not in ("python", "imports"):
-            w = measure(job.cmd, env, timeout=a.timeout)
-            if w.rc != 0:
-                log(f"  {job.method} on 10 packets fails: {w.error}")
-    w = measure(jobs["decode@few"].cmd[:-2] + [str(caps["tiny"].path)] * 2, env, timeout=a.timeout)
-    if w.rc != 0:
-        log(f"  Loader.run fails: {w.error}")
-
-    # --- rounds -------------------------------------------------------------------------
-    load_rounds = os.getloadavg()
-    try:
-        run_rounds(jobs, env, repeat, a.timeout, a.slow, log)
-    finally:
-        load_end = os.getloadavg()
-    res = Results(jobs, caps)
     ctx: dict[str, Any] = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "options": options_text(a),
         "repeat": repeat,
+        "packets": npk,
         "prefix": kpre,
         "big_packets": a.big_packets,
         "big_skipped": big_skipped,
-        "jobs": jobs_opt,
-        "missing": missing,
-        "load": {"start": load_start, "rounds_start": load_rounds, "rounds_end": load_end},
-        "elapsed_min": (time.perf_counter() - t_start) / 60,
+        "jobs": {m: has_option(cli, m, "--jobs", env) for m in ("analyze", "info")},
+        "tools": {t: bool(shutil.which(t)) for t in ("capinfos", "tshark")},
     }
-    verdicts = targets(res, ctx)
-    text = render(res, verdicts, ctx, mach)
-    print(text)
-    write_atomic(Path(a.out), text)
-    log(f"wrote {a.out}")
-    if a.json:
-        dump = {
-            "context": ctx,
-            "machine": mach,
-            "captures": {
-                k: {"packets": c.packets, "file": c.path.name, "meta": c.meta}
-                for k, c in caps.items()
-            },
-            "rows": {k: res.row(k) for k in jobs},
-            "loops": {
-                k: {kk: vv for kk, vv in (res.loops(k) or {}).items() if kk != "digest"}
-                for k in jobs
-                if jobs[k].json_out
-            },
-            "runs": {
-                k: {
-                    "command": [Path(x).name if os.sep in x else x for x in j.cmd],
-                    "samples": [s.__dict__ for s in j.samples],
-                }
-                for k, j in jobs.items()
-            },
-            "targets": [v.__dict__ for v in verdicts],
-        }
-        write_atomic(Path(a.json), json.dumps(dump, indent=1, default=str) + "\n")
-    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir = Path(tempfile.mkdtemp(prefix="pcaploop-bench-out-"))
+    try:
+        jobs = build_jobs(caps, cli, ctx, out_dir, max(1, math.ceil(COLD_SAMPLES / repeat)))
+        log("warming the page cache …")
+        for c in caps.values():  # the big capture first: the others must stay in the cache
+            for p in {c.path, c.prefix or c.path}:
+                warm(p)
+        log("warm-up: each command once on 10 packets (loads or compiles the numba cache) …")
+        for key, job in jobs.items():
+            if key.endswith("@tiny") and job.method not in REFERENCE:
+                w = measure(job.cmd, env, timeout=a.timeout)
+                if w.rc != 0:
+                    log(f"  {job.method} on 10 packets: {w.error}")
+        w = measure(
+            jobs["decode@few"].cmd[:-2] + [str(caps["tiny"].path)] * 2, env, timeout=a.timeout
+        )
+        if w.rc != 0:
+            log(f"  Loader.run: {w.error}")
+        load_rounds, cpu0, t0 = os.getloadavg(), cpu_counters(), time.perf_counter()
+        run_rounds(jobs, env, repeat, a.timeout, a.slow, log)
+        ctx["other_cpu"] = other_cpu(cpu0, cpu_counters(), time.perf_counter() - t0)
+        ctx["load"] = {"start": load_start, "rounds_start": load_rounds, "end": os.getloadavg()}
+        ctx["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        ctx["elapsed_min"] = (time.perf_counter() - t_start) / 60
+        res = Results(jobs, caps)
+        verdicts = targets(res, ctx)
+        text = render(res, verdicts, ctx, mach)
+        print(text)
+        write_atomic(Path(a.out), text)
+        log(f"wrote {a.out}")
+        if a.json:
+            dump = {
+                "context": ctx,
+                "machine": mach,
+                "captures": {k: {"file": c.path.name, **c.meta} for k, c in caps.items()},
+                "rows": {k: res.row(k) for k in jobs},
+                "loops": {
+                    k: {kk: v for kk, v in lp.items() if kk != "digest"}
+                    for k in jobs
+                    if (lp := res.loops(k))
+                },
+                "runs": {
+                    k: {
+                        "command": [Path(x).name for x in j.cmd],
+                        "samples": [vars(s) for s in j.samples],
+                    }
+                    for k, j in jobs.items()
+                },
+                "targets": [vars(v) for v in verdicts],
+            }
+            write_atomic(Path(a.json), json.dumps(dump, indent=1, default=str) + "\n")
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
     return 1 if a.strict and any(v.verdict == "FAIL" for v in verdicts) else 0
 
 

@@ -98,7 +98,7 @@ def _sweep_v4() -> np.ndarray:
     return hosts[~np.isin(hosts, own)]
 
 
-def params_of(packets: int, seed: int, loop_share: float, scanner: bool = False) -> dict:
+def params_of(packets: int, seed: int, loop_share: float, scanner: bool = False) -> dict[str, Any]:
     """The parameters that decide the file's bytes (the cache key in the sidecar).
 
     Keys are added only when they differ from the original generator, so
@@ -137,7 +137,15 @@ def _sizes(rng: np.random.Generator, proto: np.ndarray) -> np.ndarray:
     return L
 
 
-def _ip_csum(tot, ident, fragw, ttl, proto, src, dst) -> np.ndarray:
+def _ip_csum(
+    tot: np.ndarray,
+    ident: np.ndarray,
+    fragw: np.ndarray,
+    ttl: np.ndarray,
+    proto: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+) -> np.ndarray:
     s = (
         np.uint64(0x4500)
         + tot.astype(np.uint64)
@@ -151,7 +159,8 @@ def _ip_csum(tot, ident, fragw, ttl, proto, src, dst) -> np.ndarray:
     )
     s = (s & np.uint64(0xFFFF)) + (s >> np.uint64(16))
     s = (s & np.uint64(0xFFFF)) + (s >> np.uint64(16))
-    return (~s) & np.uint64(0xFFFF)
+    out: np.ndarray = (~s) & np.uint64(0xFFFF)
+    return out
 
 
 def _be(H: np.ndarray, col: int, width: int, v: Any) -> None:
@@ -191,7 +200,7 @@ def _scanner(
 
 def build_table(
     packets: int, seed: int | list[int], loop_share: float, scanner: bool = False
-) -> tuple[dict, dict]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Every record's fields (in capture order) and summary statistics."""
     rng = np.random.default_rng(seed)
     N = int(packets)
@@ -330,7 +339,7 @@ def build_table(
         "itype": itype,
         "te_ident": rng.integers(0, 65536, max(n_te, 1)),
     }
-    te_len = 14 + 20 + 8 + 28
+    te_len: int | np.ndarray = 14 + 20 + 8 + 28
     if v6 is not None:
         tab["v6"] = v6
         te_len = np.where(v6[tab["te_row"]], 14 + 40 + 8 + 48, te_len)
@@ -380,7 +389,7 @@ def _ipv6_header(
     return G
 
 
-def _assemble(tab: dict, lo: int, hi: int, pool: np.ndarray) -> np.ndarray:
+def _assemble(tab: dict[str, Any], lo: int, hi: int, pool: np.ndarray) -> np.ndarray:
     """Bytes of records lo..hi (record headers included)."""
     is_te = tab["is_te"][lo:hi]
     row = tab["row"][lo:hi]
@@ -544,7 +553,8 @@ def _assemble(tab: dict, lo: int, hi: int, pool: np.ndarray) -> np.ndarray:
         sel = hw == h
         pos = starts[sel][:, None] + np.arange(int(h))
         out[pos] = H[sel, : int(h)]
-    return out
+    data: np.ndarray = out
+    return data
 
 
 def global_header() -> bytes:
@@ -558,7 +568,7 @@ def global_header() -> bytes:
     )
 
 
-def _merge_stats(parts: list[dict], first_t: int, last_t: int) -> dict:
+def _merge_stats(parts: list[dict[str, Any]], first_t: int, last_t: int) -> dict[str, Any]:
     """Statistics of consecutive segments as those of one capture."""
     if len(parts) == 1:
         return parts[0]
@@ -582,7 +592,7 @@ def is_cached(
     seed: int = 7,
     loop_share: float = 0.10,
     scanner: bool = False,
-) -> dict | None:
+) -> dict[str, Any] | None:
     """The sidecar of an existing capture with these parameters, else None."""
     path = Path(path)
     side = path.with_name(path.name + ".json")
@@ -594,7 +604,7 @@ def is_cached(
             meta.get("params") == params_of(packets, seed, loop_share, scanner)
             and meta.get("size") == path.stat().st_size
         ):
-            return meta
+            return dict(meta)
     except (OSError, ValueError):
         pass
     return None
@@ -608,7 +618,7 @@ def generate(
     force: bool = False,
     quiet: bool = False,
     scanner: bool = False,
-) -> dict:
+) -> dict[str, Any]:
     """Write the capture (unless cached); returns the sidecar dict."""
     path = Path(path)
     side = path.with_name(path.name + ".json")
@@ -619,7 +629,7 @@ def generate(
     pool = np.random.default_rng(seed + 1).integers(0, 256, POOL_BYTES, dtype=np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    parts: list[dict] = []
+    parts: list[dict[str, Any]] = []
     first_t = last_t = 0
     with open(tmp, "wb") as f:
         f.write(global_header())

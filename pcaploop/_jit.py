@@ -112,8 +112,9 @@ def _compile(func: Callable[..., Any], **options: Any) -> Callable[..., Any]:
     notebook user's own numba functions keep their own cache setting.
     """
     import numba
-    from numba.core import config
+    from numba.core import config as _config
 
+    config: Any = _config  # CACHE_DIR is set at runtime, unknown to the stubs
     saved = config.CACHE_DIR
     config.CACHE_DIR = cache_dir()
     try:
@@ -141,7 +142,7 @@ def activate() -> bool:
     if _active or not JIT:
         return _active
     with _lock:
-        if _active:
+        if is_active():  # another thread got here first
             return True
         for k in _registry:
             k.compiled = _compile(k.py_func, **k.options)
