@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import schema as S
 from .._version import __version__
 from ..addr import pairs_to_categorical
 from ..contract import SCHEMA_VERSION
@@ -325,6 +326,7 @@ def analyze(
     roles = _roles(pk, corr, det, state, uplinks, guest_links)
     loops, evidence = measure(pk.cols, corr, det, names, opt, roles)
     bounces = bounce_list(det)
+    _fill_directions(pk, corr, state)
     arp = arp_responders(pk.arp, pk.cols, {lp.destination for lp in loops})
     guests = [r.name for r in roles if r.role == "guest-link"]
     impl = implicated(loops, bounces, arp, guest_reporters(pk.cols, names, guests))
@@ -370,6 +372,25 @@ def analyze(
     return Analysis(
         pk, corr, det, loops, evidence, bounces, impl, summary, opt, warnings, rates, keep, roles
     )
+
+
+def _fill_directions(pk: Packets, corr: Correlation, state: CorrelationState) -> None:
+    """Give the packets table the directions correlate inferred, where the capture
+    recorded none: a path's copies as correlate labelled them, any other row of an
+    Ethernet point by whether the host's MAC on that link sent it."""
+    d = pk.cols["direction"]
+    if not len(d):
+        return
+    unknown = d[corr.rows] == S.DIR_UNKNOWN
+    d[corr.rows[unknown]] = corr.direction[unknown]
+    hosts = np.array(
+        [h if (h := state.host_mac(p)) is not None else S.NO_MAC for p in range(len(pk.points))],
+        np.uint64,
+    )
+    src = pk.cols["eth_src"]
+    host = hosts[pk.cols["point"]]
+    at = (d == S.DIR_UNKNOWN) & (src != S.NO_MAC) & (host != S.NO_MAC)
+    d[at] = np.where(src[at] == host[at], S.DIR_OUT, S.DIR_IN)
 
 
 def _check_named(names: Sequence[str], uplinks: Sequence[str], guest_links: Sequence[str]) -> None:

@@ -304,3 +304,20 @@ def test_merge_prefix_groups_ipv4_destinations(tmp_path):
     assert len(pcaploop.analyze(args).loops) == 2
     merged = pcaploop.analyze(args, merge_prefix=24).loops
     assert len(merged) == 1 and merged[0].destination_prefix == "203.0.113.0/24"
+
+
+def test_packets_table_carries_inferred_directions() -> None:
+    """Ethernet pcaps record no direction; the packets table shows what correlate
+    inferred from the host's MAC on each link (it showed ``unknown`` on every row)."""
+    from pathlib import Path
+
+    inc = Path(__file__).resolve().parents[2] / "samples" / "incident"
+    a = pcaploop.analyze(
+        [f"uplink={inc / 'uplink.pcap'}", f"tap101={inc / 'tap101.pcap'}"], keep="all"
+    )
+    f = a.packets.frame()
+    ip = f[f["ip_version"] > 0]
+    assert (ip["direction"].astype(str) != "unknown").all()
+    paths = a.path_rows()
+    merged = paths.merge(f[["direction"]], left_on="row", right_index=True, suffixes=("", "_t"))
+    assert (merged["direction"].astype(str) == merged["direction_t"].astype(str)).all()
