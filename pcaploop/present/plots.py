@@ -445,12 +445,21 @@ def _zoom(
     xy: np.ndarray,
     n: int = 12,
 ) -> None:
-    """Inset with the first ``n`` observations of one packet, where the data are not."""
+    """Inset with the first ``n`` observations of one packet, where the data are not;
+    no inset when every place would cover some (staircases of different entry TTLs
+    fill the plot): hiding data to zoom into it helps no one."""
     rows, dirs = trace[0][:n], trace[1][:n]
     ax.autoscale_view()
     pts = ax.transAxes.inverted().transform(ax.transData.transform(xy))
     w, h = 0.3, 0.36
-    spots = [(0.08, 0.08), (0.36, 0.08), (0.64, 0.08), (0.36, 0.5), (0.08, 0.5)]
+    spots = [
+        (0.08, 0.08),
+        (0.36, 0.08),
+        (0.64, 0.08),
+        (0.64, 0.5),
+        (0.36, 0.5),
+        (0.08, 0.5),
+    ]
     busy = [
         int(
             (
@@ -462,6 +471,8 @@ def _zoom(
         )
         for x0, y0 in spots
     ]
+    if min(busy) > 0:
+        return
     x0, y0 = spots[int(np.argmin(busy))]
     ins = ax.inset_axes((x0, y0, w, h))
     unit, per = _time_unit((c["time_ns"][rows].max() - c["time_ns"][rows].min()) / 1e9 * 2)
@@ -810,16 +821,16 @@ def copies_histogram(a: Analysis, ax: Axes | None = None) -> Axes:
     step = max(1, int(np.ceil((hi - lo + 1) / 60)))  # whole copies per bin
     edges = np.arange(lo, hi + step + 1, step) - 0.5
     bins: list[float] = edges.tolist()
-    for k, (lp, v) in enumerate(data[:MAX_LOOP_PLOTS]):
-        ax.hist(
-            v,
-            bins=bins,
-            color=OKABE_ITO[k % 7],
-            alpha=0.75,
-            histtype="stepfilled",
-            edgecolor=OKABE_ITO[k % 7],
-            label=f"loop {lp.id} ({_t(lp.destination)}), median {np.median(v):g}",
-        )
+    shown = data[:MAX_LOOP_PLOTS]
+    # side by side in each bin: one loop's bars never hide another's
+    ax.hist(
+        [v for _, v in shown],
+        bins=bins,
+        color=[OKABE_ITO[k % 7] for k in range(len(shown))],
+        histtype="bar",
+        rwidth=0.9,
+        label=[f"loop {lp.id} ({_t(lp.destination)}), median {np.median(v):g}" for lp, v in shown],
+    )
     from matplotlib.ticker import MaxNLocator
 
     pad = max(3, (hi - lo) * 0.1)
@@ -856,16 +867,18 @@ def cycle_time_histogram(a: Analysis, ax: Axes | None = None) -> Axes:
     if edges[0] == edges[-1]:
         edges = np.array([edges[0] * 0.9, edges[0] * 1.1 or 1])
     bins: list[float] = edges.tolist()
-    for k, (lp, v) in enumerate(data[:MAX_LOOP_PLOTS]):
-        ax.hist(
-            v / per,
-            bins=bins,
-            color=OKABE_ITO[k % 7],
-            alpha=0.75,
-            histtype="stepfilled",
-            edgecolor=OKABE_ITO[k % 7],
-            label=f"loop {lp.id} ({_t(lp.destination)}), median {np.median(v) / per:.3g} {unit}",
-        )
+    shown = data[:MAX_LOOP_PLOTS]
+    ax.hist(
+        [v / per for _, v in shown],
+        bins=bins,
+        color=[OKABE_ITO[k % 7] for k in range(len(shown))],
+        histtype="bar",
+        rwidth=0.9,
+        label=[
+            f"loop {lp.id} ({_t(lp.destination)}), median {np.median(v) / per:.3g} {unit}"
+            for lp, v in shown
+        ],
+    )
     ax.set_title(title)
     ax.set_xlabel(f"time between two passes at the same capture point ({unit})")
     ax.set_ylabel("looping packets")

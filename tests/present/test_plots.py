@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -321,3 +322,50 @@ def test_distributions_splits_the_axes(mixed):
         assert left.figure.axes[1].get_title() == "Time per trip around the loop"
     finally:
         plt.close(left.figure)
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+
+def test_staircase_zoom_never_covers_data() -> None:
+    """Entry TTLs from 4 to 255 (the ttl-sweep sample) fill the plot: no inset then;
+    where there is an inset, none of the staircases' points is under it."""
+    for scenario in ("ttl-sweep", "incident"):
+        d = SAMPLES / scenario
+        a = pcaploop.analyze([f"uplink={d / 'uplink.pcap'}", f"tap101={d / 'tap101.pcap'}"])
+        ax = pcaploop.plot_ttl_staircase(a, loop_id=a.loops[0].id)
+        ax.figure.canvas.draw()
+        pts = np.concatenate(
+            [c.get_offsets() for c in ax.collections if len(c.get_offsets())], axis=0
+        )
+        screen = ax.transData.transform(pts)
+        for ins in ax.child_axes:
+            box = ins.get_window_extent()
+            under = (
+                (screen[:, 0] >= box.x0)
+                & (screen[:, 0] <= box.x1)
+                & (screen[:, 1] >= box.y0)
+                & (screen[:, 1] <= box.y1)
+            )
+            assert not under.any(), f"{scenario}: the zoom covers {int(under.sum())} point(s)"
+        plt.close(ax.figure)
+
+
+def test_copies_histogram_bars_side_by_side() -> None:
+    """Two loops' bars in one bin sit side by side: neither hides the other."""
+    d = SAMPLES / "two-guests"
+    a = pcaploop.analyze(
+        [
+            f"uplink={d / 'uplink.pcap'}",
+            f"tap101={d / 'tap101.pcap'}",
+            f"tap102={d / 'tap102.pcap'}",
+        ]
+    )
+    assert len(a.loops) >= 2
+    ax = plots.copies_histogram(a)
+    bars = [p for p in ax.patches if isinstance(p, Rectangle) and p.get_height() > 0]
+    assert len({b.get_facecolor() for b in bars}) >= 2, "each loop's own bars"
+    spans = sorted((b.get_x(), b.get_x() + b.get_width()) for b in bars)
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert start >= end - 1e-9, "two bars overlap"
+    plt.close(ax.figure)
