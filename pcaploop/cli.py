@@ -123,11 +123,21 @@ MergePrefixOpt = typer.Option(
 )
 
 
+#: extract says how much it is about to write from this size on
+ANNOUNCE_BYTES = 10_000_000
+
+
 # --- helpers ------------------------------------------------------------------------------
 def _console() -> Console:
     from rich.console import Console
 
     return Console(highlight=False, soft_wrap=False)
+
+
+def _err_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=False)
 
 
 def _emit_json(doc: dict[str, Any], target: str, inputs: list[CaptureSpec]) -> None:
@@ -456,7 +466,23 @@ def extract(
     if max_packets is not None and max_packets < 1:
         raise UsageError("--max-packets must be at least 1")
     a = _analyze(captures, ifmap, merge_gap, merge_prefix, uplinks=uplink, guest_links=guest_link)
-    res = run(a, output, loop=loop, dst=dst, copies_only=copies_only, max_packets=max_packets)
+
+    def announce(packets: int, nbytes: int) -> None:
+        if nbytes >= ANNOUNCE_BYTES:
+            hint = "" if max_packets else " (--max-packets N writes a sample)"
+            _err_console().print(
+                f"writing {packets:,} packets, about {nbytes / 1e6:,.1f} MB{hint}", markup=False
+            )
+
+    res = run(
+        a,
+        output,
+        loop=loop,
+        dst=dst,
+        copies_only=copies_only,
+        max_packets=max_packets,
+        announce=announce,
+    )
     per = ", ".join(f"{k} {v:,}" for k, v in res["capture_points"].items())
     more = f"; {res['left_out']:,} more left out by --max-packets" if res.get("left_out") else ""
     _console().print(

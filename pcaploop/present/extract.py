@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -270,6 +271,37 @@ def read_records(path: str, wanted: np.ndarray) -> dict[int, tuple[int, bytes]]:
     return out
 
 
+def _digits(v: np.ndarray) -> np.ndarray:
+    return np.char.str_len(v.astype(str)).astype(np.int64)
+
+
+def blocks_size(a: Analysis, sel: Selection) -> int:
+    """Bytes the packet blocks of :func:`write_pcapng` will take (the file adds only its
+    section and interface blocks): to say the size before writing it."""
+    cols, points = a.packets.cols, a.packets.points
+    rows = sel.rows
+    if not len(rows):
+        return 0
+    caplen = cols["caplen"][rows].astype(np.int64)
+    base = np.array([len(os.path.basename(p.path)) for p in points], np.int64)
+    names = np.zeros(max(ROLE_NAMES) + 1, np.int64)
+    for code, text in ROLE_NAMES.items():
+        names[code] = len(text)
+    lid = sel.loop_of_row.astype(np.int64)
+    tag = names[sel.role.astype(np.int64)] + np.where(lid > 0, len("loop : ") + _digits(lid), 0)
+    comment = (
+        len("pcaploop ; ")
+        + tag
+        + base[cols["point"][rows].astype(np.int64)]
+        + len(" frame ")
+        + _digits(cols["record"][rows].astype(np.int64) + 1)
+    )
+    flags = np.isin(cols["direction"][rows], (1, 2)) * 8
+    # block header and trailer (12), the fixed fields (20), the padded frame, the
+    # comment option (4 + padded text), the flags option, the end of options (4)
+    return int((32 + caplen + (-caplen % 4) + 4 + comment + (-comment % 4) + flags + 4).sum())
+
+
 def write_pcapng(a: Analysis, sel: Selection, out: str | os.PathLike[str]) -> dict[str, Any]:
     """Write the selected packets with their original bytes and ns timestamps.
 
@@ -376,10 +408,12 @@ def extract(
     dst: str | None = None,
     copies_only: bool = False,
     max_packets: int | None = None,
+    announce: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Select (:func:`select`), sample to ``max_packets`` if given (:func:`sample`) and
     write (:func:`write_pcapng`) in one call; ``left_out`` in the result counts what the
-    sample left out.
+    sample left out.  ``announce(packets, bytes)`` hears the size before anything is
+    written (bytes estimated from the captured lengths and the block overhead).
 
     >>> extract(pcaploop.analyze(["tap101.pcap"]), "loop1.pcapng", loop=1)  # doctest: +SKIP
     """
@@ -389,6 +423,8 @@ def extract(
     left = 0
     if max_packets is not None and len(sel.rows) > max_packets:
         sel, left = sample(a, sel, max_packets)
+    if announce is not None:
+        announce(len(sel.rows), blocks_size(a, sel))
     res = write_pcapng(a, sel, out)
     res["left_out"] = left
     return res

@@ -433,7 +433,7 @@ def paths(con: Console, rows: pd.DataFrame, limit: int, hops: bool = False) -> N
             f"path {pid} ({kind}) {first['src']} → {first['dst']} "
             f"{first.get('proto', '')}{ident}: {len(grp):,} copies, TTL "
             f"{int(grp['ttl'].max())}→{int(grp['ttl'].min())} at {clean(pts)}, "
-            f"{duration(span)}, first {str(first['time'])[11:26]} UTC",
+            f"{duration(span)}, first {first['time'].strftime('%H:%M:%S.%f')} UTC",
             INDENT * 2,
             "",
         )

@@ -354,3 +354,19 @@ def test_cli_error_exits_2(tmp_path):
     )
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == ["Error: there is no loop 7 (found 1)"]
+
+
+def test_size_is_announced_before_writing(mixed, tmp_path):
+    """The caller hears how much is about to be written, before a byte is: the estimate
+    is within the file's section and interface blocks of what is written."""
+    heard = []
+
+    def announce(packets, nbytes):
+        heard.append((packets, nbytes, (tmp_path / "e.pcapng").exists()))
+
+    res = X.extract(mixed, tmp_path / "e.pcapng", loop=2, announce=announce)
+    (packets, nbytes, existed) = heard[0]
+    assert not existed and packets == res["packets"]
+    size = (tmp_path / "e.pcapng").stat().st_size
+    assert 0 < size - nbytes < 4096  # the section header and interface blocks
+    assert nbytes == X.blocks_size(mixed, X.select(mixed, 2, None, False))
