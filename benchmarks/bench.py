@@ -348,6 +348,7 @@ class Stat:
 
 
 def stat_of(job: Job) -> Stat | None:
+    """Median over the successful runs (a failed run's time means nothing), None if unrun."""
     if not job.samples:
         return None
     bad = [s for s in job.samples if s.rc != 0]
@@ -410,6 +411,7 @@ def run_rounds(
 # captures
 # ----------------------------------------------------------------------------------------
 def gen_args(path: Path, packets: int, scanner: bool) -> list[str]:
+    """gen.py's command line: the one place that maps a capture's shape to its options."""
     args = [sys.executable, str(HERE / "gen.py"), str(path), "--packets", str(packets)]
     return args + (["--scanner"] if scanner else [])
 
@@ -422,6 +424,7 @@ def generate(path: Path, packets: int, scanner: bool = False) -> dict[str, Any]:
 
 
 def is_cached(path: Path, packets: int, scanner: bool = False) -> bool:
+    """Whether gen.py would reuse the file: decides if the big capture needs disk space."""
     cmd = [*gen_args(path, packets, scanner), "--cached"]
     return subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode == 0
 
@@ -474,6 +477,13 @@ def _first_line(cmd: list[str]) -> str:
     return out.strip().splitlines()[0] if out.strip() else ""
 
 
+def _version_of(tool: str) -> str:
+    """'TShark (Wireshark) 4.0.17' from the first line of ``tool --version``, '' if missing."""
+    if not shutil.which(tool):
+        return ""
+    return _first_line([tool, "--version"]).split(" (Git")[0].rstrip(".")
+
+
 def machine(tree: Path) -> dict[str, Any]:
     """What the numbers were measured on, and which pcaploop."""
     cpu = platform.processor() or "?"
@@ -519,8 +529,8 @@ def machine(tree: Path) -> dict[str, Any]:
         "pcaploop": pv,
         "commit": commit or "not a git checkout",
         "uncommitted": len([d for d in dirty if d.strip()]),
-        "tshark": _first_line(["tshark", "--version"]) if shutil.which("tshark") else "",
-        "capinfos": _first_line(["capinfos", "--version"]) if shutil.which("capinfos") else "",
+        "tshark": _version_of("tshark"),
+        "capinfos": _version_of("capinfos"),
     }
 
 
@@ -952,18 +962,17 @@ def section_loops(res: Results) -> list[str]:
     out = md_table([*head, "report net s", "note"], rows, "-rrrrrrr-")
     nf, nm = res.net("analyze@few"), res.net("analyze@many")
     lf, lm = res.n_loops("analyze@few"), res.n_loops("analyze@many")
-    if nf and nm and lf and lm and lm > lf:
-        out += [
-            "",
-            f"`analyze` on many loops takes {nm / nf:.1f}× the net time of few loops for"
-            f" {lm / lf:.0f}× the loops: {(nm - nf) / (lm - lf) * 1e3:.1f} ms per extra loop.",
-        ]
     rf, rm = res.net("report@few"), res.net("report@many")
-    if rf and rm and lf and lm and lm > lf:
-        out += [
-            f"`report`: {rm / rf:.1f}× the net time, {(rm - rf) / (lm - lf) * 1e3:.1f} ms per"
-            " extra loop."
-        ]
+    if lf and lm and lm > lf:
+        out.append("")
+        for name, f, m in (("analyze", nf, nm), ("report", rf, rm)):
+            if f and m:
+                per = (m - f) / (lm - lf) * 1e3
+                cost = f"{per:.1f} ms per extra loop" if per > 0 else "no extra cost measurable"
+                out.append(
+                    f"`{name}` on many loops: {m / f:.1f}× the net time of few loops for"
+                    f" {lm / lf:.0f}× the loops, {cost}."
+                )
     return out
 
 

@@ -576,7 +576,9 @@ def _merge_stats(parts: list[dict[str, Any]], first_t: int, last_t: int) -> dict
     out: dict[str, Any] = {}
     for key in parts[0]:
         vals = [p[key] for p in parts]
-        if key.endswith("_share"):
+        if key.startswith("loop_destinations"):  # every segment loops to the same ones
+            out[key] = max(vals)
+        elif key.endswith("_share"):
             out[key] = round(sum(v * p["records"] for v, p in zip(vals, parts)) / n, 4)
         else:
             out[key] = sum(vals)

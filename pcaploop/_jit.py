@@ -1,7 +1,7 @@
 """Compile the bulk kernels with numba when the input is worth it; else run them as Python.
 
-Why: a per-packet Python loop tops out near 0.2 M packets/s, the compiled
-kernels reach several million (benchmarks/RESULTS.md) — but importing numba
+Why: the compiled kernels decode an order of magnitude or two faster than a
+per-packet Python loop (benchmarks/RESULTS.md) — but importing numba
 and loading the cached kernels costs most of a second, which is all of
 ``pcaploop info`` on a small capture.  So the decorators here return a
 :class:`Kernel` that runs the plain Python function until :func:`activate`

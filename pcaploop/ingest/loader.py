@@ -34,8 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Packets", "load", "read_packets"]
 
 #: rows per decoded block (the unit the consumer takes over)
-#: 32,008: smaller blocks touch less fresh memory (see benchmarks), and no power
-#: of two (:func:`pcaploop.decode.unaliased`)
+#: about 32 k: smaller blocks touch less fresh memory, larger ones pay the per-block
+#: glue more often; and no power of two (:func:`pcaploop.decode.unaliased`)
 BLOCK_ROWS = unaliased(32000)
 
 T = TypeVar("T")

@@ -1,7 +1,7 @@
 """Record walkers: find record boundaries in a buffer chunk.
 
 Walking record headers is a serial dependency (each offset depends on the
-previous length), ~105 ns/record compiled, so the hot loop lives here and
+previous length), so the hot loop lives here, compiled, and
 :mod:`pcaploop.read` only handles the rare blocks.
 
 Both walkers fill only the first ``n`` output slots and return
