@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import njit
+from ..schema import DIR_IN, DIR_OUT, DIR_UNKNOWN
 
 _NOTTL = 1 << 20
 
@@ -85,9 +86,9 @@ def summarize_paths(
             while m < j and plane[m] == plane[k] and dirn[m] == dirn[k]:
                 m += 1
             cnt = m - k
-            if cnt >= 2 and (dirn[k] != 0 or cnt >= 3):
+            if cnt >= 2 and (dirn[k] != DIR_UNKNOWN or cnt >= 3):
                 mind = _min_drop(ttl, k, m, 1)
-                if mind == 1 and dirn[k] == 0:
+                if mind == 1 and dirn[k] == DIR_UNKNOWN:
                     # both directions in one lane: a cycle is two records apart
                     mind = _min_drop(ttl, k, m, 2)
                 if mind < _NOTTL:
@@ -124,7 +125,9 @@ def summarize_paths(
                     a, b = k, k + 1
                     if ttl[a] < ttl[b]:
                         a, b = b, a
-                    ok_dir = (dirn[a] == 2 and dirn[b] == 1) or (dirn[a] == 0 and dirn[b] == 0)
+                    ok_dir = (dirn[a] == DIR_OUT and dirn[b] == DIR_IN) or (
+                        dirn[a] == DIR_UNKNOWN and dirn[b] == DIR_UNKNOWN
+                    )
                     # returned with TTL 1 it expired (the host drops it for that): no
                     # filter was involved, so it is no bounce
                     if ttl[a] - ttl[b] == 1 and ok_dir and ttl[b] == minttl and ttl[b] > 1:
