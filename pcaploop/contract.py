@@ -8,6 +8,7 @@ output is validated against it before it is written.
 from __future__ import annotations
 
 import json
+import sys
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -44,13 +45,34 @@ def json_schema() -> dict[str, Any]:
     return schema
 
 
+#: optional format-checker libraries jsonschema imports if they are installed; the
+#: schema uses no ``format`` keyword, and rfc3987_syntax alone compiles ~40 grammars
+#: at import (seconds), which JupyterLab's dependencies install
+_UNUSED_FORMAT_LIBS = ("rfc3987_syntax", "isoduration", "uri_template", "webcolors")
+
+
+def _jsonschema() -> Any:
+    """jsonschema, imported without the format libraries this schema never needs."""
+    if "jsonschema" in sys.modules:
+        return sys.modules["jsonschema"]
+    blocked = [m for m in _UNUSED_FORMAT_LIBS if m not in sys.modules]
+    for m in blocked:
+        sys.modules[m] = None  # type: ignore[assignment]  # makes "import m" fail
+    try:
+        import jsonschema
+    finally:
+        for m in blocked:
+            if sys.modules.get(m, 0) is None:
+                del sys.modules[m]
+    return jsonschema
+
+
 def validate_json(doc: dict[str, Any]) -> None:
     """Raise :class:`PcaploopError` naming the first violation, if any.
 
     >>> validate_json(pcaploop.analyze([...]).to_json())   # doctest: +SKIP
     """
-    import jsonschema
-
+    jsonschema = _jsonschema()
     try:
         jsonschema.validate(doc, json_schema())
     except jsonschema.ValidationError as exc:

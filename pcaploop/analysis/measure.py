@@ -80,6 +80,33 @@ def _groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return order, k[starts], starts
 
 
+def _group_ids(*keys: np.ndarray) -> np.ndarray:
+    """Per row, the number of its distinct key tuple (in key order), from one lexsort:
+    ``np.unique(axis=0)`` sorts rows as byte strings, seconds for a million."""
+    n = len(keys[0])
+    if n == 0:
+        return _NO_ROWS
+    o = np.lexsort(keys[::-1])
+    new = np.zeros(n, dtype=bool)
+    new[0] = True
+    for k in keys:
+        ks = k[o]
+        new[1:] |= ks[1:] != ks[:-1]
+    ids = np.empty(n, np.int64)
+    ids[o] = np.cumsum(new) - 1
+    return ids
+
+
+def _first_of_each(values: np.ndarray) -> np.ndarray:
+    """Positions of the first occurrence of each distinct value (ascending)."""
+    if not len(values):
+        return _NO_ROWS
+    o = np.argsort(values, kind="stable")
+    v = values[o]
+    first = o[np.r_[True, v[1:] != v[:-1]]]
+    return np.sort(first)
+
+
 def _slices(keys: np.ndarray) -> dict[int, np.ndarray]:
     """Key → positions holding it, from one sort (no scan of all rows per key)."""
     order, uniq, starts = _groups(keys)
@@ -373,23 +400,17 @@ def _l2_loops(
         return []
     rows = g["row"].to_numpy(np.int64)
     fp = g["fingerprint"].to_numpy(np.uint64)
-    key = np.unique(
-        np.stack(
-            [
-                g["dst_hi"].to_numpy(np.uint64),
-                g["dst_lo"].to_numpy(np.uint64),
-                g["point"].to_numpy(np.int64).astype(np.uint64),
-            ],
-            axis=1,
-        ),
-        axis=0,
-        return_inverse=True,
-    )[1].ravel()
+    key = _group_ids(
+        g["dst_hi"].to_numpy(np.uint64),
+        g["dst_lo"].to_numpy(np.uint64),
+        g["point"].to_numpy(np.int64),
+    )
     out = []
     for _k, at in sorted(_slices(key).items()):
-        r = np.sort(rows[at])
-        _, first_of_fp = np.unique(fp[at][np.argsort(rows[at], kind="stable")], return_index=True)
-        firsts = np.sort(r[first_of_fp])
+        o = np.argsort(rows[at], kind="stable")
+        r = rows[at][o]
+        f = fp[at][o]
+        firsts = r[_first_of_each(f)]
         loop = _simple_loop(
             "l2",
             to_text(cols["dst_hi"][r[0]], cols["dst_lo"][r[0]]),
