@@ -281,19 +281,31 @@ class Loader:
         return dec.cols, dec.arp
 
     def _account(self, rp: np.ndarray, status: np.ndarray, t: np.ndarray) -> None:
-        single = len(rp) and rp.min() == rp.max()
-        for p in rp[:1] if single else np.unique(rp):
-            sel = slice(None) if single else rp == p
-            pt = self.reg.points[int(p)]
-            counts = np.bincount(status[sel], minlength=len(S.SKIP_REASONS) + 1)
-            pt.records += int(counts.sum())
-            pt.decoded += int(counts[S.OK])
+        """Records, decoded, skipped by reason and first/last time per point, for one
+        block: bincounts and one grouping, never a pass over the block per point."""
+        if not len(rp):
+            return
+        nreason = len(S.SKIP_REASONS) + 1
+        if rp.min() == rp.max():  # the usual block: one point
+            groups = [(int(rp[0]), np.bincount(status, minlength=nreason), t.min(), t.max())]
+        else:
+            pts = rp.astype(np.int64)
+            n = int(pts.max()) + 1
+            counts = np.bincount(pts * nreason + status, minlength=n * nreason).reshape(n, nreason)
+            lo = np.full(n, np.iinfo(np.int64).max, np.int64)
+            hi = np.full(n, np.iinfo(np.int64).min, np.int64)
+            np.minimum.at(lo, pts, t)
+            np.maximum.at(hi, pts, t)
+            groups = [(p, counts[p], lo[p], hi[p]) for p in np.flatnonzero(counts.sum(1)).tolist()]
+        for p, c, t_lo, t_hi in groups:
+            pt = self.reg.points[p]
+            pt.records += int(c.sum())
+            pt.decoded += int(c[S.OK])
             for code, reason in enumerate(S.SKIP_REASONS, start=1):
-                pt.skipped[reason] += int(counts[code])
-            ts = t[sel]
-            lo, hi = int(ts.min()), int(ts.max())
-            pt.first_ns = lo if pt.first_ns is None else min(pt.first_ns, lo)
-            pt.last_ns = hi if pt.last_ns is None else max(pt.last_ns, hi)
+                pt.skipped[reason] += int(c[code])
+            lo_, hi_ = int(t_lo), int(t_hi)
+            pt.first_ns = lo_ if pt.first_ns is None else min(pt.first_ns, lo_)
+            pt.last_ns = hi_ if pt.last_ns is None else max(pt.last_ns, hi_)
 
     def _finish_file(self, spec: CaptureSpec, cap: CaptureFile, fr: FileReader) -> None:
         # interfaces that never carried a packet still get a (zero) capture point

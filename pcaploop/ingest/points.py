@@ -200,24 +200,30 @@ class FileReader:
             out.fill(self._iface_point(int(iface[0])))  # the usual case: one interface
             return out
         # points are created in the order their records first appear, so names and
-        # numbers do not depend on where batches happen to be cut
-        for k in _in_order(iface):
-            sel = iface == k
-            kk = int(k) if k >= 0 else 0
+        # numbers do not depend on where batches happen to be cut; one grouping per
+        # batch, then a lookup: no pass over the batch per interface
+        sll2 = np.zeros(len(iface), dtype=bool)
+        if self.cap.interfaces:
+            is_sll2 = np.array(
+                [itf.linktype == lt.LINKTYPE_LINUX_SLL2 for itf in self.cap.interfaces], bool
+            )
+            known = (iface >= 0) & (iface < len(is_sll2))
+            sll2[known] = is_sll2[iface[known]]
+        key = np.where(sll2, (iface.astype(np.int64) << 33) + (ifindex.astype(np.int64) + 1), iface)
+        uniq, first, inv = np.unique(key, return_index=True, return_inverse=True)
+        table = np.empty(len(uniq), dtype=np.int64)
+        for j in np.argsort(first, kind="stable").tolist():
+            i = int(first[j])
+            k = int(iface[i])
+            kk = k if k >= 0 else 0
             if not self.cap.interfaces:  # packets before any interface block: malformed
-                out[sel] = self._orphan_point()
-                continue
-            itf = self.cap.interfaces[kk]
-            if itf.linktype == lt.LINKTYPE_LINUX_SLL2:
-                sub = ifindex[sel]
-                pts = np.empty(len(sub), dtype=np.int64)
-                for ix in _in_order(sub):
-                    pts[sub == ix] = (
-                        self._sll2_point(kk, int(ix)) if ix >= 0 else self._iface_point(kk)
-                    )
-                out[sel] = pts
+                table[j] = self._orphan_point()
+            elif sll2[i]:
+                ix = int(ifindex[i])
+                table[j] = self._sll2_point(kk, ix) if ix >= 0 else self._iface_point(kk)
             else:
-                out[sel] = self._iface_point(kk)
+                table[j] = self._iface_point(kk)
+        out[:] = table[inv.ravel()]
         return out
 
 

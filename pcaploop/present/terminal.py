@@ -57,6 +57,7 @@ class Out:
         """One line as is (the caller made it fit), markup allowed."""
         self.con.print(
             f"[{style}]{text}[/{style}]" if style else text,
+            emoji=False,  # ":100:" in 2001:db8:0:100::1 is no emoji
             soft_wrap=False,
             overflow="ignore",
             crop=False,
