@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -484,6 +485,45 @@ def _version_of(tool: str) -> str:
     return _first_line([tool, "--version"]).split(" (Git")[0].rstrip(".")
 
 
+def tree_state(tree: Path) -> dict[str, Any]:
+    """The commit under test, its uncommitted files, and fingerprints of the source and
+    of the installed packages.
+
+    Why the fingerprints: on a shared machine someone may commit, edit or
+    install while the benchmark runs; taken at the start and at the end, they
+    tell whether one tree and one environment were measured.
+    """
+    git = ["git", "-C", str(tree)]
+    commit = _first_line([*git, "log", "-1", "--format=%h %s"])
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--", "pcaploop"], capture_output=True, text=True
+    ).stdout.splitlines()
+    src = hashlib.sha256()
+    for f in sorted((tree / "pcaploop").rglob("*")):
+        if f.is_file() and "__pycache__" not in f.parts:
+            st = f.stat()
+            src.update(f"{f.relative_to(tree)} {st.st_size} {st.st_mtime_ns}\n".encode())
+    dists = sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions())
+    return {
+        "commit": commit or "not a git checkout",
+        "uncommitted": len([d for d in dirty if d.strip()]),
+        "source_digest": src.hexdigest()[:16],
+        "packages_digest": hashlib.sha256("\n".join(dists).encode()).hexdigest()[:16],
+    }
+
+
+def tree_changes(start: dict[str, Any], end: dict[str, Any]) -> list[str]:
+    """What changed between two :func:`tree_state` calls, in words."""
+    out = []
+    if start["commit"] != end["commit"]:
+        out.append(f"the commit moved from `{start['commit']}` to `{end['commit']}`")
+    elif start["source_digest"] != end["source_digest"]:
+        out.append("files under pcaploop/ were edited")
+    if start["packages_digest"] != end["packages_digest"]:
+        out.append("installed Python packages changed")
+    return out
+
+
 def machine(tree: Path) -> dict[str, Any]:
     """What the numbers were measured on, and which pcaploop."""
     cpu = platform.processor() or "?"
@@ -509,11 +549,6 @@ def machine(tree: Path) -> dict[str, Any]:
             r"__version__\s*=\s*['\"]([^'\"]+)", (tree / "pcaploop/_version.py").read_text()
         )
         pv = m.group(1) if m else "?"
-    git = ["git", "-C", str(tree)]
-    commit = _first_line([*git, "log", "-1", "--format=%h %s"])
-    dirty = subprocess.run(
-        [*git, "status", "--porcelain", "--", "pcaploop"], capture_output=True, text=True
-    ).stdout.splitlines()
     try:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -527,8 +562,7 @@ def machine(tree: Path) -> dict[str, Any]:
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         **versions,
         "pcaploop": pv,
-        "commit": commit or "not a git checkout",
-        "uncommitted": len([d for d in dirty if d.strip()]),
+        **tree_state(tree),
         "tshark": _version_of("tshark"),
         "capinfos": _version_of("capinfos"),
     }
@@ -772,6 +806,13 @@ def section_machine(mach: dict[str, Any], ctx: dict[str, Any]) -> list[str]:
         ],
     ]
     out = md_table(["", ""], rows)
+    if ctx["changed"]:
+        out += [
+            "",
+            "**The tree under test changed during the run:** "
+            + "; ".join(ctx["changed"])
+            + ". Rows measured before and after the change are mixed in the medians.",
+        ]
     if other["cores"] >= BUSY_CORES:
         out += [
             "",
@@ -1042,9 +1083,12 @@ def write_atomic(path: Path, text: str) -> None:
     """Write through a temporary file in the same directory: never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make it private
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -1363,6 +1407,7 @@ def main(argv: list[str] | None = None) -> int:
         load_rounds, cpu0, t0 = os.getloadavg(), cpu_counters(), time.perf_counter()
         run_rounds(jobs, env, repeat, a.timeout, a.slow, log)
         ctx["other_cpu"] = other_cpu(cpu0, cpu_counters(), time.perf_counter() - t0)
+        ctx["changed"] = tree_changes(mach, tree_state(tree))
         ctx["load"] = {"start": load_start, "rounds_start": load_rounds, "end": os.getloadavg()}
         ctx["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         ctx["elapsed_min"] = (time.perf_counter() - t_start) / 60

@@ -546,7 +546,7 @@ def _record(M8, M16, M32, M64, U, j, t, iface, direction, cap, wire, rec):  # pr
 
     Why here and not by numpy: a broadcast fill of the defaults before the
     kernel, plus six copies of the record's fields, cost more than these
-    stores (``benchmarks/README.md``).
+    stores (the decode stage of ``benchmarks/bench.py`` shows it).
     """
     for r in range(_D8.shape[0]):
         M8[r, j] = _D8[r]

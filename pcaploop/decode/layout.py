@@ -136,8 +136,8 @@ def unaliased(n: int) -> int:
 
     Why: the rows of a matrix lie ``length × itemsize`` bytes apart.  At a
     power of two (the natural block size) element ``j`` of every row falls
-    into one cache set, and the kernel's ~40 stores per packet evict one
-    another (``benchmarks/README.md`` has the measurement).
+    into one cache set, and the kernel's stores per packet evict one
+    another (the decode stage of ``benchmarks/bench.py`` shows it).
     """
     return n + (8 - n) % 16
 
