@@ -57,6 +57,10 @@ DIRECTION_WORDS = {
 MARKERS = "os^Dv<>p"
 #: per-loop plots (staircase, ladder) are drawn for at most this many loops
 MAX_LOOP_PLOTS = 12
+#: of those, loops that also get a path ladder (one packet hop by hop: many labels)
+MAX_LADDERS = 4
+#: destinations drawn in the amplification plot (those with the most copies)
+MAX_DESTINATIONS = 25
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -497,6 +501,11 @@ def _l2_traces(a: Analysis, lp: Loop, k: int) -> list[tuple[np.ndarray, np.ndarr
 
 # --- 3. amplification ---------------------------------------------------------------------
 @_styled
+def amplification_height(destinations: int) -> float:
+    """Figure height (inches) for :func:`amplification` with this many destinations."""
+    return 1.6 + 0.55 * max(1, min(destinations, MAX_DESTINATIONS))
+
+
 def amplification(a: Analysis, ax: Axes | None = None) -> Axes:
     """Per loop destination: copies per looping packet and extra packets (log scale).
 
@@ -510,11 +519,14 @@ def amplification(a: Analysis, ax: Axes | None = None) -> Axes:
         d[1] += lp.observations
         if lp.estimated:
             est.add(lp.destination)
-    ax = _axes(ax, (8, 1.6 + 0.55 * max(len(dests), 1)))
+    ax = _axes(ax, (8, amplification_height(len(dests))))
     title = "Amplification per loop destination"
     if not dests:
         return _empty(ax, title, "no loop: nothing was amplified")
-    order = sorted(dests, key=lambda k: -dests[k][1])
+    ranked = sorted(dests, key=lambda k: (-dests[k][1], k))
+    order = ranked[:MAX_DESTINATIONS]
+    if len(ranked) > len(order):
+        title += f": the {len(order)} with most copies of {len(ranked):,}"
     y = np.arange(len(order))
     amp = np.array([dests[k][1] / max(dests[k][0], 1) for k in order])
     extra = np.array([max(dests[k][1] - dests[k][0], 0) for k in order])
@@ -918,7 +930,8 @@ def distributions(a: Analysis, ax: Axes | None = None) -> Axes:
 def figures(a: Analysis) -> Iterator[tuple[str, str, Figure]]:
     """(file stem, caption, Figure) of every plot, drawn on bare Figures (no pyplot).
 
-    Per-loop plots are drawn for the first :data:`MAX_LOOP_PLOTS` loops.
+    Per-loop plots are drawn for the :data:`MAX_LOOP_PLOTS` loops with most copies
+    (path ladders for the first :data:`MAX_LADDERS` of them).
     """
     from matplotlib.figure import Figure
 
@@ -928,7 +941,11 @@ def figures(a: Analysis) -> Iterator[tuple[str, str, Figure]]:
     f = fig(10, 4.2)
     timeline(a, ax=f.subplots())
     yield "timeline", "Traffic per capture point over the capture; loop copies on top.", f
-    for lp in [lp for lp in a.loops if lp.kind != "inferred"][:MAX_LOOP_PLOTS]:
+    drawn = sorted(
+        (lp for lp in a.loops if lp.kind != "inferred"), key=lambda lp: (-lp.observations, lp.id)
+    )[:MAX_LOOP_PLOTS]
+    laddered = {lp.id for lp in [lp for lp in drawn if lp.kind == "l3"][:MAX_LADDERS]}
+    for lp in sorted(drawn, key=lambda lp: lp.id):
         f = fig(8, 4.6)
         ttl_staircase(a, lp.id, ax=f.subplots())
         yield (
@@ -936,14 +953,14 @@ def figures(a: Analysis) -> Iterator[tuple[str, str, Figure]]:
             f"Loop {lp.id}: TTL of sample looping packets over time, coloured by direction.",
             f,
         )
-        if lp.kind == "l3":
+        if lp.kind == "l3" and lp.id in laddered:
             n = len(_path_obs(a, _ladder_path(a, lp, None))[0])
             f = fig(8, ladder_height(n))
             path_ladder(a, lp.id, ax=f.subplots())
             yield (f"ladder-loop{lp.id}", f"Loop {lp.id}: one looping packet, hop by hop.", f)
     if a.loops:
         dests = len({lp.destination for lp in a.loops})
-        f = fig(8, 1.6 + 0.55 * dests)
+        f = fig(8, amplification_height(dests))
         amplification(a, ax=f.subplots())
         yield "amplification", "Copies per looping packet and extra packets per destination.", f
         f = fig(7, 3.8)

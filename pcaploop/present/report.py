@@ -224,6 +224,17 @@ def _verdict_class(a: Analysis) -> str:
     return "loop" if a.loops else ("bounce" if a.bounces else "ok")
 
 
+#: loops the report explains one by one (the most copies first); the table lists all
+MAX_LOOP_SECTIONS = 20
+
+
+def detailed(a: Analysis) -> list[Loop]:
+    """The loops the report details, in id order: the :data:`MAX_LOOP_SECTIONS` with
+    most copies (the others are rows of the loops table)."""
+    top = sorted(a.loops, key=lambda lp: (-lp.observations, lp.id))[:MAX_LOOP_SECTIONS]
+    return sorted(top, key=lambda lp: lp.id)
+
+
 def html_report(
     a: Analysis,
     command: str | None = None,
@@ -338,8 +349,15 @@ def _loops_html(a: Analysis, figs: dict[str, tuple[str, bytes]], full_paths: boo
         ),
         _bounces_html(a),
     ]
-    for lp in a.loops:
+    shown_loops = detailed(a)
+    for lp in shown_loops:
         out.append(_one_loop_html(a, lp, figs, full_paths))
+    if len(shown_loops) < len(a.loops):
+        out.append(
+            f"<p class=muted>{len(a.loops) - len(shown_loops):,} more loop(s) are in the table "
+            f"above; this report details the {len(shown_loops)} with most copies. "
+            "<code>pcaploop analyze --all</code> or <code>--json</code> explains every one.</p>"
+        )
     return "\n".join(out)
 
 
@@ -581,7 +599,15 @@ def markdown_report(
                 [[md(b.destination), md(b.capture_point), _n(b.packets)] for b in a.bounces],
             ),
         ]
-    for lp in a.loops:
+    shown_loops = detailed(a)
+    if len(shown_loops) < len(a.loops):
+        out += [
+            "",
+            f"{len(a.loops) - len(shown_loops):,} more loop(s) are in the table above; this "
+            f"report details the {len(shown_loops)} with most copies (`pcaploop analyze --all` "
+            "or `--json` explains every one).",
+        ]
+    for lp in shown_loops:
         out += [
             "",
             f"### Loop {lp.id}: {md(lp.destination)}",
