@@ -13,6 +13,7 @@ import ipaddress
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from functools import lru_cache
 from typing import cast
 
 import numpy as np
@@ -35,6 +36,7 @@ _NS = 1_000_000_000
 _NO_ROWS = np.zeros(0, np.int64)
 
 
+@lru_cache(maxsize=1 << 16)
 def _prefix_text(dst: str, prefix: int | None) -> str:
     a = ipaddress.ip_address(dst)
     plen = a.max_prefixlen if prefix is None else min(prefix, a.max_prefixlen)
@@ -61,14 +63,16 @@ def _protocols(protos: np.ndarray) -> dict[str, int]:
     return out
 
 
+_text = lru_cache(maxsize=1 << 16)(to_text)  # a loop's sources and senders repeat
+
+
 def _addresses(hi: np.ndarray, lo: np.ndarray, limit: int | None = None) -> tuple[str, ...]:
     """Distinct addresses as sorted text (at most ``limit``)."""
-    pairs = (
-        np.unique(np.stack([np.asarray(hi, np.uint64), np.asarray(lo, np.uint64)], axis=1), axis=0)
-        if len(hi)
-        else np.zeros((0, 2), np.uint64)
-    )
-    text = sorted(to_text(h, lo_) for h, lo_ in pairs)
+    if not len(hi):
+        return ()
+    h, lw = np.asarray(hi, np.uint64), np.asarray(lo, np.uint64)
+    first = _first_of_each(_group_ids(h, lw))
+    text = sorted(_text(int(a), int(b)) for a, b in zip(h[first].tolist(), lw[first].tolist()))
     return tuple(text[:limit] if limit is not None else text)
 
 
