@@ -12,6 +12,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
@@ -35,6 +36,23 @@ Fill = tuple[np.ndarray, int, int, bool, tuple[np.ndarray, ...]]
 
 CHUNK = 1 << 20
 _BUFSIZE = CHUNK + MAX_CAPLEN + 65536
+
+#: how many times its own size a .gz may expand before reading stops (a decompression
+#: bomb: zeros compress a thousandfold, captures some tenfold); PCAPLOOP_GZIP_MAX_RATIO
+#: raises it
+GZIP_MAX_RATIO = 200
+
+
+def gzip_max_ratio() -> float:
+    """:data:`GZIP_MAX_RATIO`, or ``$PCAPLOOP_GZIP_MAX_RATIO`` when set (0: no limit)."""
+    raw = os.environ.get("PCAPLOOP_GZIP_MAX_RATIO", "")
+    try:
+        value = float(raw) if raw else float(GZIP_MAX_RATIO)
+    except ValueError:
+        value = float(GZIP_MAX_RATIO)
+    return value if value > 0 else float("inf")
+
+
 _MAX_META_BLOCK = 1 << 20  # SHB / IDB / ISB larger than this are corrupt
 
 _PCAP_MAGICS = {
@@ -339,6 +357,10 @@ def _fills(cap: CaptureFile, f: io.BufferedIOBase) -> Iterator[Fill]:
     # gzip: readinto() loses everything it decompressed when the stream turns out to be
     # cut off; readinto1() returns each decompressed piece before the error surfaces.
     readinto = f.readinto1 if cap.compressed else f.readinto
+    limit = float("inf")
+    if cap.compressed:
+        with contextlib.suppress(OSError):
+            limit = max(os.path.getsize(cap.path), 1) * gzip_max_ratio()
     while True:
         pos, fill = st["pos"], st["fill"]
         if pos:
@@ -358,6 +380,15 @@ def _fills(cap: CaptureFile, f: io.BufferedIOBase) -> Iterator[Fill]:
                 st["eof"] = True
                 break
             fill += got
+            if cap.bytes_read + fill > limit:
+                st["eof"] = True
+                cap.truncated_tail = True
+                cap.problem = (
+                    f"the gzip stream expands more than {gzip_max_ratio():g} times its size "
+                    f"(a decompression bomb?): read the first {cap.bytes_read + fill:,} bytes; "
+                    "PCAPLOOP_GZIP_MAX_RATIO raises the limit"
+                )
+                break
         st["fill"] = fill
         if fill == 0 and st["eof"]:
             return
