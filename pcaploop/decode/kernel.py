@@ -560,7 +560,9 @@ def _record(M8, M16, M32, M64, U, j, t, iface, direction, cap, wire, rec):  # pr
         U[r, j] = _DU[r]
     M8[R8_DIR, j] = direction  # SLL / SLL2 may override it from the packet type
     M32[R32_CAPLEN, j] = cap
-    M32[R32_WIRELEN, j] = wire
+    # an original length of 2**31 or more (a lie, but a header may say so) is stored
+    # as its int32 bit pattern and read back as uint32; numba would wrap it the same way
+    M32[R32_WIRELEN, j] = wire - ((wire >> 31) << 32)
     M64[R64_TIME, j] = t
     M64[R64_IFACE, j] = iface
     M64[R64_RECORD, j] = rec
