@@ -14,7 +14,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
 
     from .analysis.pipeline import Analysis
+    from .bundle.model import BundleInputs
     from .ingest.specs import CaptureSpec
 
 
@@ -85,7 +86,8 @@ CapturesArg = typer.Argument(
     ...,
     metavar="CAPTURE",
     show_default=False,
-    help="Capture files (pcap, pcapng, .gz), optionally NAME=PATH.",
+    help="Capture files (pcap, pcapng, .gz), optionally NAME=PATH, or a bundle "
+    "directory written by 'pcaploop capture'.",
 )
 IfmapOpt = typer.Option(
     None,
@@ -150,10 +152,59 @@ def _emit_json(doc: dict[str, Any], target: str, inputs: list[CaptureSpec]) -> N
     write_atomic(target, text.encode(), [s.path for s in inputs])
 
 
-def _specs(captures: list[str]) -> list[CaptureSpec]:
+def _specs(captures: Sequence[str | CaptureSpec | os.PathLike[str]]) -> list[CaptureSpec]:
     from .ingest.specs import capture_specs
 
     return capture_specs(captures)[0]
+
+
+def _expand(
+    captures: list[str], ifmap: list[str] | None
+) -> tuple[list[CaptureSpec], list[str] | dict[int, str] | None, BundleInputs | None]:
+    """CAPTURE arguments with each bundle directory replaced by its captures (named
+    after the host's interfaces), and ``--ifmap`` completed from the saved links."""
+    if not any(os.path.isdir(c) for c in captures):
+        return _specs(captures), ifmap, None
+    from .bundle import expand_captures
+    from .ingest.specs import parse_ifmap
+
+    got = expand_captures(captures)
+    return _specs(got.captures), {**got.ifmap, **parse_ifmap(ifmap or [])}, got
+
+
+def _bundle_roles(
+    got: BundleInputs | None, uplinks: list[str] | None, guest_links: list[str] | None
+) -> tuple[list[str], list[str]]:
+    """--uplink/--guest-link as given, then the roles the bundles' manifests give the
+    other capture points."""
+    up, guests = list(uplinks or ()), list(guest_links or ())
+    if got is None:
+        return up, guests
+    named = set(up) | set(guests)
+    up += [n for n in got.uplinks if n not in named]
+    guests += [n for n in got.guest_links if n not in named]
+    return up, guests
+
+
+def _with_host_state(a: Analysis, got: BundleInputs, named: set[str]) -> None:
+    """Roles given by a bundle say so; explanations and fixes cite the host's state."""
+    from dataclasses import replace
+
+    from .analysis.explain import with_host_state
+
+    why = {
+        lk.name: f"the host's saved state ({os.path.join(b.path, 'manifest.json')}): {lk.why}"
+        for b in reversed(got.bundles)
+        for lk in b.interfaces
+    }
+    a.roles = [
+        replace(r, evidence=(why[r.name],))
+        if r.confidence == "given" and r.name in why and r.name not in named
+        else r
+        for r in a.roles
+    ]
+    a.loops = with_host_state(a.loops, a.roles, got.bundles)
+    a.warnings += got.warnings
 
 
 def _analyze(
@@ -172,18 +223,22 @@ def _analyze(
         raise UsageError("--merge-gap must not be negative")
     if merge_prefix is not None and not 0 <= merge_prefix <= 32:
         raise UsageError("--merge-prefix must be an IPv4 prefix length, 0 to 32")
-    specs = _specs(captures)
+    specs, imap, got = _expand(captures, ifmap)
+    up, guests = _bundle_roles(got, uplinks, guest_links)
     with file_progress(specs) as prog:
-        return run(
+        a = run(
             specs,
-            ifmap,
+            imap,
             merge_gap,
             merge_prefix,
             prog,
             keep=keep,
-            uplinks=uplinks or (),
-            guest_links=guest_links or (),
+            uplinks=up,
+            guest_links=guests,
         )
+    if got is not None:
+        _with_host_state(a, got, set(uplinks or ()) | set(guest_links or ()))
+    return a
 
 
 def _validated_json(a: Analysis, target: str) -> None:
@@ -252,9 +307,9 @@ def info(
     from .present import terminal
     from .present.progress import file_progress
 
-    specs = _specs(captures)
+    specs, imap, _ = _expand(captures, ifmap)
     with file_progress(specs) as prog:
-        doc = capture_info(specs, ifmap, prog, sha256=sha256)
+        doc = capture_info(specs, imap, prog, sha256=sha256)
     if json_out:
         _emit_json(doc, json_out, specs)
     if json_out != "-":
@@ -529,11 +584,92 @@ def export(
         from .ingest.loader import load
         from .present.progress import file_progress
 
-        specs = _specs(captures)
+        specs, imap, _ = _expand(captures, ifmap)
         with file_progress(specs) as prog:
-            data = load(specs, ifmap, prog)
+            data = load(specs, imap, prog)
     for path in write_export(data, output, with_paths=with_paths, with_loops=with_loops):
         typer.echo(f"wrote {path}")
+
+
+@app.command(cls=_Plain)
+def capture(
+    output: str = typer.Option(
+        ...,
+        "--output",
+        "-o",
+        metavar="DIR",
+        help="The bundle directory to write (new, or empty).",
+    ),
+    duration: float = typer.Option(
+        30.0, "--duration", metavar="SECONDS", help="Capture this long (at most a day)."
+    ),
+    max_packets: int = typer.Option(
+        1_000_000,
+        "--max-packets",
+        metavar="N",
+        help="Stop an interface's capture after N packets.",
+    ),
+    interface: list[str] | None = typer.Option(
+        None,
+        "--interface",
+        "-i",
+        metavar="IFACE",
+        help="Capture this interface instead of the uplink and guest links found in the "
+        "routes ('any': one Linux cooked capture of all). Repeatable.",
+    ),
+) -> None:
+    """Record the evidence on the host itself while it loops (Linux, as root): one
+    tcpdump per interface — the uplink (the default route's) and the guest links (those
+    carrying /32 or /128 host routes), or -i — without losing packets and bounded in
+    time and count, plus the host's routes, neighbours, addresses, links and sysctls,
+    and a manifest with each capture's drop counts and the SHA-256 of every file.
+    Every command that takes CAPTURE reads the bundle directory. Ctrl-C stops early:
+    the bundle is still written (exit status 130). The directory is readable by its
+    owner only: captures hold other people's traffic.
+
+    \b
+    Example:
+      sudo pcaploop capture --duration 20 -o incident/
+      pcaploop analyze incident/
+    """
+    from .bundle.capture import capture_bundle
+
+    def say(line: str) -> None:
+        typer.echo(line, err=True)
+
+    res = capture_bundle(
+        output,
+        duration,
+        max_packets,
+        interface or (),
+        say=say,
+        command=_command_line(
+            "capture",
+            [],
+            **{"--duration": duration, "--max-packets": max_packets, "-i": interface, "-o": output},
+        ),
+    )
+    con = _console()
+    for c in res.captures:
+        st = c["stats"]
+        n = st.get("captured")
+        drops = [
+            f"{st[k]:,} dropped by {k.rsplit('_', 1)[1]}"
+            for k in ("dropped_by_kernel", "dropped_by_interface")
+            if st.get(k)
+        ]
+        path = os.path.join(res.path, c["file"])
+        con.print(
+            f"{c['interface']}: {'?' if n is None else f'{n:,}'} packets captured"
+            f"{', ' + ', '.join(drops) if drops else ', none dropped'} → {path} ({_size(path)})"
+            + (f"; {c['problem']}" if c.get("problem") else ""),
+            markup=False,
+        )
+    how = "stopped by Ctrl-C" if res.interrupted else f"stopped by {res.manifest['stopped_by']}"
+    con.print(f"wrote {res.path} ({len(res.manifest['files']) + 1} files, {how})", markup=False)
+    con.print(f"next: pcaploop analyze {res.path}", markup=False)
+    if res.interrupted:
+        raise typer.Exit(130)
 
 
 def main() -> None:

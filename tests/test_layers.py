@@ -1,5 +1,8 @@
 """The import graph shows the pipeline: read ← decode ← ingest ← analysis ← present ← cli.
 
+``bundle`` (capturing and reading evidence bundles) sits beside ``ingest``: it
+names capture points and gives their roles; analysis, present and cli may use it.
+
 Each stage imports only from its own level or below (the base modules —
 errors, schema, contract, addr, the compiled-kernel helpers — sit under
 all of them), and no two modules import each other, directly or round a
@@ -15,7 +18,16 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "pcaploop"
-LAYERS = {"read": 1, "decode": 2, "ingest": 3, "analysis": 4, "present": 5, "cli": 6, "__main__": 6}
+LAYERS = {
+    "read": 1,
+    "decode": 2,
+    "ingest": 3,
+    "bundle": 3,
+    "analysis": 4,
+    "present": 5,
+    "cli": 6,
+    "__main__": 6,
+}
 
 
 def _name(path: Path) -> str:
