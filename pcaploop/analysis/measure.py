@@ -549,7 +549,7 @@ def implicated(
     arp_responders: Mapping[str, Sequence[str]],
     guest_reporters: Iterable[str] = frozenset(),
 ) -> list[Implicated]:
-    """Addresses with roles: loop-destination (also of bounces), source, icmp-reporter,
+    """Addresses with roles: loop-destination, bounce-destination, source, icmp-reporter,
     guest-link (an ICMP reporter whose error came out of a guest link: the guest's
     own address), proxy-arp-responder (MACs answering ARP/NDP for a loop destination)."""
     guests = set(guest_reporters)
@@ -576,7 +576,7 @@ def implicated(
         for mac in arp_responders.get(lp.destination, []):
             add(mac, "proxy-arp-responder", None, 0)
     for b in bounces:
-        add(b.destination, "loop-destination", b.capture_point, b.packets)
+        add(b.destination, "bounce-destination", b.capture_point, b.packets)
     out = [
         Implicated(a, tuple(e["roles"]), e["point"], int(e["packets"]))  # type: ignore[arg-type,call-overload]
         for a, e in acc.items()

@@ -321,3 +321,17 @@ def test_packets_table_carries_inferred_directions() -> None:
     paths = a.path_rows()
     merged = paths.merge(f[["direction"]], left_on="row", right_index=True, suffixes=("", "_t"))
     assert (merged["direction"].astype(str) == merged["direction_t"].astype(str)).all()
+
+
+def test_a_bounce_destination_is_not_a_loop_destination() -> None:
+    """rp_filter drops the returned packet: the address bounced, it did not loop."""
+    from pathlib import Path
+
+    d = Path(__file__).resolve().parents[2] / "samples" / "rp-filter"
+    a = pcaploop.analyze([f"uplink={d / 'uplink.pcap'}", f"tap101={d / 'tap101.pcap'}"])
+    assert a.bounces and not a.loops
+    roles = {i.address: i.roles for i in a.implicated}
+    for b in a.bounces:
+        assert "bounce-destination" in roles[b.destination]
+        assert "loop-destination" not in roles[b.destination]
+    pcaploop.validate_json(a.to_json())
