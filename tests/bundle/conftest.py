@@ -1,0 +1,8 @@
+"""The tests of bundles import their canned host state (``hoststate``) from here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
