@@ -8,7 +8,9 @@ The pipeline, one subpackage per stage: :mod:`~pcaploop.read` (capture files →
 records), :mod:`~pcaploop.decode` (records → typed columns),
 :mod:`~pcaploop.ingest` (capture points, accounting, the packets table),
 :mod:`~pcaploop.analysis` (correlate, detect, measure, explain) and
-:mod:`~pcaploop.present` (terminal, plots, report, extract, export).
+:mod:`~pcaploop.present` (terminal, plots, report, extract, export); beside
+ingest, :mod:`~pcaploop.bundle` captures a host's links and state into an
+evidence bundle and reads one back.
 
 Names are imported on first use (PEP 562), so ``pcaploop info`` does not pay
 for pandas and matplotlib: start-up time is part of the product.
@@ -24,6 +26,7 @@ from ._version import __version__
 __all__ = [
     "Analysis",
     "Bounce",
+    "Bundle",
     "CaptureError",
     "CapturePoint",
     "CaptureSpec",
@@ -39,12 +42,14 @@ __all__ = [
     "UsageError",
     "__version__",
     "analyze",
+    "capture_bundle",
     "capture_info",
     "capture_specs",
     "export_paths",
     "extract_packets",
     "json_schema",
     "load",
+    "load_bundle",
     "parse_ifmap",
     "plot_amplification",
     "plot_copies",
@@ -72,6 +77,9 @@ _EXPORTS: dict[str, str] = {
     "LoopEvidence": "analysis.model",
     "PointRole": "analysis.model",
     "Summary": "analysis.model",
+    "Bundle": "bundle.model",
+    "load_bundle": "bundle.model",
+    "capture_bundle": "bundle.capture",
     "CaptureError": "errors",
     "NotACaptureError": "errors",
     "PcaploopError": "errors",
@@ -121,6 +129,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .analysis.model import Bounce, Implicated, Loop, LoopEvidence, PointRole, Summary
     from .analysis.pipeline import Analysis, analyze
+    from .bundle.capture import capture_bundle
+    from .bundle.model import Bundle, load_bundle
     from .contract import json_schema, validate_json
     from .errors import (
         CaptureError,

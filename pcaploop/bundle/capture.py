@@ -41,6 +41,8 @@ from ..errors import PcaploopError, UsageError
 from .discover import Link, discover
 from .model import FORMAT, FORMAT_VERSION, MANIFEST, STATE_FILES, SYSCTL_FILE, CaptureStats
 
+__all__ = ["capture_bundle"]
+
 #: bytes per packet kept: an ICMP error quoting an IPv6 packet behind a VLAN tag is
 #: 14 + 4 + 40 + 8 + 40 + 24 = 130 bytes of what the fingerprint reads; 256 leaves room
 SNAPLEN = 256
@@ -406,6 +408,8 @@ def capture_bundle(
     Stops after ``duration_s`` seconds, or when every interface has
     ``max_packets`` packets, or at Ctrl-C/SIGTERM (then ``interrupted``; what
     was captured is still written).  ``say`` gets one line per step.
+
+    >>> capture_bundle("incident-bundle", duration_s=30)   # doctest: +SKIP
     """
     out = os.fspath(out)
     say = say or (lambda _line: None)

@@ -21,6 +21,8 @@ from ..errors import PcaploopError
 from ..ingest.specs import CaptureSpec
 from .discover import Link
 
+__all__ = ["Bundle", "load_bundle"]
+
 MANIFEST = "manifest.json"
 #: what the manifest's ``format`` says
 FORMAT = "pcaploop-bundle"
@@ -318,6 +320,8 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     A missing or damaged state file is a warning (the captures still count); a
     missing or foreign manifest, or a capture file the manifest names that is not
     there, is an error.
+
+    >>> load_bundle("incident-bundle").route_for("203.0.113.7")   # doctest: +SKIP
     """
     root = os.fspath(path)
     mpath = os.path.join(root, MANIFEST)
