@@ -573,6 +573,109 @@ def make_loop(d: Path) -> Path:
     return write_pcap(d / "loop.pcap", 108, records(frames))
 
 
+def _v6(p: bytes) -> bool:
+    return p[0] >> 4 == 6
+
+
+def make_ppp(d: Path) -> Path:
+    """PPP (9): HDLC-like address/control and a 2-byte protocol, or a compressed one."""
+    frames = []
+    for k, p in enumerate(ip_packets()):
+        proto = b"\x00\x57" if _v6(p) else b"\x00\x21"
+        if k % 3 == 1 and not _v6(p):
+            frames.append(b"\x21" + p)  # protocol field compression
+        else:
+            frames.append((b"\xff\x03" if k % 2 == 0 else b"") + proto + p)
+    frames.append(b"\xff\x03\xc0\x21" + b"\x01\x01\x00\x04")  # LCP: not IP
+    return write_pcap(d / "ppp.pcap", 9, records(frames))
+
+
+def make_ppp_hdlc(d: Path) -> Path:
+    """PPP_HDLC (50): RFC 1662 framing, and Cisco HDLC framing in the same link type."""
+    frames = []
+    for k, p in enumerate(ip_packets()):
+        et = b"\x86\xdd" if _v6(p) else b"\x08\x00"
+        if k % 2:
+            frames.append(b"\x0f\x00" + et + p)
+        else:
+            frames.append(b"\xff\x03" + (b"\x00\x57" if _v6(p) else b"\x00\x21") + p)
+    return write_pcap(d / "ppp_hdlc.pcap", 50, records(frames))
+
+
+def make_chdlc(d: Path) -> Path:
+    """Cisco HDLC (104): address (unicast/broadcast), control, EtherType."""
+    frames = [
+        (b"\x8f" if k % 2 else b"\x0f") + b"\x00" + (b"\x86\xdd" if _v6(p) else b"\x08\x00") + p
+        for k, p in enumerate(ip_packets())
+    ]
+    frames.append(b"\x8f\x00\x80\x35" + b"\0" * 20)  # SLARP keepalive: not IP
+    return write_pcap(d / "chdlc.pcap", 104, records(frames))
+
+
+def make_frelay(d: Path) -> Path:
+    """Frame Relay (107): Q.922 address, UI, NLPID IPv4/IPv6, or pad + SNAP."""
+    frames = []
+    for k, p in enumerate(ip_packets()):
+        if k % 3 == 2:
+            et = b"\x86\xdd" if _v6(p) else b"\x08\x00"
+            frames.append(b"\x18\x41\x03\x00\x80\x00\x00\x00" + et + p)
+        else:
+            frames.append(b"\x18\x41\x03" + (b"\x8e" if _v6(p) else b"\xcc") + p)
+    frames.append(b"\x00\x01\x03\x08\x00\x75\x95")  # Q.933 signalling: not IP
+    return write_pcap(d / "frelay.pcap", 107, records(frames))
+
+
+def _wlan(p: bytes, k: int) -> bytes:
+    """An 802.11 data frame (plain or QoS; to, from or within a DS) carrying ``p``."""
+    ds = k % 4
+    qos = k % 2 == 1
+    fc0 = 0x88 if qos else 0x08
+    hdr = bytes([fc0, ds]) + b"\0\0" + MAC_A + MAC_B + b"\x02\x00\x00\x00\x00\x99" + b"\x10\x00"
+    if ds == 3:
+        hdr += b"\x02\x00\x00\x00\x00\x98"
+    if qos:
+        hdr += b"\x00\x00"
+    et = b"\x86\xdd" if _v6(p) else b"\x08\x00"
+    return hdr + b"\xaa\xaa\x03\x00\x00\x00" + et + p
+
+
+def _wlan_other() -> list[bytes]:
+    beacon = b"\x80\x00\x00\x00" + b"\xff" * 6 + MAC_A + MAC_A + b"\x00\x00" + b"\0" * 12
+    null = b"\x48\x01\x00\x00" + MAC_B + MAC_A + MAC_B + b"\x00\x00"
+    protected = b"\x08\x41\x00\x00" + MAC_B + MAC_A + MAC_B + b"\x00\x00" + b"\x5a" * 40
+    return [beacon, null, protected]
+
+
+def make_80211(d: Path) -> Path:
+    """IEEE 802.11 (105): data frames with LLC/SNAP, and frames that carry no IP."""
+    frames = [_wlan(p, k) for k, p in enumerate(ip_packets())] + _wlan_other()
+    return write_pcap(d / "wlan.pcap", 105, records(frames))
+
+
+def make_radiotap(d: Path) -> Path:
+    """802.11 behind a radiotap header (127), of two lengths."""
+    frames = []
+    for k, f in enumerate([_wlan(p, k) for k, p in enumerate(ip_packets())] + _wlan_other()):
+        rt = (
+            b"\x00\x00\x08\x00\x00\x00\x00\x00"
+            if k % 2
+            else (b"\x00\x00\x0c\x00\x04\x00\x00\x00\x02\x00\x00\x00")
+        )
+        frames.append(rt + f)
+    return write_pcap(d / "radiotap.pcap", 127, records(frames))
+
+
+def make_ppi(d: Path) -> Path:
+    """PPI (192) naming 802.11, and one record naming Ethernet."""
+    frames = [
+        b"\x00\x00\x08\x00" + struct.pack("<I", 105) + _wlan(p, k)
+        for k, p in enumerate(ip_packets())
+    ]
+    frames.append(b"\x00\x00\x08\x00" + struct.pack("<I", 1) + eth(udp4()))
+    frames.append(b"\x00\x00\x08\x00" + struct.pack("<I", 147) + b"\0" * 30)
+    return write_pcap(d / "ppi.pcap", 192, records(frames))
+
+
 def make_snaplen96(d: Path) -> Path:
     """``tcpdump -s 96``: frames cut at 96 bytes, original lengths kept."""
     big = udp4(payload=bytes(range(256)) * 4)
@@ -803,6 +906,13 @@ VALID: dict[str, Callable[[Path], Path]] = {
     "null_le": make_null,
     "null_be": lambda d: make_null(d, True),
     "loop": make_loop,
+    "ppp": make_ppp,
+    "ppp_hdlc": make_ppp_hdlc,
+    "chdlc": make_chdlc,
+    "frelay": make_frelay,
+    "wlan": make_80211,
+    "radiotap": make_radiotap,
+    "ppi": make_ppi,
     "snaplen96": make_snaplen96,
     "snaplen96_sll2": make_snaplen96_sll2,
     "offload": make_offload,

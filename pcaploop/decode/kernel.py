@@ -18,7 +18,7 @@ from typing import Final
 import numpy as np
 
 from .. import schema as S
-from .._bytes import be64, u8, u16be, u32be, u32le, u64be
+from .._bytes import be64, u8, u16be, u16le, u32be, u32le, u64be
 from .._jit import njit_inline, njit_plain
 from . import layout as L
 from . import linktypes as lt
@@ -302,14 +302,156 @@ def _decode_one(
         M8[R8_FLAGS, i] |= S.F_TRUNCATED
     et = -1
     q = p
-    if code == lt.L2_ETHERNET:
-        if cap < P.ETH_HLEN:
+    s = p  # where the link layer starts: after a radiotap or PPI header
+    if code == lt.L2_RADIOTAP or code == lt.L2_PPI:
+        hmin = P.RADIOTAP_MIN_HLEN if code == lt.L2_RADIOTAP else P.PPI_MIN_HLEN
+        if cap < hmin:
             M8[R8_STATUS, i] = S.MALFORMED
             return
-        U[U_EDST, i] = _mac(b, p)
-        U[U_ESRC, i] = _mac(b, p + 6)
-        et = u16be(b, p + 12)
-        q = p + P.ETH_HLEN
+        hl = u16le(b, p + 2)
+        if hl < hmin or hl > cap or u8(b, p) != 0:  # version 0 in both
+            M8[R8_STATUS, i] = S.MALFORMED
+            return
+        if code == lt.L2_PPI:
+            dlt = u32le(b, p + 4)
+            if dlt == lt.LINKTYPE_IEEE802_11:
+                code = lt.L2_IEEE80211
+            elif dlt == lt.LINKTYPE_ETHERNET:
+                code = lt.L2_ETHERNET
+            else:
+                M8[R8_STATUS, i] = S.UNSUPPORTED
+                return
+        else:
+            code = lt.L2_IEEE80211
+        s = p + hl
+    if code == lt.L2_ETHERNET:
+        if end - s < P.ETH_HLEN:
+            M8[R8_STATUS, i] = S.MALFORMED
+            return
+        U[U_EDST, i] = _mac(b, s)
+        U[U_ESRC, i] = _mac(b, s + 6)
+        et = u16be(b, s + 12)
+        q = s + P.ETH_HLEN
+    elif code == lt.L2_IEEE80211:
+        if end - s < P.IEEE80211_HLEN:
+            M8[R8_STATUS, i] = S.MALFORMED
+            return
+        fc0 = u8(b, s)
+        fc1 = u8(b, s + 1)
+        subtype = fc0 >> 4
+        if (fc0 >> 2) & 3 != P.IEEE80211_TYPE_DATA or subtype & P.IEEE80211_SUBTYPE_NODATA:
+            M8[R8_STATUS, i] = S.NON_IP  # management, control, null data
+            return
+        if fc1 & P.IEEE80211_FC1_PROTECTED:
+            M8[R8_STATUS, i] = S.UNSUPPORTED  # encrypted
+            return
+        ds = fc1 & (P.IEEE80211_FC1_TODS | P.IEEE80211_FC1_FROMDS)
+        hl = P.IEEE80211_HLEN
+        if ds == P.IEEE80211_FC1_TODS | P.IEEE80211_FC1_FROMDS:
+            hl += P.IEEE80211_ADDR4_LEN
+        if subtype & P.IEEE80211_SUBTYPE_QOS:
+            hl += P.IEEE80211_QOS_LEN
+            if fc1 & P.IEEE80211_FC1_ORDER:
+                hl += P.IEEE80211_HTC_LEN
+        if end - s < hl + P.LLC_SNAP_HLEN:
+            M8[R8_STATUS, i] = S.MALFORMED
+            return
+        # destination and source by the DS bits (addresses 1, 2, 3 at 4, 10, 16; 4 at 24)
+        if ds == 0:
+            da, sa = s + 4, s + 10
+        elif ds == P.IEEE80211_FC1_TODS:
+            da, sa = s + 16, s + 10
+        elif ds == P.IEEE80211_FC1_FROMDS:
+            da, sa = s + 4, s + 16
+        else:
+            da, sa = s + 16, s + 24
+        U[U_EDST, i] = _mac(b, da)
+        U[U_ESRC, i] = _mac(b, sa)
+        x = s + hl
+        if (u32be(b, x) >> 8) != P.LLC_SNAP or u16be(b, x + 3) != 0 or u8(b, x + 5) != 0:
+            M8[R8_STATUS, i] = S.NON_IP
+            return
+        et = u16be(b, x + 6)
+        q = x + P.LLC_SNAP_HLEN
+    elif code == lt.L2_PPP:
+        x = p
+        if end - x >= 2 and u8(b, x) == P.PPP_ADDRESS and u8(b, x + 1) == P.PPP_CONTROL:
+            x += 2
+        elif end - x >= P.CHDLC_HLEN and (
+            u8(b, x) == P.CHDLC_UNICAST or u8(b, x) == P.CHDLC_BROADCAST
+        ):  # Cisco HDLC framing (LINKTYPE_PPP_HDLC allows it)
+            x += 2
+            et = u16be(b, x)
+            x += 2
+        if et < 0:
+            if end - x < 1:
+                M8[R8_STATUS, i] = S.MALFORMED
+                return
+            if u8(b, x) & 1:  # protocol field compression: one byte
+                proto = u8(b, x)
+                x += 1
+            else:
+                if end - x < 2:
+                    M8[R8_STATUS, i] = S.MALFORMED
+                    return
+                proto = u16be(b, x)
+                x += 2
+            if proto == P.PPP_IP:
+                et = P.ETH_P_IP
+            elif proto == P.PPP_IPV6:
+                et = P.ETH_P_IPV6
+            else:
+                M8[R8_STATUS, i] = S.NON_IP
+                return
+        q = x
+    elif code == lt.L2_CHDLC:
+        if cap < P.CHDLC_HLEN:
+            M8[R8_STATUS, i] = S.MALFORMED
+            return
+        et = u16be(b, p + 2)
+        q = p + P.CHDLC_HLEN
+    elif code == lt.L2_FRELAY:
+        x = p
+        k = 0
+        done = False
+        while x < end and k < P.FR_MAX_ADDRESS:
+            last = u8(b, x) & 1  # EA: the address ends here
+            x += 1
+            k += 1
+            if last:
+                done = True
+                break
+        if not done or k < 2:
+            M8[R8_STATUS, i] = S.MALFORMED
+            return
+        if end - x < 2 or u8(b, x) != P.FR_UI:
+            M8[R8_STATUS, i] = S.NON_IP
+            return
+        x += 1
+        if u8(b, x) == P.NLPID_PAD:
+            x += 1
+            if end - x < 1:
+                M8[R8_STATUS, i] = S.MALFORMED
+                return
+        nlpid = u8(b, x)
+        x += 1
+        if nlpid == P.NLPID_IP:
+            et = P.ETH_P_IP
+        elif nlpid == P.NLPID_IPV6:
+            et = P.ETH_P_IPV6
+        elif nlpid == P.NLPID_SNAP:
+            if end - x < P.SNAP_HLEN:
+                M8[R8_STATUS, i] = S.MALFORMED
+                return
+            if (u32be(b, x) >> 8) != 0:  # an OUI other than 0: not an EtherType
+                M8[R8_STATUS, i] = S.NON_IP
+                return
+            et = u16be(b, x + 3)
+            x += P.SNAP_HLEN
+        else:
+            M8[R8_STATUS, i] = S.NON_IP
+            return
+        q = x
     elif code == lt.L2_SLL:
         if cap < P.SLL_HLEN:
             M8[R8_STATUS, i] = S.MALFORMED

@@ -133,6 +133,39 @@ PACKET_OUTGOING: Final = 4  # sent by us
 #: packet types above this say nothing about direction (loopback, kernel internals)
 PACKET_TYPE_MAX_DIRECTION: Final = PACKET_OUTGOING
 
+# --- PPP (RFC 1661, 1662), Cisco HDLC, Frame Relay (RFC 2427) ------------------------------
+PPP_ADDRESS: Final = 0xFF  # all-stations, then ...
+PPP_CONTROL: Final = 0x03  # ... unnumbered information
+PPP_IP: Final = 0x0021
+PPP_IPV6: Final = 0x0057
+CHDLC_UNICAST: Final = 0x0F
+CHDLC_BROADCAST: Final = 0x8F
+CHDLC_HLEN: Final = 4  # address, control, EtherType
+FR_MAX_ADDRESS: Final = 4  # Q.922 address octets, the last with its EA bit set
+FR_UI: Final = 0x03
+NLPID_PAD: Final = 0x00
+NLPID_SNAP: Final = 0x80
+NLPID_IP: Final = 0xCC
+NLPID_IPV6: Final = 0x8E
+SNAP_HLEN: Final = 5  # OUI (3) and protocol id (2) after NLPID_SNAP
+
+# --- IEEE 802.11 (data frames) with LLC/SNAP, behind radiotap or PPI -----------------------
+IEEE80211_HLEN: Final = 24  # frame control, duration, three addresses, sequence control
+IEEE80211_ADDR4_LEN: Final = 6  # the fourth address, when both DS bits are set
+IEEE80211_QOS_LEN: Final = 2
+IEEE80211_HTC_LEN: Final = 4  # HT control, on QoS data frames with the order bit
+IEEE80211_TYPE_DATA: Final = 2  # frame control bits 2-3
+IEEE80211_SUBTYPE_NODATA: Final = 0x4  # subtype bit: null function, no payload
+IEEE80211_SUBTYPE_QOS: Final = 0x8
+IEEE80211_FC1_TODS: Final = 0x01
+IEEE80211_FC1_FROMDS: Final = 0x02
+IEEE80211_FC1_PROTECTED: Final = 0x40  # encrypted: the payload cannot be read
+IEEE80211_FC1_ORDER: Final = 0x80
+LLC_SNAP: Final = 0xAAAA03  # DSAP, SSAP, control of an LLC/SNAP header
+LLC_SNAP_HLEN: Final = 8  # LLC (3), OUI (3), EtherType (2)
+RADIOTAP_MIN_HLEN: Final = 8
+PPI_MIN_HLEN: Final = 8
+
 # --- address families in BSD NULL / LOOP headers (sys/socket.h of each OS) ----------------
 AF_INET: Final = 2
 #: AF_INET6 as written by Linux (10), NetBSD/OpenBSD (24), FreeBSD (28) and macOS (30)

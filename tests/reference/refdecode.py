@@ -91,6 +91,11 @@ class Malformed(Exception):
     """The frame breaks a rule that makes the kernel mark it MALFORMED."""
 
 
+class Unsupported(Exception):
+    """The frame is of a kind the kernel marks UNSUPPORTED (encrypted 802.11, a PPI
+    header naming a link type it does not decode)."""
+
+
 def _parse(cls: type, buf: bytes):
     """Header ``cls`` at the start of ``buf``, or ``None`` when it is cut off."""
     try:
@@ -200,6 +205,111 @@ def _l2_null(frame: bytes, row: dict, loop: bool = False) -> tuple[int, int]:
     return -1, 4
 
 
+def _l2_ppp(frame: bytes, row: dict) -> tuple[int, int]:
+    """PPP (RFC 1661) with or without the HDLC-like address and control bytes (RFC 1662);
+    LINKTYPE_PPP_HDLC may carry Cisco HDLC framing instead."""
+    x = 0
+    if frame[:2] == b"\xff\x03":
+        x = 2
+    elif len(frame) >= 4 and frame[0] in (0x0F, 0x8F):
+        return struct.unpack(">H", frame[2:4])[0], 4
+    if len(frame) - x < 1:
+        raise Malformed("ppp")
+    if frame[x] & 1:  # protocol field compression
+        proto, x = frame[x], x + 1
+    else:
+        if len(frame) - x < 2:
+            raise Malformed("ppp")
+        proto, x = struct.unpack(">H", frame[x : x + 2])[0], x + 2
+    return {0x0021: 0x0800, 0x0057: 0x86DD}.get(proto, -1), x
+
+
+def _l2_chdlc(frame: bytes, row: dict) -> tuple[int, int]:
+    """Cisco HDLC: address, control, EtherType."""
+    if len(frame) < 4:
+        raise Malformed("chdlc")
+    return struct.unpack(">H", frame[2:4])[0], 4
+
+
+def _l2_frelay(frame: bytes, row: dict) -> tuple[int, int]:
+    """Frame Relay (RFC 2427): Q.922 address (2-4 octets, EA bit ends it), UI control,
+    optional pad, NLPID (IPv4, IPv6, or SNAP with a zero OUI and an EtherType)."""
+    x = 0
+    for _ in range(4):
+        if x >= len(frame):
+            raise Malformed("fr address")
+        last = frame[x] & 1
+        x += 1
+        if last:
+            break
+    else:
+        raise Malformed("fr address")
+    if x < 2:
+        raise Malformed("fr address")
+    if len(frame) - x < 2 or frame[x] != 0x03:
+        return -1, x
+    x += 1
+    if frame[x] == 0x00:
+        x += 1
+        if len(frame) - x < 1:
+            raise Malformed("fr pad")
+    nlpid, x = frame[x], x + 1
+    if nlpid == 0xCC:
+        return 0x0800, x
+    if nlpid == 0x8E:
+        return 0x86DD, x
+    if nlpid == 0x80:
+        if len(frame) - x < 5:
+            raise Malformed("fr snap")
+        if frame[x : x + 3] != b"\0\0\0":
+            return -1, x
+        return struct.unpack(">H", frame[x + 3 : x + 5])[0], x + 5
+    return -1, x
+
+
+def _l2_80211(frame: bytes, row: dict, s: int = 0) -> tuple[int, int]:
+    """IEEE 802.11 data frame at ``s``, with LLC/SNAP; addresses by the DS bits."""
+    if len(frame) - s < 24:
+        raise Malformed("80211")
+    fc0, fc1 = frame[s], frame[s + 1]
+    subtype = fc0 >> 4
+    if (fc0 >> 2) & 3 != 2 or subtype & 0x4:
+        return -1, s
+    if fc1 & 0x40:
+        raise Unsupported("encrypted")
+    ds = fc1 & 3
+    hl = 24 + (6 if ds == 3 else 0)
+    if subtype & 0x8:
+        hl += 2 + (4 if fc1 & 0x80 else 0)
+    if len(frame) - s < hl + 8:
+        raise Malformed("80211 header")
+    da, sa = {0: (4, 10), 1: (16, 10), 2: (4, 16), 3: (16, 24)}[ds]
+    row["eth_dst"] = _mac(frame[s + da : s + da + 6])
+    row["eth_src"] = _mac(frame[s + sa : s + sa + 6])
+    llc = frame[s + hl : s + hl + 8]
+    if llc[:6] != b"\xaa\xaa\x03\0\0\0":
+        return -1, s + hl
+    return struct.unpack(">H", llc[6:8])[0], s + hl + 8
+
+
+def _l2_radiotap(frame: bytes, row: dict, ppi: bool = False) -> tuple[int, int]:
+    """A radiotap (or PPI) header whose little-endian length is at offset 2; then 802.11
+    (PPI: the link type it names, 802.11 or Ethernet)."""
+    if len(frame) < 8:
+        raise Malformed("radiotap")
+    hl = struct.unpack("<H", frame[2:4])[0]
+    if hl < 8 or hl > len(frame) or frame[0] != 0:
+        raise Malformed("radiotap length")
+    if ppi:
+        dlt = struct.unpack("<I", frame[4:8])[0]
+        if dlt == 1:
+            et, q = _l2_ethernet(frame[hl:], row)
+            return et, hl + q
+        if dlt != 105:
+            raise Unsupported("ppi dlt")
+    return _l2_80211(frame, row, hl)
+
+
 L2Decoder = Callable[[bytes, dict], tuple[int, int]]
 
 #: decoder code (linktypes.L2_*) → layer-2 function returning (ethertype, offset)
@@ -212,6 +322,12 @@ L2_DECODERS: dict[int, L2Decoder] = {
     lt.L2_IPV6: lambda f, r: _raw_ip(f, (6,)),
     lt.L2_NULL: _l2_null,
     lt.L2_LOOP: lambda f, r: _l2_null(f, r, loop=True),
+    lt.L2_PPP: _l2_ppp,
+    lt.L2_CHDLC: _l2_chdlc,
+    lt.L2_FRELAY: _l2_frelay,
+    lt.L2_IEEE80211: _l2_80211,
+    lt.L2_RADIOTAP: _l2_radiotap,
+    lt.L2_PPI: lambda f, r: _l2_radiotap(f, r, ppi=True),
 }
 
 
@@ -488,6 +604,8 @@ def reference_decode(
         l3 = (_ipv4 if et == 0x0800 else _ipv6)(frame, q, wirelen - q, row)
     except Malformed:
         return S.MALFORMED, row
+    except Unsupported:
+        return S.UNSUPPORTED, row
     row["frag_offset"] = l3.frag_offset
     row["flags"] |= S.F_MF if l3.mf else 0
     have = _l4(frame, l3, row, key)
