@@ -14,7 +14,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -129,6 +129,13 @@ MergePrefixOpt = typer.Option(
 ANNOUNCE_BYTES = 10_000_000
 
 
+StrictOpt: bool = typer.Option(
+    False,
+    "--strict",
+    help="Exit 2 when any record was skipped, a capture was cut short or could not be read.",
+)
+
+
 # --- helpers ------------------------------------------------------------------------------
 def _console() -> Console:
     from rich.console import Console
@@ -150,6 +157,25 @@ def _emit_json(doc: dict[str, Any], target: str, inputs: list[CaptureSpec]) -> N
     from .present.files import write_atomic
 
     write_atomic(target, text.encode(), [s.path for s in inputs])
+
+
+def _strict(
+    points: Sequence[tuple[str, str, Mapping[str, int], bool]], specs: Sequence[CaptureSpec]
+) -> None:
+    """--strict: exit 2 (after the output) when any record was skipped, a capture was
+    cut short, or a capture could not be read at all."""
+    problems = []
+    read = {path for _, path, _, _ in points}
+    problems += [f"{s.path}: not read" for s in specs if s.path not in read]
+    for name, _, skipped, cut in points:
+        n = sum(skipped.values())
+        if n:
+            why = ", ".join(f"{k.replace('_', '-')} {v:,}" for k, v in skipped.items() if v)
+            problems.append(f"{name}: {n:,} record(s) skipped ({why})")
+        if cut:
+            problems.append(f"{name}: its capture was cut short")
+    if problems:
+        raise UsageError("--strict: " + "; ".join(problems))
 
 
 def _specs(captures: Sequence[str | CaptureSpec | os.PathLike[str]]) -> list[CaptureSpec]:
@@ -293,6 +319,7 @@ def info(
     sha256: bool = typer.Option(
         False, "--sha256", help="Also hash each file (SHA-256, for chain of custody)."
     ),
+    strict: bool = StrictOpt,
 ) -> None:
     """What is in the captures: per capture point format, link type, records, what was
     skipped and why, time span, snaplen and frames it cut, directions, protocols and
@@ -314,6 +341,11 @@ def info(
         _emit_json(doc, json_out, specs)
     if json_out != "-":
         terminal.info_tables(_console(), doc)
+    if strict:
+        _strict(
+            [(c["name"], c["path"], c["skipped"], c["truncated_tail"]) for c in doc["captures"]],
+            specs,
+        )
 
 
 @app.command(cls=_Plain)
@@ -331,6 +363,7 @@ def analyze(
     fail_on_loop: bool = typer.Option(
         False, "--fail-on-loop", help="Exit 1 when a loop is found (monitoring)."
     ),
+    strict: bool = StrictOpt,
 ) -> None:
     """Find routing loops: the verdict, what each capture point is, the loops, the
     addresses to look at, why it happened and how to fix it.
@@ -346,6 +379,11 @@ def analyze(
         from .present import terminal
 
         terminal.analysis(_console(), a, all_loops=all_loops)
+    if strict:
+        _strict(
+            [(p.name, p.path, p.skipped, p.truncated_tail) for p in a.packets.points],
+            _expand(captures, ifmap)[0],
+        )
     if fail_on_loop and a.loops:
         raise typer.Exit(1)
 

@@ -81,3 +81,27 @@ def test_bad_options(incident):
 def test_help_has_example(cmd):
     out = cli(cmd, "--help", check_rc=0).stdout
     assert "Example:" in out
+
+
+def test_one_bad_input_among_several(incident, tmp_path):
+    """The other captures are analysed; the bad one is named in the output and the
+    JSON; --strict makes it exit 2; alone, it is the one-line error."""
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a capture\n")
+    p = cli("analyze", *incident, bad, "--json", "-", check_rc=0)
+    doc = json.loads(p.stdout)
+    assert doc["summary"]["loops"] == 1
+    assert any("notes.txt" in w and "without it" in w for w in doc["warnings"])
+    p = cli("analyze", *incident, bad, "--strict", check_rc=2)
+    assert "--strict" in p.stderr and "notes.txt: not read" in p.stderr
+    p = cli("info", bad, check_rc=2)
+    assert p.stderr.startswith("Error:") and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_strict_names_skipped_records(tmp_path):
+    import fixtures as fx
+
+    f = fx.make_malformed_frames(tmp_path)
+    cli("info", f, check_rc=0)
+    p = cli("info", f, "--strict", check_rc=2)
+    assert "record(s) skipped" in p.stderr and "malformed" in p.stderr

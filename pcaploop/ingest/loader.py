@@ -144,6 +144,8 @@ class Loader:
         self.reg = PointRegistry(ifmap)
         self.warnings: list[str] = []
         self.unsupported: list[UnsupportedLinkTypeError] = []
+        #: captures that could not be opened (the others were read)
+        self.failed: list[CaptureError] = []
         self.files: list[CaptureFile] = []
         self.readers: list[FileReader] = []
         self.horizon: float = float("-inf")  # see merged()
@@ -164,10 +166,29 @@ class Loader:
         (like :class:`~pcaploop.read.RecordBatch`); for consumers that
         aggregate and do not keep them, it saves allocating fresh memory.
         """
-        caps = [open_capture(s.path) for s in self.specs]  # fail fast on wrong file types
-        _jit.activate_for(_input_bytes(self.specs))
-        for spec, cap in zip(self.specs, caps):
+        opened = self._open_all()
+        _jit.activate_for(_input_bytes([spec for spec, _ in opened]))
+        for spec, cap in opened:
             yield from self._one(spec, cap, progress, key, {} if reuse else None, threaded=False)
+
+    def _open_all(self) -> list[tuple[CaptureSpec, CaptureFile]]:
+        """Open every capture before reading any (wrong file types fail fast).
+
+        A file that is not a capture, or cannot be read, is left out with a
+        warning when others can be read (:attr:`failed`); when none can, its
+        error is raised.
+        """
+        opened = []
+        for spec in self.specs:
+            try:
+                opened.append((spec, open_capture(spec.path)))
+            except CaptureError as exc:
+                self.failed.append(exc)
+        if self.failed and not opened:
+            raise self.failed[0]
+        for err in self.failed:
+            self.warnings.append(f"{err}; the other captures are analysed without it")
+        return opened
 
     def merged(
         self,
@@ -189,15 +210,15 @@ class Loader:
         as files are read in step; :meth:`canonical_points` renumbers and
         renames them as :func:`load` does.
         """
-        caps = [open_capture(s.path) for s in self.specs]  # fail fast on wrong file types
-        _jit.activate_for(_input_bytes(self.specs))
+        opened = self._open_all()
+        _jit.activate_for(_input_bytes([spec for spec, _ in opened]))
         # A consumer with its own buffer works on each block (analyze's window):
         # decoding the next one on a worker thread meanwhile pays for it.  One
         # that only aggregates (info) does not gain: a block's cache lines move to
         # the other core, and the glue between kernels holds the GIL.
         gens = [
             self._one(spec, cap, progress, key, into or {}, threaded=into is not None)
-            for spec, cap in zip(self.specs, caps)
+            for spec, cap in opened
         ]
         mark = [float("-inf")] * len(gens)
         live = list(range(len(gens)))

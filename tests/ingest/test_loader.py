@@ -109,8 +109,10 @@ def test_time_span(captures, key):
 def test_wrong_file_type(captures, key, name):
     with pytest.raises(NotACaptureError):
         load([str(captures[name])], key=key)
-    with pytest.raises(NotACaptureError):  # fails fast even with a good file beside it
-        load([str(captures["pcap_us_le"]), str(captures[name])], key=key)
+    # beside a good file it is left out, with a warning naming it, before anything is read
+    pk = load([str(captures["pcap_us_le"]), str(captures[name])], key=key)
+    assert [p.path for p in pk.points] == [str(captures["pcap_us_le"])]
+    assert any(str(captures[name]) in w and "without it" in w for w in pk.warnings)
 
 
 def test_unsupported_link_type_alone_raises(captures, key):
