@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from loopgen import tunnel_loop, write
@@ -105,3 +106,37 @@ def test_strict_names_skipped_records(tmp_path):
     cli("info", f, check_rc=0)
     p = cli("info", f, "--strict", check_rc=2)
     assert "record(s) skipped" in p.stderr and "malformed" in p.stderr
+
+
+def test_capture_from_standard_input(incident, tmp_path):
+    """``tcpdump -w - | pcaploop analyze -``: pcap, pcapng or gzip on stdin, the point
+    named stdin; extract reads the evidence again from the kept copy."""
+    import gzip
+
+    tap = next(a.split("=", 1)[1] for a in incident if a.startswith("tap101="))
+    up = next(a for a in incident if a.startswith("uplink="))
+    data = Path(tap).read_bytes()
+    for blob in (data, gzip.compress(data)):
+        p = subprocess.run(
+            [sys.executable, "-m", "pcaploop", "analyze", up, "tap101=-", "--json", "-"],
+            input=blob,
+            capture_output=True,
+            timeout=300,
+        )
+        assert p.returncode == 0, p.stderr
+        doc = json.loads(p.stdout)
+        assert doc["loops"][0]["observations"] == 5 * 63
+        assert "tap101" in {c["name"] for c in doc["captures"]}
+    out = tmp_path / "ev.pcapng"
+    p = subprocess.run(
+        [sys.executable, "-m", "pcaploop", "extract", "-", "--loop", "1", "-o", str(out)],
+        input=data,
+        capture_output=True,
+        timeout=300,
+    )
+    assert p.returncode == 0, p.stderr
+    assert out.stat().st_size > 0
+    p = subprocess.run(
+        [sys.executable, "-m", "pcaploop", "info", "-"], capture_output=True, timeout=60
+    )
+    assert p.returncode == 2 or b"Error:" in p.stderr

@@ -23,6 +23,9 @@ class CaptureSpec:
 
     path: str
     name: str | None = None
+    #: what the file is called in names and messages when not its path's stem
+    #: (standard input's temporary copy is ``stdin``)
+    label: str | None = None
 
     @classmethod
     def parse(cls, text: str | os.PathLike[str]) -> CaptureSpec:
@@ -37,11 +40,55 @@ class CaptureSpec:
     @property
     def stem(self) -> str:
         """File name without capture extensions (``uplink.pcap.gz`` → ``uplink``)."""
+        if self.label:
+            return self.label
         base = Path(self.path).name
         for ext in (".gz", ".pcapng", ".pcap", ".cap", ".dmp"):
             if base.lower().endswith(ext):
                 base = base[: -len(ext)]
         return base or Path(self.path).name
+
+
+#: the capture path that means standard input, and its capture point's default name
+STDIN = "-"
+STDIN_NAME = "stdin"
+_spooled: list[str] = []
+
+
+def spool_stdin() -> str:
+    """Standard input copied to a temporary file, once per process; its path.
+
+    Why a file: a capture is read more than once (``report`` and ``extract``
+    fetch the evidence's original bytes again), and a pipe can be read only
+    once.  The copy streams in chunks (memory stays small), is removed when
+    the process ends, and is never named in output as anything but ``-``'s
+    capture point (``stdin``).
+    """
+    if _spooled:
+        return _spooled[0]
+    import atexit
+    import shutil
+    import sys
+    import tempfile
+
+    if sys.stdin is None or sys.stdin.isatty():
+        raise UsageError("'-' reads a capture from standard input, but it is a terminal")
+    fd, path = tempfile.mkstemp(prefix="pcaploop-stdin-", suffix=".cap")
+    atexit.register(_remove, path)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+    except OSError as exc:
+        raise PcaploopError(f"standard input: cannot keep a copy: {exc.strerror}") from None
+    _spooled.append(path)
+    return path
+
+
+def _remove(path: str) -> None:
+    import contextlib
+
+    with contextlib.suppress(OSError):
+        os.remove(path)
 
 
 def parse_ifmap(specs: Iterable[str]) -> dict[int, str]:
@@ -98,6 +145,9 @@ def capture_specs(
     else:
         imap = parse_ifmap(ifmap)
     specs = [c if isinstance(c, CaptureSpec) else CaptureSpec.parse(c) for c in captures]
+    specs = [
+        CaptureSpec(spool_stdin(), sp.name, STDIN_NAME) if sp.path == STDIN else sp for sp in specs
+    ]
     if not specs:
         raise UsageError("no capture files given")
     seen: dict[str, CaptureSpec] = {}
