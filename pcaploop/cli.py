@@ -384,6 +384,8 @@ def analyze(
             [(p.name, p.path, p.skipped, p.truncated_tail) for p in a.packets.points],
             _expand(captures, ifmap)[0],
         )
+    if a.partial:
+        raise typer.Exit(130)
     if fail_on_loop and a.loops:
         raise typer.Exit(1)
 

@@ -140,3 +140,37 @@ def test_capture_from_standard_input(incident, tmp_path):
         [sys.executable, "-m", "pcaploop", "info", "-"], capture_output=True, timeout=60
     )
     assert p.returncode == 2 or b"Error:" in p.stderr
+
+
+def test_ctrl_c_prints_what_was_found_so_far(tmp_path):
+    """SIGINT while reading: the analysis of what was read, marked partial in the text
+    and the JSON, exit 130, and the JSON file written whole."""
+    import os
+    import signal
+    import time
+
+    repo = Path(__file__).resolve().parents[1]
+    cap = tmp_path / "g.pcap"
+    subprocess.run(
+        [sys.executable, str(repo / "benchmarks" / "gen.py"), str(cap), "--packets", "40000"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    js = tmp_path / "a.json"
+    env = dict(os.environ, PCAPLOOP_NO_JIT="1")  # slow enough to interrupt mid-read
+    p = subprocess.Popen(
+        [sys.executable, "-m", "pcaploop", "analyze", str(cap), "--json", str(js)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    time.sleep(4)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=600)
+    assert p.returncode == 130, err[-2000:]
+    assert out.startswith("PARTIAL (interrupted): ")
+    doc = json.loads(js.read_text())
+    assert doc["partial"] is True
+    assert 0 < doc["summary"]["observations"] < 40000

@@ -57,6 +57,8 @@ class CorrelationState:
     hinted: set[int] = field(default_factory=set)  # points whose direction came from a hint
     guest_links: frozenset[str] = frozenset()
     uplinks: frozenset[str] = frozenset()
+    #: the input was cut short by Ctrl-C: the analysis covers what was read
+    interrupted: bool = False
 
     def side_hint(self, name: str) -> bool | None:
         """True: a guest link, False: an uplink, None: nothing says (given, else by name)."""

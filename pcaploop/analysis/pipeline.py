@@ -9,7 +9,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,8 @@ class Analysis:
     rates: Rates | None = None
     keep: str = "evidence"
     roles: list[PointRole] = field(default_factory=list)
+    #: Ctrl-C ended the reading: the findings cover the packets read until then
+    partial: bool = False
     #: indexes built on first use (loop by id; path observations sorted by path)
     _by_id: dict[int, Loop] | None = field(default=None, repr=False, compare=False)
     _by_path: np.ndarray | None = field(default=None, repr=False, compare=False)
@@ -75,7 +78,10 @@ class Analysis:
 
     @property
     def verdict(self) -> str:
-        """One line a person reads first."""
+        """One line a person reads first (``PARTIAL:`` first when Ctrl-C cut it short)."""
+        return ("PARTIAL (interrupted): " if self.partial else "") + self._verdict()
+
+    def _verdict(self) -> str:
         s = self.summary
         if s.loops:
             dsts = ", ".join(sorted({lp.destination for lp in self.loops})[:5])
@@ -116,6 +122,7 @@ class Analysis:
             "bounces": [b.to_json() for b in self.bounces],
             "implicated": [i.to_json() for i in self.implicated],
             "warnings": self.warnings,
+            "partial": self.partial,
         }
 
     def _roles_per_point(self) -> list[PointRole]:
@@ -369,8 +376,26 @@ def analyze(
         for r in roles
         if r.confidence == "weak" and r.role != "unknown"
     ]
+    if state.interrupted:
+        warnings.insert(
+            0,
+            "interrupted (Ctrl-C): what follows covers only the packets read until then",
+        )
     return Analysis(
-        pk, corr, det, loops, evidence, bounces, impl, summary, opt, warnings, rates, keep, roles
+        pk,
+        corr,
+        det,
+        loops,
+        evidence,
+        bounces,
+        impl,
+        summary,
+        opt,
+        warnings,
+        rates,
+        keep,
+        roles,
+        partial=state.interrupted,
     )
 
 
@@ -453,6 +478,31 @@ def _roles(
     )
 
 
+@contextmanager
+def _interrupts() -> Iterator[Callable[[], bool]]:
+    """While reading, Ctrl-C (SIGINT) asks to stop after the current block instead of
+    raising in the middle of one: the analysis then finishes on what was read.  A
+    second Ctrl-C interrupts at once.  Outside the main thread nothing changes."""
+    import signal
+    import threading
+
+    hits: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        hits.append(signum)
+        if len(hits) > 1:
+            raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(hits)
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def _stream(
     specs: list[CaptureSpec],
     ifmap: dict[int, str],
@@ -466,10 +516,16 @@ def _stream(
     loader = Loader(specs, ifmap)
     win = Window(opt, lambda: loader.reg.points, loader.point_files, keep, chunk_rows, state)
     arps = []
-    for cols, arp in loader.merged(progress, into=lambda: win.into(loader_mod.BLOCK_ROWS)):
-        win.add(cols)
-        arps.append(arp)
-        win.maybe_flush(loader.horizon)
+    blocks = loader.merged(progress, into=lambda: win.into(loader_mod.BLOCK_ROWS))
+    with _interrupts() as asked:
+        for cols, arp in blocks:
+            win.add(cols)
+            arps.append(arp)
+            win.maybe_flush(loader.horizon)
+            if asked():  # Ctrl-C: analyse what was read, and say it is partial
+                blocks.close()
+                state.interrupted = True
+                break
     if loader.unsupported and not any(p.decoded for p in loader.points):
         raise loader.unsupported[0]
     win.drain()

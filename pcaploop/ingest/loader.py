@@ -9,7 +9,7 @@ gathers them into one :class:`Packets` table.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar, cast
 
@@ -159,7 +159,7 @@ class Loader:
         progress: Progress | None = None,
         key: Key = RUN_KEY,
         reuse: bool = False,
-    ) -> Iterator[tuple[Columns, Columns]]:
+    ) -> Generator[tuple[Columns, Columns], None, None]:
         """Yield (raw columns, ARP rows) per block; accounting fills in as it goes.
 
         ``reuse=True``: the column arrays are overwritten by the next block
@@ -195,7 +195,7 @@ class Loader:
         progress: Progress | None = None,
         key: Key = RUN_KEY,
         into: Callable[[], dict[str, np.ndarray]] | None = None,
-    ) -> Iterator[tuple[Columns, Columns]]:
+    ) -> Generator[tuple[Columns, Columns], None, None]:
         """Yield (raw columns, ARP rows) per block from all captures at once, in step.
 
         Why: paths cross captures (the uplink copy and the tunnel copy of one
@@ -222,19 +222,23 @@ class Loader:
         ]
         mark = [float("-inf")] * len(gens)
         live = list(range(len(gens)))
-        while live:
-            i = min(live, key=mark.__getitem__)  # ties: the earlier file
-            try:
-                cols, arp = next(gens[i])
-            except StopIteration:
-                live.remove(i)
-            else:
-                if len(cols["time_ns"]):
-                    mark[i] = max(mark[i], float(cols["time_ns"].max()))
+        try:
+            while live:
+                i = min(live, key=mark.__getitem__)  # ties: the earlier file
+                try:
+                    cols, arp = next(gens[i])
+                except StopIteration:
+                    live.remove(i)
+                else:
+                    if len(cols["time_ns"]):
+                        mark[i] = max(mark[i], float(cols["time_ns"].max()))
+                    self.horizon = min((mark[k] for k in live), default=float("inf"))
+                    yield cols, arp
+                    continue
                 self.horizon = min((mark[k] for k in live), default=float("inf"))
-                yield cols, arp
-                continue
-            self.horizon = min((mark[k] for k in live), default=float("inf"))
+        finally:  # a consumer that stops early (Ctrl-C) stops every file's worker too
+            for g in gens:
+                g.close()
 
     def canonical_points(self) -> np.ndarray:
         """Renumber and rename capture points as :func:`load` (file by file) would have;
@@ -265,7 +269,7 @@ class Loader:
         key: Key,
         into: Columns | Callable[[], Columns] | None,
         threaded: bool,
-    ) -> Iterator[tuple[Columns, Columns]]:
+    ) -> Generator[tuple[Columns, Columns], None, None]:
         """Blocks of one file.
 
         ``into``: ``None`` (fresh arrays), a dict (arrays reused from block to
