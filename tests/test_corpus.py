@@ -64,37 +64,7 @@ Key = tuple[str, str]  # (command, file relative to the corpus)
 
 #: Deviations found and explained, each to be decided in pcaploop.  strict: when
 #: one is fixed the test says so, and the entry goes.
-KNOWN: dict[Key, str] = {
-    **{
-        (cmd, "libpcap/tests/pcap-invalid-version-1.pcap"): (
-            "pcap header version 1.4: libpcap and tshark refuse it (major version 1 "
-            "unsupported); pcaploop reads it as 2.4 (1 record), exit 0"
-        )
-        for cmd in COMMANDS
-    },
-    **{
-        (cmd, "libpcap/tests/pcapng-invalid-vers-1.pcapng"): (
-            "pcapng SHB version 0.1: libpcap and tshark refuse it; pcaploop reads the "
-            "section (1 record), exit 0"
-        )
-        for cmd in COMMANDS
-    },
-    **{
-        (cmd, "libpcap/tests/pcapng-invalid-vers-2.pcapng"): (
-            "pcapng SHB version 1.1: libpcap and tshark refuse it; pcaploop reads the "
-            "section (1 record), exit 0"
-        )
-        for cmd in COMMANDS
-    },
-    **{
-        (cmd, "libpcap/tests/linktype-reserved-field-not-zero.pcap"): (
-            "pcap header whose link-type field has reserved bits set (0x00300000): "
-            "libpcap and tshark refuse it; pcaploop takes link type 0 (NULL), 0 "
-            "records, exit 0"
-        )
-        for cmd in COMMANDS
-    },
-}
+KNOWN: dict[Key, str] = {}
 
 
 def pcaploop_command() -> list[str]:

@@ -185,6 +185,10 @@ class CaptureFile:
                     section += 1
                     section_base, section_count = len(self.interfaces), 0
                     self._big = bytes(buf[pos + 8 : pos + 12]) == b"\x1a\x2b\x3c\x4d"
+                    problem = _shb_version_problem(bytes(buf[pos + 8 : pos + 16]))
+                    if problem:
+                        self._stop(f"block at byte {self.bytes_read + pos}: {problem}")
+                        return
                     btype, blen = self._block_header(buf, pos)
                 if blen < 12 or blen % 4 or blen > _MAX_META_BLOCK:
                     self._stop(
@@ -465,14 +469,44 @@ def open_capture(path: str | os.PathLike[str]) -> CaptureFile:
     if not fmt:
         raise NotACaptureError(path, f"not a pcap or pcapng capture ({_describe(head)})")
     cap = CaptureFile(path, fmt, compressed)
+    if fmt == "pcapng":
+        problem = _shb_version_problem(head[8:16])
+        if problem:
+            raise NotACaptureError(path, problem)
     if fmt == "pcap":
         big, nsres = _PCAP_MAGICS[head[:4]]
         order: ByteOrder = "big" if big else "little"
+        version = (int.from_bytes(head[4:6], order), int.from_bytes(head[6:8], order))
+        if not _pcap_version_ok(version):
+            raise NotACaptureError(path, "unsupported pcap version {}.{}".format(*version))
         snap = int.from_bytes(head[16:20], order)
-        link = int.from_bytes(head[20:24], order) & 0xFFFF
+        field_ = int.from_bytes(head[20:24], order)
+        if field_ & F.LINKTYPE_RESERVED_MASK:
+            raise NotACaptureError(
+                path, f"pcap header's link-type field has reserved bits set ({field_:#010x})"
+            )
+        link = field_ & F.LINKTYPE_MASK
         cap._big, cap._nsres = big, nsres
         cap.interfaces.append(Interface(0, link, snap if 0 < snap <= MAX_CAPLEN else MAX_CAPLEN))
     return cap
+
+
+def _pcap_version_ok(version: tuple[int, int]) -> bool:
+    return version[0] == F.PCAP_VERSION_MAJOR or version == F.PCAP_VERSION_DGUX
+
+
+def _shb_version_problem(magic_and_version: bytes) -> str | None:
+    """Why a section header's version is not one libpcap and Wireshark read, or None.
+
+    Why: a version they refuse is a format nobody specified; reading it as 1.0
+    would report records no other tool sees.
+    """
+    order: ByteOrder = "big" if magic_and_version[:4] == b"\x1a\x2b\x3c\x4d" else "little"
+    major = int.from_bytes(magic_and_version[4:6], order)
+    minor = int.from_bytes(magic_and_version[6:8], order)
+    if major == F.PCAPNG_VERSION_MAJOR and minor in F.PCAPNG_VERSION_MINORS:
+        return None
+    return f"unsupported pcapng section header version {major}.{minor}"
 
 
 def _describe(head: bytes) -> str:

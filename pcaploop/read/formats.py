@@ -12,6 +12,14 @@ from typing import Final
 MAX_CAPLEN: Final = 262144
 PCAP_FILE_HLEN: Final = 24
 PCAP_RECORD_HLEN: Final = 16
+#: pcap major version 2 (and DG/UX tcpdump's 543.0): Wireshark reads any minor
+#: version of 2, libpcap up to 2.4; both refuse other majors
+PCAP_VERSION_MAJOR: Final = 2
+PCAP_VERSION_DGUX: Final = (543, 0)
+#: the link-type field's bits 16-25 are reserved and must be zero (bits 26-31 say
+#: whether and how long a frame check sequence is)
+LINKTYPE_MASK: Final = 0xFFFF
+LINKTYPE_RESERVED_MASK: Final = 0x03FF0000
 
 # --- pcapng block types --------------------------------------------------------------
 BT_SHB: Final = 0x0A0D0D0A  # section header (its value reads the same in both byte orders)
@@ -25,6 +33,9 @@ BYTE_ORDER_MAGIC: Final = 0x1A2B3C4D
 BLOCK_OVERHEAD: Final = 12  # type, length, trailing length
 EPB_HLEN: Final = 28  # block overhead's first 8 bytes + interface, 2 × timestamp, 2 × length
 SPB_HLEN: Final = 12
+#: section header versions libpcap reads: 1.0, and 1.2 that some writers put
+PCAPNG_VERSION_MAJOR: Final = 1
+PCAPNG_VERSION_MINORS: Final = (0, 2)
 
 # --- pcapng options ---------------------------------------------------------------------
 OPT_ENDOFOPT: Final = 0

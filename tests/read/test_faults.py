@@ -212,3 +212,56 @@ def test_a_hundred_thousand_interface_blocks(tmp_path: Path) -> None:
         assert r.stderr.startswith("Error:") and len(r.stderr.strip().splitlines()) == 1
     else:
         assert r.returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("offset", "value", "fmt", "why"),
+    [
+        (4, 1, "<H", "unsupported pcap version 1.4"),
+        (4, 3, "<H", "unsupported pcap version 3.4"),
+        (20, 0x00300001, "<I", "reserved bits set (0x00300001)"),
+    ],
+)
+def test_pcap_headers_libpcap_refuses(
+    tmp_path: Path, offset: int, value: int, fmt: str, why: str
+) -> None:
+    """Versions and link-type bits that libpcap and tshark refuse are refused, not
+    guessed at: reading them would report records no other tool sees."""
+    from pcaploop.errors import NotACaptureError
+    from pcaploop.read.capture import open_capture
+
+    good = write_pcap(tmp_path / "ok.pcap", EN10MB, [Rec(T0, eth(udp4()))])
+    raw = bytearray(good.read_bytes())
+    struct.pack_into(fmt, raw, offset, value)
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(NotACaptureError, match=why.replace("(", r"\(").replace(")", r"\)")):
+        open_capture(bad)
+    assert open_capture(good).interfaces[0].linktype == EN10MB
+
+
+@pytest.mark.parametrize(
+    ("version", "ok"),
+    [((1, 0), True), ((1, 2), True), ((0, 1), False), ((1, 1), False), ((2, 0), False)],
+)
+def test_pcapng_section_versions(tmp_path: Path, version: tuple[int, int], ok: bool) -> None:
+    """libpcap reads section versions 1.0 and 1.2; any other first section is refused,
+    and a later section with another version ends the reading there, reported."""
+    from pcaploop.errors import NotACaptureError
+
+    sec = Section(ifaces=[Iface(EN10MB)], recs=[(0, Rec(T0, eth(udp4())), None)])
+    raw = bytearray(section_bytes(sec))
+    struct.pack_into("<HH", raw, 12, *version)
+    first = tmp_path / "first.pcapng"
+    first.write_bytes(bytes(raw))
+    later = tmp_path / "later.pcapng"
+    later.write_bytes(section_bytes(sec) + bytes(raw))
+    if ok:
+        assert _one(first)["decoded"] == 1
+        assert sum(c["decoded"] for c in capture_info([str(later)])["captures"]) == 2
+        return
+    with pytest.raises(NotACaptureError, match="unsupported pcapng section header version"):
+        capture_info([str(first)])
+    doc = capture_info([str(later)])
+    assert sum(c["decoded"] for c in doc["captures"]) == 1
+    assert any("version" in (c["problem"] or "") for c in doc["captures"])
