@@ -97,6 +97,14 @@ def test_one_bad_input_among_several(incident, tmp_path):
     assert "--strict" in p.stderr and "notes.txt: not read" in p.stderr
     p = cli("info", bad, check_rc=2)
     assert p.stderr.startswith("Error:") and len(p.stderr.strip().splitlines()) == 1
+    # a capture whose only record is cut off: nothing usable, but the others are read
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(Path(str(incident[0]).split("=")[-1]).read_bytes()[:60])
+    doc = json.loads(cli("analyze", *incident, cut, "--json", "-", check_rc=0).stdout)
+    assert doc["summary"]["loops"] == 1
+    assert any("cut.pcap: nothing usable" in w and "without it" in w for w in doc["warnings"])
+    p = cli("analyze", cut, check_rc=2)
+    assert p.stderr.startswith("Error:") and "nothing usable" in p.stderr
 
 
 def test_strict_names_skipped_records(tmp_path):

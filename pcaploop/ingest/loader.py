@@ -146,6 +146,8 @@ class Loader:
         self.unsupported: list[UnsupportedLinkTypeError] = []
         #: captures that could not be opened (the others were read)
         self.failed: list[CaptureError] = []
+        #: captures that opened but held not one whole record (the others were read)
+        self.unusable: list[CaptureError] = []
         self.files: list[CaptureFile] = []
         self.readers: list[FileReader] = []
         self.horizon: float = float("-inf")  # see merged()
@@ -170,6 +172,7 @@ class Loader:
         _jit.activate_for(_input_bytes([spec for spec, _ in opened]))
         for spec, cap in opened:
             yield from self._one(spec, cap, progress, key, {} if reuse else None, threaded=False)
+        self._check_usable()
 
     def _open_all(self) -> list[tuple[CaptureSpec, CaptureFile]]:
         """Open every capture before reading any (wrong file types fail fast).
@@ -236,6 +239,7 @@ class Loader:
                     yield cols, arp
                     continue
                 self.horizon = min((mark[k] for k in live), default=float("inf"))
+            self._check_usable()
         finally:  # a consumer that stops early (Ctrl-C) stops every file's worker too
             for g in gens:
                 g.close()
@@ -356,7 +360,10 @@ class Loader:
             for p in mine:
                 p.truncated_tail = True
                 p.problem = cap.problem
-            self.warnings.append(f"{cap.path}: {cap.problem}; read {cap.records} records before it")
+            if cap.records:  # none: "nothing usable" below says it
+                self.warnings.append(
+                    f"{cap.path}: {cap.problem}; read {cap.records} records before it"
+                )
         decoded = sum(p.decoded for p in mine)
         unsupported = {
             lt.linktype_name(i.linktype)
@@ -374,7 +381,17 @@ class Loader:
                     UnsupportedLinkTypeError(cap.path, f"unsupported link type {what}")
                 )
         if cap.records == 0 and cap.truncated_tail:
-            raise CaptureError(cap.path, f"nothing usable: {cap.problem}")
+            err = CaptureError(cap.path, f"nothing usable: {cap.problem}")
+            if len(self.specs) == 1:
+                raise err
+            self.unusable.append(err)
+            self.warnings.append(f"{err}; the other captures are analysed without it")
+
+    def _check_usable(self) -> None:
+        """When every capture was unreadable or held nothing usable, there is nothing to
+        analyse: raise the first one's error (one bad file among several is a warning)."""
+        if self.unusable and len(self.unusable) + len(self.failed) >= len(self.specs):
+            raise self.unusable[0]
 
 
 def load(
