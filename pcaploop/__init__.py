@@ -32,6 +32,7 @@ __all__ = [
     "CaptureSpec",
     "Implicated",
     "Loop",
+    "LoopEvent",
     "LoopEvidence",
     "NotACaptureError",
     "Packets",
@@ -40,6 +41,8 @@ __all__ = [
     "Summary",
     "UnsupportedLinkTypeError",
     "UsageError",
+    "WatchResult",
+    "Watcher",
     "__version__",
     "analyze",
     "capture_bundle",
@@ -61,6 +64,7 @@ __all__ = [
     "read_export",
     "read_packets",
     "validate_json",
+    "watch",
     "wireshark_filters",
     "write_export",
     "write_plots",
@@ -80,6 +84,10 @@ _EXPORTS: dict[str, str] = {
     "Bundle": "bundle.model",
     "load_bundle": "bundle.model",
     "capture_bundle": "bundle.capture",
+    "WatchResult": "bundle.live",
+    "watch": "bundle.live",
+    "LoopEvent": "analysis.watch",
+    "Watcher": "analysis.watch",
     "CaptureError": "errors",
     "NotACaptureError": "errors",
     "PcaploopError": "errors",
@@ -129,7 +137,9 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .analysis.model import Bounce, Implicated, Loop, LoopEvidence, PointRole, Summary
     from .analysis.pipeline import Analysis, analyze
+    from .analysis.watch import LoopEvent, Watcher
     from .bundle.capture import capture_bundle
+    from .bundle.live import WatchResult, watch
     from .bundle.model import Bundle, load_bundle
     from .contract import json_schema, validate_json
     from .errors import (

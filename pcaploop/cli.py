@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
 
     from .analysis.pipeline import Analysis
+    from .analysis.watch import LoopEvent
     from .bundle.model import BundleInputs
     from .ingest.specs import CaptureSpec
 
@@ -241,6 +242,7 @@ def _analyze(
     keep: str = "evidence",
     uplinks: list[str] | None = None,
     guest_links: list[str] | None = None,
+    follow: bool = False,
 ) -> Analysis:
     from .analysis.pipeline import analyze as run
     from .present.progress import file_progress
@@ -251,16 +253,19 @@ def _analyze(
         raise UsageError("--merge-prefix must be an IPv4 prefix length, 0 to 32")
     specs, imap, got = _expand(captures, ifmap)
     up, guests = _bundle_roles(got, uplinks, guest_links)
-    with file_progress(specs) as prog:
+    if follow:
+        typer.echo("following the captures as they grow; Ctrl-C ends the input", err=True)
+    with file_progress([] if follow else specs) as prog:
         a = run(
             specs,
             imap,
             merge_gap,
             merge_prefix,
-            prog,
+            None if follow else prog,
             keep=keep,
             uplinks=up,
             guest_links=guests,
+            follow=follow,
         )
     if got is not None:
         _with_host_state(a, got, set(uplinks or ()) | set(guest_links or ()))
@@ -364,6 +369,13 @@ def analyze(
         False, "--fail-on-loop", help="Exit 1 when a loop is found (monitoring)."
     ),
     strict: bool = StrictOpt,
+    follow: bool = typer.Option(
+        False,
+        "--follow",
+        "-f",
+        help="Keep reading the captures as they grow (like tail -f); Ctrl-C ends the "
+        "input and the analysis covers all that was read.",
+    ),
 ) -> None:
     """Find routing loops: the verdict, what each capture point is, the loops, the
     addresses to look at, why it happened and how to fix it.
@@ -372,7 +384,15 @@ def analyze(
     Example:
       pcaploop analyze uplink=eth0.pcap tap101.pcap --json report.json
     """
-    a = _analyze(captures, ifmap, merge_gap, merge_prefix, uplinks=uplink, guest_links=guest_link)
+    a = _analyze(
+        captures,
+        ifmap,
+        merge_gap,
+        merge_prefix,
+        uplinks=uplink,
+        guest_links=guest_link,
+        follow=follow,
+    )
     if json_out:
         _validated_json(a, json_out)
     if json_out != "-":
@@ -710,6 +730,68 @@ def capture(
     con.print(f"next: pcaploop analyze {res.path}", markup=False)
     if res.interrupted:
         raise typer.Exit(130)
+
+
+@app.command(cls=_Plain)
+def watch(
+    sources: list[str] = typer.Argument(
+        ...,
+        metavar="SOURCE...",
+        help="Network interfaces (captured live with tcpdump, as root), capture files "
+        "still being written (NAME=PATH or PATH), a bundle directory, or '-' (a pcap or "
+        "pcapng stream on standard input).",
+    ),
+    jsonl: bool = typer.Option(
+        False, "--jsonl", help="One JSON object per event on standard output, for monitoring."
+    ),
+    fail_on_loop: bool = typer.Option(
+        False, "--fail-on-loop", help="Exit 1 at the first loop (after printing its start)."
+    ),
+    duration: float | None = typer.Option(
+        None, "--duration", metavar="SECONDS", help="Stop after this long (default: Ctrl-C)."
+    ),
+    quiet: float = typer.Option(
+        1.0,
+        "--quiet",
+        metavar="SECONDS",
+        help="A loop ends after this long without a looping copy.",
+    ),
+    ifmap: list[str] | None = IfmapOpt,
+) -> None:
+    """Report loops while they happen: one line when a destination starts looping
+    (capture point, copies per packet, rate) and one when it stops (duration, looping
+    packets, copies), within about a second. Files are followed as they grow; memory
+    stays bounded however long it runs. Ctrl-C stops (exit status 130).
+
+    \b
+    Example:
+      sudo pcaploop watch eth0 tap101
+      tcpdump -i tap101 -U -w - | pcaploop watch - --jsonl
+    """
+    from .bundle.live import watch as run
+    from .ingest.specs import parse_ifmap
+
+    imap = parse_ifmap(ifmap) if ifmap else {}
+    out = _console()
+
+    def show(ev: LoopEvent) -> None:
+        if jsonl:
+            sys.stdout.write(json.dumps(ev.to_json()) + "\n")
+            sys.stdout.flush()
+        else:
+            out.print(ev.line(), markup=False, highlight=False, soft_wrap=True)
+
+    def ready(names: list[str]) -> None:
+        typer.echo(f"watching {', '.join(names)}; Ctrl-C to stop", err=True)
+
+    res = run(sources, show, duration, quiet, stop_at_first=fail_on_loop, ifmap=imap, ready=ready)
+    for w in res.warnings:
+        typer.echo(f"warning: {w}", err=True)
+    typer.echo(f"{res.reason}: {res.packets:,} packets read, {res.loops} loop(s) started", err=True)
+    if res.reason == "interrupted":
+        raise typer.Exit(130)
+    if fail_on_loop and res.loops:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -297,6 +297,7 @@ def analyze(
     chunk_rows: int = 1 << 18,
     uplinks: Sequence[str] = (),
     guest_links: Sequence[str] = (),
+    follow: bool = False,
 ) -> Analysis:
     """Read captures (or take loaded :class:`Packets`) and find loops.
 
@@ -311,7 +312,8 @@ def analyze(
     (Hengartner et al. used /24).  ``chunk_rows``: rows read between two
     correlation passes (results do not depend on it).  ``uplinks`` /
     ``guest_links``: capture point names whose role is given (otherwise every
-    role is inferred from the packets, :mod:`.roles`).
+    role is inferred from the packets, :mod:`.roles`).  ``follow``: keep reading
+    the files as they grow (``tail -f``) until Ctrl-C, then analyse all that was read.
 
     >>> a = analyze(["uplink=uplink.pcap", "tap101.pcap"])    # doctest: +SKIP
     >>> a.verdict, a.loops_frame()                            # doctest: +SKIP
@@ -325,7 +327,7 @@ def analyze(
         keep = "all"
     else:
         pk, corr, rates, late = _stream(
-            *capture_specs(captures, ifmap), opt, progress, keep, chunk_rows, state
+            *capture_specs(captures, ifmap), opt, progress, keep, chunk_rows, state, follow
         )
     names = pk.point_names
     _check_named(names, uplinks, guest_links)
@@ -511,18 +513,20 @@ def _stream(
     keep: str,
     chunk_rows: int,
     state: CorrelationState,
+    follow: bool = False,
 ) -> tuple[Packets, Correlation, Rates, int]:
-    """Read all captures in step through a :class:`~.window.Window`."""
-    loader = Loader(specs, ifmap)
-    win = Window(opt, lambda: loader.reg.points, loader.point_files, keep, chunk_rows, state)
-    arps = []
-    blocks = loader.merged(progress, into=lambda: win.into(loader_mod.BLOCK_ROWS))
+    """Read all captures in step through a :class:`~.window.Window`; ``follow``: read
+    the files as they grow until Ctrl-C (which then ends the input, not the analysis)."""
     with _interrupts() as asked:
+        loader = Loader(specs, ifmap, follow=asked if follow else None)
+        win = Window(opt, lambda: loader.reg.points, loader.point_files, keep, chunk_rows, state)
+        arps = []
+        blocks = loader.merged(progress, into=lambda: win.into(loader_mod.BLOCK_ROWS))
         for cols, arp in blocks:
             win.add(cols)
             arps.append(arp)
             win.maybe_flush(loader.horizon)
-            if asked():  # Ctrl-C: analyse what was read, and say it is partial
+            if asked() and not follow:  # Ctrl-C: analyse what was read, say it is partial
                 blocks.close()
                 state.interrupted = True
                 break

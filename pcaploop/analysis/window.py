@@ -38,6 +38,10 @@ from .options import Options
 
 #: what analyze keeps: the evidence; also every path of a packet seen twice; every row
 KEEP_MODES = ("evidence", "paths", "all")
+#: what an observer hears of the final rows seen once
+_SINGLE_COLUMNS = ("time_ns", "point", "dst_hi", "dst_lo", "src_hi", "src_lo", "ttl")
+#: (columns of the correlated rows, columns of final rows seen once, their correlation)
+Observer = Callable[[dict[str, np.ndarray], dict[str, np.ndarray], Correlation], None]
 
 _NEVER = np.iinfo(np.int64).max
 
@@ -206,10 +210,17 @@ class Window:
         keep: str = "evidence",
         chunk_rows: int = 1 << 18,
         state: CorrelationState | None = None,
+        observe: Observer | None = None,
+        retain: bool = True,
     ):
+        """``observe(rows, single, corr)`` hears every correlated window: the buffer's
+        columns of the rows correlated (time order), which of its final rows were
+        seen once, and their :class:`Correlation` (``watch`` reads loops from it).
+        ``retain=False`` keeps nothing (a watch that runs for hours)."""
         if keep not in KEEP_MODES:
             raise ValueError(f"keep must be one of {KEEP_MODES}, not {keep!r}")
         self.opt, self.keep, self.chunk_rows = opt, keep, chunk_rows
+        self.observe, self.retain = observe, retain
         self._points, self._point_files = points, point_files
         self.buf = Columns(0)
         self.kept: list[dict[str, np.ndarray]] = []  # kept rows, one dict per window
@@ -340,6 +351,13 @@ class Window:
         sub = {k: c[k][idx] for k in CORRELATE_COLUMNS}
         names = [p.name for p in self._points()]
         corr = correlate(sub, names, self.final_counts, self.opt, self.state)
+        if self.observe is not None:
+            self.observe(
+                {k: a[idx] for k, a in c.items()}, {k: c[k][single] for k in _SINGLE_COLUMNS}, corr
+            )
+        if not self.retain:
+            self.pieces.duplicates += corr.duplicates
+            return
         self._note_after_loops(c, corr, idx, single)
         self.pieces.duplicates += corr.duplicates
         if self.keep == "evidence":

@@ -221,12 +221,14 @@ class _Tcpdump:
     reader: threading.Thread | None = None
     started: str | None = None
     ended: str | None = None
+    #: where the capture goes when written to standard output (``-w -``: watch)
+    stdout: int = subprocess.DEVNULL
 
     def start(self, hook: Callable[[], None] | None) -> None:
         self.proc = subprocess.Popen(
             self.argv,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            stdout=self.stdout,
             stderr=subprocess.PIPE,
             text=True,
             preexec_fn=hook,  # only a prctl; the reader threads start after every fork

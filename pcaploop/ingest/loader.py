@@ -9,6 +9,7 @@ gathers them into one :class:`Packets` table.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar, cast
@@ -80,6 +81,8 @@ def _decoded_blocks(cap: CaptureFile, key: Key, slabs: int) -> Iterator[tuple[Bl
         codes = np.array([lt.l2_code(i.linktype) for i in cap.interfaces] or [0], dtype=np.int64)
         for block in dec.add(batch, codes):
             yield block, cap.bytes_read
+        if cap.live and dec.fill:  # a live capture: what arrived, now
+            yield dec.take(), cap.bytes_read
     if dec.fill:
         yield dec.take(), cap.bytes_read
 
@@ -139,8 +142,16 @@ class Loader:
     (``pcaploop info``, the benchmark): memory stays bounded by one batch.
     """
 
-    def __init__(self, specs: Sequence[CaptureSpec], ifmap: dict[int, str]):
+    def __init__(
+        self,
+        specs: Sequence[CaptureSpec],
+        ifmap: dict[int, str],
+        follow: Callable[[], bool] | None = None,
+    ):
+        """``follow``: keep reading regular files as they grow until it returns True
+        (pipes are read to their end regardless)."""
         self.specs = list(specs)
+        self.follow = follow
         self.reg = PointRegistry(ifmap)
         self.warnings: list[str] = []
         self.unsupported: list[UnsupportedLinkTypeError] = []
@@ -169,7 +180,7 @@ class Loader:
         aggregate and do not keep them, it saves allocating fresh memory.
         """
         opened = self._open_all()
-        _jit.activate_for(_input_bytes([spec for spec, _ in opened]))
+        _jit.activate_for(_input_bytes([spec for spec, _ in opened], self.follow is not None))
         for spec, cap in opened:
             yield from self._one(spec, cap, progress, key, {} if reuse else None, threaded=False)
         self._check_usable()
@@ -184,7 +195,7 @@ class Loader:
         opened = []
         for spec in self.specs:
             try:
-                opened.append((spec, open_capture(spec.path)))
+                opened.append((spec, open_capture(spec.path, follow=self.follow)))
             except CaptureError as exc:
                 self.failed.append(exc)
         if self.failed and not opened:
@@ -214,7 +225,7 @@ class Loader:
         renames them as :func:`load` does.
         """
         opened = self._open_all()
-        _jit.activate_for(_input_bytes([spec for spec, _ in opened]))
+        _jit.activate_for(_input_bytes([spec for spec, _ in opened], self.follow is not None))
         # A consumer with its own buffer works on each block (analyze's window):
         # decoding the next one on a worker thread meanwhile pays for it.  One
         # that only aggregates (info) does not gain: a block's cache lines move to
@@ -428,14 +439,20 @@ def load(
     return Packets(cols, state.reg.points, arp, state.warnings)
 
 
-def _input_bytes(specs: Sequence[CaptureSpec]) -> int:
-    """Bytes the captures hold uncompressed (gzip guessed at 1:6)."""
+def _input_bytes(specs: Sequence[CaptureSpec], growing: bool = False) -> int:
+    """Bytes the captures hold uncompressed (gzip guessed at 1:6); a pipe, or a file
+    followed as it grows (``growing``), counts as enough to compile the decoder."""
+    if growing:
+        return _jit.ACTIVATE_BYTES
     total = 0
     for sp in specs:
         try:
-            size = os.path.getsize(sp.path)
+            st = os.stat(sp.path)
         except OSError:
-            size = 0
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            return _jit.ACTIVATE_BYTES
+        size = st.st_size
         total += size * 6 if sp.path.endswith(".gz") else size
     return total
 

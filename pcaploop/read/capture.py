@@ -17,8 +17,10 @@ import gzip
 import io
 import os
 import re
+import stat
+import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -52,6 +54,12 @@ def gzip_max_ratio() -> float:
         value = float(GZIP_MAX_RATIO)
     return value if value > 0 else float("inf")
 
+
+#: how often a followed file is looked at again when it has not grown
+FOLLOW_POLL_S = 0.2
+_PROMPT_BYTES = 1 << 16  # a followed file: hand over after this much new data
+#: bytes read from a pipe to tell its format (a pcapng section header's first fields)
+_HEAD_BYTES = 28
 
 _MAX_META_BLOCK = 1 << 20  # SHB / IDB / ISB larger than this are corrupt
 
@@ -107,9 +115,20 @@ class CaptureFile:
     truncated_tail: bool = False
     problem: str | None = None  # what stopped reading early, if anything
     comments: list[str] = field(default_factory=list)
+    #: follow a regular file as it grows (like ``tail -f``): at its end, wait for more
+    #: until this returns True.  A pipe is always read to its end, promptly.
+    follow: Callable[[], bool] | None = None
+    #: a pipe or terminal opened once (its first bytes already read by open_capture)
+    _stream: io.BufferedIOBase | None = field(default=None, repr=False)
     _big: bool = False
     _nsres: bool = False
     _state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def live(self) -> bool:
+        """A pipe or a followed file: records are handed on as they arrive, not in
+        full blocks."""
+        return self._stream is not None or self.follow is not None
 
     @property
     def _order(self) -> ByteOrder:
@@ -117,7 +136,8 @@ class CaptureFile:
 
     def batches(self) -> Iterator[RecordBatch]:
         """Yield record batches until the end of the file or the first damage."""
-        with _open_stream(self.path, self.compressed) as f:
+        stream = self._stream
+        with stream if stream is not None else _open_stream(self.path, self.compressed) as f:
             if self.format == "pcap":
                 f.read(24)
                 yield from self._pcap(f)
@@ -360,7 +380,11 @@ def _fills(cap: CaptureFile, f: io.BufferedIOBase) -> Iterator[Fill]:
     st = cap._state
     # gzip: readinto() loses everything it decompressed when the stream turns out to be
     # cut off; readinto1() returns each decompressed piece before the error surfaces.
-    readinto = f.readinto1 if cap.compressed else f.readinto
+    # pipes and followed files: one read at a time, handed over at once (a live
+    # capture must not wait for a full buffer)
+    prompt = cap._stream is not None or cap.follow is not None
+    readinto = f.readinto1 if cap.compressed or prompt else f.readinto
+    following = cap.follow if cap._stream is None else None
     limit = float("inf")
     if cap.compressed:
         with contextlib.suppress(OSError):
@@ -372,6 +396,7 @@ def _fills(cap: CaptureFile, f: io.BufferedIOBase) -> Iterator[Fill]:
             cap.bytes_read += pos
             fill -= pos
             st["pos"] = 0
+        fresh = False  # bytes arrived since the last hand-over
         while not st["eof"] and fill < _BUFSIZE:
             try:
                 got = readinto(mv[fill:])
@@ -381,9 +406,17 @@ def _fills(cap: CaptureFile, f: io.BufferedIOBase) -> Iterator[Fill]:
                 cap.truncated_tail = True
                 break
             if not got:
+                if following is not None and not following():
+                    if fresh:
+                        break  # hand over what came; look again afterwards
+                    time.sleep(FOLLOW_POLL_S)
+                    continue
                 st["eof"] = True
                 break
             fill += got
+            fresh = True
+            if prompt and (fill - st["pos"] >= _PROMPT_BYTES or cap._stream is not None):
+                break
             if cap.bytes_read + fill > limit:
                 st["eof"] = True
                 cap.truncated_tail = True
@@ -444,6 +477,10 @@ def sniff(path: str | os.PathLike[str]) -> tuple[str, bool, bytes]:
                 head = g.read(28)
         except (EOFError, OSError, zlib.error) as exc:
             raise NotACaptureError(path, f"damaged gzip stream ({exc})") from None
+    return _classify(path, head, compressed)
+
+
+def _classify(path: str, head: bytes, compressed: bool) -> tuple[str, bool, bytes]:
     if not head:
         raise NotACaptureError(path, "empty file")
     if head[:4] in _PCAP_MAGICS:
@@ -459,16 +496,29 @@ def sniff(path: str | os.PathLike[str]) -> tuple[str, bool, bytes]:
     return "", compressed, head
 
 
-def open_capture(path: str | os.PathLike[str]) -> CaptureFile:
+def open_capture(
+    path: str | os.PathLike[str], follow: Callable[[], bool] | None = None
+) -> CaptureFile:
     """Open a capture and parse its file header.
 
-    Raises :class:`NotACaptureError` for files that are not captures.
+    A pipe (``/dev/stdin``, a FIFO, tcpdump's ``-w -``) is opened once and read as
+    it comes; ``follow`` keeps reading a regular file as it grows until it returns
+    True (see :attr:`CaptureFile.follow`).  Raises :class:`NotACaptureError` for
+    files that are not captures.
     """
     path = os.fspath(path)
-    fmt, compressed, head = sniff(path)
+    pipe = _open_pipe(path)
+    stream: io.BufferedIOBase | None = None
+    if pipe is None:
+        fmt, compressed, head = sniff(path)
+    else:
+        stream, compressed, head = pipe
+        fmt = _classify(path, head, compressed)[0]
     if not fmt:
+        if stream is not None:
+            stream.close()
         raise NotACaptureError(path, f"not a pcap or pcapng capture ({_describe(head)})")
-    cap = CaptureFile(path, fmt, compressed)
+    cap = CaptureFile(path, fmt, compressed, follow=follow, _stream=stream)
     if fmt == "pcapng":
         problem = _shb_version_problem(head[8:16])
         if problem:
@@ -489,6 +539,69 @@ def open_capture(path: str | os.PathLike[str]) -> CaptureFile:
         cap._big, cap._nsres = big, nsres
         cap.interfaces.append(Interface(0, link, snap if 0 < snap <= MAX_CAPLEN else MAX_CAPLEN))
     return cap
+
+
+class _Prefixed(io.RawIOBase):
+    """A pipe whose first bytes were read to tell its format: they come first again."""
+
+    def __init__(self, head: bytes, rest: io.RawIOBase | io.BufferedIOBase):
+        self._head, self._rest = memoryview(head), rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self._head:
+            n = min(len(b), len(self._head))
+            b[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        if isinstance(self._rest, io.BufferedIOBase):
+            return self._rest.readinto1(b)
+        return self._rest.readinto(b) or 0
+
+    def close(self) -> None:
+        self._rest.close()
+        super().close()
+
+
+def _read_head(f: io.RawIOBase | io.BufferedIOBase, n: int) -> bytes:
+    """Up to ``n`` bytes: a pipe hands them over in pieces."""
+    out = b""
+    while len(out) < n:
+        got = f.read(n - len(out))
+        if not got:
+            break
+        out += got
+    return out
+
+
+def _open_pipe(path: str) -> tuple[io.BufferedIOBase, bool, bytes] | None:
+    """(stream, compressed, first bytes) for a pipe, FIFO or terminal; None for a file.
+
+    Why: a pipe can be read only once, so its first bytes, read to tell the format,
+    must be handed to the reader again.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # sniff() names the problem
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISBLK(mode):
+        return None
+    try:
+        raw = open(path, "rb", buffering=0)  # noqa: SIM115 - handed to the CaptureFile
+    except OSError as exc:
+        raise CaptureError(path, f"cannot read: {exc.strerror or exc}") from None
+    head = _read_head(raw, _HEAD_BYTES)
+    stream: io.BufferedIOBase = io.BufferedReader(_Prefixed(head, raw))
+    if head[:2] != b"\x1f\x8b":
+        return stream, False, head
+    gz = gzip.GzipFile(fileobj=stream, mode="rb")
+    try:
+        inner = _read_head(gz, _HEAD_BYTES)
+    except (EOFError, OSError, zlib.error) as exc:
+        raise NotACaptureError(path, f"damaged gzip stream ({exc})") from None
+    return io.BufferedReader(_Prefixed(inner, gz)), True, inner
 
 
 def _pcap_version_ok(version: tuple[int, int]) -> bool:
