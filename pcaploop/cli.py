@@ -218,6 +218,7 @@ def _with_host_state(a: Analysis, got: BundleInputs, named: set[str]) -> None:
     from dataclasses import replace
 
     from .analysis.explain import with_host_state
+    from .bundle.model import apply_capture_stats
 
     why = {
         lk.name: f"the host's saved state ({os.path.join(b.path, 'manifest.json')}): {lk.why}"
@@ -232,6 +233,7 @@ def _with_host_state(a: Analysis, got: BundleInputs, named: set[str]) -> None:
     ]
     a.loops = with_host_state(a.loops, a.roles, got.bundles)
     a.warnings += got.warnings
+    apply_capture_stats(a.packets.points, got.bundles)
 
 
 def _analyze(

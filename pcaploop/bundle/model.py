@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import PcaploopError
+from ..ingest.points import CapturePoint
 from ..ingest.specs import CaptureSpec
 from .discover import Link
 
@@ -480,6 +481,23 @@ def expand_captures(captures: Sequence[CaptureSpec | str | os.PathLike[str]]) ->
             role = b.role_of(p)
             (up if role == "uplink" else guests if role == "guest-link" else []).append(p)
     return BundleInputs(out, ifmap, list(dict.fromkeys(up)), list(dict.fromkeys(guests)), bundles)
+
+
+def apply_capture_stats(points: Sequence[CapturePoint], bundles: Sequence[Bundle]) -> None:
+    """Each bundle capture's own drop count (tcpdump's closing statistics: dropped by
+    the kernel or the interface) onto the capture point of its interface, where the
+    file itself recorded none (the JSON's ``capture_dropped``).
+
+    Why: a pcap file has no place for drops, so only the bundle knows that copies
+    missing from a loop's ladder may be the capture's own loss (load_bundle warns).
+    """
+    by_name = {p.name: p for p in points}
+    for b in bundles:
+        for c in b.captures:
+            p = by_name.get(c.interface)
+            if p is None or p.capture_dropped is not None or c.stats.dropped_by_kernel is None:
+                continue
+            p.capture_dropped = c.stats.dropped_by_kernel + (c.stats.dropped_by_interface or 0)
 
 
 def _sll2_ifindexes(path: str) -> set[int] | None:

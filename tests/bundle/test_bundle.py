@@ -108,6 +108,16 @@ def test_drops_and_a_changed_file_are_warnings(tmp_path, pcaps):
     assert "capture point tap101: tcpdump reported 4 packet(s) dropped" in w
     assert "uplink.pcap:" in w and "the manifest says" in w
     assert "ip-neigh.json: cannot read the host's neighbours" in w
+    # the JSON carries tcpdump's own count on the point it belongs to
+    r = subprocess.run(
+        [sys.executable, "-m", "pcaploop", "analyze", str(b), "--json", "-"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    dropped = {c["name"]: c["capture_dropped"] for c in json.loads(r.stdout)["captures"]}
+    assert dropped["tap101"] == 4
 
 
 @pytest.mark.parametrize(
