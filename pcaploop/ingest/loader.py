@@ -25,7 +25,7 @@ from ..decode.layout import unaliased
 from ..errors import CaptureError, UnsupportedLinkTypeError
 from ..read import CaptureFile, open_capture
 from ..schema import Columns
-from .points import CapturePoint, FileReader, PointRegistry
+from .points import MAX_POINTS, OVERFLOW_POINT, CapturePoint, FileReader, PointRegistry
 from .specs import CaptureSpec, capture_specs
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -354,6 +354,12 @@ class Loader:
                 fr._iface_point(k)
         fr.single_unnamed()
         unnamed = sorted(ix for path, ix in self.reg.unnamed_ifindexes if path == cap.path)
+        if cap.path in self.reg.overflowed:
+            self.warnings.append(
+                f"{cap.path}: more capture points (interfaces or interface indexes) than "
+                f"{MAX_POINTS - 1}: the packets of the rest are decoded and counted together, "
+                f"as capture point {OVERFLOW_POINT!r}"
+            )
         if unnamed:
             shown = ", ".join(f"{fr.base}:if{ix}" for ix in unnamed[:4])
             self.warnings.append(

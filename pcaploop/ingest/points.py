@@ -16,7 +16,6 @@ import numpy as np
 from .. import schema as S
 from ..contract import iso_ns
 from ..decode import linktypes as lt
-from ..errors import CaptureError
 from ..read import CaptureFile
 from .specs import CaptureSpec
 
@@ -25,6 +24,8 @@ __all__ = ["CapturePoint"]
 
 #: capture points across all inputs; far beyond any host, small enough for int16 codes
 MAX_POINTS = 4096
+#: the one point that the interfaces past MAX_POINTS share
+OVERFLOW_POINT = "other-interfaces"
 
 
 @dataclass(slots=True)
@@ -85,6 +86,9 @@ class PointRegistry:
         #: (file, interface index) of SLL2 points named by their number (no --ifmap entry)
         self.unnamed_ifindexes: set[tuple[str, int]] = set()
         self._wish: list[tuple[str, str]] = []  # (name asked for, file stem) per point
+        #: the point all interfaces past the limit share, and the files that had them
+        self.overflow: int | None = None
+        self.overflowed: set[str] = set()
 
     def _unique(self, name: str, stem: str) -> str:
         """``name``, or ``name@stem`` (``#2``, ``#3`` …) when it is taken."""
@@ -101,13 +105,23 @@ class PointRegistry:
     def add(
         self, name: str, cap: CaptureFile, linktype: int, interface: int | None, stem: str
     ) -> int:
-        """Register a capture point under a unique name; returns its index."""
-        if len(self.points) >= MAX_POINTS:
-            raise CaptureError(
-                cap.path,
-                f"more than {MAX_POINTS} capture points (interfaces or "
-                "interface indexes): corrupt or hostile file",
-            )
+        """Register a capture point under a unique name; returns its index.
+
+        Past :data:`MAX_POINTS` − 1 points, every further interface shares one last
+        point, :data:`OVERFLOW_POINT` (its file is noted in :attr:`overflowed`):
+        its packets are still decoded and counted, and nothing grows with the
+        number of interface blocks a file declares.
+        """
+        if len(self.points) >= MAX_POINTS - 1:
+            self.overflowed.add(cap.path)
+            if self.overflow is None:
+                self.overflow = self._append(OVERFLOW_POINT, cap, linktype, None, OVERFLOW_POINT)
+            return self.overflow
+        return self._append(name, cap, linktype, interface, stem)
+
+    def _append(
+        self, name: str, cap: CaptureFile, linktype: int, interface: int | None, stem: str
+    ) -> int:
         unique = self._unique(name, stem)
         self.points.append(CapturePoint(unique, cap.path, cap.format, linktype, interface))
         self._wish.append((name, stem))
