@@ -19,7 +19,7 @@ counts.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
@@ -27,7 +27,7 @@ import pandas as pd
 
 from ..decode import protocols as P
 from ._kernels import summarize_paths
-from .model import Correlation
+from .model import Correlation, L2Tally
 from .options import Options
 from .roles import guest_link_by_name
 
@@ -159,6 +159,8 @@ class Detection:
     time_exceeded: pd.DataFrame  # ICMP errors tied to looping paths
     inferred: pd.DataFrame  # inferred loops (uplink-only captures)
     l2: pd.DataFrame  # same-TTL copies repeating over time
+    #: (dst_hi, dst_lo, point) → layer-2 copies counted beyond the evidence kept
+    l2_tally: Mapping[tuple[int, int, int], L2Tally] = field(default_factory=dict)
 
 
 def _path_frame(
@@ -694,4 +696,5 @@ def detect(
         time_exceeded=te,
         inferred=inferred,
         l2=_l2_loops(cols, corr),
+        l2_tally=corr.l2_tally,
     )

@@ -29,7 +29,17 @@ from .detect import (
     unreachable_index,
 )
 from .explain import explain
-from .model import Bounce, Correlation, Implicated, Loop, LoopEvidence, LoopKind, PointRole, Role
+from .model import (
+    Bounce,
+    Correlation,
+    Implicated,
+    L2Tally,
+    Loop,
+    LoopEvidence,
+    LoopKind,
+    PointRole,
+    Role,
+)
 from .options import Options
 
 _NS = 1_000_000_000
@@ -43,15 +53,21 @@ def _prefix_text(dst: str, prefix: int | None) -> str:
     return str(ipaddress.ip_network(f"{dst}/{plen}", strict=False))
 
 
-def _per_second_peak(times: np.ndarray, firsts: np.ndarray) -> float:
-    """Most extra packets (copies minus new looping packets) in any one second."""
+def _per_second_peak(
+    times: np.ndarray, firsts: np.ndarray, tally: Mapping[int, int] | None = None
+) -> float:
+    """Most extra packets (copies minus new looping packets) in any one second;
+    ``tally``: more copies, counted per second (:class:`L2Tally`)."""
     if len(times) == 0:
         return 0.0
     # sparse bins: a crafted capture can spread a loop's copies over centuries
     sec = np.asarray(times, dtype=np.int64) // _NS
     fsec = np.asarray(firsts, dtype=np.int64) // _NS
-    _, inv = np.unique(np.r_[sec, fsec], return_inverse=True)
-    extra = np.bincount(inv.ravel(), weights=np.r_[np.ones(len(sec)), -np.ones(len(fsec))])
+    tsec = np.fromiter((tally or {}).keys(), np.int64)
+    tcount = np.fromiter((tally or {}).values(), np.float64)
+    _, inv = np.unique(np.r_[sec, fsec, tsec], return_inverse=True)
+    weights = np.r_[np.ones(len(sec)), -np.ones(len(fsec)), tcount]
+    extra = np.bincount(inv.ravel(), weights=weights)
     return float(max(extra.max(), 0))
 
 
@@ -357,12 +373,16 @@ def _simple_loop(
     nbytes: int,
     te_rows: np.ndarray = _NO_ROWS,
     last_ns: int | None = None,
+    tally: L2Tally | None = None,
 ) -> Loop:
     """An l2 or inferred loop: ``rows`` its copies (inferred: arrivals), ``firsts`` one
-    row per looping packet."""
+    row per looping packet; ``tally``: copies counted but not kept (in ``obs`` and
+    ``nbytes`` already)."""
     t = cols["time_ns"]
     first = int(t[rows].min())
     last = int(t[rows].max()) if last_ns is None else last_ns
+    if tally is not None and tally.copies:
+        first, last = min(first, tally.first_ns), max(last, tally.last_ns)
     dur = (last - first) / _NS
     n = len(firsts)
     first_bytes = int(cols["wirelen"][firsts].astype(np.int64).sum())
@@ -383,7 +403,9 @@ def _simple_loop(
         amplification_bytes=nbytes / first_bytes if first_bytes else None,
         cycle_time_ms=None,
         extra_pps_mean=(obs - n) / dur if dur > 0 else None,
-        extra_pps_peak=None if inferred else _per_second_peak(t[rows], t[firsts]),
+        extra_pps_peak=None
+        if inferred
+        else _per_second_peak(t[rows], t[firsts], tally.per_second if tally else None),
         sources=_addresses(cols["src_hi"][firsts], cols["src_lo"][firsts], 20),
         protocols=_protocols(cols["protocol"][firsts]),
         # an inferred loop is one because its packets expired behind the capture point
@@ -415,16 +437,20 @@ def _l2_loops(
         r = rows[at][o]
         f = fp[at][o]
         firsts = r[_first_of_each(f)]
+        dst = (int(cols["dst_hi"][r[0]]), int(cols["dst_lo"][r[0]]), int(cols["point"][r[0]]))
+        tally = det.l2_tally.get(dst)
+        more, more_bytes = (tally.copies, tally.bytes) if tally else (0, 0)
         loop = _simple_loop(
             "l2",
-            to_text(cols["dst_hi"][r[0]], cols["dst_lo"][r[0]]),
-            (names[int(cols["point"][r[0]])],),
+            to_text(dst[0], dst[1]),
+            (names[dst[2]],),
             r,
             firsts,
             cols,
             opt,
-            len(r),
-            int(cols["wirelen"][r].astype(np.int64).sum()),
+            len(r) + more,
+            int(cols["wirelen"][r].astype(np.int64).sum()) + more_bytes,
+            tally=tally,
         )
         out.append((loop, LoopEvidence(0, r, _NO_ROWS, _NO_ROWS, _NO_ROWS)))
     return out

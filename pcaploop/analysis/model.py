@@ -215,6 +215,28 @@ class LoopEvidence:
 
 
 @dataclass
+class L2Tally:
+    """Copies of a layer-2 loop counted but not kept as evidence (past the sample):
+    exact counters, so a storm that lasts an hour costs a few numbers per second."""
+
+    copies: int = 0
+    bytes: int = 0
+    first_ns: int = 1 << 62
+    last_ns: int = -(1 << 62)
+    per_second: dict[int, int] = field(default_factory=dict)
+
+    def add(self, time_ns: np.ndarray, wirelen: np.ndarray) -> None:
+        """Count these copies."""
+        self.copies += len(time_ns)
+        self.bytes += int(wirelen.astype(np.int64).sum())
+        self.first_ns = min(self.first_ns, int(time_ns.min()))
+        self.last_ns = max(self.last_ns, int(time_ns.max()))
+        secs, counts = np.unique(time_ns // 1_000_000_000, return_counts=True)
+        for sec, n in zip(secs.tolist(), counts.tolist()):
+            self.per_second[sec] = self.per_second.get(sec, 0) + n
+
+
+@dataclass
 class Correlation:
     """Paths of repeated fingerprints (what :mod:`.correlate` states and :mod:`.detect`
     classified); ``rows`` index into the packets columns."""
@@ -238,3 +260,5 @@ class Correlation:
     #: (dst_hi, dst_lo, point) → packets for a looping destination seen once, after
     #: its last loop copy (the host dropped them)
     after_loop: dict[tuple[int, int, int], int] = field(default_factory=dict)
+    #: (dst_hi, dst_lo, point) → layer-2 copies counted beyond the evidence kept
+    l2_tally: dict[tuple[int, int, int], L2Tally] = field(default_factory=dict)

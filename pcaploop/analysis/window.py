@@ -33,11 +33,18 @@ from .. import schema as S
 from ..decode import protocols as P
 from ..ingest.points import MAX_POINTS, CapturePoint
 from .correlate import CORRELATE_COLUMNS, CorrelationState, correlate
-from .model import Correlation
+from .model import Correlation, L2Tally
 from .options import Options
 
 #: what analyze keeps: the evidence; also every path of a packet seen twice; every row
 KEEP_MODES = ("evidence", "paths", "all")
+#: copies of one layer-2 loop (destination, capture point) kept as evidence; past
+#: it, only counted (:class:`L2Tally`) besides each frame's first copy
+L2_KEEP_ROWS = 4096
+#: a fingerprint with this many rows held open is correlated at once: no packet has
+#: that many replicas (TTL allows 255 per point), so it is a layer-2 storm or a
+#: sender repeating itself, and holding it would let memory grow with the capture
+MAX_OPEN_GROUP_ROWS = 1 << 16
 #: what an observer hears of the final rows seen once
 _SINGLE_COLUMNS = ("time_ns", "point", "dst_hi", "dst_lo", "src_hi", "src_lo", "ttl")
 #: (columns of the correlated rows, columns of final rows seen once, their correlation)
@@ -236,6 +243,9 @@ class Window:
         self.peak_rows = 0
         self.suspects: dict[int, tuple[int, int, int]] = {}  # key → (dst_hi, dst_lo, last TE ns)
         self.loop_last: dict[tuple[int, int], int] = {}  # looping destination → last copy ns
+        #: layer-2 evidence: copies kept and copies only counted, per (dst, point)
+        self.l2_kept: dict[tuple[int, int, int], int] = {}
+        self.l2_tally: dict[tuple[int, int, int], L2Tally] = {}
         #: (dst_hi, dst_lo) → point → (packets seen once after the loop's last copy, first ns)
         self.after_loop: dict[tuple[int, int], dict[int, tuple[int, int]]] = {}
         #: loop_last as sorted arrays (address key, dst_hi, dst_lo, last ns), rebuilt on change
@@ -316,7 +326,11 @@ class Window:
         g_last = np.maximum.reduceat(ts, starts)
         g_first = np.minimum.reduceat(ts, starts)
         g_size = np.diff(np.r_[starts, n])
-        g_final = (g_last < cut) | (g_first < cut - self.opt.group_max_ns)
+        g_final = (
+            (g_last < cut)
+            | (g_first < cut - self.opt.group_max_ns)
+            | (g_size >= MAX_OPEN_GROUP_ROWS)
+        )
         fin_sorted = g_final[gid]
         if not fin_sorted.any():
             return
@@ -367,6 +381,8 @@ class Window:
         sel = want[corr.path] if len(corr.path) else np.zeros(0, bool)
         path_rows = idx[corr.rows[sel]]
         l2_rows = idx[corr.l2_rows]
+        if self.keep == "evidence" and len(l2_rows):
+            l2_rows = self._sample_l2(c, l2_rows)
         if self.keep == "all":
             extra = np.flatnonzero(fin)
         else:
@@ -405,6 +421,34 @@ class Window:
             else np.full(len(kp), -1, np.int64)
         )
         pc.n_paths += len(kp)
+
+    def _sample_l2(self, c: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
+        """The layer-2 copies to keep: each frame's first, and the rest up to
+        :data:`L2_KEEP_ROWS` per loop (destination, capture point); the others are
+        counted in :attr:`l2_tally`, exactly, and let go."""
+        rows = np.sort(rows)
+        key = np.stack(
+            [c["dst_hi"][rows], c["dst_lo"][rows], c["point"][rows].astype(np.uint64)], axis=1
+        )
+        uniq, inv = np.unique(key, axis=0, return_inverse=True)
+        inv = inv.ravel()
+        keep = np.zeros(len(rows), dtype=bool)
+        for g in range(len(uniq)):  # one per looping destination and point: few
+            at = np.flatnonzero(inv == g)
+            k = (int(uniq[g, 0]), int(uniq[g, 1]), int(uniq[g, 2]))
+            have = self.l2_kept.get(k, 0)
+            room = max(L2_KEEP_ROWS - have, 0)
+            mine = np.zeros(len(at), dtype=bool)
+            mine[:room] = True
+            fp = c["fingerprint"][rows[at]]
+            _, first = np.unique(fp, return_index=True)
+            mine[first] = True  # every frame keeps its first copy: looping packets stay exact
+            keep[at[mine]] = True
+            self.l2_kept[k] = have + int(mine.sum())
+            rest = rows[at[~mine]]
+            if len(rest):
+                self.l2_tally.setdefault(k, L2Tally()).add(c["time_ns"][rest], c["wirelen"][rest])
+        return rows[keep]
 
     def _suspect_rows(self, c: dict[str, np.ndarray]) -> np.ndarray:
         """Rows to or from an address under suspicion, up to the merge gap after its last
@@ -562,6 +606,7 @@ class Window:
                 for (h, lo), seen in self.after_loop.items()
                 for p, (n, _) in seen.items()
             },
+            l2_tally={(h, lo, renum(p)): t for (h, lo, p), t in self.l2_tally.items()},
         )
         if new_of_old is not None:
             self.state.roles.remap(new_of_old)

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..analysis.watch import DEFAULT_QUIET_S, LoopEvent, Watcher
-from ..errors import PcaploopError, UsageError
+from ..errors import PcaploopError, UsageError, show_as
 from ..ingest.loader import Loader
 from ..ingest.points import CapturePoint
-from ..ingest.specs import CaptureSpec
+from ..ingest.specs import STDIN_SHOWN, CaptureSpec
 from .capture import BUFFER_KIB, SNAPLEN, START_TIMEOUT_S, _parent_death_signal, _Tcpdump
 from .model import is_bundle, load_bundle
 
@@ -37,6 +37,7 @@ __all__ = ["WatchResult", "watch"]
 #: how long the main loop waits for a block before it moves time on by the clock
 TICK_S = 0.1
 STDIN = "/dev/stdin"
+ANY = "any"
 CAPTURE_GLOBS = ("*.pcap", "*.pcapng", "*.cap", "*.pcap.gz", "*.pcapng.gz")
 
 
@@ -70,7 +71,11 @@ def resolve(sources: Sequence[str]) -> list[_Source]:
     out: list[_Source] = []
     for text in sources:
         if text == "-":
+            show_as(STDIN, STDIN_SHOWN)
             out.append(_Source("stdin", CaptureSpec(STDIN, "stdin", label="stdin")))
+            continue
+        if text == ANY:  # tcpdump -i any: every interface, one Linux cooked capture
+            out.append(_Source(ANY, CaptureSpec("", ANY)))
             continue
         spec = CaptureSpec.parse(text)
         if os.path.isdir(spec.path):
@@ -97,6 +102,18 @@ def _directory(path: str) -> list[_Source]:
         raise UsageError(f"{path}: a directory with no capture files (*.pcap, *.pcapng)")
     specs = [CaptureSpec(f) for f in files]
     return [_Source(s.stem, s) for s in specs]
+
+
+def host_ifmap(root: str = "/sys/class/net") -> dict[int, str]:
+    """This host's interface index → name (what a live ``-i any`` capture needs)."""
+    out: dict[int, str] = {}
+    for name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        with (
+            contextlib.suppress(OSError, ValueError),
+            open(os.path.join(root, name, "ifindex")) as f,
+        ):
+            out[int(f.read().strip())] = name
+    return out
 
 
 def _start_live(live: list[_Source]) -> None:
@@ -149,6 +166,8 @@ def watch(
     live = [s for s in srcs if not s.spec.path]
     if live:
         _start_live(live)
+    if ifmap is None and any(s.label == ANY and s.dump is not None for s in srcs):
+        ifmap = host_ifmap()  # live on this host: its own interface names
     points: list[CapturePoint] = []
     point_file: list[int] = []
     w = Watcher(lambda: points, lambda: np.asarray(point_file, np.int64), quiet_s=quiet_s)

@@ -335,3 +335,29 @@ def test_a_bounce_destination_is_not_a_loop_destination() -> None:
         assert "bounce-destination" in roles[b.destination]
         assert "loop-destination" not in roles[b.destination]
     pcaploop.validate_json(a.to_json())
+
+
+def test_a_long_layer2_storm_keeps_a_sample_and_exact_counts(tmp_path, monkeypatch):
+    """A storm of 70,000 copies of three frames, 10 µs apart, read in several blocks,
+    its fingerprint groups closed early: the evidence kept is bounded (a sample plus
+    each frame's first copy per window), the loop's numbers are those of keeping
+    everything — and of the plan: 70,000 copies, 3 frames."""
+    from pcaploop.analysis import window
+
+    frames = [eth(ip4("203.0.113.9", 60, ident), ROUTER, HOST) for ident in (42, 43, 44)]
+    n = 70_000
+    caps = {"lan": [(T0 + i * 1e-5, frames[i % 3]) for i in range(n)]}
+    args = write(caps, tmp_path)
+    monkeypatch.setattr(window, "L2_KEEP_ROWS", 500)
+    monkeypatch.setattr(window, "MAX_OPEN_GROUP_ROWS", 3000)
+    sampled = pcaploop.analyze(args, chunk_rows=4096)
+    whole = pcaploop.analyze(args, keep="all")
+    (lp,) = sampled.loops
+    (full,) = whole.loops
+    assert lp.kind == full.kind == "l2"
+    assert (lp.observations, lp.looping_packets) == (n, 3)
+    assert lp.observations == full.observations and lp.bytes == full.bytes
+    assert (lp.first_ns, lp.last_ns) == (full.first_ns, full.last_ns)
+    assert lp.extra_pps_peak == full.extra_pps_peak
+    assert lp.extra_pps_mean == pytest.approx(full.extra_pps_mean)
+    assert len(sampled.packets) <= 500 + 3 * 64  # windows: a few per 32,000-row block
