@@ -738,7 +738,7 @@ def capture(
 def watch(
     sources: list[str] = typer.Argument(
         ...,
-        metavar="SOURCE...",
+        metavar="SOURCE",
         help="Network interfaces (captured live with tcpdump, as root), capture files "
         "still being written (NAME=PATH or PATH), a bundle directory, or '-' (a pcap or "
         "pcapng stream on standard input).",
@@ -773,7 +773,7 @@ def watch(
     from .bundle.live import watch as run
     from .ingest.specs import parse_ifmap
 
-    imap = parse_ifmap(ifmap) if ifmap else {}
+    imap = parse_ifmap(ifmap) if ifmap else None
     out = _console()
 
     def show(ev: LoopEvent) -> None:

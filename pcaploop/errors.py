@@ -16,6 +16,20 @@ __all__ = [
 ]
 
 
+#: paths shown to people under another name (standard input's temporary copy)
+_SHOWN: dict[str, str] = {}
+
+
+def show_as(path: str, text: str) -> None:
+    """From now on, messages name ``path`` as ``text``."""
+    _SHOWN[str(path)] = text
+
+
+def shown(path: str) -> str:
+    """``path`` as messages name it (see :func:`show_as`)."""
+    return _SHOWN.get(str(path), str(path))
+
+
 class PcaploopError(Exception):
     """Base class of every error pcaploop raises on purpose."""
 
@@ -29,7 +43,7 @@ class CaptureError(PcaploopError):
     def __init__(self, path: str, message: str) -> None:
         self.path = str(path)
         self.reason = message
-        super().__init__(f"{self.path}: {message}")
+        super().__init__(f"{shown(self.path)}: {message}")
 
 
 class NotACaptureError(CaptureError):

@@ -22,7 +22,7 @@ from ..decode import linktypes as lt
 from ..decode.batch import BatchDecoder, Block, Decoded
 from ..decode.fingerprint import RUN_KEY, Key
 from ..decode.layout import unaliased
-from ..errors import CaptureError, UnsupportedLinkTypeError
+from ..errors import CaptureError, UnsupportedLinkTypeError, shown
 from ..read import CaptureFile, open_capture
 from ..schema import Columns
 from .points import MAX_POINTS, OVERFLOW_POINT, CapturePoint, FileReader, PointRegistry
@@ -356,15 +356,15 @@ class Loader:
         unnamed = sorted(ix for path, ix in self.reg.unnamed_ifindexes if path == cap.path)
         if cap.path in self.reg.overflowed:
             self.warnings.append(
-                f"{cap.path}: more capture points (interfaces or interface indexes) than "
+                f"{shown(cap.path)}: more capture points (interfaces or interface indexes) than "
                 f"{MAX_POINTS - 1}: the packets of the rest are decoded and counted together, "
                 f"as capture point {OVERFLOW_POINT!r}"
             )
         if unnamed:
-            shown = ", ".join(f"{fr.base}:if{ix}" for ix in unnamed[:4])
+            examples = ", ".join(f"{fr.base}:if{ix}" for ix in unnamed[:4])
             self.warnings.append(
-                f"{cap.path}: a 'tcpdump -i any' capture names interfaces only by number "
-                f"({shown}); pass --ifmap with the host's 'ip -o link' output (or "
+                f"{shown(cap.path)}: a 'tcpdump -i any' capture names interfaces only by number "
+                f"({examples}); pass --ifmap with the host's 'ip -o link' output (or "
                 f"{unnamed[0]}=NAME,…) to name them"
             )
         # this file's own points (the same path may be given twice, as two captures)
@@ -379,7 +379,7 @@ class Loader:
                 p.problem = cap.problem
             if cap.records:  # none: "nothing usable" below says it
                 self.warnings.append(
-                    f"{cap.path}: {cap.problem}; read {cap.records} records before it"
+                    f"{shown(cap.path)}: {cap.problem}; read {cap.records} records before it"
                 )
         decoded = sum(p.decoded for p in mine)
         unsupported = {
@@ -390,7 +390,7 @@ class Loader:
         if unsupported:
             what = ", ".join(sorted(unsupported))
             self.warnings.append(
-                f"{cap.path}: unsupported link type {what}; its packets are "
+                f"{shown(cap.path)}: unsupported link type {what}; its packets are "
                 "counted as skipped (unsupported)"
             )
             if decoded == 0:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import PcaploopError, UsageError
+from ..errors import PcaploopError, UsageError, show_as
 
 __all__ = ["CaptureSpec", "capture_specs", "parse_ifmap"]
 
@@ -52,6 +52,8 @@ class CaptureSpec:
 #: the capture path that means standard input, and its capture point's default name
 STDIN = "-"
 STDIN_NAME = "stdin"
+#: how messages name standard input (never by its temporary copy's path)
+STDIN_SHOWN = "standard input"
 _spooled: list[str] = []
 
 
@@ -81,6 +83,7 @@ def spool_stdin() -> str:
     except OSError as exc:
         raise PcaploopError(f"standard input: cannot keep a copy: {exc.strerror}") from None
     _spooled.append(path)
+    show_as(path, STDIN_SHOWN)
     return path
 
 

@@ -84,6 +84,14 @@ def test_bad_sources_are_one_line_errors(tmp_path: Path) -> None:
         _cli("watch", str(empty)), capture_output=True, text=True, env=_env(), timeout=60
     )
     assert r.returncode == 2 and "no capture files" in r.stderr
+    for cmd in ("watch", "analyze"):  # standard input is named so, not by a temporary path
+        r = subprocess.run(
+            _cli(cmd, "-"), input="hello\n", capture_output=True, text=True, env=_env(), timeout=60
+        )
+        assert r.returncode == 2
+        assert r.stderr.strip().splitlines()[-1] == (
+            "Error: standard input: not a pcap or pcapng capture (looks like text)"
+        )
 
 
 def test_follow_a_file_while_it_is_written(loop_files: dict[str, Path], tmp_path: Path) -> None:
