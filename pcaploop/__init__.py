@@ -84,8 +84,8 @@ _EXPORTS: dict[str, str] = {
     "Bundle": "bundle.model",
     "load_bundle": "bundle.model",
     "capture_bundle": "bundle.capture",
-    "WatchResult": "bundle.live",
-    "watch": "bundle.live",
+    "WatchResult": "analysis.live",
+    "watch": "analysis.live",
     "LoopEvent": "analysis.watch",
     "Watcher": "analysis.watch",
     "CaptureError": "errors",
@@ -135,11 +135,11 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from .analysis.live import WatchResult, watch
     from .analysis.model import Bounce, Implicated, Loop, LoopEvidence, PointRole, Summary
     from .analysis.pipeline import Analysis, analyze
     from .analysis.watch import LoopEvent, Watcher
     from .bundle.capture import capture_bundle
-    from .bundle.live import WatchResult, watch
     from .bundle.model import Bundle, load_bundle
     from .contract import json_schema, validate_json
     from .errors import (

@@ -770,7 +770,7 @@ def watch(
       sudo pcaploop watch eth0 tap101
       tcpdump -i tap101 -U -w - | pcaploop watch - --jsonl
     """
-    from .bundle.live import watch as run
+    from .analysis.live import watch as run
     from .ingest.specs import parse_ifmap
 
     imap = parse_ifmap(ifmap) if ifmap else None

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from loopgen import tunnel_loop, write
 
+from pcaploop.analysis.live import watch
 from pcaploop.analysis.watch import LoopEvent
-from pcaploop.bundle.live import watch
 
 REPO = Path(__file__).resolve().parents[2]
 LOOPING = 5  # looping packets in the generated loop

@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..analysis.watch import DEFAULT_QUIET_S, LoopEvent, Watcher
+from ..bundle.capture import BUFFER_KIB, SNAPLEN, START_TIMEOUT_S, _parent_death_signal, _Tcpdump
+from ..bundle.model import is_bundle, load_bundle
 from ..errors import PcaploopError, UsageError, show_as
 from ..ingest.loader import Loader
 from ..ingest.points import CapturePoint
 from ..ingest.specs import STDIN_SHOWN, CaptureSpec
-from .capture import BUFFER_KIB, SNAPLEN, START_TIMEOUT_S, _parent_death_signal, _Tcpdump
-from .model import is_bundle, load_bundle
+from .watch import DEFAULT_QUIET_S, LoopEvent, Watcher
 
 __all__ = ["WatchResult", "watch"]
 
@@ -118,7 +118,7 @@ def host_ifmap(root: str = "/sys/class/net") -> dict[int, str]:
 
 def _start_live(live: list[_Source]) -> None:
     """One tcpdump per interface, writing to a pipe; fails with tcpdump's own words."""
-    from .capture import check_can_capture
+    from ..bundle.capture import check_can_capture
 
     tcpdump, _ip = check_can_capture()
     hook = _parent_death_signal()
