@@ -4,9 +4,10 @@ Why: after an incident ``analyze`` explains what a capture holds; during one
 an engineer wants to know *now* that a destination started looping, and when
 it stopped.  :class:`Watcher` takes the same decoded blocks ``analyze`` does,
 correlates them with the same streaming window (:mod:`.window`), and reads
-the looping paths detect's rules mark (:func:`.detect.classify_paths`) as
-they become final — but keeps nothing: per looping destination a few
-counters, so memory stays bounded however long it runs.
+the copies detect's rules mark as looping — routed loops' replicas
+(:func:`.detect.classify_paths`) and layer-2 repeats — as they become final,
+but keeps nothing: per looping destination a few counters, so memory stays
+bounded however long it runs.
 
 A loop *starts* when the first looping packet for a destination is seen (the
 event comes once the packet's copies are complete: a fraction of a second),
@@ -39,6 +40,8 @@ _NS = 1_000_000_000
 #: for an event within a second
 WATCH_PATH_GAP_NS = 300_000_000
 WATCH_REORDER_NS = 200_000_000
+#: distinct layer-2 frames remembered per looping destination (past it, counted again)
+MAX_FRAMES_REMEMBERED = 4096
 #: a loop ends after this long without a looping copy (``--quiet``)
 DEFAULT_QUIET_S = 1.0
 
@@ -135,6 +138,8 @@ class Watcher:
         self.hold = self.window.hold
         self.started = 0  # loops seen start
         self.newest = -(1 << 62)  # newest packet time added
+        #: per looping destination, the layer-2 frames seen (bounded)
+        self.frames: dict[tuple[int, int], set[int]] = {}
 
     def add(self, cols: dict[str, np.ndarray]) -> list[LoopEvent]:
         """A decoded block (the loader's raw columns with capture points)."""
@@ -170,18 +175,12 @@ class Watcher:
         self, c: dict[str, np.ndarray], single: dict[str, np.ndarray], corr: Correlation
     ) -> None:
         names = [p.name for p in self._points()]
-        if corr.n_paths and corr.p_loop.any():
+        if corr.n_paths and corr.p_loop.any():  # routed loops: replicas, TTL falling
             sel = corr.p_loop[corr.path] & corr.loop_copy
-            rows, path = corr.rows[sel], corr.path[sel]
-            hi, lo = c["dst_hi"][rows], c["dst_lo"][rows]
-            t, pt = c["time_ns"][rows], c["point"][rows]
-            key = np.stack([hi, lo], axis=1)
-            uniq, inv = np.unique(key, axis=0, return_inverse=True)
-            inv = inv.ravel()
-            for g in range(len(uniq)):
-                m = inv == g  # per looping destination: few per window
-                dst = (int(uniq[g, 0]), int(uniq[g, 1]))
-                self._copies(dst, t[m], pt[m], len(np.unique(path[m])), names)
+            self._looping(c, corr.rows[sel], corr.path[sel], names)
+        if len(corr.l2_rows):  # layer-2 loops: one frame forwarded again and again
+            rows = corr.l2_rows
+            self._looping(c, rows, c["fingerprint"][rows], names, frames=True)
         if not self.active:
             return
         # packets for a looping destination that did not loop: seen once, or on a path
@@ -191,6 +190,33 @@ class Watcher:
             self._delivered({k: c[k][rows] for k in ("dst_hi", "dst_lo", "time_ns", "point")})
         if len(single["time_ns"]):
             self._delivered(single)
+
+    def _looping(
+        self,
+        c: dict[str, np.ndarray],
+        rows: np.ndarray,
+        packet: np.ndarray,
+        names: list[str],
+        frames: bool = False,
+    ) -> None:
+        """Looping copies (``rows``), ``packet`` telling which looping packet each is
+        (``frames``: a fingerprint, which a long storm shows again window after window)."""
+        hi, lo = c["dst_hi"][rows], c["dst_lo"][rows]
+        t, pt = c["time_ns"][rows], c["point"][rows]
+        uniq, inv = np.unique(np.stack([hi, lo], axis=1), axis=0, return_inverse=True)
+        inv = inv.ravel()
+        for g in range(len(uniq)):
+            m = inv == g  # per looping destination: few per window
+            dst = (int(uniq[g, 0]), int(uniq[g, 1]))
+            mine = np.unique(packet[m])
+            if frames:
+                seen = self.frames.setdefault(dst, set())
+                new = [int(f) for f in mine.tolist() if int(f) not in seen]
+                if len(seen) < MAX_FRAMES_REMEMBERED:
+                    seen.update(new)
+                self._copies(dst, t[m], pt[m], len(new), names)
+            else:
+                self._copies(dst, t[m], pt[m], len(mine), names)
 
     def _copies(
         self, dst: tuple[int, int], t: np.ndarray, pt: np.ndarray, packets: int, names: list[str]
@@ -223,6 +249,7 @@ class Watcher:
 
     def _end(self, dst: tuple[int, int], reason: str) -> None:
         a = self.active.pop(dst)
+        self.frames.pop(dst, None)
         self._events.append(self._event("end", dst, a, a.last_ns, reason))
 
     def _event(

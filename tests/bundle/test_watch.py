@@ -194,3 +194,17 @@ def test_analyze_follow_reads_what_arrives_until_ctrl_c(
     assert [lp["destination"] for lp in doc["loops"]] == ["203.0.113.7"]
     assert doc["loops"][0]["observations"] == COPIES
     assert doc["captures"][0]["records"] == len(ends)
+
+
+def test_a_layer2_storm_is_one_loop(tmp_path: Path) -> None:
+    """Three frames forwarded again and again at one point (a bridging loop): one start,
+    one end, 3 looping frames and every copy counted, however many windows it spans."""
+    from loopgen import HOST, ROUTER, T0, eth, ip4
+
+    frames = [eth(ip4("203.0.113.9", 60, ident), ROUTER, HOST) for ident in (42, 43, 44)]
+    n = 70_000
+    (spec,) = write({"lan": [(T0 + i * 1e-5, frames[i % 3]) for i in range(n)]}, tmp_path)
+    events: list[LoopEvent] = []
+    watch([str(spec)], events.append, follow=False)
+    assert [e.kind for e in events] == ["start", "end"]
+    assert (events[-1].looping_packets, events[-1].copies) == (3, n)
