@@ -161,12 +161,15 @@ class Detection:
     l2: pd.DataFrame  # same-TTL copies repeating over time
     #: (dst_hi, dst_lo, point) → layer-2 copies counted beyond the evidence kept
     l2_tally: Mapping[tuple[int, int, int], L2Tally] = field(default_factory=dict)
+    #: (dst_hi, dst_lo) → second → copies of routed loops not kept as rows
+    l3_tally: Mapping[tuple[int, int], Mapping[int, int]] = field(default_factory=dict)
 
 
-def _path_frame(
+def path_frame(
     cols: Mapping[str, np.ndarray], corr: Correlation, names: list[str]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per looping path facts, and its rows."""
+    """Per looping path facts (one row per looping packet, index: path id), and the
+    rows of its copies."""
     sel = corr.p_loop[corr.path]
     rows = corr.rows[sel]
     df = pd.DataFrame(
@@ -677,7 +680,9 @@ def detect(
 ) -> Detection:
     """Find loops of kind l3 (replicas), l2 (same-TTL repeats) and inferred; and bounces."""
     opt = opt or Options()
-    paths, lc = _path_frame(cols, corr, names)
+    paths, lc = path_frame(cols, corr, names)
+    if corr.path_summary is not None:  # streamed: every path summed up, a sample of rows
+        paths = corr.path_summary
     if not paths.empty:
         paths["loop"] = merge_loops(paths, opt)
         paths["kind"] = "l3"
@@ -697,4 +702,5 @@ def detect(
         inferred=inferred,
         l2=_l2_loops(cols, corr),
         l2_tally=corr.l2_tally,
+        l3_tally=corr.l3_tally,
     )

@@ -217,6 +217,18 @@ def _after_end(
     return {"packets": int(n), "unreachable_errors": int((t[err] > last_ns).sum())}
 
 
+def _seconds_of(
+    det: Detection, dst: tuple[int, int], first_ns: int, last_ns: int
+) -> dict[int, int] | None:
+    """Copies of a destination's looping paths that were counted but not kept, per second
+    of the loop's span (the peak rate counts them too)."""
+    bins = det.l3_tally.get(dst)
+    if not bins:
+        return None
+    lo, hi = first_ns // _NS, last_ns // _NS
+    return {sec: n for sec, n in bins.items() if lo <= sec <= hi}
+
+
 def _l3_loops(
     cols: dict[str, np.ndarray],
     corr: Correlation,
@@ -326,7 +338,11 @@ def _l3_loops(
             amplification_bytes=nbytes / max(1, int(c["first_bytes"].sum())),
             cycle_time_ms=float(np.median(ct) / 1e6) if len(ct) else None,
             extra_pps_mean=(obs - n) / dur if dur > 0 else None,
-            extra_pps_peak=_per_second_peak(cols["time_ns"][my_copies], c["first_ns"]),
+            extra_pps_peak=_per_second_peak(
+                cols["time_ns"][my_copies],
+                c["first_ns"],
+                _seconds_of(det, (int(c["dst_hi"][0]), int(c["dst_lo"][0])), first, last),
+            ),
             sources=_addresses(c["src_hi"], c["src_lo"], 20),
             protocols=_protocols(c["protocol"]),
             fates=fates,

@@ -262,3 +262,8 @@ class Correlation:
     after_loop: dict[tuple[int, int, int], int] = field(default_factory=dict)
     #: (dst_hi, dst_lo, point) → layer-2 copies counted beyond the evidence kept
     l2_tally: dict[tuple[int, int, int], L2Tally] = field(default_factory=dict)
+    #: detect's per-path table of every looping path, built window by window while
+    #: streaming (None: detect builds it from the rows; see :mod:`.window`)
+    path_summary: Any = None
+    #: (dst_hi, dst_lo) → second → copies of looping paths not kept as rows
+    l3_tally: dict[tuple[int, int], dict[int, int]] = field(default_factory=dict)

@@ -28,11 +28,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from .. import schema as S
 from ..decode import protocols as P
 from ..ingest.points import MAX_POINTS, CapturePoint
 from .correlate import CORRELATE_COLUMNS, CorrelationState, correlate
+from .detect import path_frame
 from .model import Correlation, L2Tally
 from .options import Options
 
@@ -45,6 +47,26 @@ L2_KEEP_ROWS = 4096
 #: that many replicas (TTL allows 255 per point), so it is a layer-2 storm or a
 #: sender repeating itself, and holding it would let memory grow with the capture
 MAX_OPEN_GROUP_ROWS = 1 << 16
+#: looping paths per loop episode whose copies are kept as evidence (the others are
+#: summed up in detect's per-path table, which is kept for every looping packet)
+L3_KEEP_PATHS = 2000
+#: what detect's per-path table reads
+_PATH_COLUMNS = (
+    "point",
+    "ttl",
+    "time_ns",
+    "wirelen",
+    "dst_hi",
+    "dst_lo",
+    "src_hi",
+    "src_lo",
+    "protocol",
+    "ip_version",
+    "ip_id",
+    "l4_head",
+    "fingerprint",
+)
+_NS = 1_000_000_000
 #: what an observer hears of the final rows seen once
 _SINGLE_COLUMNS = ("time_ns", "point", "dst_hi", "dst_lo", "src_hi", "src_lo", "ttl")
 #: (columns of the correlated rows, columns of final rows seen once, their correlation)
@@ -245,6 +267,12 @@ class Window:
         self.loop_last: dict[tuple[int, int], int] = {}  # looping destination → last copy ns
         #: layer-2 evidence: copies kept and copies only counted, per (dst, point)
         self.l2_kept: dict[tuple[int, int, int], int] = {}
+        #: routed loops: detect's per-path table of every looping path, window by window;
+        #: per destination (paths kept in its current episode, last copy ns); copies let
+        #: go, per destination and second
+        self.summaries: list[pd.DataFrame] = []
+        self.l3_episode: dict[tuple[int, int], tuple[int, int]] = {}
+        self.l3_tally: dict[tuple[int, int], dict[int, int]] = {}
         self.l2_tally: dict[tuple[int, int, int], L2Tally] = {}
         #: (dst_hi, dst_lo) → point → (packets seen once after the loop's last copy, first ns)
         self.after_loop: dict[tuple[int, int], dict[int, tuple[int, int]]] = {}
@@ -378,7 +406,14 @@ class Window:
             want = corr.p_loop | corr.p_bounce
         else:
             want = np.ones(corr.n_paths, dtype=bool)
-        sel = want[corr.path] if len(corr.path) else np.zeros(0, bool)
+        kp = np.flatnonzero(want)
+        new_id = np.full(corr.n_paths, -1, np.int64)
+        new_id[kp] = self.pieces.n_paths + np.arange(len(kp))
+        rows_of = want
+        if self.keep == "evidence" and corr.p_loop.any():
+            # every looping path is summed up; the copies kept are a sample per loop
+            rows_of = want & ~self._summarise_loops(c, idx, corr, new_id)
+        sel = rows_of[corr.path] if len(corr.path) else np.zeros(0, bool)
         path_rows = idx[corr.rows[sel]]
         l2_rows = idx[corr.l2_rows]
         if self.keep == "evidence" and len(l2_rows):
@@ -402,9 +437,6 @@ class Window:
         def pos(rows: np.ndarray) -> np.ndarray:
             return base + rank[np.searchsorted(ks, rows)]
 
-        kp = np.flatnonzero(want)
-        new_id = np.full(corr.n_paths, -1, np.int64)
-        new_id[kp] = self.pieces.n_paths + np.arange(len(kp))
         pc = self.pieces
         pc.rows.append(pos(path_rows))
         pc.path.append(new_id[corr.path[sel]])
@@ -421,6 +453,61 @@ class Window:
             else np.full(len(kp), -1, np.int64)
         )
         pc.n_paths += len(kp)
+
+    def _summarise_loops(
+        self, c: dict[str, np.ndarray], idx: np.ndarray, corr: Correlation, new_id: np.ndarray
+    ) -> np.ndarray:
+        """Detect's per-path table of this window's looping paths (kept whole: one row per
+        looping packet), and which paths' copies are *not* kept (mask over paths).
+
+        Why: a loop's numbers come from that table; its copies are needed only for
+        plots, ``paths`` and ``extract``, so each loop episode (a destination's looping
+        paths with no gap longer than the merge gap) keeps the copies of its first
+        :data:`L3_KEEP_PATHS` paths and only counts the others' copies per second
+        (:attr:`l3_tally`, for the peak rate).  Memory then grows with the looping
+        packets, not with their copies.
+        """
+        cols = {k: c[k][idx] for k in _PATH_COLUMNS}
+        npts = len(self._points())
+        paths, lc = path_frame(cols, corr, [str(i) for i in range(npts)])
+        drop = np.zeros(corr.n_paths, dtype=bool)
+        if paths.empty:
+            return drop
+        paths = paths.sort_values("first_ns", kind="stable")
+        pid = paths.index.to_numpy(np.int64)
+        hi, lo = paths["dst_hi"].to_numpy(np.uint64), paths["dst_lo"].to_numpy(np.uint64)
+        first = paths["first_ns"].to_numpy(np.int64).tolist()  # Python ints: no wrap-around
+        last = paths["last_ns"].to_numpy(np.int64).tolist()
+        key = np.stack([hi, lo], axis=1)
+        uniq, inv = np.unique(key, axis=0, return_inverse=True)
+        inv = inv.ravel()
+        order = np.argsort(inv, kind="stable")  # by destination, then time
+        starts = np.flatnonzero(np.r_[True, inv[order][1:] != inv[order][:-1]])
+        for a, b in zip(starts.tolist(), np.r_[starts[1:], len(order)].tolist()):
+            at = order[a:b]  # one destination's paths in this window, in time order
+            dst = (int(uniq[inv[at[0]], 0]), int(uniq[inv[at[0]], 1]))
+            kept, seen_last = self.l3_episode.get(dst, (0, -_NEVER))
+            for j in at.tolist():  # per looping path: only up to the sample, then cheap
+                if first[j] - seen_last > self.opt.merge_gap_ns:
+                    kept = 0  # a new episode of this destination: a new sample
+                if kept < L3_KEEP_PATHS:
+                    kept += 1
+                else:
+                    drop[pid[j]] = True
+                seen_last = max(seen_last, last[j])
+            self.l3_episode[dst] = (kept, seen_last)
+        if drop.any():  # the copies of the paths let go, counted per second
+            gone = lc[drop[lc["path"].to_numpy(np.int64)]]
+            sec = gone["time_ns"].to_numpy(np.int64) // _NS
+            dh, dl = gone["dst_hi"].to_numpy(np.uint64), gone["dst_lo"].to_numpy(np.uint64)
+            trip = np.stack([dh, dl, sec.astype(np.uint64)], axis=1)
+            u, counts = np.unique(trip, axis=0, return_counts=True)
+            for (h, lo_, sc), n in zip(u.tolist(), counts.tolist()):
+                bins = self.l3_tally.setdefault((int(h), int(lo_)), {})
+                bins[int(sc)] = bins.get(int(sc), 0) + int(n)
+        paths.index = new_id[pid]
+        self.summaries.append(paths)
+        return drop
 
     def _sample_l2(self, c: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
         """The layer-2 copies to keep: each frame's first, and the rest up to
@@ -518,6 +605,24 @@ class Window:
             n0, first0 = seen.get(pt, (0, first))
             seen[pt] = (n0 + n, min(first0, first))
 
+    def _path_summary(self, new_of_old: np.ndarray | None, names: list[str]) -> pd.DataFrame | None:
+        """The windows' per-path tables as one, capture points in their final numbers and
+        names (the windows named them by their number then)."""
+        if self.keep != "evidence":
+            return None
+        if not self.summaries:
+            return pd.DataFrame()
+        paths = pd.concat(self.summaries)
+        self.summaries = []
+        renum = new_of_old if new_of_old is not None else np.arange(len(names))
+        text = {
+            s: ",".join(sorted(names[int(renum[int(i)])] for i in s.split(",")))
+            for s in paths["points"].unique().tolist()
+        }
+        paths["points"] = paths["points"].map(text)
+        paths["last_point"] = renum[paths["last_point"].to_numpy(np.int64)]
+        return paths.sort_index()
+
     # --- the end ---------------------------------------------------------------------
     def drain(self) -> None:
         """Correlate every row still held (the input has ended).  Call it before the
@@ -607,6 +712,8 @@ class Window:
                 for p, (n, _) in seen.items()
             },
             l2_tally={(h, lo, renum(p)): t for (h, lo, p), t in self.l2_tally.items()},
+            path_summary=self._path_summary(new_of_old, names),
+            l3_tally=self.l3_tally,
         )
         if new_of_old is not None:
             self.state.roles.remap(new_of_old)

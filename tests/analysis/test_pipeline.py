@@ -361,3 +361,25 @@ def test_a_long_layer2_storm_keeps_a_sample_and_exact_counts(tmp_path, monkeypat
     assert lp.extra_pps_peak == full.extra_pps_peak
     assert lp.extra_pps_mean == pytest.approx(full.extra_pps_mean)
     assert len(sampled.packets) <= 500 + 3 * 64  # windows: a few per 32,000-row block
+
+
+def test_routed_loops_keep_a_sample_of_paths_and_every_number(tmp_path, monkeypatch):
+    """With copies kept for only 4 paths per loop episode, every number of every loop is
+    that of keeping every copy: they come from detect's per-path table, which keeps
+    every looping packet; two episodes of one destination each get their sample."""
+    from pcaploop.analysis import window
+
+    caps = tunnel_loop(n=40)
+    later = tunnel_loop(n=30, t0=T0 + 30)  # the same destination loops again, 30 s on
+    for k in caps:
+        caps[k] += later[k]
+    args = write(caps, tmp_path)
+    whole = pcaploop.analyze(args)
+    monkeypatch.setattr(window, "L3_KEEP_PATHS", 4)
+    sampled = pcaploop.analyze(args)
+    assert [lp.looping_packets for lp in whole.loops] == [40, 30]
+    assert [lp.to_json() for lp in sampled.loops] == [lp.to_json() for lp in whole.loops]
+    assert sampled.summary == whole.summary
+    for lp in sampled.loops:  # each episode's copies: 4 paths' worth, 63 copies each
+        assert len(sampled.loop_packets(lp.id)) == 4 * 63
+    assert len(sampled.packets) < len(whole.packets)
