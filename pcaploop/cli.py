@@ -457,6 +457,15 @@ def paths(
     if loop is None and not all_paths:
         rows = rows[rows["looping"] | rows["bounce"]]
     terminal.paths(_console(), rows, limit, hops=hops)
+    from .present.extract import kept_of
+
+    sampled = kept_of(a, loop)
+    if sampled:
+        _console().print(
+            f"(loop {loop} kept the copies of {sampled[0]:,} of its {sampled[1]:,} looping "
+            "packets: a long loop keeps a sample; analyze's numbers count them all)",
+            markup=False,
+        )
 
 
 @app.command(cls=_Plain)
@@ -602,6 +611,9 @@ def extract(
     )
     per = ", ".join(f"{k} {v:,}" for k, v in res["capture_points"].items())
     more = f"; {res['left_out']:,} more left out by --max-packets" if res.get("left_out") else ""
+    if res.get("kept_of"):
+        k, n = res["kept_of"]
+        more += f"; the copies of {k:,} of its {n:,} looping packets (a long loop keeps a sample)"
     _console().print(
         f"wrote {res['path']}: {res['packets']:,} packets of {res['what']} "
         f"({per}; {_size(res['path'])}){more}",

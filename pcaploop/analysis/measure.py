@@ -252,6 +252,7 @@ def _l3_loops(
     by_loop = _slices(loop_of_path[pid])
     lr = det.loop_rows
     copy_rows = lr["row"].to_numpy(np.int64)
+    copy_path = lr["path"].to_numpy(np.int64)
     copies_of = _slices(loop_of_path[lr["path"].to_numpy(np.int64)])
     te = det.time_exceeded
     te_rows = te["row"].to_numpy(np.int64)
@@ -366,12 +367,14 @@ def _l3_loops(
                 last,
             ),
         )
+        kept = np.unique(copy_path[copies_of.get(lid, _NO_ROWS)])
         ev = LoopEvidence(
             lid,
             my_copies,
             np.setdiff1d(every, my_copies),
             np.sort(te_rows[my_te]),
             np.sort(pid[at]),
+            kept if len(kept) < len(at) else None,
         )
         out.append((loop, ev))
     return out
@@ -567,7 +570,7 @@ def measure(
             if loop.id in peer_role:  # the MACs said what its links are
                 seen_as = {**role_of, **dict.fromkeys(loop.capture_points, peer_role[loop.id])}
         loops.append(_renumbered(loop, lid, seen_as))
-        evidence[lid] = LoopEvidence(lid, ev.copies, ev.passages, ev.icmp, ev.paths)
+        evidence[lid] = LoopEvidence(lid, ev.copies, ev.passages, ev.icmp, ev.paths, ev.kept)
     if detected:  # keep detect's table in step with the final ids
         det.looping["loop"] = det.looping["loop"].map(detected)
     return loops, evidence

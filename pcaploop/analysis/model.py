@@ -204,7 +204,9 @@ class LoopEvidence:
     * ``passages``: other observations of the same looping packets (the
       entry on the uplink, an exit elsewhere);
     * ``icmp``: ICMP errors tied to its looping packets;
-    * ``paths``: path ids of its looping packets (``l3`` only).
+    * ``paths``: path ids of its looping packets (``l3`` only);
+    * ``kept``: the paths among them whose copies were kept, when a long loop kept a
+      sample (None: all of ``paths``); the numbers count every path regardless.
     """
 
     loop_id: int
@@ -212,6 +214,12 @@ class LoopEvidence:
     passages: np.ndarray
     icmp: np.ndarray
     paths: np.ndarray
+    kept: np.ndarray | None = None
+
+    @property
+    def shown_paths(self) -> np.ndarray:
+        """The paths whose copies can be shown (plots, ``paths``, ``extract``)."""
+        return self.paths if self.kept is None else self.kept
 
 
 @dataclass

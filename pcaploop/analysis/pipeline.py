@@ -183,7 +183,7 @@ class Analysis:
         lp = self.loop(loop_id)
         ev = self.evidence[loop_id]
         if lp.kind == "l3":
-            return self._paths_frame(np.asarray(ev.paths, np.int64))
+            return self._paths_frame(np.asarray(ev.shown_paths, np.int64))
         rows = ev.copies
         fp = self.packets.cols["fingerprint"][rows]
         path = (

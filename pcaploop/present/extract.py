@@ -69,6 +69,12 @@ def l3_paths(a: Analysis, loop_id: int) -> np.ndarray:
     return a.evidence[loop_id].paths
 
 
+def shown_paths(a: Analysis, loop_id: int) -> np.ndarray:
+    """The paths of :func:`l3_paths` whose copies were kept (a long loop keeps a sample)."""
+    a.loop(loop_id)
+    return a.evidence[loop_id].shown_paths
+
+
 def loop_rows(a: Analysis, loop_id: int) -> LoopEvidence:
     """The rows of one loop: copies (== ``observations`` unless inferred), passages, ICMP."""
     a.loop(loop_id)
@@ -412,7 +418,8 @@ def extract(
 ) -> dict[str, Any]:
     """Select (:func:`select`), sample to ``max_packets`` if given (:func:`sample`) and
     write (:func:`write_pcapng`) in one call; ``left_out`` in the result counts what the
-    sample left out.  ``announce(packets, bytes)`` hears the size before anything is
+    sample left out; ``kept_of`` says when the loop kept only a sample of its copies
+    (:func:`kept_of`).  ``announce(packets, bytes)`` hears the size before anything is
     written (bytes estimated from the captured lengths and the block overhead).
 
     >>> extract(pcaploop.analyze(["tap101.pcap"]), "loop1.pcapng", loop=1)  # doctest: +SKIP
@@ -427,4 +434,16 @@ def extract(
         announce(len(sel.rows), blocks_size(a, sel))
     res = write_pcapng(a, sel, out)
     res["left_out"] = left
+    res["kept_of"] = kept_of(a, loop)
     return res
+
+
+def kept_of(a: Analysis, loop: int | None) -> tuple[int, int] | None:
+    """(looping packets whose copies were kept, looping packets) when loop ``loop`` kept
+    only a sample of its copies; None when it kept them all."""
+    if loop is None:
+        return None
+    ev = a.evidence.get(loop)
+    if ev is None or ev.kept is None:
+        return None
+    return len(ev.kept), len(ev.paths)

@@ -371,7 +371,7 @@ def ttl_staircase(
     if lp.kind == "l2":
         traces = _l2_traces(a, lp, max_packets)
     else:
-        paths = X.l3_paths(a, lp.id)
+        paths = X.shown_paths(a, lp.id)
         firsts = a.detection.looping.loc[paths, "first_ns"].sort_values()
         k = min(max_packets, len(firsts))  # evenly spread over the loop's duration
         pick = firsts.index[np.unique(np.linspace(0, len(firsts) - 1, k).astype(int))]
@@ -581,7 +581,7 @@ def _sides(a: Analysis, lp: Loop, rows: np.ndarray) -> dict[int, str]:
 def _ladder_path(a: Analysis, lp: Loop, path: int | None) -> int:
     if path is not None:
         return path
-    paths = X.l3_paths(a, lp.id)
+    paths = X.shown_paths(a, lp.id)
     lpaths = a.detection.looping.loc[paths]
     return int(lpaths.sort_values(["copies", "first_ns"], ascending=[False, True]).index[0])
 

@@ -318,6 +318,14 @@ def _loop_blocks(o: Out, a: Analysis, loops: Iterable[Loop]) -> None:
                 f"{lp.after_end.get('unreachable_errors', 0):,})",
                 sub,
             )
+        ev = a.evidence.get(lp.id)
+        if ev is not None and ev.kept is not None:
+            o.para(
+                f"copies kept for paths, plots and extract: those of {len(ev.kept):,} of its "
+                f"{lp.looping_packets:,} looping packets (a long loop keeps a sample; the "
+                "numbers above count them all)",
+                sub,
+            )
 
 
 def _prefix(dst: str) -> str:

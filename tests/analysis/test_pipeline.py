@@ -383,3 +383,11 @@ def test_routed_loops_keep_a_sample_of_paths_and_every_number(tmp_path, monkeypa
     for lp in sampled.loops:  # each episode's copies: 4 paths' worth, 63 copies each
         assert len(sampled.loop_packets(lp.id)) == 4 * 63
     assert len(sampled.packets) < len(whole.packets)
+    # what shows the copies says it is a sample, and shows only paths it has
+    from pcaploop.present.extract import extract, kept_of
+
+    assert kept_of(sampled, 1) == (4, 40) and kept_of(whole, 1) is None
+    res = extract(sampled, tmp_path / "x.pcapng", loop=1)
+    assert res["kept_of"] == (4, 40) and res["capture_points"]["tap101"] == 4 * 63
+    assert sampled.loop_path_rows(1)["path"].nunique() == 4
+    assert pcaploop.write_report(sampled, tmp_path / "r.html")
