@@ -50,6 +50,10 @@ MAX_OPEN_GROUP_ROWS = 1 << 16
 #: looping paths per loop episode whose copies are kept as evidence (the others are
 #: summed up in detect's per-path table, which is kept for every looping packet)
 L3_KEEP_PATHS = 2000
+#: ... while all loops together have kept fewer copies than this (~30 MB); past it,
+#: each new episode keeps the copies of its first L3_KEEP_MIN_PATHS paths only
+L3_KEEP_COPIES = 150_000
+L3_KEEP_MIN_PATHS = 20
 #: what detect's per-path table reads
 _PATH_COLUMNS = (
     "point",
@@ -273,6 +277,7 @@ class Window:
         self.summaries: list[pd.DataFrame] = []
         self.l3_episode: dict[tuple[int, int], tuple[int, int]] = {}
         self.l3_tally: dict[tuple[int, int], dict[int, int]] = {}
+        self.l3_kept_copies = 0
         self.l2_tally: dict[tuple[int, int, int], L2Tally] = {}
         #: (dst_hi, dst_lo) → point → (packets seen once after the loop's last copy, first ns)
         self.after_loop: dict[tuple[int, int], dict[int, tuple[int, int]]] = {}
@@ -463,9 +468,10 @@ class Window:
         Why: a loop's numbers come from that table; its copies are needed only for
         plots, ``paths`` and ``extract``, so each loop episode (a destination's looping
         paths with no gap longer than the merge gap) keeps the copies of its first
-        :data:`L3_KEEP_PATHS` paths and only counts the others' copies per second
-        (:attr:`l3_tally`, for the peak rate).  Memory then grows with the looping
-        packets, not with their copies.
+        :data:`L3_KEEP_PATHS` paths — of its first :data:`L3_KEEP_MIN_PATHS` once all
+        loops have kept :data:`L3_KEEP_COPIES` copies — and only counts the others'
+        copies per second (:attr:`l3_tally`, for the peak rate).  Memory then grows
+        with the looping packets, not with their copies.
         """
         cols = {k: c[k][idx] for k in _PATH_COLUMNS}
         npts = len(self._points())
@@ -478,6 +484,7 @@ class Window:
         hi, lo = paths["dst_hi"].to_numpy(np.uint64), paths["dst_lo"].to_numpy(np.uint64)
         first = paths["first_ns"].to_numpy(np.int64).tolist()  # Python ints: no wrap-around
         last = paths["last_ns"].to_numpy(np.int64).tolist()
+        copies = paths["copies"].to_numpy(np.int64).tolist()
         key = np.stack([hi, lo], axis=1)
         uniq, inv = np.unique(key, axis=0, return_inverse=True)
         inv = inv.ravel()
@@ -490,8 +497,10 @@ class Window:
             for j in at.tolist():  # per looping path: only up to the sample, then cheap
                 if first[j] - seen_last > self.opt.merge_gap_ns:
                     kept = 0  # a new episode of this destination: a new sample
-                if kept < L3_KEEP_PATHS:
+                room = kept < L3_KEEP_PATHS and self.l3_kept_copies < L3_KEEP_COPIES
+                if room or kept < L3_KEEP_MIN_PATHS:
                     kept += 1
+                    self.l3_kept_copies += copies[j]
                 else:
                     drop[pid[j]] = True
                 seen_last = max(seen_last, last[j])
@@ -542,11 +551,17 @@ class Window:
         TE: the arrivals that may have looped behind the capture point, and the answers
         that say when it stopped (detect's inferred loops)."""
         out = np.zeros(len(c["time_ns"]), dtype=bool)
-        if not self.suspects:
+        # a destination seen looping needs no inference: its copies are the evidence
+        # (kept, or sampled, as a loop's), and keeping all its traffic would grow
+        # memory with the capture
+        dl = np.array(list(self.loop_last), dtype=np.uint64).reshape(-1, 2)
+        looping = set(_addr_key(dl[:, 0], dl[:, 1]).tolist())
+        live = {k: v for k, v in self.suspects.items() if k not in looping}
+        if not live:
             return out
-        keys = np.array(sorted(self.suspects), dtype=np.uint64)
-        limit = np.array([self.suspects[int(k)][2] for k in keys], dtype=np.int64)
-        los = np.array([v[1] for v in self.suspects.values()], dtype=np.uint64)
+        keys = np.array(sorted(live), dtype=np.uint64)
+        limit = np.array([live[int(k)][2] for k in keys], dtype=np.int64)
+        los = np.array([v[1] for v in live.values()], dtype=np.uint64)
         for hi, lo in ((c["dst_hi"], c["dst_lo"]), (c["src_hi"], c["src_lo"])):
             maybe = np.flatnonzero(np.isin(lo, los))
             k = _addr_key(hi[maybe], lo[maybe])

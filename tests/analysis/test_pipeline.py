@@ -376,12 +376,16 @@ def test_routed_loops_keep_a_sample_of_paths_and_every_number(tmp_path, monkeypa
     args = write(caps, tmp_path)
     whole = pcaploop.analyze(args)
     monkeypatch.setattr(window, "L3_KEEP_PATHS", 4)
+    monkeypatch.setattr(window, "L3_KEEP_MIN_PATHS", 2)
+    monkeypatch.setattr(window, "L3_KEEP_COPIES", 4 * 63)  # the first episode uses it up
     sampled = pcaploop.analyze(args)
     assert [lp.looping_packets for lp in whole.loops] == [40, 30]
     assert [lp.to_json() for lp in sampled.loops] == [lp.to_json() for lp in whole.loops]
     assert sampled.summary == whole.summary
-    for lp in sampled.loops:  # each episode's copies: 4 paths' worth, 63 copies each
-        assert len(sampled.loop_packets(lp.id)) == 4 * 63
+    # the first episode's copies: 4 paths' worth, 63 copies each; then the budget is
+    # spent and the second episode keeps its first 2 paths' copies
+    got = [len(sampled.loop_packets(lp.id)) for lp in sampled.loops]
+    assert got == [4 * 63, 2 * 63]
     assert len(sampled.packets) < len(whole.packets)
     # what shows the copies says it is a sample, and shows only paths it has
     from pcaploop.present.extract import extract, kept_of
