@@ -274,11 +274,15 @@ def _analyze(
     return a
 
 
+#: items of each JSON array the CLI checks against the schema before writing
+JSON_CHECK_ITEMS = 100
+
+
 def _validated_json(a: Analysis, target: str) -> None:
     from .contract import validate_json
 
     doc = a.to_json()
-    validate_json(doc)
+    validate_json(doc, max_items=JSON_CHECK_ITEMS)
     _emit_json(doc, target, [])
 
 
