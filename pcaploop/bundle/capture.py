@@ -510,6 +510,7 @@ def _run(
         )
         + f" for {duration_s:g} s or {max_packets:,} packets each; Ctrl-C stops early"
     )
+    say(f"meanwhile, from another shell: pcaploop watch {tmp}")
     interrupted = False
     state: dict[str, Any] | None = None
     stopped_by = "duration"

@@ -94,11 +94,14 @@ def test_a_capture_writes_a_complete_bundle(tools):
     said = []
     res = capture_bundle(out, duration_s=0.5, say=said.append, command="pcaploop capture")
     assert not res.interrupted and res.manifest["stopped_by"] == "duration"
-    assert said == [
+    assert said[0] == (
         "capturing uplink (uplink: default route (IPv4 and IPv6)), tap101 (guest-link: "
         "carries host routes 203.0.113.7, 203.0.113.101, 2001:db8:100::101) for 0.5 s or "
         "1,000,000 packets each; Ctrl-C stops early"
-    ]
+    )
+    # the bundle being written, for `watch` (it is renamed into place at the end)
+    assert said[1].startswith(f"meanwhile, from another shell: pcaploop watch {tools}/.bundle.")
+    assert len(said) == 2
     m = json.loads((out / "manifest.json").read_text())
     assert m["format"] == "pcaploop-bundle" and m["host"] and m["kernel"].startswith(os.uname()[0])
     assert m["started"].endswith("Z") and m["ended"] >= m["started"]
