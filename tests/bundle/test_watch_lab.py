@@ -91,3 +91,63 @@ def test_watch_reports_the_loop_live(tmp_path: Path) -> None:
     # TTL arithmetic: each packet reaches tap101 with TTL 63 (the router took one) and
     # is seen there once per TTL value, going in and coming back, down to 1
     assert end["copies"] == 63 * end["looping_packets"], end
+
+
+@pytest.mark.lab
+def test_watch_follows_the_bundle_capture_is_writing(tmp_path: Path) -> None:
+    """``pcaploop capture`` names the directory it is writing; ``pcaploop watch DIR``
+    follows its captures while the loop happens and reports it."""
+    why = _why_not()
+    if why:
+        pytest.skip(f"lab: {why}")
+    lab_mod = _load_lab()
+    lab = lab_mod.Lab([])
+    cap = watcher = None
+    bundle = tmp_path / "bundle"
+    try:
+        plan = lab_mod.sc_incident(lab)
+        lab_mod.warm(lab, plan.flows)
+        cap = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                lab.ns("host"),
+                *_pcaploop("capture", "--duration", "8", "-o", str(bundle)),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+        assert cap.stderr is not None
+        first, second = cap.stderr.readline(), cap.stderr.readline()
+        assert first.startswith("capturing "), first + second
+        growing = second.strip().rsplit(" ", 1)[-1]
+        assert second.startswith("meanwhile, from another shell: pcaploop watch "), second
+        watcher = subprocess.Popen(
+            _pcaploop("watch", growing, "--jsonl", "--duration", "6"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+        assert watcher.stderr is not None
+        assert watcher.stderr.readline().startswith("watching ")
+        lab_mod.send(lab, plan.flows)
+        out, err = watcher.communicate(timeout=60)
+        cap.communicate(timeout=60)
+    finally:
+        for p in (watcher, cap):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+        lab.teardown()
+    assert watcher.returncode == 0, err
+    docs = [json.loads(line) for line in out.splitlines()]
+    assert [(d["event"], d["destination"]) for d in docs] == [
+        ("loop-start", "203.0.113.7"),
+        ("loop-end", "203.0.113.7"),
+    ], err
+    assert docs[-1]["capture_points"] == ["tap101"]
+    assert docs[-1]["copies"] == 63 * docs[-1]["looping_packets"]
