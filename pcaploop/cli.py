@@ -805,7 +805,9 @@ def watch(
     res = run(sources, show, duration, quiet, stop_at_first=fail_on_loop, ifmap=imap, ready=ready)
     for w in res.warnings:
         typer.echo(f"warning: {w}", err=True)
-    typer.echo(f"{res.reason}: {res.packets:,} packets read, {res.loops} loop(s) started", err=True)
+    typer.echo(
+        f"{res.reason}: {res.packets:,} IP packet(s) read, {res.loops} loop(s) started", err=True
+    )
     if res.reason == "interrupted":
         raise typer.Exit(130)
     if fail_on_loop and res.loops:

@@ -26,16 +26,22 @@ import numpy as np
 
 from ..bundle.capture import BUFFER_KIB, SNAPLEN, START_TIMEOUT_S, _parent_death_signal, _Tcpdump
 from ..bundle.model import is_bundle, load_bundle
-from ..errors import PcaploopError, UsageError, show_as
+from ..decode import linktypes as lt
+from ..errors import PcaploopError, UnsupportedLinkTypeError, UsageError, show_as
 from ..ingest.loader import Loader
 from ..ingest.points import CapturePoint
 from ..ingest.specs import STDIN_SHOWN, CaptureSpec
+from ..read import open_capture
 from .watch import DEFAULT_QUIET_S, LoopEvent, Watcher
 
 __all__ = ["WatchResult", "watch"]
 
 #: how long the main loop waits for a block before it moves time on by the clock
 TICK_S = 0.1
+#: how long a stopped watch waits for its readers to finish their files
+DRAIN_S = 2.0
+#: how long a watch waits for each source's first block before it says it is watching
+FIRST_BLOCK_S = 2.0
 STDIN = "/dev/stdin"
 ANY = "any"
 CAPTURE_GLOBS = ("*.pcap", "*.pcapng", "*.cap", "*.pcap.gz", "*.pcapng.gz")
@@ -162,6 +168,8 @@ def watch(
     if quiet_s <= 0:
         raise UsageError("--quiet must be more than 0 seconds")
     srcs = resolve(sources)
+    for s in srcs:
+        _check_link_type(s.spec.path)
     stop = threading.Event()
     live = [s for s in srcs if not s.spec.path]
     if live:
@@ -181,6 +189,15 @@ def watch(
     t0 = time.monotonic()
     for th in threads:
         th.start()
+    pending: list[tuple[int, object]] = []
+    try:
+        _wait_first(len(srcs), q, pending)
+    except BaseException:
+        stop.set()
+        for s in live:
+            if s.dump is not None:
+                s.dump.stop()
+        raise
     if ready is not None:
         ready([s.label for s in srcs])
     packets, started, reason = 0, 0, "input ended"
@@ -198,8 +215,8 @@ def watch(
 
     try:
         while not all(s.done for s in srcs):
-            try:
-                i, item = q.get(timeout=TICK_S)
+            try:  # blocks that came while the sources opened, in order, then the queue
+                i, item = pending.pop(0) if pending else q.get(timeout=TICK_S)
             except queue.Empty:
                 pass
             else:
@@ -228,11 +245,9 @@ def watch(
             if s.dump is not None:
                 s.dump.stop()
     if reason != "first loop":
-        if reason == "input ended":
-            emit(w.close())
-        else:
-            _drain(q, srcs, w, points, point_file)
-            emit(w.close())
+        if reason != "input ended":  # what the readers still hand over counts
+            _drain(q, srcs, w, points, point_file, threads)
+        emit(w.close())
     warnings = []
     for s in srcs:
         if s.loader is not None:
@@ -240,6 +255,38 @@ def watch(
         if s.dump is not None and s.dump.problem():
             warnings.append(str(s.dump.problem()))
     return WatchResult(started, packets, reason, warnings)
+
+
+def _check_link_type(path: str) -> None:
+    """A regular pcap file whose link type pcaploop cannot decode is refused at once,
+    as ``analyze`` refuses it, instead of being watched for nothing."""
+    if not path or not os.path.isfile(path):
+        return
+    cap = open_capture(path)
+    if cap.format == "pcap" and lt.l2_code(cap.interfaces[0].linktype) == lt.L2_UNSUPPORTED:
+        raise UnsupportedLinkTypeError(
+            path, f"unsupported link type {lt.linktype_name(cap.interfaces[0].linktype)}"
+        )
+
+
+def _wait_first(
+    n: int, q: queue.Queue[tuple[int, object]], pending: list[tuple[int, object]]
+) -> None:
+    """Until every source has handed over its first block or its end (or a moment has
+    passed: a quiet interface or a file not written yet), keeping what came in
+    ``pending``; a source's error then is raised before anything was said (one
+    line, exit 2)."""
+    deadline = time.monotonic() + FIRST_BLOCK_S
+    heard = [False] * n
+    while not all(heard) and time.monotonic() < deadline:
+        try:
+            i, item = q.get(timeout=TICK_S)
+        except queue.Empty:
+            continue
+        if isinstance(item, BaseException):
+            raise item
+        heard[i] = True
+        pending.append((i, item))
 
 
 def _read(i: int, loader: Loader, q: queue.Queue[tuple[int, object]]) -> None:
@@ -298,10 +345,15 @@ def _drain(
     w: Watcher,
     points: list[CapturePoint],
     point_file: list[int],
+    threads: Sequence[threading.Thread],
 ) -> None:
-    """Blocks already read when the watch was stopped still count."""
-    with contextlib.suppress(queue.Empty):
-        while True:
-            i, item = q.get_nowait()
-            if isinstance(item, dict):
-                _add(w, srcs[i], i, item, points, point_file)
+    """Blocks read when the watch was stopped still count, and each reader is given a
+    moment to finish its file (its accounting and warnings come at the end)."""
+    deadline = time.monotonic() + DRAIN_S
+    while time.monotonic() < deadline and (any(t.is_alive() for t in threads) or q.qsize()):
+        try:
+            i, item = q.get(timeout=TICK_S)
+        except queue.Empty:
+            continue
+        if isinstance(item, dict):
+            _add(w, srcs[i], i, item, points, point_file)

@@ -386,7 +386,7 @@ def _fills(cap: CaptureFile, f: io.BufferedIOBase) -> Iterator[Fill]:
     readinto = f.readinto1 if cap.compressed or prompt else f.readinto
     following = cap.follow if cap._stream is None else None
     limit = float("inf")
-    if cap.compressed:
+    if cap.compressed and cap._stream is None:  # a pipe's compressed size is unknown
         with contextlib.suppress(OSError):
             limit = max(os.path.getsize(cap.path), 1) * gzip_max_ratio()
     while True:
@@ -419,6 +419,8 @@ def _fills(cap: CaptureFile, f: io.BufferedIOBase) -> Iterator[Fill]:
                 break
             if cap.bytes_read + fill > limit:
                 st["eof"] = True
+                if not _more(readinto):  # it ended right there: whole, not a bomb
+                    break
                 cap.truncated_tail = True
                 cap.problem = (
                     f"the gzip stream expands more than {gzip_max_ratio():g} times its size "
@@ -432,6 +434,14 @@ def _fills(cap: CaptureFile, f: io.BufferedIOBase) -> Iterator[Fill]:
         yield buf, 0, fill, st["eof"], outs
         if st.get("done"):
             return
+
+
+def _more(readinto: Callable[[memoryview], int]) -> bool:
+    """Whether the stream holds another byte (which is then lost: reading stops)."""
+    try:
+        return bool(readinto(memoryview(bytearray(1))))
+    except (EOFError, OSError, zlib.error):
+        return False
 
 
 def _advance(cap: CaptureFile, pos: int, fill: int, eof: bool, what: str) -> bool:

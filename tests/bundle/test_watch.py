@@ -84,6 +84,23 @@ def test_bad_sources_are_one_line_errors(tmp_path: Path) -> None:
         _cli("watch", str(empty)), capture_output=True, text=True, env=_env(), timeout=60
     )
     assert r.returncode == 2 and "no capture files" in r.stderr
+    from fixtures import T0, Rec, shb, write_pcap
+
+    pktap = write_pcap(tmp_path / "pktap.pcap", 258, [Rec(T0, bytes(40))])
+    damaged = tmp_path / "damaged.pcapng"
+    head = bytearray(shb("<"))
+    head[-4:] = (len(head) + 4).to_bytes(4, "little")  # its two lengths disagree
+    damaged.write_bytes(bytes(head))
+    for bad, why in ((pktap, "unsupported link type"), (damaged, "nothing usable")):
+        r = subprocess.run(
+            _cli("watch", str(bad), "--duration", "2"),
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=60,
+        )
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and why in lines[0], r.stderr
     for cmd in ("watch", "analyze"):  # standard input is named so, not by a temporary path
         r = subprocess.run(
             _cli(cmd, "-"), input="hello\n", capture_output=True, text=True, env=_env(), timeout=60

@@ -35,3 +35,16 @@ def test_the_limit_can_be_raised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     (c,) = capture_info([str(p)])["captures"]
     assert not c["truncated_tail"]
     assert c["records"] == (2 << 20) // 16
+
+
+def test_a_file_that_ends_as_it_crosses_the_ratio_is_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Crossing the ratio with the stream's last bytes is no bomb: every record read and
+    nothing reported (found on zeek's mime-header-size-limit.pcap.gz, 203-fold)."""
+    p = _bomb(tmp_path / "edge.pcap.gz", 64 << 10)
+    unpacked = 24 + (64 << 10)
+    monkeypatch.setenv("PCAPLOOP_GZIP_MAX_RATIO", str((unpacked - 8) / p.stat().st_size))
+    (c,) = capture_info([str(p)])["captures"]
+    assert not c["truncated_tail"] and c["problem"] is None
+    assert c["records"] == (64 << 10) // 16
