@@ -236,6 +236,11 @@ def _with_host_state(a: Analysis, got: BundleInputs, named: set[str]) -> None:
     apply_capture_stats(a.packets.points, got.bundles)
 
 
+#: the analyses this process ran: a command whose analysis Ctrl-C cut short still
+#: writes what it found (marked partial), then exits 130
+_RUNS: list[Analysis] = []
+
+
 def _analyze(
     captures: list[str],
     ifmap: list[str] | None,
@@ -271,6 +276,7 @@ def _analyze(
         )
     if got is not None:
         _with_host_state(a, got, set(uplinks or ()) | set(guest_links or ()))
+    _RUNS.append(a)
     return a
 
 
@@ -820,6 +826,10 @@ def main() -> None:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         app(standalone_mode=True)
+    except SystemExit as exc:  # every command ends here; Ctrl-C cut its analysis short
+        if exc.code in (0, None) and any(a.partial for a in _RUNS):
+            sys.exit(130)
+        raise
     except PcaploopError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -182,3 +182,34 @@ def test_ctrl_c_prints_what_was_found_so_far(tmp_path):
     doc = json.loads(js.read_text())
     assert doc["partial"] is True
     assert 0 < doc["summary"]["observations"] < 40000
+
+
+def test_ctrl_c_during_report_writes_a_partial_report(tmp_path):
+    """Any command that analyses: SIGINT while reading still writes its output, whole,
+    saying it is partial, and exits 130."""
+    import os
+    import signal
+    import time
+
+    repo = Path(__file__).resolve().parents[1]
+    cap = tmp_path / "g.pcap"
+    subprocess.run(
+        [sys.executable, str(repo / "benchmarks" / "gen.py"), str(cap), "--packets", "40000"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    out = tmp_path / "r.md"
+    env = dict(os.environ, PCAPLOOP_NO_JIT="1")  # slow enough to interrupt mid-read
+    p = subprocess.Popen(
+        [sys.executable, "-m", "pcaploop", "report", str(cap), "-o", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    time.sleep(4)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=600)
+    assert p.returncode == 130, err[-2000:]
+    assert "PARTIAL (interrupted): " in out.read_text()
