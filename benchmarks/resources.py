@@ -59,6 +59,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import write_atomic  # beside this script: one atomic writer for both reports
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 MIB = 1024 * 1024
@@ -903,23 +905,6 @@ def render(
         "",
     ]
     return "\n".join(L)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file in the same directory: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make it private
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 # ----------------------------------------------------------------------------------------

@@ -150,9 +150,9 @@ def test_capture_from_standard_input(incident, tmp_path):
     assert p.returncode == 2 or b"Error:" in p.stderr
 
 
-def test_ctrl_c_prints_what_was_found_so_far(tmp_path):
-    """SIGINT while reading: the analysis of what was read, marked partial in the text
-    and the JSON, exit 130, and the JSON file written whole."""
+def _interrupted(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``pcaploop ARGS`` on a 40,000-packet capture (``{cap}`` in ARGS), sent SIGINT
+    while it reads: what a person who hit Ctrl-C saw."""
     import os
     import signal
     import time
@@ -165,20 +165,22 @@ def test_ctrl_c_prints_what_was_found_so_far(tmp_path):
         capture_output=True,
         timeout=120,
     )
-    js = tmp_path / "a.json"
     env = dict(os.environ, PCAPLOOP_NO_JIT="1")  # slow enough to interrupt mid-read
-    p = subprocess.Popen(
-        [sys.executable, "-m", "pcaploop", "analyze", str(cap), "--json", str(js)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    argv = [sys.executable, "-m", "pcaploop", *(a.format(cap=cap) for a in args)]
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     time.sleep(4)
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=600)
-    assert p.returncode == 130, err[-2000:]
-    assert out.startswith("PARTIAL (interrupted): ")
+    return subprocess.CompletedProcess(argv, p.returncode, out, err)
+
+
+def test_ctrl_c_prints_what_was_found_so_far(tmp_path):
+    """SIGINT while reading: the analysis of what was read, marked partial in the text
+    and the JSON, exit 130, and the JSON file written whole."""
+    js = tmp_path / "a.json"
+    r = _interrupted(tmp_path, "analyze", "{cap}", "--json", str(js))
+    assert r.returncode == 130, r.stderr[-2000:]
+    assert r.stdout.startswith("PARTIAL (interrupted): ")
     doc = json.loads(js.read_text())
     assert doc["partial"] is True
     assert 0 < doc["summary"]["observations"] < 40000
@@ -187,29 +189,7 @@ def test_ctrl_c_prints_what_was_found_so_far(tmp_path):
 def test_ctrl_c_during_report_writes_a_partial_report(tmp_path):
     """Any command that analyses: SIGINT while reading still writes its output, whole,
     saying it is partial, and exits 130."""
-    import os
-    import signal
-    import time
-
-    repo = Path(__file__).resolve().parents[1]
-    cap = tmp_path / "g.pcap"
-    subprocess.run(
-        [sys.executable, str(repo / "benchmarks" / "gen.py"), str(cap), "--packets", "40000"],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
     out = tmp_path / "r.md"
-    env = dict(os.environ, PCAPLOOP_NO_JIT="1")  # slow enough to interrupt mid-read
-    p = subprocess.Popen(
-        [sys.executable, "-m", "pcaploop", "report", str(cap), "-o", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    time.sleep(4)
-    p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=600)
-    assert p.returncode == 130, err[-2000:]
+    r = _interrupted(tmp_path, "report", "{cap}", "-o", str(out))
+    assert r.returncode == 130, r.stderr[-2000:]
     assert "PARTIAL (interrupted): " in out.read_text()

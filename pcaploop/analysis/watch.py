@@ -30,7 +30,7 @@ from ..ingest.points import CapturePoint
 from .correlate import CorrelationState
 from .model import Correlation
 from .options import Options
-from .window import Window
+from .window import Window, address_key
 
 __all__ = ["LoopEvent", "Watcher"]
 
@@ -141,12 +141,12 @@ class Watcher:
         #: per looping destination, the layer-2 frames seen (bounded)
         self.frames: dict[tuple[int, int], set[int]] = {}
 
-    def add(self, cols: dict[str, np.ndarray]) -> list[LoopEvent]:
-        """A decoded block (the loader's raw columns with capture points)."""
+    def add(self, cols: dict[str, np.ndarray]) -> None:
+        """A decoded block (the loader's raw columns with capture points); events come
+        from :meth:`advance`, once copies are complete."""
         self.window.add(cols)
         if len(cols["time_ns"]):
             self.newest = max(self.newest, int(cols["time_ns"].max()))
-        return []
 
     def advance(self, horizon_ns: int) -> list[LoopEvent]:
         """No packet stamped before ``horizon_ns`` is still to come: correlate what is
@@ -240,11 +240,25 @@ class Watcher:
         its last copy, at a point where it looped: the loop is over."""
         if not len(single["time_ns"]):
             return
+        # only rows for an active destination, found with one sorted lookup: the cost
+        # follows the rows, not rows × active loops
+        dsts = list(self.active)
+        active = np.array(dsts, dtype=np.uint64).reshape(-1, 2)
+        lasts = np.array([self.active[d].last_ns for d in dsts], dtype=np.int64)
+        akey = address_key(active[:, 0], active[:, 1])
+        order = np.argsort(akey)
+        akey, active, lasts = akey[order], active[order], lasts[order]
+        hi, lo = single["dst_hi"].astype(np.uint64), single["dst_lo"].astype(np.uint64)
+        j = np.minimum(np.searchsorted(akey, address_key(hi, lo)), len(akey) - 1)
+        hit = (active[j, 0] == hi) & (active[j, 1] == lo) & (single["time_ns"] > lasts[j])
+        if not hit.any():
+            return
         names = [p.name for p in self._points()]
-        for dst, a in list(self.active.items()):
-            m = (single["dst_hi"] == dst[0]) & (single["dst_lo"] == dst[1])
-            m &= single["time_ns"] > a.last_ns
-            if m.any() and any(names[int(p)] in a.points for p in np.unique(single["point"][m])):
+        pairs = np.unique(np.stack([j[hit], single["point"][hit].astype(np.int64)], axis=1), axis=0)
+        for k, pt in pairs.tolist():  # (looping destination, point) pairs: few
+            dst = (int(active[k, 0]), int(active[k, 1]))
+            a = self.active.get(dst)
+            if a is not None and names[pt] in a.points:
                 self._end(dst, "delivered")
 
     def _end(self, dst: tuple[int, int], reason: str) -> None:

@@ -221,7 +221,9 @@ def _icmp_evidence(c: dict[str, np.ndarray]) -> np.ndarray:
     return evidence
 
 
-def _addr_key(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+def address_key(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """One 64-bit key per (hi, lo) address, for sorted lookups (collisions are checked
+    by the callers against the address itself)."""
     with np.errstate(over="ignore"):
         k = np.asarray(hi, np.uint64) * np.uint64(0x9E3779B97F4A7C15) ^ np.asarray(lo, np.uint64)
         return k * np.uint64(0xBF58476D1CE4E5B9)
@@ -325,7 +327,7 @@ class Window:
         if not len(te):
             return
         hi, lo, t = c["inner_dst_hi"][te], c["inner_dst_lo"][te], c["time_ns"][te]
-        keys = _addr_key(hi, lo)
+        keys = address_key(hi, lo)
         o = np.argsort(keys, kind="stable")
         starts = np.flatnonzero(np.r_[True, keys[o][1:] != keys[o][:-1]])
         last = np.maximum.reduceat(t[o], starts)
@@ -555,7 +557,7 @@ class Window:
         # (kept, or sampled, as a loop's), and keeping all its traffic would grow
         # memory with the capture
         dl = np.array(list(self.loop_last), dtype=np.uint64).reshape(-1, 2)
-        looping = set(_addr_key(dl[:, 0], dl[:, 1]).tolist())
+        looping = set(address_key(dl[:, 0], dl[:, 1]).tolist())
         live = {k: v for k, v in self.suspects.items() if k not in looping}
         if not live:
             return out
@@ -564,7 +566,7 @@ class Window:
         los = np.array([v[1] for v in live.values()], dtype=np.uint64)
         for hi, lo in ((c["dst_hi"], c["dst_lo"]), (c["src_hi"], c["src_lo"])):
             maybe = np.flatnonzero(np.isin(lo, los))
-            k = _addr_key(hi[maybe], lo[maybe])
+            k = address_key(hi[maybe], lo[maybe])
             at = np.minimum(np.searchsorted(keys, k), len(keys) - 1)
             out[maybe] |= (keys[at] == k) & (
                 c["time_ns"][maybe] <= limit[at] + self.opt.merge_gap_ns
@@ -582,7 +584,7 @@ class Window:
         """
         if corr.p_loop.any():
             rows = idx[corr.rows[corr.p_loop[corr.path]]]
-            keys = _addr_key(c["dst_hi"][rows], c["dst_lo"][rows])
+            keys = address_key(c["dst_hi"][rows], c["dst_lo"][rows])
             o = np.argsort(keys, kind="stable")
             starts = np.flatnonzero(np.r_[True, keys[o][1:] != keys[o][:-1]])
             last = np.maximum.reduceat(c["time_ns"][rows][o], starts)
@@ -599,14 +601,14 @@ class Window:
             return
         if self._loop_index is None:
             dests = np.array(list(self.loop_last), dtype=np.uint64).reshape(-1, 2)
-            k = _addr_key(dests[:, 0], dests[:, 1])
+            k = address_key(dests[:, 0], dests[:, 1])
             o = np.argsort(k)
             lasts = np.fromiter(self.loop_last.values(), np.int64, len(self.loop_last))
             self._loop_index = (k[o], dests[o, 0], dests[o, 1], lasts[o])
         keys, his, los, lasts = self._loop_index
         rows = np.flatnonzero(single)
         hi, lo, t = c["dst_hi"][rows], c["dst_lo"][rows], c["time_ns"][rows]
-        at = np.minimum(np.searchsorted(keys, _addr_key(hi, lo)), len(keys) - 1)
+        at = np.minimum(np.searchsorted(keys, address_key(hi, lo)), len(keys) - 1)
         hit = np.flatnonzero((his[at] == hi) & (los[at] == lo) & (t > lasts[at]))
         if not len(hit):
             return

@@ -225,3 +225,17 @@ def test_a_layer2_storm_is_one_loop(tmp_path: Path) -> None:
     watch([str(spec)], events.append, follow=False)
     assert [e.kind for e in events] == ["start", "end"]
     assert (events[-1].looping_packets, events[-1].copies) == (3, n)
+
+
+def test_a_packet_that_passes_without_looping_ends_the_loop(tmp_path: Path) -> None:
+    """The guest took its address back: the next packet for it crosses the tunnel once.
+    The loop ends there ("delivered"), not after the quiet time."""
+    from loopgen import GUEST, HOST, T0, eth, ip4
+
+    caps = tunnel_loop(n=LOOPING, uplink=False)
+    caps["tap101"].append((T0 + 0.5, eth(ip4("203.0.113.7", 63, 9999), HOST, GUEST)))
+    (spec,) = write(caps, tmp_path)
+    events: list[LoopEvent] = []
+    watch([str(spec)], events.append, follow=False, quiet_s=30)
+    assert [(e.kind, e.reason) for e in events] == [("start", None), ("end", "delivered")]
+    assert events[-1].copies == COPIES

@@ -27,6 +27,17 @@ WITHIN_S = 2.0
 SETTLE_S = 4.0  # after the traffic: the end event, with room to spare
 
 
+def _in_host(lab: object, *argv: str) -> subprocess.Popen[str]:
+    """A command inside the lab's host namespace, its output read as text."""
+    return subprocess.Popen(
+        ["ip", "netns", "exec", lab.ns("host"), *argv],  # type: ignore[attr-defined]
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+
+
 def _epoch(iso: str) -> float:
     whole, frac = iso.rstrip("Z").split(".")
     return datetime.fromisoformat(whole + "+00:00").timestamp() + float("0." + frac)
@@ -44,19 +55,7 @@ def test_watch_reports_the_loop_live(tmp_path: Path) -> None:
     try:
         plan = lab_mod.sc_incident(lab)
         lab_mod.warm(lab, plan.flows)
-        proc = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                lab.ns("host"),
-                *_pcaploop("watch", "uplink", "tap101", "--jsonl"),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=_env(),
-        )
+        proc = _in_host(lab, *_pcaploop("watch", "uplink", "tap101", "--jsonl"))
         assert proc.stderr is not None and proc.stdout is not None
         first = proc.stderr.readline()  # "watching …" once both tcpdumps listen
         assert first.startswith("watching uplink, tap101"), first + proc.stderr.read()
@@ -107,19 +106,7 @@ def test_watch_follows_the_bundle_capture_is_writing(tmp_path: Path) -> None:
     try:
         plan = lab_mod.sc_incident(lab)
         lab_mod.warm(lab, plan.flows)
-        cap = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                lab.ns("host"),
-                *_pcaploop("capture", "--duration", "8", "-o", str(bundle)),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=_env(),
-        )
+        cap = _in_host(lab, *_pcaploop("capture", "--duration", "8", "-o", str(bundle)))
         assert cap.stderr is not None
         first, second = cap.stderr.readline(), cap.stderr.readline()
         assert first.startswith("capturing "), first + second
