@@ -38,6 +38,8 @@ __all__ = ["WatchResult", "watch"]
 
 #: how long the main loop waits for a block before it moves time on by the clock
 TICK_S = 0.1
+#: how long a source that has handed over nothing yet holds time still (_horizon)
+FIRST_WAIT_S = 0.5
 #: how long a stopped watch waits for its readers to finish their files
 DRAIN_S = 2.0
 #: how long a watch waits for each source's first block before it says it is watching
@@ -228,7 +230,7 @@ def watch(
                 else:
                     assert isinstance(item, dict) and s.loader is not None
                     packets += _add(w, s, i, item, points, point_file)
-            horizon = _horizon(srcs)
+            horizon = _horizon(srcs, t0)
             if horizon is not None and horizon > last_horizon:
                 last_horizon = horizon
                 if emit(w.advance(horizon)):
@@ -326,10 +328,15 @@ def _add(
     return n
 
 
-def _horizon(srcs: Sequence[_Source]) -> int | None:
+def _horizon(srcs: Sequence[_Source], began: float = 0.0) -> int | None:
     """No packet stamped before this is still to come: the oldest source's newest
-    packet, moved on by the clock while that source is silent."""
+    packet, moved on by the clock while that source is silent.  For the first
+    :data:`FIRST_WAIT_S` after the watch ``began`` (monotonic), a source that has
+    not handed over anything yet holds time still: the first packets of every
+    capture point are correlated together (a silent one is left out after that)."""
     now = time.monotonic()
+    if now - began < FIRST_WAIT_S and any(s.mark is None and not s.done for s in srcs):
+        return None
     marks = [
         s.mark + int((now - s.arrived) * 1e9) for s in srcs if s.mark is not None and not s.done
     ]

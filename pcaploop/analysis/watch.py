@@ -14,6 +14,14 @@ event comes once the packet's copies are complete: a fraction of a second),
 and *ends* when no looping copy for it has been seen for ``quiet_s`` seconds,
 or sooner when a packet for it passes once without looping (the address was
 re-added, or the route fixed).
+
+A capture point that sees no copy — the uplink alone, the loop behind it —
+still shows a loop by its evidence, as ``analyze`` infers one: a packet that
+arrived with a TTL high enough to reach any guest, then an ICMP time-exceeded
+quoting it with TTL 1 (:func:`.detect._inferred`'s seed).  Such a loop is
+marked *inferred*: its packets are the arrivals for the destination at that
+point from the first seed on, its copies estimated (TTL − 1 each); it ends
+after ``quiet_s`` without a time-exceeded, or when the destination answers.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from ..addr import to_text
 from ..contract import iso_ns
 from ..ingest.points import CapturePoint
 from .correlate import CorrelationState
+from .detect import _time_exceeded_rows
 from .model import Correlation
 from .options import Options
 from .window import Window, address_key
@@ -42,10 +51,31 @@ WATCH_PATH_GAP_NS = 300_000_000
 WATCH_REORDER_NS = 200_000_000
 #: distinct layer-2 frames remembered per looping destination (past it, counted again)
 MAX_FRAMES_REMEMBERED = 4096
+#: an inferred loop is reported once this long has passed after its first error with
+#: no copy for it at any capture point (its copies would make it a loop seen)
+INFERRED_WAIT_NS = 300_000_000
 #: a loop ends after this long without a looping copy (``--quiet``)
 DEFAULT_QUIET_S = 1.0
 
 EventKind = Literal["start", "end"]
+#: what is kept of a window's packets seen once for the next one (one window's worth)
+#: what the inferred-loop check reads of each packet not looping
+_WATCHED_COLUMNS = (
+    "fingerprint",
+    "time_ns",
+    "point",
+    "ttl",
+    "dst_hi",
+    "dst_lo",
+    "src_hi",
+    "src_lo",
+    "protocol",
+    "icmp_type",
+    "inner_version",
+    "inner_ttl",
+    "inner_fingerprint",
+)
+_KEPT_COLUMNS = ("fingerprint", "time_ns", "point", "ttl", "dst_hi", "dst_lo", "src_hi", "src_lo")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +92,12 @@ class LoopEvent:
     rate_pps: float  # copies per second while it looped
     duration_s: float
     #: why it ended: "quiet" (no copy for quiet_s), "delivered" (a packet for it
-    #: passed once), "stopped" (the watch ended while it looped)
+    #: passed once), "answered" (an inferred loop's destination sent a packet),
+    #: "stopped" (the watch ended while it looped)
     reason: str | None = None
+    #: no copy seen: the loop is behind the capture point, shown by ICMP time-exceeded
+    #: for packets that arrived with a high TTL; copies are estimated (TTL − 1 each)
+    inferred: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """One JSON line for monitoring systems (``watch --jsonl``)."""
@@ -78,24 +112,29 @@ class LoopEvent:
             "copies_per_second": round(self.rate_pps, 1),
             "duration_s": round(self.duration_s, 3),
             "reason": self.reason,
+            "inferred": self.inferred,
         }
 
     def line(self) -> str:
-        """One line for a person."""
+        """One line for a person (``watch`` wraps it to the terminal's width)."""
         when = (iso_ns(self.time_ns) or "")[11:23]
         at = ",".join(self.points)
+        where = f"behind {at} (inferred)" if self.inferred else f"at {at}"
+        about = "~" if self.inferred else ""
         if self.kind == "start":
+            rate = "" if self.inferred else f", {self.rate_pps:,.0f} copies/s"
             return (
-                f"{when} LOOP START {self.destination} at {at}: "
-                f"{self.copies_per_packet:,.0f} copies per packet, "
-                f"{self.rate_pps:,.0f} copies/s"
+                f"{when} LOOP START {self.destination} {where}: "
+                f"{about}{self.copies_per_packet:,.0f} copies per packet{rate}"
             )
-        why = {"delivered": ", a packet for it passed", "stopped": ", still looping"}.get(
-            self.reason or "", ""
-        )
+        why = {
+            "delivered": "; a packet for it passed",
+            "answered": "; it answered",
+            "stopped": "; still looping",
+        }.get(self.reason or "", "")
         return (
-            f"{when} LOOP END   {self.destination} at {at}: {self.duration_s:,.1f} s, "
-            f"{self.looping_packets:,} looping packet(s), {self.copies:,} copies{why}"
+            f"{when} LOOP END   {self.destination} {where}: {self.duration_s:,.1f} s, "
+            f"{self.looping_packets:,} packet(s), {about}{self.copies:,} copies{why}"
         )
 
 
@@ -106,6 +145,10 @@ class _Active:
     points: set[str] = field(default_factory=set)
     packets: int = 0
     copies: int = 0
+    #: inferred (no copy seen): the capture point, and the newest arrival counted
+    inferred_point: int | None = None
+    counted_ns: int = 0
+    first_counted_ns: int = 1 << 62
 
 
 class Watcher:
@@ -140,6 +183,12 @@ class Watcher:
         self.newest = -(1 << 62)  # newest packet time added
         #: per looping destination, the layer-2 frames seen (bounded)
         self.frames: dict[tuple[int, int], set[int]] = {}
+        #: the previous window's packets seen once (an ICMP error for one may come in
+        #: the next window)
+        self._prev: dict[str, np.ndarray] | None = None
+        #: inferred loops not yet reported: another capture point may still show their
+        #: copies (its packets can come later than the uplink's error)
+        self.pending: dict[tuple[int, int], _Active] = {}
 
     def add(self, cols: dict[str, np.ndarray]) -> None:
         """A decoded block (the loader's raw columns with capture points); events come
@@ -152,6 +201,7 @@ class Watcher:
         """No packet stamped before ``horizon_ns`` is still to come: correlate what is
         complete and end the loops that have been quiet long enough."""
         self.window.flush(horizon_ns - self.hold)
+        self._confirm(horizon_ns - self.hold - INFERRED_WAIT_NS)
         done = horizon_ns - self.hold - self.quiet_ns
         for dst in [d for d, a in self.active.items() if a.last_ns < done]:
             self._end(dst, "quiet")
@@ -161,6 +211,7 @@ class Watcher:
         """The input ended: correlate everything held; loops quiet for ``quiet_s`` before
         the last packet end "quiet", the others "stopped" (still looping at the end)."""
         self.window.drain()
+        self._confirm(None)
         for dst, a in list(self.active.items()):
             self._end(dst, "quiet" if a.last_ns < self.newest - self.quiet_ns else "stopped")
         return self._take()
@@ -181,6 +232,11 @@ class Watcher:
         if len(corr.l2_rows):  # layer-2 loops: one frame forwarded again and again
             rows = corr.l2_rows
             self._looping(c, rows, c["fingerprint"][rows], names, frames=True)
+        # after: a loop whose copies are seen is not inferred.  Packets seen more than
+        # once without looping count too (identical datagrams share a fingerprint)
+        others = corr.rows[~corr.p_loop[corr.path]] if corr.n_paths else corr.rows[:0]
+        once = {k: np.r_[single[k], c[k][others]] for k in _WATCHED_COLUMNS}
+        self._behind(once, names)
         if not self.active:
             return
         # packets for a looping destination that did not loop: seen once, or on a path
@@ -222,6 +278,7 @@ class Watcher:
         self, dst: tuple[int, int], t: np.ndarray, pt: np.ndarray, packets: int, names: list[str]
     ) -> None:
         first, last = int(t.min()), int(t.max())
+        self.pending.pop(dst, None)  # seen looping: not a loop behind the capture point
         a = self.active.get(dst)
         if a is None:
             a = self.active[dst] = _Active(first, last)
@@ -230,19 +287,118 @@ class Watcher:
             self.started += 1
             self._events.append(self._event("start", dst, a, first))
             return
+        if a.inferred_point is not None:  # inferred, and now its copies are seen
+            a.inferred_point, a.packets, a.copies = None, 0, 0
+            a.first_ns, a.last_ns = first, last
+            a.points = set()
         a.first_ns, a.last_ns = min(a.first_ns, first), max(a.last_ns, last)
         a.points.update(names[int(p)] for p in np.unique(pt))
         a.packets += packets
         a.copies += len(t)
 
+    def _behind(self, single: dict[str, np.ndarray], names: list[str]) -> None:
+        """Loops behind a capture point (module docstring): seeds from this window's
+        ICMP time-exceeded, then the arrivals and answers of the loops so inferred."""
+        s = single
+        here = {k: s[k] for k in _KEPT_COLUMNS}
+        prev, self._prev = self._prev, here
+        te = _time_exceeded_rows(s)
+        te = te[s["inner_ttl"][te] <= 1]
+        if len(te):
+            pool = here if prev is None else {k: np.r_[prev[k], here[k]] for k in here}
+            o = np.argsort(pool["fingerprint"], kind="stable")
+            fp = pool["fingerprint"][o]
+            j = np.minimum(np.searchsorted(fp, s["inner_fingerprint"][te]), max(len(fp) - 1, 0))
+            if len(fp):
+                seed = o[j]
+                hit = (
+                    (fp[j] == s["inner_fingerprint"][te])
+                    & (pool["point"][seed] == s["point"][te])
+                    & (pool["time_ns"][seed] <= s["time_ns"][te])
+                    & (pool["ttl"][seed].astype(np.int64) >= self.opt.loop_min_entry_ttl)
+                )
+                for a, e in zip(seed[hit].tolist(), te[hit].tolist()):  # one per error: few
+                    self._seed(pool, a, int(s["time_ns"][e]), names)
+        if self.pending or any(a.inferred_point is not None for a in self.active.values()):
+            self._inferred_traffic(here)
+
+    def _seed(self, pool: dict[str, np.ndarray], a: int, te_ns: int, names: list[str]) -> None:
+        dst = (int(pool["dst_hi"][a]), int(pool["dst_lo"][a]))
+        pt, t = int(pool["point"][a]), int(pool["time_ns"][a])
+        act = self.active.get(dst) or self.pending.get(dst)
+        if act is not None:
+            if act.inferred_point == pt:
+                act.last_ns = max(act.last_ns, te_ns)
+            return  # its copies are seen (a routed or layer-2 loop): that loop it is
+        # it looped from its last answer before (as far as kept) on, as analyze infers
+        at = pool["point"] == pt
+        tp = pool["time_ns"]
+        answers = tp[at & (pool["src_hi"] == dst[0]) & (pool["src_lo"] == dst[1]) & (tp < t)]
+        since = int(answers.max()) if len(answers) else t - 1
+        act = self.pending[dst] = _Active(t, te_ns, inferred_point=pt, counted_ns=since)
+        act.points.add(names[pt])
+        self._arrived(act, dst, pool)
+        act.first_ns = min(act.first_ns, act.first_counted_ns)
+
+    def _confirm_one(self, dst: tuple[int, int]) -> None:
+        act = self.pending.pop(dst)
+        self.active[dst] = act
+        self.started += 1
+        self._events.append(self._event("start", dst, act, act.first_ns))
+
+    def _confirm(self, before_ns: int | None) -> None:
+        """Report the inferred loops whose first error came before ``before_ns`` (None:
+        all) with no copy seen meanwhile."""
+        for dst, act in list(self.pending.items()):
+            if before_ns is None or act.first_ns < before_ns:
+                self._confirm_one(dst)
+
+    def _arrived(self, act: _Active, dst: tuple[int, int], rows: dict[str, np.ndarray]) -> None:
+        """Arrivals for an inferred loop's destination at its point with a TTL that can
+        loop, each counted once: TTL − 1 copies each (``analyze``'s estimate)."""
+        ttl = rows["ttl"].astype(np.int64)
+        t = rows["time_ns"]
+        new = (
+            (rows["dst_hi"] == dst[0])
+            & (rows["dst_lo"] == dst[1])
+            & (rows["point"] == act.inferred_point)
+            & (ttl >= self.opt.loop_min_entry_ttl)
+            & (t > act.counted_ns)
+        )
+        if new.any():
+            act.packets += int(new.sum())
+            act.copies += int((ttl[new] - 1).sum())
+            act.first_counted_ns = min(act.first_counted_ns, int(t[new].min()))
+            act.counted_ns = int(t[new].max())
+
+    def _inferred_traffic(self, here: dict[str, np.ndarray]) -> None:
+        """Arrivals for an inferred loop's destination count as its packets; a packet
+        from the destination at that point ends it (it answered: not looping)."""
+        loops = [*self.pending.items(), *self.active.items()]
+        for dst, act in loops:  # inferred loops at once: few
+            pt = act.inferred_point
+            if pt is None:
+                continue
+            self._arrived(act, dst, here)
+            frm = (here["src_hi"] == dst[0]) & (here["src_lo"] == dst[1]) & (here["point"] == pt)
+            answers = here["time_ns"][frm]
+            answers = answers[answers > act.last_ns]
+            if len(answers):
+                if dst in self.pending:  # it answered before it was reported
+                    self._confirm_one(dst)
+                self._end(dst, "answered")
+
     def _delivered(self, single: dict[str, np.ndarray]) -> None:
         """A packet for a looping destination that went through without looping, after
-        its last copy, at a point where it looped: the loop is over."""
+        its last copy, at a point where it looped: the loop is over.  (Not for an
+        inferred loop: behind the capture point every packet passes it once.)"""
         if not len(single["time_ns"]):
             return
         # only rows for an active destination, found with one sorted lookup: the cost
         # follows the rows, not rows × active loops
-        dsts = list(self.active)
+        dsts = [d for d, a in self.active.items() if a.inferred_point is None]
+        if not dsts:
+            return
         active = np.array(dsts, dtype=np.uint64).reshape(-1, 2)
         lasts = np.array([self.active[d].last_ns for d in dsts], dtype=np.int64)
         akey = address_key(active[:, 0], active[:, 1])
@@ -275,6 +431,7 @@ class Watcher:
         reason: str | None = None,
     ) -> LoopEvent:
         span_s = max(a.last_ns - a.first_ns, 0) / _NS
+        inferred = a.inferred_point is not None
         return LoopEvent(
             kind=kind,
             time_ns=when,
@@ -286,4 +443,5 @@ class Watcher:
             rate_pps=a.copies / max(span_s, 1e-3),
             duration_s=span_s,
             reason=reason,
+            inferred=inferred,
         )

@@ -72,7 +72,22 @@ _PATH_COLUMNS = (
 )
 _NS = 1_000_000_000
 #: what an observer hears of the final rows seen once
-_SINGLE_COLUMNS = ("time_ns", "point", "dst_hi", "dst_lo", "src_hi", "src_lo", "ttl")
+_SINGLE_COLUMNS = (
+    "time_ns",
+    "point",
+    "dst_hi",
+    "dst_lo",
+    "src_hi",
+    "src_lo",
+    "ttl",
+    # what ties an ICMP time-exceeded to the packet it quotes (watch's inferred loops)
+    "fingerprint",
+    "protocol",
+    "icmp_type",
+    "inner_version",
+    "inner_ttl",
+    "inner_fingerprint",
+)
 #: (columns of the correlated rows, columns of final rows seen once, their correlation)
 Observer = Callable[[dict[str, np.ndarray], dict[str, np.ndarray], Correlation], None]
 

@@ -239,3 +239,47 @@ def test_a_packet_that_passes_without_looping_ends_the_loop(tmp_path: Path) -> N
     watch([str(spec)], events.append, follow=False, quiet_s=30)
     assert [(e.kind, e.reason) for e in events] == [("start", None), ("end", "delivered")]
     assert events[-1].copies == COPIES
+
+
+SAMPLES = REPO / "samples"
+
+
+@pytest.mark.parametrize("scenario", ["incident", "two-tunnels", "ipv6-redirect-nd"])
+def test_a_loop_behind_the_uplink_is_inferred(scenario: str) -> None:
+    """The uplink alone: no copy is seen, the loop shows by ICMP time-exceeded for
+    packets that arrived with TTL 64.  Its packets and estimated copies are those of
+    the scenario's plan (the uplink-only golden)."""
+    gold = json.loads((SAMPLES / scenario / "uplink-only.expected.json").read_text())
+    events: list[LoopEvent] = []
+    watch([str(SAMPLES / scenario / "uplink.pcap")], events.append, follow=False)
+    ends = {e.destination: e for e in events if e.kind == "end"}
+    want = {lp["destination"]: lp for lp in gold["loops"] if lp["kind"] == "inferred"}
+    assert set(ends) == set(want) and want
+    for dst, lp in want.items():
+        e = ends[dst]
+        assert e.inferred and e.points == ("uplink",)
+        assert (e.looping_packets, e.copies) == (lp["looping_packets"], lp["observations"])
+        assert e.to_json()["inferred"] is True
+        assert "behind uplink (inferred)" in e.line() and "~" in e.line()
+    starts = [e for e in events if e.kind == "start"]
+    assert len(starts) == len(want) and all(e.inferred for e in starts)
+
+
+def test_a_loop_seen_at_the_tunnel_is_not_inferred() -> None:
+    """Uplink and tunnel together: the copies are seen at tap101, so the uplink's
+    ICMP errors do not make a second, inferred loop (as analyze decides)."""
+    d = SAMPLES / "incident"
+    events: list[LoopEvent] = []
+    watch(
+        [f"uplink={d / 'uplink.pcap'}", f"tap101={d / 'tap101.pcap'}"], events.append, follow=False
+    )
+    assert [(e.kind, e.inferred) for e in events] == [("start", False), ("end", False)]
+    assert (events[1].looping_packets, events[1].copies) == (60, 60 * 63)
+
+
+def test_traceroute_is_not_a_loop() -> None:
+    """Probes that expire because they were sent with a low TTL draw time-exceeded
+    quoting TTL 1, but arrived with a TTL too low to loop: no event."""
+    events: list[LoopEvent] = []
+    watch([str(SAMPLES / "traceroute" / "uplink.pcap")], events.append, follow=False)
+    assert events == []
