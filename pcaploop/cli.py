@@ -794,6 +794,7 @@ def watch(
     """
     from .analysis.live import watch as run
     from .ingest.specs import parse_ifmap
+    from .present import terminal
 
     imap = parse_ifmap(ifmap) if ifmap else None
     out = _console()
@@ -803,7 +804,7 @@ def watch(
             sys.stdout.write(json.dumps(ev.to_json()) + "\n")
             sys.stdout.flush()
         else:
-            out.print(ev.line(), markup=False, highlight=False, soft_wrap=True)
+            terminal.watch_event(out, ev)
 
     def ready(names: list[str]) -> None:
         typer.echo(f"watching {', '.join(names)}; Ctrl-C to stop", err=True)

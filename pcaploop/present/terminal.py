@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..analysis.model import Loop
     from ..analysis.pipeline import Analysis
+    from ..analysis.watch import LoopEvent
 
 #: loops shown one by one before the rest are summarised (``--all`` shows every one)
 MAX_LOOPS = 10
@@ -464,3 +465,24 @@ def paths(con: Console, rows: pd.DataFrame, limit: int, hops: bool = False) -> N
 def command_text(words: Sequence[str]) -> str:
     """Words as one shell command line, quoted where needed."""
     return shlex.join(words)
+
+
+#: a watch event's continuation lines start under its text, past the time of day
+_WATCH_INDENT = " " * 13
+
+
+def watch_event(con: Console, ev: LoopEvent) -> None:
+    """One loop event of ``pcaploop watch``: one line to a pipe or log (one event per
+    line, for grep), wrapped at words to a terminal's width."""
+    text = clean(ev.line())
+    lines = [text]
+    if con.is_terminal and len(text) > con.width:
+        lines = textwrap.wrap(
+            text,
+            width=con.width,
+            subsequent_indent=_WATCH_INDENT,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+    for line in lines:
+        con.print(line, markup=False, highlight=False, soft_wrap=True)

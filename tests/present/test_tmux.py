@@ -139,3 +139,30 @@ def test_paths_info_and_help_in_80_columns(tmp_path: Path) -> None:
         text = in_tmux(args, cwd, tmp_path)
         _fits(text)
         assert text.strip(), args
+
+
+@pytest.mark.parametrize(
+    ("scenario", "inputs", "numbers"),
+    [
+        ("incident", ["uplink=uplink.pcap", "tap101=tap101.pcap"], ["60", "3,780"]),
+        ("ipv6-redirect-nd", ["uplink.pcap"], ["30", "~1,890"]),  # inferred: long lines
+    ],
+)
+def test_watch_in_80_columns(
+    scenario: str, inputs: list[str], numbers: list[str], tmp_path: Path
+) -> None:
+    """watch's events wrap at words under their text; their numbers stay whole (the
+    counts are the scenario plan's: 60 packets × 63 copies; 30 × 63 estimated)."""
+    text = in_tmux(["watch", *inputs, "--duration", "3"], SAMPLES / scenario, tmp_path)
+    _fits(text)
+    words = text.split()
+    assert "START" in words and "END" in words, text
+    for n in numbers:
+        assert n in words, (n, text)
+    for line in text.splitlines():
+        if (
+            line.strip()
+            and not line[:1].isdigit()
+            and not line.startswith(("watching", "duration"))
+        ):
+            assert line.startswith(" " * 13), line  # a continuation, under the text
