@@ -36,7 +36,24 @@ STATE_FILES: dict[str, tuple[str, ...]] = {
     "state/ip-neigh.json": ("-j", "neigh"),
     "state/ip-neigh-proxy.json": ("-j", "neigh", "show", "proxy"),
     "state/ip-link.json": ("-j", "link"),
+    # policy routing: rules that send some traffic past the main table, and the
+    # routes of every table (a loop can live in a table the main one does not show)
+    "state/ip-rule.json": ("-j", "rule"),
+    "state/ip-6-rule.json": ("-j", "-6", "rule"),
+    "state/ip-route-all.json": ("-j", "route", "show", "table", "all"),
+    "state/ip-6-route-all.json": ("-j", "-6", "route", "show", "table", "all"),
 }
+#: state files a bundle written before they were saved does not have (no warning)
+OPTIONAL_STATE = frozenset(
+    {
+        "state/ip-rule.json",
+        "state/ip-6-rule.json",
+        "state/ip-route-all.json",
+        "state/ip-6-route-all.json",
+    }
+)
+#: the rules every Linux host has: (priority, table) with no selector
+DEFAULT_RULES = frozenset({(0, "local"), (32766, "main"), (32767, "default")})
 SYSCTL_FILE = "state/sysctl.json"
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -250,6 +267,9 @@ class Bundle:
     #: ifindex → interface name, from the saved ``ip -j link``
     links: Mapping[int, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    #: the host's policy-routing rules other than the default three, as ``ip rule``
+    #: prints them (the routes cited are the main table's; these may bypass it)
+    rules: tuple[str, ...] = ()
 
     @property
     def host(self) -> str:
@@ -375,6 +395,19 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
         if isinstance(d, Mapping) and isinstance(d.get("ifindex"), int) and d.get("ifname"):
             links[int(d["ifindex"])] = str(d["ifname"])
     sys_doc = _read_json(os.path.join(root, SYSCTL_FILE), "the host's sysctls", problems)
+    rules: list[str] = []
+    for name in ("state/ip-rule.json", "state/ip-6-rule.json"):
+        if not os.path.exists(os.path.join(root, name)):
+            continue  # a bundle from before rules were saved
+        doc = _read_json(os.path.join(root, name), "the host's routing rules", problems)
+        rules += [rule_text(d) for d in doc if _extra_rule(d)] if isinstance(doc, list) else []
+    if rules:
+        problems.append(
+            f"the host has {len(rules)} policy-routing rule(s) besides the default ones "
+            f"(ip rule: {'; '.join(rules[:3])}{'; …' if len(rules) > 3 else ''}): the "
+            "routes cited are the main table's, which these rules may bypass; every "
+            "table's routes are in state/ip-route-all.json"
+        )
     for cap in captures:
         if cap.problem:
             problems.append(f"capture point {cap.interface}: {cap.problem}")
@@ -393,7 +426,52 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
         tuple(neigh),
         links,
         tuple(f"bundle {root}: {p}" for p in problems),
+        tuple(rules),
     )
+
+
+#: ``ip -j rule`` keys that select traffic, and the words ``ip rule`` prints them with
+_RULE_SELECTORS = (
+    ("src", "from"),
+    ("dst", "to"),
+    ("iif", "iif"),
+    ("oif", "oif"),
+    ("fwmark", "fwmark"),
+    ("tos", "tos"),
+    ("ipproto", "ipproto"),
+    ("sport", "sport"),
+    ("dport", "dport"),
+    ("uidrange", "uidrange"),
+)
+
+
+def _extra_rule(d: Any) -> bool:
+    """A rule besides the default ones (local, main, default; from all, nothing else)."""
+    if not isinstance(d, Mapping):
+        return False
+    selectors = [k for k, _ in _RULE_SELECTORS if k in d and not (k == "src" and d[k] == "all")]
+    return bool(selectors) or (d.get("priority"), d.get("table")) not in DEFAULT_RULES
+
+
+def rule_text(d: Mapping[str, Any]) -> str:
+    """A rule as ``ip rule`` prints it.
+
+    >>> rule_text({"priority": 100, "src": "198.51.100.0", "srclen": 24, "table": "7"})
+    '100: from 198.51.100.0/24 lookup 7'
+    """
+    words: list[str] = []
+    for key, word in _RULE_SELECTORS:
+        if key not in d:
+            continue
+        value = str(d[key])
+        if key in ("src", "dst") and d.get(f"{key}len") is not None:
+            value = f"{value}/{d[f'{key}len']}"
+        words += [word, value]
+    if d.get("table") is not None:
+        words += ["lookup", str(d["table"])]
+    elif d.get("action"):
+        words.append(str(d["action"]))
+    return f"{d.get('priority', '?')}: {' '.join(words)}"
 
 
 def _captures(root: str, manifest: Mapping[str, Any], problems: list[str]) -> list[BundleCapture]:

@@ -48,6 +48,13 @@ NEIGH = [
         "state": ["PERMANENT"],
     },
 ]
+#: every Linux host's rules (``ip -j rule`` / ``ip -j -6 rule``)
+RULES4 = [
+    {"priority": 0, "src": "all", "table": "local"},
+    {"priority": 32766, "src": "all", "table": "main"},
+    {"priority": 32767, "src": "all", "table": "default"},
+]
+RULES6 = RULES4[:2]
 NEIGH_PROXY = [{"dst": "2001:db8:100::101", "dev": "uplink", "proxy": None}]
 #: ifindex 2 and 5 as loopgen's SLL2 capture numbers them
 LINKS = [

@@ -294,3 +294,21 @@ def test_a_plain_directory_is_not_a_bundle(tmp_path):
         f"Error: {tmp_path}: a directory, but not a pcaploop bundle (it has no "
         "manifest.json); give the capture files in it instead"
     )
+
+
+def test_policy_rules_are_named_and_default_ones_are_not(tmp_path, pcaps):
+    """A rule besides local/main/default may send the loop's traffic past the main
+    table the explanation cites: the bundle says so, quoting the rule; an older
+    bundle without the rule files says nothing."""
+    b = hs.write_bundle(tmp_path / "b", pcaps)
+    assert load_bundle(b).rules == ()
+    (b / "state/ip-rule.json").write_text(json.dumps(hs.RULES4))
+    assert load_bundle(b).rules == () and not any("rule" in w for w in load_bundle(b).warnings)
+    extra = {"priority": 100, "src": "198.51.100.0", "srclen": 24, "table": "7"}
+    (b / "state/ip-rule.json").write_text(json.dumps([*hs.RULES4, extra]))
+    got = load_bundle(b)
+    assert got.rules == ("100: from 198.51.100.0/24 lookup 7",)
+    (w,) = [w for w in got.warnings if "policy-routing" in w]
+    assert "1 policy-routing rule(s)" in w and "from 198.51.100.0/24 lookup 7" in w
+    r = cli("analyze", b)
+    assert "from 198.51.100.0/24 lookup 7" in r.stderr + r.stdout

@@ -73,6 +73,8 @@ def tools(tmp_path, monkeypatch):
         "-j addr": hs.ADDRS,
         "-j neigh": hs.NEIGH,
         "-j neigh show proxy": hs.NEIGH_PROXY,
+        "-j rule": hs.RULES4,
+        "-j -6 rule": hs.RULES6,
     }
     Path(ip + ".json").write_text(json.dumps(answers))
     monkeypatch.setattr(capture_mod, "check_can_capture", lambda: (tcpdump, ip))
@@ -120,6 +122,7 @@ def test_a_capture_writes_a_complete_bundle(tools):
         ["tap101.pcap", "uplink.pcap", "state/sysctl.json"]
         + [f"state/{n}.json" for n in ("ip-addr", "ip-route", "ip-6-route", "ip-neigh")]
         + ["state/ip-neigh-proxy.json", "state/ip-link.json"]
+        + [f"state/{n}.json" for n in ("ip-rule", "ip-6-rule", "ip-route-all", "ip-6-route-all")]
     )
     for rel, f in m["files"].items():
         assert hashlib.sha256((out / rel).read_bytes()).hexdigest() == f["sha256"], rel
@@ -127,6 +130,7 @@ def test_a_capture_writes_a_complete_bundle(tools):
     b = load_bundle(out)
     assert b.sysctls.rp_filter("tap101") == (2, 1, 2)
     assert b.route_for("203.0.113.7").dev == "tap101"
+    assert b.rules == ()  # the default rules only: nothing to say
     assert any("tcpdump reported 1 packet(s) dropped" in w for w in b.warnings)
 
 
