@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 import numpy as np
 
 from .. import schema as S
+from . import _statistics as stats
 from . import extract as X
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -802,12 +803,6 @@ def _sides_of(a: Analysis, side: dict[int, str], p: int) -> str:
 
 
 # --- 5. distributions ----------------------------------------------------------------------
-def _per_loop_paths(a: Analysis) -> Iterator[tuple[Loop, Any]]:
-    for lp in a.loops:
-        if lp.kind == "l3":
-            yield lp, a.detection.looping.loc[X.l3_paths(a, lp.id)]
-
-
 @_styled
 def copies_histogram(a: Analysis, ax: Axes | None = None) -> Axes:
     """How many copies each looping packet made, per loop (entry TTL decides it).
@@ -816,16 +811,7 @@ def copies_histogram(a: Analysis, ax: Axes | None = None) -> Axes:
     """
     ax = _axes(ax, (7, 3.8))
     title = "Copies per looping packet"
-    data = []
-    for lp in a.loops:
-        if lp.kind == "l3":
-            v = a.detection.looping.loc[X.l3_paths(a, lp.id), "copies"].to_numpy()
-        elif lp.kind == "l2":
-            rows = X.loop_rows(a, lp.id).copies
-            v = np.unique(a.packets.cols["fingerprint"][rows], return_counts=True)[1]
-        else:
-            continue
-        data.append((lp, v))
+    data = stats.copies_per_packet(a)
     if not data:
         return _empty(ax, title, "no loop with captured copies")
     lo = min(int(v.min()) for _, v in data)
@@ -865,12 +851,7 @@ def cycle_time_histogram(a: Analysis, ax: Axes | None = None) -> Axes:
     """
     ax = _axes(ax, (7, 3.8))
     title = "Time per trip around the loop"
-    data = []
-    for lp, p in _per_loop_paths(a):
-        cycles = (p["loop_max_ttl"] - p["loop_min_ttl"]) / p["ttl_step"].clip(lower=1)
-        ct = ((p["last_ns"] - p["first_ns"]) / cycles.where(cycles > 0)).dropna().to_numpy() / 1e9
-        if len(ct):
-            data.append((lp, ct))
+    data = stats.cycle_times(a)
     if not data:
         return _empty(ax, title, "no loop with a measurable cycle time")
     unit, per = _time_unit(max(float(v.max()) for _, v in data) * 2)
