@@ -130,6 +130,20 @@ def write(caps: dict, directory: Path, linktype: int | dict = dpkt.pcap.DLT_EN10
     return args
 
 
+def uplink_sweep(dsts: list[str], t0: float = 1_700_000_000.0) -> dict:
+    """An uplink-only capture of a sweep: per address two packets arriving with TTL 64
+    that loop behind the uplink, and the guest's ICMP time-exceeded for the first,
+    quoting it with TTL 1 and only 8 bytes of UDP (RFC 792's minimum quote)."""
+    frames = []
+    for i, dst in enumerate(dsts):
+        t = t0 + 0.02 * i
+        for j in range(2):
+            frames.append((t + 0.001 * j, eth(ip4(dst, 64, 1000 + 2 * i + j), ROUTER, HOST)))
+        quoted = ip4(dst, 1, 1000 + 2 * i)[:28]
+        frames.append((t + 0.004, eth(icmp_te(quoted, "203.0.113.101", CLIENT), HOST, ROUTER)))
+    return {"uplink": frames}
+
+
 # --- shared scenarios (extract, plots, report) ------------------------------------
 def icmp_te(quoted: bytes, src: str, dst: str) -> bytes:
     """IPv4 ICMP time-exceeded quoting ``quoted``."""

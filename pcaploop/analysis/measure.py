@@ -513,7 +513,9 @@ def _inferred_loops(
             last_ns=int(cols["time_ns"][tes].max()) if len(tes) else None,
         )
         after = np.asarray(inf.after_rows, np.int64)
-        end = cast("int | None", inf.end_ns)
+        # a column mixing None and times holds NaN for None
+        end_ns = cast("float | int | None", inf.end_ns)
+        end = None if end_ns is None or pd.isna(end_ns) else int(end_ns)
         loop = replace(
             loop,
             estimate_basis=str(inf.basis)

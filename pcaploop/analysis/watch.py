@@ -20,8 +20,9 @@ still shows a loop by its evidence, as ``analyze`` infers one: a packet that
 arrived with a TTL high enough to reach any guest, then an ICMP time-exceeded
 quoting it with TTL 1 (:func:`.detect._inferred`'s seed).  Such a loop is
 marked *inferred*: its packets are the arrivals for the destination at that
-point from the first seed on, its copies estimated (TTL − 1 each); it ends
-after ``quiet_s`` without a time-exceeded, or when the destination answers.
+point since its last answer before the first seed, its copies estimated
+(TTL − 1 each); it ends after ``quiet_s`` without a time-exceeded, or when
+the destination answers.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from ..addr import to_text
 from ..contract import iso_ns
 from ..ingest.points import CapturePoint
 from .correlate import CorrelationState
-from .detect import _time_exceeded_rows
+from .detect import _packet_keys, _time_exceeded_rows, tie_quotes
 from .model import Correlation
 from .options import Options
 from .window import Window, address_key
@@ -58,7 +59,7 @@ INFERRED_WAIT_NS = 300_000_000
 DEFAULT_QUIET_S = 1.0
 
 EventKind = Literal["start", "end"]
-#: what is kept of a window's packets seen once for the next one (one window's worth)
+_NEVER_NS = 1 << 62
 #: what the inferred-loop check reads of each packet not looping
 _WATCHED_COLUMNS = (
     "fingerprint",
@@ -74,8 +75,31 @@ _WATCHED_COLUMNS = (
     "inner_version",
     "inner_ttl",
     "inner_fingerprint",
+    # a short quote (RFC 792: 8 bytes of L4) ties by addresses, protocol, ID, those bytes
+    "ip_id",
+    "l4_head",
+    "inner_src_hi",
+    "inner_src_lo",
+    "inner_dst_hi",
+    "inner_dst_lo",
+    "inner_protocol",
+    "inner_ip_id",
+    "inner_l4",
 )
-_KEPT_COLUMNS = ("fingerprint", "time_ns", "point", "ttl", "dst_hi", "dst_lo", "src_hi", "src_lo")
+#: what is kept of a window's packets not looping for the next one (one window's worth)
+_KEPT_COLUMNS = (
+    "fingerprint",
+    "time_ns",
+    "point",
+    "ttl",
+    "dst_hi",
+    "dst_lo",
+    "src_hi",
+    "src_lo",
+    "protocol",
+    "ip_id",
+    "l4_head",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +172,6 @@ class _Active:
     #: inferred (no copy seen): the capture point, and the newest arrival counted
     inferred_point: int | None = None
     counted_ns: int = 0
-    first_counted_ns: int = 1 << 62
 
 
 class Watcher:
@@ -298,47 +321,127 @@ class Watcher:
 
     def _behind(self, single: dict[str, np.ndarray], names: list[str]) -> None:
         """Loops behind a capture point (module docstring): seeds from this window's
-        ICMP time-exceeded, then the arrivals and answers of the loops so inferred."""
+        ICMP time-exceeded, then the arrivals and answers of the loops so inferred.
+        Each step is one sorted lookup over the rows: the cost follows the rows, not
+        rows × loops (a scanner on an uplink-only capture makes thousands)."""
         s = single
         here = {k: s[k] for k in _KEPT_COLUMNS}
         prev, self._prev = self._prev, here
+        pool = here if prev is None else {k: np.r_[prev[k], here[k]] for k in here}
         te = _time_exceeded_rows(s)
         te = te[s["inner_ttl"][te] <= 1]
-        if len(te):
-            pool = here if prev is None else {k: np.r_[prev[k], here[k]] for k in here}
-            o = np.argsort(pool["fingerprint"], kind="stable")
-            fp = pool["fingerprint"][o]
-            j = np.minimum(np.searchsorted(fp, s["inner_fingerprint"][te]), max(len(fp) - 1, 0))
-            if len(fp):
-                seed = o[j]
-                hit = (
-                    (fp[j] == s["inner_fingerprint"][te])
-                    & (pool["point"][seed] == s["point"][te])
-                    & (pool["time_ns"][seed] <= s["time_ns"][te])
-                    & (pool["ttl"][seed].astype(np.int64) >= self.opt.loop_min_entry_ttl)
-                )
-                for a, e in zip(seed[hit].tolist(), te[hit].tolist()):  # one per error: few
-                    self._seed(pool, a, int(s["time_ns"][e]), names)
-        if self.pending or any(a.inferred_point is not None for a in self.active.values()):
-            self._inferred_traffic(here)
+        fresh: dict[tuple[int, int], _Active] = {}
+        cand = np.flatnonzero(pool["ttl"].astype(np.int64) >= self.opt.loop_min_entry_ttl)
+        if len(te) and len(cand):  # detect's own tie: the quote's fingerprint, or its key
+            err, k = tie_quotes(
+                s,
+                te,
+                pool["fingerprint"][cand],
+                _packet_keys(pool, cand),
+                cand,
+                pool["time_ns"][cand],
+            )
+            seed = cand[k]  # as detect seeds: the loop is at the arrival's point
+            for a, e in zip(seed.tolist(), err.tolist()):  # per error message
+                self._seed(pool, a, int(s["time_ns"][e]), names, fresh)
+        if fresh:  # each counts from its destination's last answer before it on
+            self._tally(pool, list(fresh.items()), since_answer=True)
+            self.pending.update(fresh)
+        inferred = [
+            (d, a)
+            for d, a in [*self.pending.items(), *self.active.items()]
+            if a.inferred_point is not None
+        ]
+        if inferred:
+            self._tally(here, inferred, since_answer=False)
 
-    def _seed(self, pool: dict[str, np.ndarray], a: int, te_ns: int, names: list[str]) -> None:
+    def _seed(
+        self,
+        pool: dict[str, np.ndarray],
+        a: int,
+        te_ns: int,
+        names: list[str],
+        fresh: dict[tuple[int, int], _Active],
+    ) -> None:
+        """One error tied to the arrival ``a``: a new inferred loop (into ``fresh``), or
+        the loop its destination already has goes on."""
         dst = (int(pool["dst_hi"][a]), int(pool["dst_lo"][a]))
         pt, t = int(pool["point"][a]), int(pool["time_ns"][a])
-        act = self.active.get(dst) or self.pending.get(dst)
+        new = fresh.get(dst)
+        if new is not None and new.inferred_point == pt:  # errors come in any order
+            new.first_ns, new.counted_ns = min(new.first_ns, t), min(new.counted_ns, t - 1)
+            new.last_ns = max(new.last_ns, te_ns)
+            return
+        act = self.active.get(dst) or self.pending.get(dst) or new
         if act is not None:
             if act.inferred_point == pt:
                 act.last_ns = max(act.last_ns, te_ns)
             return  # its copies are seen (a routed or layer-2 loop): that loop it is
-        # it looped from its last answer before (as far as kept) on, as analyze infers
-        at = pool["point"] == pt
-        tp = pool["time_ns"]
-        answers = tp[at & (pool["src_hi"] == dst[0]) & (pool["src_lo"] == dst[1]) & (tp < t)]
-        since = int(answers.max()) if len(answers) else t - 1
-        act = self.pending[dst] = _Active(t, te_ns, inferred_point=pt, counted_ns=since)
-        act.points.add(names[pt])
-        self._arrived(act, dst, pool)
-        act.first_ns = min(act.first_ns, act.first_counted_ns)
+        fresh[dst] = _Active(t, te_ns, inferred_point=pt, counted_ns=t - 1)
+        fresh[dst].points.add(names[pt])
+
+    def _tally(
+        self,
+        rows: dict[str, np.ndarray],
+        loops: list[tuple[tuple[int, int], _Active]],
+        since_answer: bool,
+    ) -> None:
+        """Arrivals for inferred loops' destinations at their points with a TTL that can
+        loop, each counted once at TTL − 1 copies (``analyze``'s estimate).
+
+        ``since_answer`` (new loops): first move each loop's count back to its
+        destination's last answer before its first seed.  Otherwise a packet from a
+        destination after its last error ends its loop (it answered: not looping).
+        """
+        dh = np.array([d[0] for d, _ in loops], dtype=np.uint64)
+        dl = np.array([d[1] for d, _ in loops], dtype=np.uint64)
+        key = address_key(dh, dl)
+        o = np.argsort(key)
+        key, dh, dl = key[o], dh[o], dl[o]
+        acts = [loops[i] for i in o.tolist()]
+        pts = np.array([a.inferred_point for _, a in acts], dtype=np.int64)
+        t = rows["time_ns"].astype(np.int64)
+
+        def match(hi_col: str, lo_col: str) -> tuple[np.ndarray, np.ndarray]:
+            hi, lo = rows[hi_col].astype(np.uint64), rows[lo_col].astype(np.uint64)
+            j = np.minimum(np.searchsorted(key, address_key(hi, lo)), len(key) - 1)
+            return j, (dh[j] == hi) & (dl[j] == lo) & (pts[j] == rows["point"])
+
+        if since_answer:
+            j, hit = match("src_hi", "src_lo")
+            first = np.array([a.first_ns for _, a in acts], dtype=np.int64)
+            ok = hit & (t < first[j])
+            since = np.array([a.counted_ns for _, a in acts], dtype=np.int64)
+            np.maximum.at(since, j[ok], t[ok])
+            for (_, a), v in zip(acts, since.tolist()):
+                a.counted_ns = v
+        j, hit = match("dst_hi", "dst_lo")
+        ttl = rows["ttl"].astype(np.int64)
+        counted = np.array([a.counted_ns for _, a in acts], dtype=np.int64)
+        ok = hit & (ttl >= self.opt.loop_min_entry_ttl) & (t > counted[j])
+        if ok.any():
+            jj, tt = j[ok], t[ok]
+            n = np.bincount(jj, minlength=len(acts))
+            copies = np.bincount(jj, weights=ttl[ok] - 1, minlength=len(acts))
+            lo_t = np.full(len(acts), _NEVER_NS, np.int64)
+            hi_t = np.full(len(acts), -_NEVER_NS, np.int64)
+            np.minimum.at(lo_t, jj, tt)
+            np.maximum.at(hi_t, jj, tt)
+            for k in np.flatnonzero(n).tolist():  # the loops these rows are for
+                a = acts[k][1]
+                a.packets += int(n[k])
+                a.copies += int(copies[k] + 0.5)  # a sum of whole numbers
+                a.first_ns = min(a.first_ns, int(lo_t[k]))
+                a.counted_ns = max(a.counted_ns, int(hi_t[k]))
+        if not since_answer:
+            j, hit = match("src_hi", "src_lo")
+            last = np.array([a.last_ns for _, a in acts], dtype=np.int64)
+            for k in np.unique(j[hit & (t > last[j])]).tolist():
+                dst = acts[k][0]
+                if dst in self.pending:  # it answered before it was reported
+                    self._confirm_one(dst)
+                if dst in self.active:
+                    self._end(dst, "answered")
 
     def _confirm_one(self, dst: tuple[int, int]) -> None:
         act = self.pending.pop(dst)
@@ -352,41 +455,6 @@ class Watcher:
         for dst, act in list(self.pending.items()):
             if before_ns is None or act.first_ns < before_ns:
                 self._confirm_one(dst)
-
-    def _arrived(self, act: _Active, dst: tuple[int, int], rows: dict[str, np.ndarray]) -> None:
-        """Arrivals for an inferred loop's destination at its point with a TTL that can
-        loop, each counted once: TTL − 1 copies each (``analyze``'s estimate)."""
-        ttl = rows["ttl"].astype(np.int64)
-        t = rows["time_ns"]
-        new = (
-            (rows["dst_hi"] == dst[0])
-            & (rows["dst_lo"] == dst[1])
-            & (rows["point"] == act.inferred_point)
-            & (ttl >= self.opt.loop_min_entry_ttl)
-            & (t > act.counted_ns)
-        )
-        if new.any():
-            act.packets += int(new.sum())
-            act.copies += int((ttl[new] - 1).sum())
-            act.first_counted_ns = min(act.first_counted_ns, int(t[new].min()))
-            act.counted_ns = int(t[new].max())
-
-    def _inferred_traffic(self, here: dict[str, np.ndarray]) -> None:
-        """Arrivals for an inferred loop's destination count as its packets; a packet
-        from the destination at that point ends it (it answered: not looping)."""
-        loops = [*self.pending.items(), *self.active.items()]
-        for dst, act in loops:  # inferred loops at once: few
-            pt = act.inferred_point
-            if pt is None:
-                continue
-            self._arrived(act, dst, here)
-            frm = (here["src_hi"] == dst[0]) & (here["src_lo"] == dst[1]) & (here["point"] == pt)
-            answers = here["time_ns"][frm]
-            answers = answers[answers > act.last_ns]
-            if len(answers):
-                if dst in self.pending:  # it answered before it was reported
-                    self._confirm_one(dst)
-                self._end(dst, "answered")
 
     def _delivered(self, single: dict[str, np.ndarray]) -> None:
         """A packet for a looping destination that went through without looping, after

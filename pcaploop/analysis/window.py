@@ -87,6 +87,15 @@ _SINGLE_COLUMNS = (
     "inner_version",
     "inner_ttl",
     "inner_fingerprint",
+    "ip_id",
+    "l4_head",
+    "inner_src_hi",
+    "inner_src_lo",
+    "inner_dst_hi",
+    "inner_dst_lo",
+    "inner_protocol",
+    "inner_ip_id",
+    "inner_l4",
 )
 #: (columns of the correlated rows, columns of final rows seen once, their correlation)
 Observer = Callable[[dict[str, np.ndarray], dict[str, np.ndarray], Correlation], None]

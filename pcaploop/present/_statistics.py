@@ -17,8 +17,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..analysis.model import Loop
     from ..analysis.pipeline import Analysis
 
-__all__ = ["copies_per_packet", "cycle_times"]
-
 _NS = 1e9
 
 

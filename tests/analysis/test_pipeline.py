@@ -395,3 +395,19 @@ def test_routed_loops_keep_a_sample_of_paths_and_every_number(tmp_path, monkeypa
     assert res["kept_of"] == (4, 40) and res["capture_points"]["tap101"] == 4 * 63
     assert sampled.loop_path_rows(1)["path"].nunique() == 4
     assert pcaploop.write_report(sampled, tmp_path / "r.html")
+
+
+def test_a_sweep_behind_the_uplink_is_500_inferred_loops(tmp_path):
+    """500 addresses loop behind the uplink; one of them (203.0.113.101) is the guest
+    that sends the errors, so it "answers" and its loop has an end while the others
+    have none — that mix once crashed measure (a None end read back as NaN)."""
+    from loopgen import uplink_sweep
+
+    dsts = [f"{net}.{k}" for net in ("203.0.113", "192.0.2") for k in range(1, 251)]
+    a = pcaploop.analyze(write(uplink_sweep(dsts), tmp_path))
+    assert sorted(lp.destination for lp in a.loops) == sorted(dsts)
+    assert {(lp.kind, lp.looping_packets, lp.observations) for lp in a.loops} == {
+        ("inferred", 2, 126)
+    }
+    ends = [lp.after_end for lp in a.loops if lp.after_end is not None]
+    assert ends  # the answering one

@@ -283,3 +283,19 @@ def test_traceroute_is_not_a_loop() -> None:
     events: list[LoopEvent] = []
     watch([str(SAMPLES / "traceroute" / "uplink.pcap")], events.append, follow=False)
     assert events == []
+
+
+def test_many_loops_behind_the_uplink(tmp_path: Path) -> None:
+    """A sweep of 500 addresses, each looping behind the uplink: 500 inferred loops,
+    each with the plan's 2 packets × 63 copies (errors and arrivals are looked up
+    per window, not per loop; the quotes are RFC 792's short ones)."""
+    from loopgen import uplink_sweep
+
+    dsts = [f"{net}.{k}" for net in ("203.0.113", "192.0.2") for k in range(1, 251)]
+    (arg,) = write(uplink_sweep(dsts), tmp_path)
+    events: list[LoopEvent] = []
+    watch([arg], events.append, follow=False)
+    ends = [e for e in events if e.kind == "end"]
+    assert sorted(e.destination for e in ends) == sorted(dsts)
+    assert {(e.inferred, e.looping_packets, e.copies) for e in ends} == {(True, 2, 126)}
+    assert sum(e.kind == "start" for e in events) == len(dsts)
