@@ -632,7 +632,12 @@ def _inferred(
                 "after_rows": later if refused else none,
             }
         )
-    return pd.DataFrame(out) if out else empty
+    if not out:
+        return empty
+    df = pd.DataFrame(out)
+    # times as Python ints (a column mixing None and ints would be float: rounded)
+    df["end_ns"] = pd.Series([o["end_ns"] for o in out], dtype=object, index=df.index)
+    return df
 
 
 def _bounces(cols: Mapping[str, np.ndarray], corr: Correlation, names: list[str]) -> pd.DataFrame:

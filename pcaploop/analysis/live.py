@@ -204,6 +204,7 @@ def watch(
         ready([s.label for s in srcs])
     packets, started, reason = 0, 0, "input ended"
     last_horizon = -1
+    began = time.monotonic()  # the sources are open: the first-wait counts from here
 
     def emit(events: list[LoopEvent]) -> bool:
         nonlocal started
@@ -230,7 +231,8 @@ def watch(
                 else:
                     assert isinstance(item, dict) and s.loader is not None
                     packets += _add(w, s, i, item, points, point_file)
-            horizon = _horizon(srcs, t0)
+            # the blocks that came while the sources opened are all added first
+            horizon = None if pending else _horizon(srcs, began)
             if horizon is not None and horizon > last_horizon:
                 last_horizon = horizon
                 if emit(w.advance(horizon)):
@@ -331,9 +333,9 @@ def _add(
 def _horizon(srcs: Sequence[_Source], began: float = 0.0) -> int | None:
     """No packet stamped before this is still to come: the oldest source's newest
     packet, moved on by the clock while that source is silent.  For the first
-    :data:`FIRST_WAIT_S` after the watch ``began`` (monotonic), a source that has
-    not handed over anything yet holds time still: the first packets of every
-    capture point are correlated together (a silent one is left out after that)."""
+    :data:`FIRST_WAIT_S` after the sources opened (``began``, monotonic), a source
+    that has not handed over anything yet holds time still: the first packets of
+    every capture point are correlated together (a silent one is left out after)."""
     now = time.monotonic()
     if now - began < FIRST_WAIT_S and any(s.mark is None and not s.done for s in srcs):
         return None

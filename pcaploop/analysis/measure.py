@@ -514,8 +514,8 @@ def _inferred_loops(
         )
         after = np.asarray(inf.after_rows, np.int64)
         # a column mixing None and times holds NaN for None
-        end_ns = cast("float | int | None", inf.end_ns)
-        end = None if end_ns is None or pd.isna(end_ns) else int(end_ns)
+        end_ns = cast("int | None", inf.end_ns)  # object column: ints or None
+        end = None if end_ns is None else int(end_ns)
         loop = replace(
             loop,
             estimate_basis=str(inf.basis)

@@ -55,6 +55,10 @@ MAX_FRAMES_REMEMBERED = 4096
 #: an inferred loop is reported once this long has passed after its first error with
 #: no copy for it at any capture point (its copies would make it a loop seen)
 INFERRED_WAIT_NS = 300_000_000
+#: packets not looping kept to tie a later ICMP error to (and count a loop's arrivals
+#: from): for this long, and at most this many rows
+KEEP_NS = 3_000_000_000
+KEEP_ROWS = 200_000
 #: a loop ends after this long without a looping copy (``--quiet``)
 DEFAULT_QUIET_S = 1.0
 
@@ -117,6 +121,8 @@ class LoopEvent:
     duration_s: float
     #: why it ended: "quiet" (no copy for quiet_s), "delivered" (a packet for it
     #: passed once), "answered" (an inferred loop's destination sent a packet),
+    #: "seen" (an inferred loop whose copies another capture point now shows: that
+    #: loop starts),
     #: "stopped" (the watch ended while it looped)
     reason: str | None = None
     #: no copy seen: the loop is behind the capture point, shown by ICMP time-exceeded
@@ -154,6 +160,7 @@ class LoopEvent:
         why = {
             "delivered": "; a packet for it passed",
             "answered": "; it answered",
+            "seen": "; now its copies are seen",
             "stopped": "; still looping",
         }.get(self.reason or "", "")
         return (
@@ -169,9 +176,10 @@ class _Active:
     points: set[str] = field(default_factory=set)
     packets: int = 0
     copies: int = 0
-    #: inferred (no copy seen): the capture point, and the newest arrival counted
+    #: inferred (no copy seen): the capture point; arrivals after ``since_ns`` count
     inferred_point: int | None = None
-    counted_ns: int = 0
+    since_ns: int = 0
+    first_error_ns: int = 0
 
 
 class Watcher:
@@ -206,9 +214,14 @@ class Watcher:
         self.newest = -(1 << 62)  # newest packet time added
         #: per looping destination, the layer-2 frames seen (bounded)
         self.frames: dict[tuple[int, int], set[int]] = {}
-        #: the previous window's packets seen once (an ICMP error for one may come in
-        #: the next window)
-        self._prev: dict[str, np.ndarray] | None = None
+        #: the recent packets not looping, window by window (an ICMP error may come
+        #: many windows after the packet it quotes), for KEEP_NS and KEEP_ROWS at most
+        self._recent: list[dict[str, np.ndarray]] = []
+        #: per destination, where its last inferred loop stopped counting (a new one
+        #: starts after it), for destinations ended within KEEP_NS
+        self._ended: dict[tuple[int, int], int] = {}
+        #: sorted lookup of the inferred loops (rebuilt when the set changes)
+        self._index: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[Any]] | None = None
         #: inferred loops not yet reported: another capture point may still show their
         #: copies (its packets can come later than the uplink's error)
         self.pending: dict[tuple[int, int], _Active] = {}
@@ -310,10 +323,10 @@ class Watcher:
             self.started += 1
             self._events.append(self._event("start", dst, a, first))
             return
-        if a.inferred_point is not None:  # inferred, and now its copies are seen
-            a.inferred_point, a.packets, a.copies = None, 0, 0
-            a.first_ns, a.last_ns = first, last
-            a.points = set()
+        if a.inferred_point is not None:  # inferred, and now its copies are seen: the
+            self._end(dst, "seen")  # inferred loop ends, the loop seen starts
+            self._copies(dst, t, pt, packets, names)
+            return
         a.first_ns, a.last_ns = min(a.first_ns, first), max(a.last_ns, last)
         a.points.update(names[int(p)] for p in np.unique(pt))
         a.packets += packets
@@ -321,39 +334,50 @@ class Watcher:
 
     def _behind(self, single: dict[str, np.ndarray], names: list[str]) -> None:
         """Loops behind a capture point (module docstring): seeds from this window's
-        ICMP time-exceeded, then the arrivals and answers of the loops so inferred.
-        Each step is one sorted lookup over the rows: the cost follows the rows, not
-        rows × loops (a scanner on an uplink-only capture makes thousands)."""
+        ICMP time-exceeded, tied to the recent packets; then the arrivals and answers
+        of the loops so inferred.  Every row reaches here once (the window hands each
+        over when final), so each arrival is counted once whatever the windows.  Each
+        step is a sorted lookup: the cost follows the rows, not rows × loops."""
         s = single
         here = {k: s[k] for k in _KEPT_COLUMNS}
-        prev, self._prev = self._prev, here
-        pool = here if prev is None else {k: np.r_[prev[k], here[k]] for k in here}
+        if len(here["time_ns"]):
+            self._keep(here)
         te = _time_exceeded_rows(s)
         te = te[s["inner_ttl"][te] <= 1]
         fresh: dict[tuple[int, int], _Active] = {}
-        cand = np.flatnonzero(pool["ttl"].astype(np.int64) >= self.opt.loop_min_entry_ttl)
-        if len(te) and len(cand):  # detect's own tie: the quote's fingerprint, or its key
-            err, k = tie_quotes(
-                s,
-                te,
-                pool["fingerprint"][cand],
-                _packet_keys(pool, cand),
-                cand,
-                pool["time_ns"][cand],
-            )
-            seed = cand[k]  # as detect seeds: the loop is at the arrival's point
-            for a, e in zip(seed.tolist(), err.tolist()):  # per error message
-                self._seed(pool, a, int(s["time_ns"][e]), names, fresh)
-        if fresh:  # each counts from its destination's last answer before it on
-            self._tally(pool, list(fresh.items()), since_answer=True)
-            self.pending.update(fresh)
-        inferred = [
-            (d, a)
-            for d, a in [*self.pending.items(), *self.active.items()]
-            if a.inferred_point is not None
-        ]
-        if inferred:
-            self._tally(here, inferred, since_answer=False)
+        if len(te) and self._recent:
+            pool = {k: np.concatenate([w[k] for w in self._recent]) for k in _KEPT_COLUMNS}
+            cand = np.flatnonzero(pool["ttl"].astype(np.int64) >= self.opt.loop_min_entry_ttl)
+            if len(cand):  # detect's own tie: the quote's fingerprint, or its key
+                err, k = tie_quotes(
+                    s,
+                    te,
+                    pool["fingerprint"][cand],
+                    _packet_keys(pool, cand),
+                    cand,
+                    pool["time_ns"][cand],
+                )
+                seed = cand[k]  # as detect seeds: the loop is at the arrival's point
+                for a, e in zip(seed.tolist(), err.tolist()):  # per error message
+                    self._seed(pool, a, int(s["time_ns"][e]), names, fresh)
+            if fresh:  # each counts the kept arrivals since its last answer before it
+                self._since(pool, fresh)
+                self._count(pool, list(fresh.items()))
+                self.pending.update(fresh)
+                self._index = None
+        if len(here["time_ns"]) and (self.pending or self.active):
+            self._follow(here, exclude=fresh)
+
+    def _keep(self, here: dict[str, np.ndarray]) -> None:
+        self._recent.append(here)
+        newest = int(here["time_ns"].max())
+        rows = sum(len(w["time_ns"]) for w in self._recent)
+        while len(self._recent) > 1 and (
+            int(self._recent[0]["time_ns"].max()) < newest - KEEP_NS or rows > KEEP_ROWS
+        ):
+            rows -= len(self._recent.pop(0)["time_ns"])
+        if len(self._ended) > 4096:  # forget loops ended longer ago than anything kept
+            self._ended = {d: t for d, t in self._ended.items() if t >= newest - KEEP_NS}
 
     def _seed(
         self,
@@ -369,7 +393,8 @@ class Watcher:
         pt, t = int(pool["point"][a]), int(pool["time_ns"][a])
         new = fresh.get(dst)
         if new is not None and new.inferred_point == pt:  # errors come in any order
-            new.first_ns, new.counted_ns = min(new.first_ns, t), min(new.counted_ns, t - 1)
+            new.first_ns = min(new.first_ns, t)
+            new.first_error_ns = min(new.first_error_ns, te_ns)
             new.last_ns = max(new.last_ns, te_ns)
             return
         act = self.active.get(dst) or self.pending.get(dst) or new
@@ -377,75 +402,91 @@ class Watcher:
             if act.inferred_point == pt:
                 act.last_ns = max(act.last_ns, te_ns)
             return  # its copies are seen (a routed or layer-2 loop): that loop it is
-        fresh[dst] = _Active(t, te_ns, inferred_point=pt, counted_ns=t - 1)
+        fresh[dst] = _Active(t, te_ns, inferred_point=pt, first_error_ns=te_ns)
         fresh[dst].points.add(names[pt])
 
-    def _tally(
+    def _since(self, pool: dict[str, np.ndarray], fresh: dict[tuple[int, int], _Active]) -> None:
+        """Each new loop counts from its destination's last answer before its first seed
+        (or the oldest packet kept), and after where its previous loop stopped."""
+        loops = list(fresh.items())
+        j, hit, _ = _lookup(loops, pool, "src")
+        t = pool["time_ns"].astype(np.int64)
+        first = np.array([a.first_ns for _, a in loops], dtype=np.int64)
+        since = np.array([self._ended.get(d, -_NEVER_NS) for d, _ in loops], dtype=np.int64)
+        ok = hit & (t < first[j])
+        np.maximum.at(since, j[ok], t[ok])
+        for (_, a), v in zip(loops, since.tolist()):
+            a.since_ns = v
+
+    def _count(
         self,
         rows: dict[str, np.ndarray],
-        loops: list[tuple[tuple[int, int], _Active]],
-        since_answer: bool,
+        loops: list[tuple[tuple[int, int], Any]],
+        index: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[Any]] | None = None,
     ) -> None:
         """Arrivals for inferred loops' destinations at their points with a TTL that can
-        loop, each counted once at TTL − 1 copies (``analyze``'s estimate).
-
-        ``since_answer`` (new loops): first move each loop's count back to its
-        destination's last answer before its first seed.  Otherwise a packet from a
-        destination after its last error ends its loop (it answered: not looping).
-        """
-        dh = np.array([d[0] for d, _ in loops], dtype=np.uint64)
-        dl = np.array([d[1] for d, _ in loops], dtype=np.uint64)
-        key = address_key(dh, dl)
-        o = np.argsort(key)
-        key, dh, dl = key[o], dh[o], dl[o]
-        acts = [loops[i] for i in o.tolist()]
-        pts = np.array([a.inferred_point for _, a in acts], dtype=np.int64)
-        t = rows["time_ns"].astype(np.int64)
-
-        def match(hi_col: str, lo_col: str) -> tuple[np.ndarray, np.ndarray]:
-            hi, lo = rows[hi_col].astype(np.uint64), rows[lo_col].astype(np.uint64)
-            j = np.minimum(np.searchsorted(key, address_key(hi, lo)), len(key) - 1)
-            return j, (dh[j] == hi) & (dl[j] == lo) & (pts[j] == rows["point"])
-
-        if since_answer:
-            j, hit = match("src_hi", "src_lo")
-            first = np.array([a.first_ns for _, a in acts], dtype=np.int64)
-            ok = hit & (t < first[j])
-            since = np.array([a.counted_ns for _, a in acts], dtype=np.int64)
-            np.maximum.at(since, j[ok], t[ok])
-            for (_, a), v in zip(acts, since.tolist()):
-                a.counted_ns = v
-        j, hit = match("dst_hi", "dst_lo")
+        loop and later than each loop's start, each at TTL − 1 copies (``analyze``'s
+        estimate)."""
+        j, hit, acts = _lookup(loops, rows, "dst", index)
         ttl = rows["ttl"].astype(np.int64)
-        counted = np.array([a.counted_ns for _, a in acts], dtype=np.int64)
-        ok = hit & (ttl >= self.opt.loop_min_entry_ttl) & (t > counted[j])
-        if ok.any():
-            jj, tt = j[ok], t[ok]
-            n = np.bincount(jj, minlength=len(acts))
-            copies = np.bincount(jj, weights=ttl[ok] - 1, minlength=len(acts))
-            lo_t = np.full(len(acts), _NEVER_NS, np.int64)
-            hi_t = np.full(len(acts), -_NEVER_NS, np.int64)
-            np.minimum.at(lo_t, jj, tt)
-            np.maximum.at(hi_t, jj, tt)
-            for k in np.flatnonzero(n).tolist():  # the loops these rows are for
-                a = acts[k][1]
-                a.packets += int(n[k])
-                a.copies += int(copies[k] + 0.5)  # a sum of whole numbers
-                a.first_ns = min(a.first_ns, int(lo_t[k]))
-                a.counted_ns = max(a.counted_ns, int(hi_t[k]))
-        if not since_answer:
-            j, hit = match("src_hi", "src_lo")
-            last = np.array([a.last_ns for _, a in acts], dtype=np.int64)
-            for k in np.unique(j[hit & (t > last[j])]).tolist():
-                dst = acts[k][0]
-                if dst in self.pending:  # it answered before it was reported
-                    self._confirm_one(dst)
-                if dst in self.active:
-                    self._end(dst, "answered")
+        at = np.flatnonzero(hit & (ttl >= self.opt.loop_min_entry_ttl))
+        if not len(at):
+            return
+        t = rows["time_ns"].astype(np.int64)
+        at = at[np.argsort(j[at], kind="stable")]  # grouped by loop: one slice each
+        jj = j[at]
+        cuts = np.flatnonzero(np.r_[True, jj[1:] != jj[:-1], True])
+        for a0, a1 in zip(cuts[:-1].tolist(), cuts[1:].tolist()):  # the loops hit
+            act = acts[int(jj[a0])][1]
+            mine = at[a0:a1]
+            mine = mine[t[mine] > act.since_ns]
+            if len(mine):
+                act.packets += len(mine)
+                act.copies += int((ttl[mine] - 1).sum())
+                act.first_ns = min(act.first_ns, int(t[mine].min()))
+
+    def _follow(self, here: dict[str, np.ndarray], exclude: dict[tuple[int, int], _Active]) -> None:
+        """This window's rows for the inferred loops already there: arrivals count, and
+        a packet from a destination after its last error ends its loop (it answered)."""
+        if self._index is None:
+            loops = [
+                (d, a)
+                for d, a in [*self.pending.items(), *self.active.items()]
+                if a.inferred_point is not None
+            ]
+            self._index = _index_of(loops)
+        if not self._index[4]:
+            return
+        loops_idx = self._index
+        if exclude:  # new loops counted these rows already (with the kept ones)
+            j, hit, acts = _lookup(None, here, "dst", loops_idx)
+            new = np.array([d in exclude for d, _ in acts], dtype=bool)
+            rows = {k: v[~(hit & new[j])] for k, v in here.items()}
+        else:
+            rows = here
+        self._count(rows, [], loops_idx)
+        j, hit, acts = _lookup(None, here, "src", loops_idx)
+        at = np.flatnonzero(hit)
+        if not len(at):
+            return
+        t = here["time_ns"].astype(np.int64)[at]
+        jj = j[at]
+        o = np.lexsort((t, jj))  # by loop, the latest packet of each last
+        jj, t = jj[o], t[o]
+        last = np.flatnonzero(np.r_[jj[1:] != jj[:-1], True])
+        for k, newest in zip(jj[last].tolist(), t[last].tolist()):  # loops whose
+            dst, a = acts[k]  # destination sent something
+            if dst in exclude or newest <= a.last_ns:
+                continue
+            if dst in self.pending:  # it answered before it was reported
+                self._confirm_one(dst)
+            if dst in self.active:
+                self._end(dst, "answered")
 
     def _confirm_one(self, dst: tuple[int, int]) -> None:
         act = self.pending.pop(dst)
         self.active[dst] = act
+        self._index = None
         self.started += 1
         self._events.append(self._event("start", dst, act, act.first_ns))
 
@@ -453,7 +494,7 @@ class Watcher:
         """Report the inferred loops whose first error came before ``before_ns`` (None:
         all) with no copy seen meanwhile."""
         for dst, act in list(self.pending.items()):
-            if before_ns is None or act.first_ns < before_ns:
+            if before_ns is None or act.first_error_ns < before_ns:
                 self._confirm_one(dst)
 
     def _delivered(self, single: dict[str, np.ndarray]) -> None:
@@ -488,6 +529,9 @@ class Watcher:
     def _end(self, dst: tuple[int, int], reason: str) -> None:
         a = self.active.pop(dst)
         self.frames.pop(dst, None)
+        if a.inferred_point is not None:
+            self._index = None
+            self._ended[dst] = max(a.last_ns, self._ended.get(dst, 0))
         self._events.append(self._event("end", dst, a, a.last_ns, reason))
 
     def _event(
@@ -513,3 +557,31 @@ class Watcher:
             reason=reason,
             inferred=inferred,
         )
+
+
+def _index_of(
+    loops: list[tuple[tuple[int, int], Any]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[Any]]:
+    """A sorted lookup over loops' destinations: (keys, hi, lo, points, loops)."""
+    dh = np.array([d[0] for d, _ in loops], dtype=np.uint64)
+    dl = np.array([d[1] for d, _ in loops], dtype=np.uint64)
+    key = address_key(dh, dl)
+    o = np.argsort(key, kind="stable")
+    pts = np.array([a.inferred_point for _, a in loops], dtype=np.int64)
+    return key[o], dh[o], dl[o], pts[o], [loops[i] for i in o.tolist()]
+
+
+def _lookup(
+    loops: list[tuple[tuple[int, int], Any]] | None,
+    rows: dict[str, np.ndarray],
+    side: str,
+    index: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[Any]] | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    """For each row, the loop (index into the returned list) whose destination is its
+    ``side`` address ("dst" or "src") at the loop's point, and whether there is one."""
+    key, dh, dl, pts, acts = index if index is not None else _index_of(loops or [])
+    hi, lo = rows[f"{side}_hi"].astype(np.uint64), rows[f"{side}_lo"].astype(np.uint64)
+    if not len(key):
+        return np.zeros(len(hi), np.int64), np.zeros(len(hi), bool), acts
+    j = np.minimum(np.searchsorted(key, address_key(hi, lo)), len(key) - 1)
+    return j, (dh[j] == hi) & (dl[j] == lo) & (pts[j] == rows["point"]), acts

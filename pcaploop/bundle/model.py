@@ -397,7 +397,7 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     sys_doc = _read_json(os.path.join(root, SYSCTL_FILE), "the host's sysctls", problems)
     rules: list[str] = []
     for name in ("state/ip-rule.json", "state/ip-6-rule.json"):
-        if not os.path.exists(os.path.join(root, name)):
+        if name in OPTIONAL_STATE and not os.path.exists(os.path.join(root, name)):
             continue  # a bundle from before rules were saved
         doc = _read_json(os.path.join(root, name), "the host's routing rules", problems)
         rules += [rule_text(d) for d in doc if _extra_rule(d)] if isinstance(doc, list) else []
@@ -458,14 +458,19 @@ def rule_text(d: Mapping[str, Any]) -> str:
 
     >>> rule_text({"priority": 100, "src": "198.51.100.0", "srclen": 24, "table": "7"})
     '100: from 198.51.100.0/24 lookup 7'
+    >>> rule_text({"priority": 32764, "not": None, "src": "all", "fwmark": "0xca6c",
+    ...            "table": "51820"})
+    '32764: not from all fwmark 0xca6c lookup 51820'
     """
-    words: list[str] = []
+    words: list[str] = ["not"] if "not" in d else []  # ip -j: "not": null
     for key, word in _RULE_SELECTORS:
         if key not in d:
             continue
         value = str(d[key])
         if key in ("src", "dst") and d.get(f"{key}len") is not None:
             value = f"{value}/{d[f'{key}len']}"
+        if key == "fwmark" and d.get("fwmask") is not None:
+            value = f"{value}/{d['fwmask']}"
         words += [word, value]
     if d.get("table") is not None:
         words += ["lookup", str(d["table"])]

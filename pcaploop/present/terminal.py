@@ -474,7 +474,7 @@ _WATCH_INDENT = " " * 13
 def watch_event(con: Console, ev: LoopEvent) -> None:
     """One loop event of ``pcaploop watch``: one line to a pipe or log (one event per
     line, for grep), wrapped at words to a terminal's width."""
-    text = clean(ev.line())
+    text = _CONTROL.sub("?", ev.line())  # printed as text, not markup: no escaping
     lines = [text]
     if con.is_terminal and len(text) > con.width:
         lines = textwrap.wrap(

@@ -312,3 +312,12 @@ def test_policy_rules_are_named_and_default_ones_are_not(tmp_path, pcaps):
     assert "1 policy-routing rule(s)" in w and "from 198.51.100.0/24 lookup 7" in w
     r = cli("analyze", b)
     assert "from 198.51.100.0/24 lookup 7" in r.stderr + r.stdout
+
+
+def test_rule_text_says_not_and_the_mark_mask():
+    from pcaploop.bundle.model import rule_text
+
+    wg = {"priority": 32764, "not": None, "src": "all", "fwmark": "0xca6c", "table": "51820"}
+    assert rule_text(wg) == "32764: not from all fwmark 0xca6c lookup 51820"
+    marked = {"priority": 10, "src": "all", "fwmark": "0x1", "fwmask": "0xff", "table": "5"}
+    assert rule_text(marked) == "10: from all fwmark 0x1/0xff lookup 5"

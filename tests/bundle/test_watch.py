@@ -299,3 +299,81 @@ def test_many_loops_behind_the_uplink(tmp_path: Path) -> None:
     assert sorted(e.destination for e in ends) == sorted(dsts)
     assert {(e.inferred, e.looping_packets, e.copies) for e in ends} == {(True, 2, 126)}
     assert sum(e.kind == "start" for e in events) == len(dsts)
+
+
+def _stepped(path: Path, step_ns: int) -> list[LoopEvent]:
+    """Feed a capture to a Watcher in time steps of ``step_ns``, moving time on after
+    each, as a live watch does (its windows are then a few packets each)."""
+    import numpy as np
+
+    from pcaploop.analysis.watch import Watcher
+    from pcaploop.ingest.loader import Loader
+    from pcaploop.ingest.specs import CaptureSpec
+
+    loader = Loader([CaptureSpec(str(path))], {})
+    blocks = [{k: v.copy() for k, v in c.items()} for c, _ in loader.run()]
+    cols = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
+    o = np.argsort(cols["time_ns"], kind="stable")
+    cols = {k: v[o] for k, v in cols.items()}
+    w = Watcher(lambda: loader.points, lambda: np.zeros(len(loader.points), np.int64))
+    t = cols["time_ns"]
+    events: list[LoopEvent] = []
+    cur = int(t[0])
+    while cur <= int(t[-1]):
+        m = (t >= cur) & (t < cur + step_ns)
+        if m.any():
+            w.add({k: v[m] for k, v in cols.items()})
+        cur += step_ns
+        events += w.advance(cur)
+    return events + w.close()
+
+
+@pytest.mark.parametrize("step_ms", [1, 10, 100])
+@pytest.mark.parametrize("scenario", ["incident", "two-tunnels", "ipv6-redirect-nd"])
+def test_inferred_counts_do_not_depend_on_the_windows(scenario: str, step_ms: int) -> None:
+    """Live, a window holds a few packets; an error can come many windows after the
+    packet it quotes, identical datagrams come late: the counts stay the plan's."""
+    gold = json.loads((SAMPLES / scenario / "uplink-only.expected.json").read_text())
+    want = {
+        lp["destination"]: (lp["looping_packets"], lp["observations"])
+        for lp in gold["loops"]
+        if lp["kind"] == "inferred"
+    }
+    events = _stepped(SAMPLES / scenario / "uplink.pcap", step_ms * 1_000_000)
+    got = {e.destination: (e.looping_packets, e.copies) for e in events if e.kind == "end"}
+    assert got == want
+
+
+@pytest.mark.parametrize("step_ms", [1, 1000])
+def test_a_sweep_in_small_windows(tmp_path: Path, step_ms: int) -> None:
+    from loopgen import uplink_sweep
+
+    dsts = [f"203.0.113.{k}" for k in range(1, 201)]
+    (arg,) = write(uplink_sweep(dsts), tmp_path)
+    events = _stepped(Path(arg.split("=", 1)[1]), step_ms * 1_000_000)
+    ends = [e for e in events if e.kind == "end"]
+    assert sorted(e.destination for e in ends) == sorted(dsts)
+    assert {(e.looping_packets, e.copies) for e in ends} == {(2, 126)}
+
+
+def test_arrivals_before_the_first_error_count(tmp_path: Path) -> None:
+    """An answer, then 5 arrivals of which only the last draws an error, then 3 more:
+    the loop holds the 8 arrivals since the answer, as analyze counts them."""
+    from loopgen import CLIENT, HOST, ROUTER, eth, icmp_te, ip4
+
+    import pcaploop
+
+    t0, dst = 1_700_000_000.0, "203.0.113.50"
+    frames = [(t0 - 1.0, eth(ip4(CLIENT, 64, 1, src=dst), HOST, ROUTER))]
+    frames += [(t0 + 0.01 * j, eth(ip4(dst, 64, 1000 + j), ROUTER, HOST)) for j in range(5)]
+    quoted = ip4(dst, 1, 1004)[:28]
+    frames.append((t0 + 0.045, eth(icmp_te(quoted, "203.0.113.101", CLIENT), HOST, ROUTER)))
+    frames += [(t0 + 0.01 * j + 0.05, eth(ip4(dst, 64, 1000 + j), ROUTER, HOST)) for j in (5, 6, 7)]
+    (arg,) = write({"uplink": sorted(frames)}, tmp_path)
+    (lp,) = pcaploop.analyze([arg]).loops
+    assert (lp.looping_packets, lp.observations) == (8, 8 * 63)
+    for step_ms in (1, 1000):
+        ends = [
+            e for e in _stepped(tmp_path / "uplink.pcap", step_ms * 1_000_000) if e.kind == "end"
+        ]
+        assert [(e.looping_packets, e.copies) for e in ends] == [(8, 8 * 63)], step_ms

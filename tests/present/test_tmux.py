@@ -166,3 +166,18 @@ def test_watch_in_80_columns(
             and not line.startswith(("watching", "duration"))
         ):
             assert line.startswith(" " * 13), line  # a continuation, under the text
+
+
+def test_watch_event_text_is_not_markup() -> None:
+    """A capture point named like rich markup prints as it is (no backslashes)."""
+    import io
+
+    from rich.console import Console
+
+    from pcaploop.analysis.watch import LoopEvent
+    from pcaploop.present.terminal import watch_event
+
+    ev = LoopEvent("start", 0, "203.0.113.7", ("br0[vlan]",), 1, 63, 63.0, 630.0, 0.1)
+    buf = io.StringIO()
+    watch_event(Console(file=buf, width=200), ev)
+    assert "at br0[vlan]:" in buf.getvalue() and "\\[" not in buf.getvalue()
