@@ -40,7 +40,7 @@ from .correlate import CorrelationState
 from .detect import _packet_keys, _time_exceeded_rows, tie_quotes
 from .model import Correlation
 from .options import Options
-from .window import Window, address_key
+from .window import _SINGLE_COLUMNS, Window, address_key
 
 __all__ = ["LoopEvent", "Watcher"]
 
@@ -64,32 +64,6 @@ DEFAULT_QUIET_S = 1.0
 
 EventKind = Literal["start", "end"]
 _NEVER_NS = 1 << 62
-#: what the inferred-loop check reads of each packet not looping
-_WATCHED_COLUMNS = (
-    "fingerprint",
-    "time_ns",
-    "point",
-    "ttl",
-    "dst_hi",
-    "dst_lo",
-    "src_hi",
-    "src_lo",
-    "protocol",
-    "icmp_type",
-    "inner_version",
-    "inner_ttl",
-    "inner_fingerprint",
-    # a short quote (RFC 792: 8 bytes of L4) ties by addresses, protocol, ID, those bytes
-    "ip_id",
-    "l4_head",
-    "inner_src_hi",
-    "inner_src_lo",
-    "inner_dst_hi",
-    "inner_dst_lo",
-    "inner_protocol",
-    "inner_ip_id",
-    "inner_l4",
-)
 #: what is kept of a window's packets not looping for the next one (one window's worth)
 _KEPT_COLUMNS = (
     "fingerprint",
@@ -271,7 +245,7 @@ class Watcher:
         # after: a loop whose copies are seen is not inferred.  Packets seen more than
         # once without looping count too (identical datagrams share a fingerprint)
         others = corr.rows[~corr.p_loop[corr.path]] if corr.n_paths else corr.rows[:0]
-        once = {k: np.r_[single[k], c[k][others]] for k in _WATCHED_COLUMNS}
+        once = {k: np.r_[single[k], c[k][others]] for k in _SINGLE_COLUMNS}
         self._behind(once, names)
         if not self.active:
             return
