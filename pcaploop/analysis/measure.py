@@ -10,6 +10,7 @@ packet each).
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -22,6 +23,7 @@ import pandas as pd
 from .. import schema as S
 from ..addr import mac_text, to_text
 from ..decode import protocols as P
+from . import _grouped as G
 from .detect import (
     Detection,
     is_guest_link,
@@ -134,24 +136,23 @@ def _slices(keys: np.ndarray) -> dict[int, np.ndarray]:
     return {int(u): order[s:e] for u, s, e in zip(uniq, starts, ends)}
 
 
-def _fates(
-    expired: np.ndarray, escaped: np.ndarray, last_dir: np.ndarray, role: Role
+def _fate_counts(
+    expired: int, escaped: int, paths: int, peer: int, host: int, role: Role
 ) -> tuple[dict[str, int], dict[str, int]]:
-    """Fate of each looping path, and who dropped the expired ones.
+    """Fates of ``paths`` looping paths and who dropped the ``expired`` ones, of which
+    ``peer`` were last sent out by the host and ``host`` last came in.
 
     The receiver of the TTL-1 copy drops it: a copy the host sent (out) is
     dropped by the peer — the guest on a guest link, the upstream router on
     an uplink — and a copy the host received (in) by the host.  When the
     link's role is unknown, so is the peer.
     """
-    peer = int((expired & (last_dir == S.DIR_OUT)).sum())
-    host = int((expired & (last_dir == S.DIR_IN)).sum())
     fates = {
-        "expired": int(expired.sum()),
-        "escaped": int(escaped.sum()),
-        "capture-ended": int((~escaped & ~expired).sum()),
+        "expired": expired,
+        "escaped": escaped,
+        "capture-ended": paths - escaped - expired,
     }
-    dropped = {"guest": 0, "host": host, "unknown": fates["expired"] - peer - host}
+    dropped = {"guest": 0, "host": host, "unknown": expired - peer - host}
     if role == "guest-link":
         dropped["guest"] = peer
     elif role == "uplink":
@@ -240,144 +241,268 @@ def _l3_loops(
 ) -> list[tuple[Loop, LoopEvidence]]:
     """Every l3 loop from detect's per-path table, grouped once.
 
-    ``peer_role`` is filled with the role of the links of loops whose points have
-    none, where the MACs of the returned copies tell it (:func:`_peer_role`).
+    Every statistic is computed for all loops at once (:mod:`._grouped`):
+    the cost is linear in the evidence, and per loop only its record is built.
+    ``peer_role`` is filled with the role of the links of loops whose points
+    have none, where the MACs of the returned copies tell it (:func:`_peer_role`).
     """
     paths = det.looping
+    peer_role.clear()
     if paths.empty:
         return []
-    pid = paths.index.to_numpy(np.int64)
-    loop_of_path = np.full(corr.n_paths, -1, np.int64)
-    loop_of_path[pid] = paths["loop"].to_numpy(np.int64)
-    by_loop = _slices(loop_of_path[pid])
-    lr = det.loop_rows
-    copy_rows = lr["row"].to_numpy(np.int64)
-    copy_path = lr["path"].to_numpy(np.int64)
-    copies_of = _slices(loop_of_path[lr["path"].to_numpy(np.int64)])
+    pid_all = paths.index.to_numpy(np.int64)
+    lg = G.Groups.of(paths["loop"].to_numpy(np.int64))  # loops in id order
+    n_loops = len(lg)
+    gi = lg.number  # the loop number of each path, paths in loop order
+    pid = pid_all[lg.order]
+    group_of_path = np.full(corr.n_paths, -1, np.int64)
+    group_of_path[pid] = gi
+    c = {k: paths[k].to_numpy()[lg.order] for k in _L3_COLUMNS}
+
+    first = lg.min(c["first_ns"]).tolist()
+    last = lg.max(c["last_ns"]).tolist()
+    n_paths = lg.sizes.tolist()
+    obs = lg.sum(c["copies"]).tolist()
+    nbytes = lg.sum(c["bytes"]).tolist()
+    first_bytes = lg.sum(c["first_bytes"]).tolist()
+    dst_hi = c["dst_hi"][lg.starts].tolist()
+    dst_lo = c["dst_lo"][lg.starts].tolist()
+    steps = c["ttl_step"].astype(np.int64)
+    step = G.mode(gi, steps, n_loops).tolist()
+    span = c["loop_max_ttl"] - c["loop_min_ttl"]
+    cycles = span / np.maximum(steps, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ct = (c["last_ns"] - c["first_ns"]) / np.where(cycles > 0, cycles, np.nan)
+    cycle_ms = (G.median(gi, ct, n_loops) / 1e6).tolist()
+    short = np.maximum(span + 1 - c["copies"], 0)
+    missing = lg.sum(short).tolist()
+    small_steps = (lg.max(steps) <= 2).tolist()
+
     te = det.time_exceeded
-    te_rows = te["row"].to_numpy(np.int64)
-    te_of = _slices(loop_of_path[te["path"].to_numpy(np.int64)]) if len(te) else {}
-    every_of = _slices(loop_of_path[corr.path])  # every observation of the looping packets
-    col = {
-        k: paths[k].to_numpy()
-        for k in (
-            "first_ns",
-            "last_ns",
-            "copies",
-            "bytes",
-            "loop_max_ttl",
-            "loop_min_ttl",
-            "ttl_step",
-            "src_hi",
-            "src_lo",
-            "protocol",
-            "first_bytes",
-            "min_ttl",
-            "escaped",
-            "last_direction",
-            "dst_hi",
-            "dst_lo",
-            "points",
-        )
-    }
-    unreach = unreachable_index(cols)
-    redirects = redirect_index(cols)
-    peer_role.clear()
     expired_te = np.zeros(corr.n_paths, bool)
     if len(te):
         expired_te[te["path"].to_numpy(np.int64)] = True
+    escaped = c["escaped"].astype(bool)
+    expired = ~escaped & ((c["min_ttl"] <= 1) | expired_te[pid])
+    last_dir = c["last_direction"]
+    n_expired = lg.sum(expired).tolist()
+    n_escaped = lg.sum(escaped).tolist()
+    n_peer = lg.sum(expired & (last_dir == S.DIR_OUT)).tolist()
+    n_host = lg.sum(expired & (last_dir == S.DIR_IN)).tolist()
+
+    # the rows of each loop, sorted: its copies, its other observations, its ICMP errors
+    lr = det.loop_rows
+    copy_rows = lr["row"].to_numpy(np.int64)
+    copy_path = lr["path"].to_numpy(np.int64)
+    copy_g = group_of_path[copy_path]
+    copies = G.runs(copy_g, copy_rows, n_loops)
+    kept = G.runs(copy_g, copy_path, n_loops, unique=True)
+    every_g = group_of_path[corr.path]
+    every_rows = corr.rows.astype(np.int64)
+    copy_of_row = np.full(len(cols["time_ns"]), -1, np.int64)
+    copy_of_row[copy_rows[copy_g >= 0]] = copy_g[copy_g >= 0]
+    passage = (every_g >= 0) & (copy_of_row[every_rows] != every_g)
+    passages = G.runs(np.where(passage, every_g, -1), every_rows, n_loops, unique=True)
+    te_rows = te["row"].to_numpy(np.int64)
+    te_g = group_of_path[te["path"].to_numpy(np.int64)] if len(te) else _NO_ROWS
+    icmp = G.runs(te_g, te_rows, n_loops)
+    path_ids = G.runs(gi, pid, n_loops)
+
+    # per loop: distinct sources, ICMP senders, protocols, first TTLs, capture points
+    sources = _texts_by_group(gi, c["src_hi"], c["src_lo"], n_loops, 20)
+    te_ok = te_g >= 0
+    senders = _texts_by_group(
+        te_g[te_ok],
+        cols["src_hi"][te_rows[te_ok]],
+        cols["src_lo"][te_rows[te_ok]],
+        n_loops,
+    )
+    protocols = _protocols_by_group(gi, c["protocol"].astype(np.int64), n_loops)
+    entry = _counts_by_group(gi, c["loop_max_ttl"].astype(np.int64), n_loops)
+    points = _points_by_group(gi, c["points"], n_loops)
+    peak = _peaks(
+        det,
+        cols["time_ns"],
+        copy_g,
+        copy_rows,
+        gi,
+        c["first_ns"],
+        dst_hi,
+        dst_lo,
+        first,
+        last,
+        n_loops,
+    )
+
+    unreach = unreachable_index(cols)
+    redirects = redirect_index(cols)
+    every_pos: G.Runs | None = None  # every observation's position, for _peer_role
     out = []
-    for lid, at in by_loop.items():
-        c = {k: v[at] for k, v in col.items()}
-        dst = to_text(c["dst_hi"][0], c["dst_lo"][0])
-        first, last = int(c["first_ns"].min()), int(c["last_ns"].max())
-        dur = (last - first) / _NS
-        n = len(at)
-        obs = int(c["copies"].sum())
-        nbytes = int(c["bytes"].sum())
-        steps = c["ttl_step"].astype(np.int64)
-        cycles = (c["loop_max_ttl"] - c["loop_min_ttl"]) / np.maximum(steps, 1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ct = (c["last_ns"] - c["first_ns"]) / np.where(cycles > 0, cycles, np.nan)
-        ct = ct[~np.isnan(ct)]
-        points = tuple(sorted(set(",".join(np.unique(c["points"].astype(str))).split(","))))
-        escaped = c["escaped"].astype(bool)
-        expired = ~escaped & ((c["min_ttl"] <= 1) | expired_te[pid[at]])
-        role = _loop_role(points, role_of)
+    for k, lid in enumerate(lg.keys.tolist()):
+        dst = _text(dst_hi[k], dst_lo[k])
+        n = n_paths[k]
+        dur = (last[k] - first[k]) / _NS
+        pts = points[k]
+        role = _loop_role(pts, role_of)
         if role == "unknown":  # a folded point, or no evidence: the MACs may say who the peer is
-            seen = every_of.get(lid, _NO_ROWS)
+            if every_pos is None:
+                every_pos = G.runs(every_g, np.arange(len(every_g), dtype=np.int64), n_loops)
+            seen = every_pos.of(k)
             role = _peer_role(
                 cols,
                 corr.rows[seen],
                 corr.path[seen],
                 corr.direction[seen],
-                (int(c["dst_hi"][0]), int(c["dst_lo"][0])) in redirects,
+                (dst_hi[k], dst_lo[k]) in redirects,
             )
-        if role != _loop_role(points, role_of):
-            peer_role[lid] = role
-        fates, dropped = _fates(expired, escaped, c["last_direction"], role)
-        my_te = te_of.get(lid, _NO_ROWS)
-        my_copies = np.sort(copy_rows[copies_of.get(lid, _NO_ROWS)])
-        every = np.sort(corr.rows[every_of.get(lid, _NO_ROWS)].astype(np.int64))
-        senders = _addresses(cols["src_hi"][te_rows[my_te]], cols["src_lo"][te_rows[my_te]])
-        vals, counts = np.unique(steps, return_counts=True)
-        # the TTL a packet had on its first pass at the loop's points: its copies follow from it
-        entry, entry_n = np.unique(c["loop_max_ttl"].astype(np.int64), return_counts=True)
+            if role != "unknown":
+                peer_role[lid] = role
+        fates, dropped = _fate_counts(n_expired[k], n_escaped[k], n, n_peer[k], n_host[k], role)
         loop = Loop(
             id=lid,
             kind="l3",
             destination=dst,
             destination_prefix=_prefix_text(dst, opt.merge_prefix),
-            capture_points=points,
-            ttl_step=int(vals[np.argmax(counts)]),
-            first_ns=first,
-            last_ns=last,
+            capture_points=pts,
+            ttl_step=step[k],
+            first_ns=first[k],
+            last_ns=last[k],
             looping_packets=n,
-            observations=obs,
-            bytes=nbytes,
-            amplification=obs / n,
-            amplification_bytes=nbytes / max(1, int(c["first_bytes"].sum())),
-            cycle_time_ms=float(np.median(ct) / 1e6) if len(ct) else None,
-            extra_pps_mean=(obs - n) / dur if dur > 0 else None,
-            extra_pps_peak=_per_second_peak(
-                cols["time_ns"][my_copies],
-                c["first_ns"],
-                _seconds_of(det, (int(c["dst_hi"][0]), int(c["dst_lo"][0])), first, last),
-            ),
-            sources=_addresses(c["src_hi"], c["src_lo"], 20),
-            protocols=_protocols(c["protocol"]),
+            observations=obs[k],
+            bytes=nbytes[k],
+            amplification=obs[k] / n,
+            amplification_bytes=nbytes[k] / max(1, first_bytes[k]),
+            cycle_time_ms=None if math.isnan(cycle_ms[k]) else cycle_ms[k],
+            extra_pps_mean=(obs[k] - n) / dur if dur > 0 else None,
+            extra_pps_peak=peak[k],
+            sources=sources[k],
+            protocols=protocols[k],
             fates=fates,
             dropped_by=dropped,
-            icmp_time_exceeded=len(my_te),
-            icmp_senders=senders,
-            missing_copies=int(
-                np.maximum((c["loop_max_ttl"] - c["loop_min_ttl"]) + 1 - c["copies"], 0).sum()
-            )
-            if (steps <= 2).all()
-            else None,
+            icmp_time_exceeded=icmp.count(k),
+            icmp_senders=senders[k],
+            missing_copies=missing[k] if small_steps[k] else None,
             estimated=False,
-            entry_ttls=dict(zip(entry.tolist(), entry_n.tolist())),
+            entry_ttls=entry[k],
             after_end=_after_end(
-                corr,
-                unreach,
-                cols["time_ns"],
-                int(c["dst_hi"][0]),
-                int(c["dst_lo"][0]),
-                len(names),
-                last,
+                corr, unreach, cols["time_ns"], dst_hi[k], dst_lo[k], len(names), last[k]
             ),
         )
-        kept = np.unique(copy_path[copies_of.get(lid, _NO_ROWS)])
+        shown = kept.of(k)
         ev = LoopEvidence(
             lid,
-            my_copies,
-            np.setdiff1d(every, my_copies),
-            np.sort(te_rows[my_te]),
-            np.sort(pid[at]),
-            kept if len(kept) < len(at) else None,
+            copies.of(k),
+            passages.of(k),
+            icmp.of(k),
+            path_ids.of(k),
+            shown if len(shown) < n else None,
         )
         out.append((loop, ev))
     return out
+
+
+#: the per-path columns of detect's table that measure reads
+_L3_COLUMNS = (
+    "first_ns",
+    "last_ns",
+    "copies",
+    "bytes",
+    "loop_max_ttl",
+    "loop_min_ttl",
+    "ttl_step",
+    "src_hi",
+    "src_lo",
+    "protocol",
+    "first_bytes",
+    "min_ttl",
+    "escaped",
+    "last_direction",
+    "dst_hi",
+    "dst_lo",
+    "points",
+)
+
+
+def _texts_by_group(
+    group: np.ndarray, hi: np.ndarray, lo: np.ndarray, n: int, limit: int | None = None
+) -> list[tuple[str, ...]]:
+    """Per group, its distinct addresses as sorted text (at most ``limit``), as
+    :func:`_addresses` gives for one."""
+    out: list[list[str]] = [[] for _ in range(n)]
+    g, (h, lw), _ = G.pair_counts(group, np.asarray(hi, np.uint64), np.asarray(lo, np.uint64))
+    for k, a, b in zip(g.tolist(), h.tolist(), lw.tolist()):
+        out[k].append(_text(a, b))
+    return [tuple(sorted(t)[:limit] if limit is not None else sorted(t)) for t in out]
+
+
+def _counts_by_group(group: np.ndarray, values: np.ndarray, n: int) -> list[dict[int, int]]:
+    """Per group, rows per distinct value (ascending)."""
+    out: list[dict[int, int]] = [{} for _ in range(n)]
+    g, (v,), cnt = G.pair_counts(group, values)
+    for k, val, m in zip(g.tolist(), v.tolist(), cnt.tolist()):
+        out[k][val] = m
+    return out
+
+
+def _protocols_by_group(group: np.ndarray, protos: np.ndarray, n: int) -> list[dict[str, int]]:
+    """Per group, packets per protocol name, as :func:`_protocols` gives for one."""
+    out = []
+    for counts in _counts_by_group(group, protos, n):
+        named = {P.PROTO_NAMES.get(p, str(p)): m for p, m in counts.items()}
+        out.append({"icmp": 0, "udp": 0, "tcp": 0, **named})
+    return out
+
+
+def _points_by_group(group: np.ndarray, points: np.ndarray, n: int) -> list[tuple[str, ...]]:
+    """Per group, the capture points its paths went through (each path's are one
+    comma-separated text)."""
+    codes, texts = pd.factorize(points.astype(str))
+    parts = [set(t.split(",")) for t in texts.tolist()]
+    out: list[set[str]] = [set() for _ in range(n)]
+    g, (code,), _ = G.pair_counts(group, codes.astype(np.int64))
+    for k, x in zip(g.tolist(), code.tolist()):
+        out[k] |= parts[x]
+    return [tuple(sorted(s)) for s in out]
+
+
+def _peaks(
+    det: Detection,
+    t: np.ndarray,
+    copy_g: np.ndarray,
+    copy_rows: np.ndarray,
+    gi: np.ndarray,
+    first_ns: np.ndarray,
+    dst_hi: list[int],
+    dst_lo: list[int],
+    first: list[int],
+    last: list[int],
+    n: int,
+) -> list[float]:
+    """Per loop, :func:`_per_second_peak` of its copies, its paths' first passes and the
+    copies counted but not kept, for all loops at once."""
+    ok = copy_g >= 0
+    parts_g = [copy_g[ok], gi]
+    parts_s = [t[copy_rows[ok]].astype(np.int64) // _NS, first_ns.astype(np.int64) // _NS]
+    parts_w = [np.ones(int(ok.sum())), -np.ones(len(gi))]
+    if det.l3_tally:
+        tg, ts, tw = [], [], []
+        for k in range(n):
+            bins = _seconds_of(det, (dst_hi[k], dst_lo[k]), first[k], last[k])
+            for sec, m in (bins or {}).items():
+                tg.append(k)
+                ts.append(sec)
+                tw.append(m)
+        parts_g.append(np.array(tg, np.int64))
+        parts_s.append(np.array(ts, np.int64))
+        parts_w.append(np.array(tw, np.float64))
+    g, sums = G.sums_by_pair(
+        np.concatenate(parts_g), np.concatenate(parts_s), np.concatenate(parts_w)
+    )
+    best = np.full(n, -np.inf)
+    np.maximum.at(best, g, sums)
+    has_copies = np.bincount(copy_g[ok], minlength=n)[:n] > 0
+    peaks: list[float] = np.where(has_copies, np.maximum(best, 0), 0.0).tolist()
+    return peaks
 
 
 def _simple_loop(
