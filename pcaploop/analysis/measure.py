@@ -9,7 +9,6 @@ packet each).
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .. import schema as S
-from ..addr import mac_text, to_text
+from ..addr import mac_text, network_text, to_text
 from ..decode import protocols as P
 from . import _grouped as G
 from .detect import (
@@ -46,13 +45,6 @@ from .options import Options
 
 _NS = 1_000_000_000
 _NO_ROWS = np.zeros(0, np.int64)
-
-
-@lru_cache(maxsize=1 << 16)
-def _prefix_text(dst: str, prefix: int | None) -> str:
-    a = ipaddress.ip_address(dst)
-    plen = a.max_prefixlen if prefix is None else min(prefix, a.max_prefixlen)
-    return str(ipaddress.ip_network(f"{dst}/{plen}", strict=False))
 
 
 def _per_second_peak(
@@ -265,8 +257,12 @@ def _l3_loops(
     obs = lg.sum(c["copies"]).tolist()
     nbytes = lg.sum(c["bytes"]).tolist()
     first_bytes = lg.sum(c["first_bytes"]).tolist()
-    dst_hi = c["dst_hi"][lg.starts].tolist()
-    dst_lo = c["dst_lo"][lg.starts].tolist()
+    # a loop merged over a prefix is named after its first packet's destination (path ids
+    # follow the run's random fingerprint key: the first path by id would vary by run)
+    o = np.lexsort((c["dst_lo"], c["dst_hi"], c["first_ns"], gi))
+    head = o[np.r_[True, gi[o][1:] != gi[o][:-1]]]
+    dst_hi = c["dst_hi"][head].tolist()
+    dst_lo = c["dst_lo"][head].tolist()
     steps = c["ttl_step"].astype(np.int64)
     step = G.mode(gi, steps, n_loops).tolist()
     span = c["loop_max_ttl"] - c["loop_min_ttl"]
@@ -362,7 +358,7 @@ def _l3_loops(
             id=lid,
             kind="l3",
             destination=dst,
-            destination_prefix=_prefix_text(dst, opt.merge_prefix),
+            destination_prefix=network_text(dst, opt.merge_prefix),
             capture_points=pts,
             ttl_step=step[k],
             first_ns=first[k],
@@ -535,7 +531,7 @@ def _simple_loop(
         id=0,
         kind=kind,
         destination=dst,
-        destination_prefix=_prefix_text(dst, opt.merge_prefix),
+        destination_prefix=network_text(dst, opt.merge_prefix),
         capture_points=points,
         ttl_step=None if inferred else 0,
         first_ns=first,

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.markup import escape
 
+from ..addr import network_text
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
@@ -330,10 +332,7 @@ def _loop_blocks(o: Out, a: Analysis, loops: Iterable[Loop]) -> None:
 
 
 def _prefix(dst: str) -> str:
-    import ipaddress
-
-    a = ipaddress.ip_address(dst)
-    return str(ipaddress.ip_network(f"{dst}/{24 if a.version == 4 else 64}", strict=False))
+    return network_text(dst, 64 if ":" in dst else 24)
 
 
 def _loop_summary(o: Out, a: Analysis) -> None:

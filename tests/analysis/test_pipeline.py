@@ -306,6 +306,19 @@ def test_merge_prefix_groups_ipv4_destinations(tmp_path):
     assert len(merged) == 1 and merged[0].destination_prefix == "203.0.113.0/24"
 
 
+def test_a_merged_loop_is_named_after_its_first_destination(tmp_path, monkeypatch):
+    """Path ids follow the run's random fingerprint key; the address a merged loop is
+    named after must not (it varied from run to run)."""
+    caps = tunnel_loop(n=2, uplink=False, dst="203.0.113.9")
+    for k, dst in enumerate(("203.0.113.7", "203.0.113.8", "203.0.113.10")):
+        caps["tap101"] += tunnel_loop(n=2, uplink=False, dst=dst, t0=T0 + 1 + k)["tap101"]
+    args = write(caps, tmp_path)
+    for key in ("00" * 16, "11" * 16, "5a" * 16, "f0" * 16):
+        monkeypatch.setenv("PCAPLOOP_FP_KEY", key)
+        (loop,) = pcaploop.analyze(args, merge_prefix=24).loops
+        assert loop.destination == "203.0.113.9", key
+
+
 def test_packets_table_carries_inferred_directions() -> None:
     """Ethernet pcaps record no direction; the packets table shows what correlate
     inferred from the host's MAC on each link (it showed ``unknown`` on every row)."""
