@@ -126,6 +126,23 @@ MergePrefixOpt = typer.Option(
 )
 
 
+FigureJobsOpt = typer.Option(
+    None,
+    "--jobs",
+    "-j",
+    metavar="N",
+    min=1,
+    help="Draw the figures in N processes (default: this machine's cores); the files "
+    "are the same with any N.",
+)
+
+
+def _jobs(jobs: int | None) -> int:
+    from ._procs import default_jobs
+
+    return default_jobs() if jobs is None else jobs
+
+
 #: extract says how much it is about to write from this size on
 ANNOUNCE_BYTES = 10_000_000
 
@@ -495,6 +512,7 @@ def plot(
     svg: bool = typer.Option(False, "--svg", help="Also write SVG files."),
     merge_gap: float = MergeGapOpt,
     merge_prefix: int | None = MergePrefixOpt,
+    jobs: int | None = FigureJobsOpt,
 ) -> None:
     """Draw the plots of the loops found: timeline, TTL staircase and path ladder per
     loop, amplification, copies and cycle-time distributions (PNG, and SVG on request).
@@ -507,7 +525,7 @@ def plot(
 
     a = _analyze(captures, ifmap, merge_gap, merge_prefix, uplinks=uplink, guest_links=guest_link)
     with _status("drawing") as prog:
-        written = write_plots(a, output, svg=svg, progress=prog)
+        written = write_plots(a, output, svg=svg, progress=prog, jobs=_jobs(jobs))
     con = _console()
     for p in written:
         con.print(f"wrote {p}", markup=False)
@@ -532,6 +550,7 @@ def report(
     json_out: str | None = JsonOpt,
     merge_gap: float = MergeGapOpt,
     merge_prefix: int | None = MergePrefixOpt,
+    jobs: int | None = FigureJobsOpt,
 ) -> None:
     """Write an incident report for someone else: verdict, timeline, loops, implicated
     addresses, explanation and fixes, Wireshark filters, what was read.
@@ -551,7 +570,7 @@ def report(
         **{"--ifmap": ifmap, "-o": output, "--json": json_out, "--merge-prefix": merge_prefix},
     )
     with _status("writing the report") as prog:
-        written = write_report(a, output, cmd, prog, full_paths=full_paths)
+        written = write_report(a, output, cmd, prog, full_paths=full_paths, jobs=_jobs(jobs))
     if json_out != "-":
         con = _console()
         con.print(a.verdict, markup=False)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
-import io
 import os
 import re
 from collections.abc import Callable, Set
@@ -175,18 +174,17 @@ def _captures_arg(a: Analysis, full_paths: bool = False) -> str:
     return " ".join(shlex.quote(w) for w in words.values())
 
 
-def _figures(a: Analysis, progress: Callable[[str], None] | None) -> dict[str, tuple[str, bytes]]:
-    """stem → (caption, PNG bytes) of every plot; figures are freed as they are encoded."""
+def _figures(
+    a: Analysis, progress: Callable[[str], None] | None, jobs: int = 1
+) -> dict[str, tuple[str, bytes]]:
+    """stem → (caption, PNG bytes) of every plot, drawn by ``jobs`` processes."""
     from . import plots
 
     out = {}
-    for stem, caption, fig in plots.figures(a):
+    for stem, caption, data in plots.rendered(a, ("png",), jobs):
         if progress:
             progress(stem)
-        buf = io.BytesIO()
-        plots.save(fig, buf, "png")
-        out[stem] = (caption, buf.getvalue())
-        fig.clear()
+        out[stem] = (caption, data["png"])
     return out
 
 
@@ -240,9 +238,11 @@ def html_report(
     command: str | None = None,
     progress: Callable[[str], None] | None = None,
     full_paths: bool = False,
+    jobs: int = 1,
 ) -> str:
-    """The whole report as one HTML string (no external resources, no scripts)."""
-    figs = _figures(a, progress)
+    """The whole report as one HTML string (no external resources, no scripts); its
+    figures are drawn by ``jobs`` processes."""
+    figs = _figures(a, progress, jobs)
     s = a.summary
     parts = [
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
@@ -524,11 +524,12 @@ def markdown_report(
     command: str | None = None,
     progress: Callable[[str], None] | None = None,
     full_paths: bool = False,
+    jobs: int = 1,
 ) -> list[str]:
     """Write ``path`` (Markdown) and its PNGs beside it; returns every file written."""
     base = os.path.splitext(path)[0]
     stem = os.path.basename(base)
-    figs = _figures(a, progress)
+    figs = _figures(a, progress, jobs)
     written = []
     for key, (_caption, png) in figs.items():
         written.append(_write(f"{base}-{key}.png", png, a))
@@ -710,12 +711,14 @@ def write_report(
     command: str | None = None,
     progress: Callable[[str], None] | None = None,
     full_paths: bool = False,
+    jobs: int = 1,
 ) -> list[str]:
     """HTML for ``.html``/``.htm``, Markdown (+ PNGs) for ``.md``; returns the files written.
 
     Files are named, not their full paths, unless ``full_paths`` (a report travels
     to people who do not have the machine that made it).  Each file is written
-    atomically; the directory is created if missing.
+    atomically; the directory is created if missing.  ``jobs``: processes drawing
+    the figures (the same bytes with any number).
 
     >>> write_report(pcaploop.analyze(["tap101.pcap"]), "report.html")  # doctest: +SKIP
     """
@@ -726,5 +729,5 @@ def write_report(
     check_target(path, [p.path for p in a.packets.points])
     ensure_parent(path)  # before the plots are drawn (that takes seconds), not after
     if ext in (".html", ".htm"):
-        return [_write(path, html_report(a, command, progress, full_paths).encode(), a)]
-    return markdown_report(a, path, command, progress, full_paths)
+        return [_write(path, html_report(a, command, progress, full_paths, jobs).encode(), a)]
+    return markdown_report(a, path, command, progress, full_paths, jobs)

@@ -260,6 +260,22 @@ def test_figures_and_files(mixed, tmp_path):
         assert head.startswith(b"\x89PNG") if p.endswith(".png") else b"<?xml" in head
 
 
+def test_figures_drawn_in_processes_are_the_same_bytes(mixed, tmp_path):
+    """--jobs: each figure drawn in a forked process is the figure drawn here, byte for
+    byte (PNG and SVG), in the same order; and it is what figures() draws."""
+    one = list(plots.rendered(mixed, ("png", "svg"), jobs=1))
+    two = list(plots.rendered(mixed, ("png", "svg"), jobs=2))
+    assert [s for s, _, _ in one] == [s for s, _, _ in plots.figures(mixed)]
+    assert one == two
+    for (_stem, _cap, fig), (_s, _c, data) in zip(plots.figures(mixed), one):
+        buf = io.BytesIO()
+        plots.save(fig, buf, "png")
+        assert buf.getvalue() == data["png"]
+    a = plots.write_plots(mixed, str(tmp_path / "a"), jobs=1)
+    b = plots.write_plots(mixed, str(tmp_path / "b"), jobs=3)
+    assert [Path(p).read_bytes() for p in a] == [Path(p).read_bytes() for p in b]
+
+
 def test_dollar_in_point_name_draws(tmp_path):
     caps = tunnel_loop(n=2)
     caps["tap$1"] = caps.pop("tap101")
