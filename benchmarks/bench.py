@@ -61,6 +61,8 @@ ANALYZE_VS_CAT = 6.0  # pcaploop analyze, net, at most 6× cat
 VS_TSHARK = 100.0  # analyze at least 100× the packets/s of tshark -T fields
 COLD_START_S = 1.0  # info and analyze on 10 packets
 JOBS_SPEEDUP = 1.7  # --jobs 2 against --jobs 1
+#: the commands measured with --jobs 1 and --jobs 2, where they have the option
+JOB_COMMANDS = ("analyze", "info", "report")
 RSS_GROWTH = 1.2  # analyze peak RSS on 20 M packets against 2 M
 RSS_LIMIT_MIB = 1024.0  # … and under 1 GiB
 PER_LOOP = 20.0  # analyze net on many loops at most 20× few loops
@@ -920,9 +922,26 @@ def section_cold(res: Results) -> list[str]:
     )
 
 
+def report_of(out_dir: Path, jobs: int, cap: str) -> Path:
+    """Where ``report --jobs N`` writes its report on a capture."""
+    return out_dir / f"report_j{jobs}-{cap}.html"
+
+
+def same_report(a: Path, b: Path) -> str:
+    """Whether two reports are the same but for their footer (the time, the command)."""
+    try:
+        x, y = (
+            [ln for ln in p.read_text().splitlines() if "Made by pcaploop" not in ln]
+            for p in (a, b)
+        )
+    except OSError:
+        return "n/a"
+    return "yes" if x == y else "**NO**"
+
+
 def section_jobs(res: Results, ctx: dict[str, Any]) -> list[str]:
     rows = []
-    for m in ("analyze", "info"):
+    for m in JOB_COMMANDS:
         for c in MAIN:
             lab = res.caps[c].label
             if not ctx["jobs"][m]:
@@ -945,6 +964,10 @@ def section_jobs(res: Results, ctx: dict[str, Any]) -> list[str]:
                     else "**NO**"
                 )
                 note = f"same JSON summary and loops: {same}"
+            if m == "report":
+                d = ctx["out_dir"]
+                same = same_report(report_of(d, 1, c), report_of(d, 2, c))
+                note = f"same HTML but for its footer: {same}"
             a, b = res.net(k1), res.net(k2)
             rows.append(
                 [
@@ -1051,7 +1074,7 @@ def render(res: Results, verdicts: list[Verdict], ctx: dict[str, Any], mach: dic
         "",
         *section_cold(res),
         "",
-        "## Parallel decoding (`--jobs`)",
+        "## Parallel work (`--jobs`)",
         "",
         *section_jobs(res, ctx),
         "",
@@ -1332,13 +1355,16 @@ def build_jobs(
         json_out=True,
     )
     family("report", lambda p, c: [*cli, "report", str(p), "-o", str(out_dir / f"report-{c}.html")])
-    for m in ("analyze", "info"):
+    for m in JOB_COMMANDS:
         if not ctx["jobs"][m]:
             continue
         for j in (1, 2):
 
             def make(p: Path, c: str, m: str = m, j: int = j) -> list[str]:
-                extra = ["--json", str(out_dir / f"{m}_j{j}-{c}.json")] if m == "analyze" else []
+                extra = {
+                    "analyze": ["--json", str(out_dir / f"{m}_j{j}-{c}.json")],
+                    "report": ["-o", str(report_of(out_dir, j, c))],
+                }.get(m, [])
                 return [*cli, m, str(p), "--jobs", str(j), *extra]
 
             family(f"{m}_j{j}", make, json_out=m == "analyze")
@@ -1383,10 +1409,11 @@ def main(argv: list[str] | None = None) -> int:
         "prefix": kpre,
         "big_packets": a.big_packets,
         "big_skipped": big_skipped,
-        "jobs": {m: has_option(cli, m, "--jobs", env) for m in ("analyze", "info")},
+        "jobs": {m: has_option(cli, m, "--jobs", env) for m in JOB_COMMANDS},
         "tools": {t: bool(shutil.which(t)) for t in ("capinfos", "tshark")},
     }
     out_dir = Path(tempfile.mkdtemp(prefix="pcaploop-bench-out-"))
+    ctx["out_dir"] = out_dir  # where the reports compared by section_jobs are
     try:
         jobs = build_jobs(caps, cli, ctx, out_dir, max(1, math.ceil(COLD_SAMPLES / repeat)))
         log("warming the page cache …")
