@@ -9,6 +9,7 @@ alternating host→guest (out) and guest→host (in), one TTL apart.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -196,3 +197,28 @@ def test_a_duplicate_is_counted_once(entry: int, dups: int) -> None:
     (lp,) = loops
     assert lp.observations == entry - 1
     assert corr.duplicates == len(extra) + len(plain_dups)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(3, 70), st.integers(0, 3)), min_size=1, max_size=6),
+    st.integers(0, 4),
+)
+def test_path_frame_is_the_groupby_table(packets: list[tuple[int, int]], cut: int) -> None:
+    """detect.path_frame (one lexsort, reduceat) gives the table pandas' groupbys give:
+    same rows, columns, dtypes, index; also with copies cut short (a loop that escaped
+    or was still running) and with the same copy seen twice (ties in the sort)."""
+    from pcaploop.analysis.detect import _path_frame_pandas, path_frame
+
+    rows: list[dict[str, int]] = []
+    for k, (entry, twice) in enumerate(packets):
+        mine = loop_packet(k, entry, 1_000_000_000 + k * 3_000_000)
+        mine = mine[: max(2, len(mine) - cut)]
+        rows += mine + mine[:twice]  # repeated copies: same TTL, same time
+        rows += forwarded(500 + k, 64, 1_000_000_000 + k * 3_000_000 + 1_000)
+    rows.sort(key=lambda r: r["time_ns"])
+    cols = _cols(rows)
+    decoded = np.bincount(cols["point"].astype(np.int64), minlength=len(NAMES))
+    corr = correlate(cols, NAMES, decoded, Options(), CorrelationState())
+    for got, want in zip(path_frame(cols, corr, NAMES), _path_frame_pandas(cols, corr, NAMES)):
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
