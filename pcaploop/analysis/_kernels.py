@@ -135,3 +135,45 @@ def summarize_paths(
                         p_bounce_plane[p] = plane[k]
                 k = m
         i = j
+
+
+@njit
+def group_fingerprints(  # pragma: no cover - compiled; run as Python by the no-JIT pass
+    fp, t, table, keys, gid, g_first, g_last, g_size
+):
+    """Number the distinct fingerprints of ``fp`` (in order of first appearance) with an
+    open-addressing hash table, and per group its first and last time and its rows.
+
+    Why not a sort: the window groups every buffered row by fingerprint at each
+    flush; an argsort of the 64-bit fingerprints was the largest single cost of
+    streaming a capture.  Fingerprints are keyed hashes (a random key per run),
+    so their bits are uniform and cannot be steered by a crafted capture.
+    ``table`` has a power-of-two length of at least twice the rows, filled with -1.
+    Returns the number of groups.
+    """
+    mask = len(table) - 1
+    ng = 0
+    for i in range(len(fp)):
+        k = fp[i]
+        h = np.int64((k ^ (k >> np.uint64(29))) & np.uint64(mask))
+        while True:
+            g = table[h]
+            if g == -1:
+                table[h] = ng
+                keys[ng] = k
+                g_first[ng] = t[i]
+                g_last[ng] = t[i]
+                g_size[ng] = 1
+                gid[i] = ng
+                ng += 1
+                break
+            if keys[g] == k:
+                if t[i] < g_first[g]:
+                    g_first[g] = t[i]
+                if t[i] > g_last[g]:
+                    g_last[g] = t[i]
+                g_size[g] += 1
+                gid[i] = g
+                break
+            h = (h + 1) & mask
+    return ng

@@ -33,6 +33,7 @@ import pandas as pd
 from .. import schema as S
 from ..decode import protocols as P
 from ..ingest.points import MAX_POINTS, CapturePoint
+from ._kernels import group_fingerprints
 from .correlate import CORRELATE_COLUMNS, CorrelationState, correlate
 from .detect import path_frame
 from .model import Correlation, L2Tally
@@ -230,6 +231,32 @@ class _Pieces:
     duplicates: int = 0
 
 
+def _fingerprint_groups(
+    fp: np.ndarray, t: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(group of each row, first time, last time and rows of each group): rows grouped
+    by fingerprint in one pass (:func:`._kernels.group_fingerprints`)."""
+    n = len(fp)
+    table = np.full(1 << max(4, int(2 * n - 1).bit_length()), -1, np.int64)
+    keys = np.empty(n, np.uint64)
+    gid = np.empty(n, np.int64)
+    g_first, g_last = np.empty(n, np.int64), np.empty(n, np.int64)
+    g_size = np.empty(n, np.int64)
+    ng = int(
+        group_fingerprints(
+            np.ascontiguousarray(fp, np.uint64),
+            np.ascontiguousarray(t, np.int64),
+            table,
+            keys,
+            gid,
+            g_first,
+            g_last,
+            g_size,
+        )
+    )
+    return gid, g_first[:ng], g_last[:ng], g_size[:ng]
+
+
 def _icmp_evidence(c: dict[str, np.ndarray]) -> np.ndarray:
     """ICMP errors (they quote packets), time-exceeded of any kind, neighbour advertisements
     and ICMPv6 redirects (they name the destination they are about)."""
@@ -375,36 +402,24 @@ class Window:
         if n == 0:
             return
         c = self.buf.view()
-        fp, t = c["fingerprint"], c["time_ns"]
-        order = np.argsort(fp)
-        f = fp[order]
-        start = np.r_[True, f[1:] != f[:-1]]
-        starts = np.flatnonzero(start)
-        gid = np.cumsum(start) - 1
-        ts = t[order]
-        g_last = np.maximum.reduceat(ts, starts)
-        g_first = np.minimum.reduceat(ts, starts)
-        g_size = np.diff(np.r_[starts, n])
+        gid, g_first, g_last, g_size = _fingerprint_groups(c["fingerprint"], c["time_ns"])
         g_final = (
             (g_last < cut)
             | (g_first < cut - self.opt.group_max_ns)
             | (g_size >= MAX_OPEN_GROUP_ROWS)
         )
-        fin_sorted = g_final[gid]
-        if not fin_sorted.any():
+        fin = g_final[gid]  # per buffer row, in buffer order
+        if not fin.any():
             return
         self.last_cut = max(self.last_cut, cut)
-        fin = np.empty(n, dtype=bool)  # per buffer row, in buffer order
-        fin[order] = fin_sorted
-        repeated = order[fin_sorted & (g_size[gid] >= 2)]
+        again = g_size[gid] >= 2
+        repeated = np.flatnonzero(fin & again)  # put in time order by _correlate
         npts = len(self._points())
         self.final_counts = np.r_[
             self.final_counts, np.zeros(max(0, npts - len(self.final_counts)), np.int64)
         ]
         self.final_counts += np.bincount(c["point"][fin], minlength=npts)
-        seen_again = np.empty(n, dtype=bool)
-        seen_again[order] = g_size[gid] >= 2
-        self._correlate(c, repeated, fin, fin & ~seen_again)
+        self._correlate(c, repeated, fin, fin & ~again)
         if fin.all():
             self.buf.n = 0
         else:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pcaploop
 from pcaploop.analysis.correlate import Options
@@ -287,3 +289,32 @@ def test_stream_memory_does_not_grow_with_the_capture(tmp_path, monkeypatch):
         assert a.summary.looping_packets == n // 10_000
         assert len(a.packets) == (n // 10_000) * 63  # only the loops' copies were kept
     assert peaks[80_000] < 1.25 * peaks[20_000], peaks
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            # few distinct values, some equal in their low bits: the table's probing runs
+            st.sampled_from([0, 1, 7, 1 << 40, (1 << 40) | 1, 2**64 - 1, 12345 << 29]),
+            st.integers(-(10**12), 10**12),
+        ),
+        max_size=80,
+    )
+)
+def test_fingerprint_groups_are_the_sorted_grouping(rows: list[tuple[int, int]]) -> None:
+    """The window's one-pass hash grouping gives each row the group of its fingerprint,
+    and per group the first and last time and the row count, as sorting would."""
+    from pcaploop.analysis.window import _fingerprint_groups
+
+    fp = np.array([r[0] for r in rows], np.uint64)
+    t = np.array([r[1] for r in rows], np.int64)
+    gid, first, last, size = _fingerprint_groups(fp, t)
+    assert len(gid) == len(rows)
+    uniq = np.unique(fp)
+    assert len(first) == len(uniq)
+    for u in uniq:
+        mine = fp == u
+        (g,) = set(gid[mine].tolist())  # one group per fingerprint
+        assert first[g] == t[mine].min() and last[g] == t[mine].max()
+        assert size[g] == mine.sum()
