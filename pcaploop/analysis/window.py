@@ -231,6 +231,12 @@ class _Pieces:
     duplicates: int = 0
 
 
+#: size of the filter that rules out most rows before the search for a looping destination
+#: (indexed by the top bits of the address key: the well-mixed ones of a product)
+_MARK_BITS = 1 << 20
+_MARK_SHIFT = np.uint64(64 - 20)
+
+
 def _fingerprint_groups(
     fp: np.ndarray, t: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -335,7 +341,7 @@ class Window:
         #: (dst_hi, dst_lo) → point → (packets seen once after the loop's last copy, first ns)
         self.after_loop: dict[tuple[int, int], dict[int, tuple[int, int]]] = {}
         #: loop_last as sorted arrays (address key, dst_hi, dst_lo, last ns), rebuilt on change
-        self._loop_index: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._loop_index: tuple[np.ndarray, ...] | None = None
 
     # --- input ---------------------------------------------------------------------
     def into(self, rows: int = 1 << 16) -> dict[str, np.ndarray]:
@@ -643,20 +649,34 @@ class Window:
             k = address_key(dests[:, 0], dests[:, 1])
             o = np.argsort(k)
             lasts = np.fromiter(self.loop_last.values(), np.int64, len(self.loop_last))
-            self._loop_index = (k[o], dests[o, 0], dests[o, 1], lasts[o])
-        keys, his, los, lasts = self._loop_index
+            mark = np.zeros(_MARK_BITS, dtype=bool)  # a one-hash Bloom filter of the keys
+            mark[k >> _MARK_SHIFT] = True
+            self._loop_index = (k[o], dests[o, 0], dests[o, 1], lasts[o], mark)
+        keys, his, los, lasts, mark = self._loop_index
         rows = np.flatnonzero(single)
+        key = address_key(c["dst_hi"][rows], c["dst_lo"][rows])
+        maybe = mark[key >> _MARK_SHIFT]  # most rows ruled out without a search
+        rows, key = rows[maybe], key[maybe]
         hi, lo, t = c["dst_hi"][rows], c["dst_lo"][rows], c["time_ns"][rows]
-        at = np.minimum(np.searchsorted(keys, address_key(hi, lo)), len(keys) - 1)
+        at = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
         hit = np.flatnonzero((his[at] == hi) & (los[at] == lo) & (t > lasts[at]))
         if not len(hit):
             return
-        group = at[hit].astype(np.int64) * MAX_POINTS + c["point"][rows[hit]].astype(np.int64)
-        u, inv, counts = np.unique(group, return_inverse=True, return_counts=True)
-        firsts = np.full(len(u), _NEVER, np.int64)
-        np.minimum.at(firsts, inv.ravel(), t[hit])
+        npts = len(self._points())
+        group = at[hit].astype(np.int64) * npts + c["point"][rows[hit]].astype(np.int64)
+        bins = len(keys) * npts
+        if bins <= 4 * len(hit) + 1024:  # counted in place: no sort of the hits
+            counts = np.bincount(group, minlength=bins)
+            u = np.flatnonzero(counts)
+            firsts = np.full(bins, _NEVER, np.int64)
+            np.minimum.at(firsts, group, t[hit])
+            counts, firsts = counts[u], firsts[u]
+        else:  # many destinations, few hits
+            u, inv, counts = np.unique(group, return_inverse=True, return_counts=True)
+            firsts = np.full(len(u), _NEVER, np.int64)
+            np.minimum.at(firsts, inv.ravel(), t[hit])
         for g, n, first in zip(u.tolist(), counts.tolist(), firsts.tolist()):
-            j, pt = divmod(g, MAX_POINTS)
+            j, pt = divmod(g, npts)
             seen = self.after_loop.setdefault((int(his[j]), int(los[j])), {})
             n0, first0 = seen.get(pt, (0, first))
             seen[pt] = (n0 + n, min(first0, first))
