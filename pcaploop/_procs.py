@@ -4,64 +4,125 @@ Why processes: drawing a figure with matplotlib is Python from end to end
 and holds the GIL; threads would take turns on one core.  Why fork: a
 forked child inherits everything this process built (the analysis, the
 loaded modules), so nothing but a task's number goes in and only its
-result (bytes) comes back.  Where ``fork`` is not offered, or one job is
-asked for, the work runs here, in order: same results either way.
+result (bytes) comes back.  Where ``fork`` is not offered or not safe
+(macOS), when one job is asked for, or when no process can be forked, the
+work runs here, in order: the same results either way.
 """
 
 from __future__ import annotations
 
+import gc
+import math
 import multiprocessing as mp
 import os
+import pickle
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
+
+from .errors import PcaploopError
 
 T = TypeVar("T")
 
-#: the task of the pool being run: set before its workers are forked, read in them
+#: a worker's task; set in the worker only (passed at the fork, never pickled)
 _task: Callable[[int], Any] | None = None
+#: workers at most, whatever --jobs says: each holds its own copy of what it changes
+MAX_WORKERS = 8
 
 
 def default_jobs() -> int:
-    """The cores this process may run on (the default of ``--jobs``)."""
+    """The cores this process may run on (the default of ``--jobs``): its CPU
+    affinity, and no more than a container's CPU quota (cgroup v2 ``cpu.max``)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        n = max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+        n = max(1, os.cpu_count() or 1)
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return n
 
 
 def can_fork() -> bool:
-    return "fork" in mp.get_all_start_methods()
+    """Whether workers can be forked safely: fork exists and is the platform's way
+    (not on macOS, where system libraries break in a forked child)."""
+    return "fork" in mp.get_all_start_methods() and sys.platform != "darwin"
 
 
-def _quiet() -> None:  # pragma: no cover - runs in a worker
-    """Ctrl-C is the parent's to handle (it stops the pool); a worker ignores it."""
+class WorkerFailed(Exception):
+    """An error raised in a worker that could not be sent back as itself."""
+
+
+def _setup(fn: Callable[[int], Any]) -> None:  # pragma: no cover - runs in a worker
+    """In a new worker: its task; Ctrl-C left to the parent (it stops the pool); fresh
+    stdout and stderr, in case a thread of the parent (a progress display) held
+    their locks at the moment of the fork."""
+    global _task
+    _task = fn
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the worker's whole life
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115
 
 
 def _run(i: int) -> Any:  # pragma: no cover - runs in a worker
     assert _task is not None
-    return _task(i)
+    try:
+        return _task(i)
+    except Exception as exc:
+        try:  # sent back as itself when it survives pickling, else as its text
+            pickle.loads(pickle.dumps(exc))
+        except Exception:
+            raise WorkerFailed(
+                f"{type(exc).__name__}: {exc}", isinstance(exc, PcaploopError)
+            ) from None
+        raise
 
 
 def forked_map(fn: Callable[[int], T], n: int, jobs: int) -> Iterator[T]:
     """``fn(0)``, ``fn(1)``, … ``fn(n - 1)`` in order, computed by up to ``jobs`` forked
-    processes; ``fn`` may read anything built before the call (the workers inherit
-    it).  An exception in ``fn`` is raised here, as it would be when run serially.
+    processes (at most :data:`MAX_WORKERS`); ``fn`` may read anything built before
+    the call (the workers inherit it).  An exception in ``fn`` is raised here, as it
+    would be when run serially; a worker that dies (killed, out of memory) is a
+    :class:`PcaploopError`.  Called from a worker, it runs serially.
     """
-    global _task
-    workers = min(jobs, n)
-    if workers <= 1 or not can_fork() or _task is not None:  # _task set: a nested call
+    workers = min(jobs, n, MAX_WORKERS)
+    if workers <= 1 or not can_fork() or _task is not None:
         for i in range(n):
             yield fn(i)
         return
-    _task = fn
-    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=_quiet)
+    gc.freeze()  # the inherited objects stay untouched by the workers' collector
+    pool: ProcessPoolExecutor | None = None
     try:
+        pool = ProcessPoolExecutor(
+            workers, mp_context=mp.get_context("fork"), initializer=_setup, initargs=(fn,)
+        )
         futures: list[Future[T]] = [pool.submit(_run, i) for i in range(n)]
+    except OSError:  # no process could be forked (a process limit): do it here
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        gc.unfreeze()
+        for i in range(n):
+            yield fn(i)
+        return
+    try:
         for f in futures:
-            yield f.result()
+            try:
+                yield f.result()
+            except WorkerFailed as exc:
+                text, ours = exc.args
+                raise (PcaploopError(text) if ours else RuntimeError(text)) from None
+            except BrokenProcessPool:
+                raise PcaploopError(
+                    "a worker process stopped unexpectedly (out of memory?); "
+                    "try again with --jobs 1"
+                ) from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        _task = None
+        gc.unfreeze()

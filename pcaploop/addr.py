@@ -45,7 +45,9 @@ def network_text(address: str, prefix: int | None = None) -> str:
     """
     a = ipaddress.ip_address(address)
     bits = a.max_prefixlen
-    plen = bits if prefix is None else max(0, min(prefix, bits))
+    if prefix is not None and prefix < 0:
+        raise ValueError(f"prefix length {prefix} is negative")
+    plen = bits if prefix is None else min(prefix, bits)
     net = int(a) & ~((1 << (bits - plen)) - 1)
     return f"{type(a)(net)}/{plen}"
 

@@ -132,7 +132,7 @@ FigureJobsOpt = typer.Option(
     "-j",
     metavar="N",
     min=1,
-    help="Draw the figures in N processes (default: this machine's cores); the files "
+    help="Draw the figures in N processes (default: this machine's cores); the figures "
     "are the same with any N.",
 )
 

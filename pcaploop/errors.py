@@ -45,6 +45,10 @@ class CaptureError(PcaploopError):
         self.reason = message
         super().__init__(f"{shown(self.path)}: {message}")
 
+    def __reduce__(self) -> tuple[type[CaptureError], tuple[str, str]]:
+        """Pickled as (path, reason): a worker process's error reaches the parent whole."""
+        return type(self), (self.path, self.reason)
+
 
 class NotACaptureError(CaptureError):
     """The file is not a pcap or pcapng capture (text, JPEG, empty …)."""

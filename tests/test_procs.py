@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
-from pcaploop._procs import can_fork, default_jobs, forked_map
+from pcaploop import _procs
+from pcaploop._procs import can_fork, forked_map
+from pcaploop.errors import CaptureError, PcaploopError
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="needs fork")
 
@@ -16,8 +19,7 @@ def test_results_in_order_computed_in_other_processes() -> None:
     me = os.getpid()
     got = list(forked_map(lambda i: (table[i], os.getpid()), 50, 2))
     assert [v for v, _ in got] == table
-    assert {pid for _, pid in got} - {me}  # computed elsewhere
-    assert me not in {pid for _, pid in got}
+    assert me not in {pid for _, pid in got}  # computed elsewhere
 
 
 def test_one_job_runs_here() -> None:
@@ -37,12 +39,71 @@ def test_an_error_in_a_worker_is_raised_here() -> None:
     assert list(forked_map(lambda i: i + 1, 3, 2)) == [1, 2, 3]  # usable again after it
 
 
-def test_nested_calls_run_serially() -> None:
-    def outer(i: int) -> list[int]:
-        return list(forked_map(lambda j: i * 10 + j, 3, 2))
+def test_our_errors_arrive_as_ours() -> None:
+    """CaptureError takes two arguments: it must survive pickling (the CLI prints a
+    PcaploopError on one line; anything else is a traceback)."""
 
-    assert list(forked_map(outer, 2, 2)) == [[0, 1, 2], [10, 11, 12]]
+    def fn(i: int) -> int:
+        if i == 1:
+            raise CaptureError("x.pcap", "cut short")
+        return i
+
+    with pytest.raises(CaptureError, match=r"x\.pcap: cut short") as got:
+        list(forked_map(fn, 3, 2))
+    assert got.value.path == "x.pcap" and got.value.reason == "cut short"
 
 
-def test_default_jobs_is_the_usable_cores() -> None:
-    assert default_jobs() == len(os.sched_getaffinity(0))
+def test_an_error_that_cannot_be_pickled_arrives_as_text() -> None:
+    class Odd(PcaploopError):
+        def __init__(self, a: int, b: int) -> None:
+            super().__init__(f"odd {a} {b}")
+
+    def fn(i: int) -> int:
+        raise Odd(1, 2)
+
+    with pytest.raises(PcaploopError, match="Odd: odd 1 2"):
+        list(forked_map(fn, 2, 2))
+
+
+def test_a_worker_that_dies_is_a_clear_error() -> None:
+    def fn(i: int) -> int:
+        if i == 0:
+            os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's OOM killer would
+        return i
+
+    with pytest.raises(PcaploopError, match="stopped unexpectedly"):
+        list(forked_map(fn, 4, 2))
+
+
+def test_nested_calls_run_serially_in_the_worker() -> None:
+    def outer(i: int) -> tuple[int, list[int]]:
+        return os.getpid(), list(forked_map(lambda j: os.getpid(), 3, 2))
+
+    for pid, inner in forked_map(outer, 2, 2):
+        assert inner == [pid] * 3  # the inner tasks ran in the worker itself
+
+
+def test_default_jobs_follows_a_container_quota(monkeypatch, tmp_path) -> None:
+    import builtins
+
+    real_open = builtins.open
+
+    def fake_open(path, *a, **k):  # type: ignore[no-untyped-def]
+        if str(path) == "/sys/fs/cgroup/cpu.max":
+            f = tmp_path / "cpu.max"
+            f.write_text("150000 100000\n")
+            return real_open(f, *a, **k)
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(_procs.os, "sched_getaffinity", lambda _pid: set(range(16)))
+    monkeypatch.setattr(builtins, "open", fake_open)
+    assert _procs.default_jobs() == 2  # 1.5 CPUs of quota, rounded up
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    monkeypatch.setattr(
+        builtins,
+        "open",
+        lambda p, *a, **k: real_open(
+            tmp_path / "cpu.max" if str(p) == "/sys/fs/cgroup/cpu.max" else p, *a, **k
+        ),
+    )
+    assert _procs.default_jobs() == 16

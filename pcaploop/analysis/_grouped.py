@@ -25,7 +25,8 @@ _NO_ROWS = np.zeros(0, np.int64)
 @dataclass(frozen=True)
 class Groups:
     """Rows grouped by key: ``order`` sorts the rows by key (stably), ``keys`` are the
-    distinct keys, ``starts`` where each key's run begins in ``order``."""
+    distinct keys, ``starts`` where each key's run begins in ``order``.  Every key
+    is a group here, a negative one too (the functions below leave those out)."""
 
     order: np.ndarray
     keys: np.ndarray

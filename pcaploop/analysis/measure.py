@@ -295,9 +295,7 @@ def _l3_loops(
     kept = G.runs(copy_g, copy_path, n_loops, unique=True)
     every_g = group_of_path[corr.path]
     every_rows = corr.rows.astype(np.int64)
-    copy_of_row = np.full(len(cols["time_ns"]), -1, np.int64)
-    copy_of_row[copy_rows[copy_g >= 0]] = copy_g[copy_g >= 0]
-    passage = (every_g >= 0) & (copy_of_row[every_rows] != every_g)
+    passage = (every_g >= 0) & ~_pairs_in(every_g, every_rows, copy_g, copy_rows)
     passages = G.runs(np.where(passage, every_g, -1), every_rows, n_loops, unique=True)
     te_rows = te["row"].to_numpy(np.int64)
     te_g = group_of_path[te["path"].to_numpy(np.int64)] if len(te) else _NO_ROWS
@@ -395,6 +393,20 @@ def _l3_loops(
         )
         out.append((loop, ev))
     return out
+
+
+def _pairs_in(g: np.ndarray, r: np.ndarray, in_g: np.ndarray, in_r: np.ndarray) -> np.ndarray:
+    """Per (group, row) pair of ``g``/``r``, whether it is among ``in_g``/``in_r`` — by a
+    sorted search, in memory of the pairs (not of the whole packets table)."""
+    top = int(max(r.max(initial=0), in_r.max(initial=0))) + 1
+    ng = int(max(g.max(initial=0), in_g.max(initial=0))) + 1
+    if ng > (1 << 62) // top:  # the combined key would overflow (billions of both)
+        have = set(zip(in_g.tolist(), in_r.tolist()))
+        return np.fromiter((p in have for p in zip(g.tolist(), r.tolist())), bool, len(g))
+    key = np.sort(in_g * top + in_r)
+    want = g * top + r
+    at = np.minimum(np.searchsorted(key, want), max(len(key) - 1, 0))
+    return key[at] == want if len(key) else np.zeros(len(g), dtype=bool)
 
 
 #: the per-path columns of detect's table that measure reads

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import _jit
 from .. import schema as S
 from .._version import __version__
 from ..addr import pairs_to_categorical
@@ -543,10 +544,16 @@ def _stream(
     return Packets(kept, points, arp, loader.warnings), corr, win.rates, win.late
 
 
+#: bytes of the smallest Ethernet frame: a packets table counts as a capture of this size
+_MIN_FRAME_BYTES = 64
+
+
 def _window_packets(
     pk: Packets, opt: Options, chunk_rows: int, state: CorrelationState
 ) -> tuple[Packets, Correlation, Rates, int]:
-    """Loaded packets through the same window, keeping every row."""
+    """Loaded packets through the same window, keeping every row (compiled kernels from
+    as many rows as the smallest frames of a capture worth compiling for)."""
+    _jit.activate_for(len(pk) * _MIN_FRAME_BYTES)
     paths = list(dict.fromkeys(p.path for p in pk.points))
     files = np.array([paths.index(p.path) for p in pk.points], dtype=np.int64)
     win = Window(opt, lambda: pk.points, lambda: files, "all", chunk_rows, state)

@@ -1014,6 +1014,10 @@ def rendered(
     Why processes: a figure takes a fifth of a second in matplotlib, all of it
     Python; a report draws up to 20 of them.
     """
+    # imported here, once, not in every worker (with the font cache, built if missing)
+    import matplotlib.figure
+    import matplotlib.font_manager  # noqa: F401
+
     plan = _plan(a)
 
     def one(i: int) -> dict[str, bytes]:

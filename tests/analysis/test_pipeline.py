@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import struct
+import subprocess
+import sys
 
 import pytest
 from loopgen import CLIENT, GUEST, GUEST2, HOST, ROUTER, T0, eth, ip4, tunnel_loop, write
@@ -306,17 +309,23 @@ def test_merge_prefix_groups_ipv4_destinations(tmp_path):
     assert len(merged) == 1 and merged[0].destination_prefix == "203.0.113.0/24"
 
 
-def test_a_merged_loop_is_named_after_its_first_destination(tmp_path, monkeypatch):
+def test_a_merged_loop_is_named_after_its_first_destination(tmp_path):
     """Path ids follow the run's random fingerprint key; the address a merged loop is
     named after must not (it varied from run to run)."""
     caps = tunnel_loop(n=2, uplink=False, dst="203.0.113.9")
     for k, dst in enumerate(("203.0.113.7", "203.0.113.8", "203.0.113.10")):
         caps["tap101"] += tunnel_loop(n=2, uplink=False, dst=dst, t0=T0 + 1 + k)["tap101"]
     args = write(caps, tmp_path)
-    for key in ("00" * 16, "11" * 16, "5a" * 16, "f0" * 16):
-        monkeypatch.setenv("PCAPLOOP_FP_KEY", key)
-        (loop,) = pcaploop.analyze(args, merge_prefix=24).loops
-        assert loop.destination == "203.0.113.9", key
+    code = (
+        "import sys, pcaploop; (lp,) = pcaploop.analyze(sys.argv[1:], merge_prefix=24).loops;"
+        " print(lp.destination)"
+    )
+    for key in ("00" * 16, "11" * 16, "5a" * 16, "f0" * 16):  # read once, at import
+        env = {**os.environ, "PCAPLOOP_FP_KEY": key}
+        got = subprocess.run(
+            [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True
+        )
+        assert got.stdout.strip() == "203.0.113.9", (key, got.stderr[-500:])
 
 
 def test_packets_table_carries_inferred_directions() -> None:
