@@ -662,8 +662,9 @@ class Window:
         hit = np.flatnonzero((his[at] == hi) & (los[at] == lo) & (t > lasts[at]))
         if not len(hit):
             return
-        npts = len(self._points())
-        group = at[hit].astype(np.int64) * npts + c["point"][rows[hit]].astype(np.int64)
+        pts = c["point"][rows[hit]].astype(np.int64)
+        npts = max(len(self._points()), int(pts.max()) + 1)  # numbers, never aliased
+        group = at[hit].astype(np.int64) * npts + pts
         bins = len(keys) * npts
         if bins <= 4 * len(hit) + 1024:  # counted in place: no sort of the hits
             counts = np.bincount(group, minlength=bins)
