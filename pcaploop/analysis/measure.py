@@ -10,7 +10,6 @@ packet each).
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from functools import lru_cache
@@ -51,39 +50,59 @@ def _per_second_peak(
     times: np.ndarray, firsts: np.ndarray, tally: Mapping[int, int] | None = None
 ) -> float:
     """Most extra packets (copies minus new looping packets) in any one second;
-    ``tally``: more copies, counted per second (:class:`L2Tally`)."""
-    if len(times) == 0:
-        return 0.0
-    # sparse bins: a crafted capture can spread a loop's copies over centuries
-    sec = np.asarray(times, dtype=np.int64) // _NS
-    fsec = np.asarray(firsts, dtype=np.int64) // _NS
-    tsec = np.fromiter((tally or {}).keys(), np.int64)
-    tcount = np.fromiter((tally or {}).values(), np.float64)
-    _, inv = np.unique(np.r_[sec, fsec, tsec], return_inverse=True)
-    weights = np.r_[np.ones(len(sec)), -np.ones(len(fsec)), tcount]
-    extra = np.bincount(inv.ravel(), weights=weights)
-    return float(max(extra.max(), 0))
+    ``tally``: more copies, counted per second (:class:`L2Tally`).  One loop's
+    :func:`_peaks_of`."""
+    tally = tally or {}
+    return _peaks_of(
+        np.zeros(len(times), np.int64),
+        np.asarray(times, dtype=np.int64) // _NS,
+        np.zeros(len(firsts), np.int64),
+        np.asarray(firsts, dtype=np.int64) // _NS,
+        np.zeros(len(tally), np.int64),
+        np.fromiter(tally.keys(), np.int64, len(tally)),
+        np.fromiter(tally.values(), np.float64, len(tally)),
+        1,
+    )[0]
+
+
+def _peaks_of(
+    copy_g: np.ndarray,
+    copy_sec: np.ndarray,
+    first_g: np.ndarray,
+    first_sec: np.ndarray,
+    tally_g: np.ndarray,
+    tally_sec: np.ndarray,
+    tally_n: np.ndarray,
+    n: int,
+) -> list[float]:
+    """Per group of ``n``, the most extra packets in any one second: its copies (+1
+    each) and tallied copies, less its looping packets' first passes (-1 each);
+    0 for a group without a copy.  Seconds are sparse bins (a crafted capture can
+    spread a loop's copies over centuries)."""
+    g, sums = G.sums_by_pair(
+        np.concatenate([copy_g, first_g, tally_g]),
+        np.concatenate([copy_sec, first_sec, tally_sec]),
+        np.concatenate([np.ones(len(copy_g)), -np.ones(len(first_g)), tally_n]),
+    )
+    best = np.full(n, -np.inf)
+    np.maximum.at(best, g, sums)
+    has_copies = np.bincount(copy_g[copy_g >= 0], minlength=n)[:n] > 0
+    peaks: list[float] = np.where(has_copies, np.maximum(best, 0), 0.0).tolist()
+    return peaks
 
 
 def _protocols(protos: np.ndarray) -> dict[str, int]:
-    out = {"icmp": 0, "udp": 0, "tcp": 0}
-    codes, counts = np.unique(np.asarray(protos, np.int64), return_counts=True)
-    named = Counter({P.PROTO_NAMES.get(int(p), str(int(p))): int(c) for p, c in zip(codes, counts)})
-    out.update(named)
-    return out
+    """Packets per protocol name: one loop's :func:`_protocols_by_group`."""
+    return _protocols_by_group(np.zeros(len(protos), np.int64), np.asarray(protos, np.int64), 1)[0]
 
 
 _text = lru_cache(maxsize=1 << 16)(to_text)  # a loop's sources and senders repeat
 
 
 def _addresses(hi: np.ndarray, lo: np.ndarray, limit: int | None = None) -> tuple[str, ...]:
-    """Distinct addresses as sorted text (at most ``limit``)."""
-    if not len(hi):
-        return ()
-    h, lw = np.asarray(hi, np.uint64), np.asarray(lo, np.uint64)
-    first = _first_of_each(_group_ids(h, lw))
-    text = sorted(_text(int(a), int(b)) for a, b in zip(h[first].tolist(), lw[first].tolist()))
-    return tuple(text[:limit] if limit is not None else text)
+    """Distinct addresses as sorted text (at most ``limit``): one group's
+    :func:`_texts_by_group`."""
+    return _texts_by_group(np.zeros(len(hi), np.int64), hi, lo, 1, limit)[0]
 
 
 def _groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -295,7 +314,8 @@ def _l3_loops(
     kept = G.runs(copy_g, copy_path, n_loops, unique=True)
     every_g = group_of_path[corr.path]
     every_rows = corr.rows.astype(np.int64)
-    passage = (every_g >= 0) & ~_pairs_in(every_g, every_rows, copy_g, copy_rows)
+    # a row is one observation of one path: a copy of its loop iff it is a copy at all
+    passage = (every_g >= 0) & ~np.isin(every_rows, copy_rows)
     passages = G.runs(np.where(passage, every_g, -1), every_rows, n_loops, unique=True)
     te_rows = te["row"].to_numpy(np.int64)
     te_g = group_of_path[te["path"].to_numpy(np.int64)] if len(te) else _NO_ROWS
@@ -395,20 +415,6 @@ def _l3_loops(
     return out
 
 
-def _pairs_in(g: np.ndarray, r: np.ndarray, in_g: np.ndarray, in_r: np.ndarray) -> np.ndarray:
-    """Per (group, row) pair of ``g``/``r``, whether it is among ``in_g``/``in_r`` — by a
-    sorted search, in memory of the pairs (not of the whole packets table)."""
-    top = int(max(r.max(initial=0), in_r.max(initial=0))) + 1
-    ng = int(max(g.max(initial=0), in_g.max(initial=0))) + 1
-    if ng > (1 << 62) // top:  # the combined key would overflow (billions of both)
-        have = set(zip(in_g.tolist(), in_r.tolist()))
-        return np.fromiter((p in have for p in zip(g.tolist(), r.tolist())), bool, len(g))
-    key = np.sort(in_g * top + in_r)
-    want = g * top + r
-    at = np.minimum(np.searchsorted(key, want), max(len(key) - 1, 0))
-    return key[at] == want if len(key) else np.zeros(len(g), dtype=bool)
-
-
 #: the per-path columns of detect's table that measure reads
 _L3_COLUMNS = (
     "first_ns",
@@ -489,28 +495,24 @@ def _peaks(
     """Per loop, :func:`_per_second_peak` of its copies, its paths' first passes and the
     copies counted but not kept, for all loops at once."""
     ok = copy_g >= 0
-    parts_g = [copy_g[ok], gi]
-    parts_s = [t[copy_rows[ok]].astype(np.int64) // _NS, first_ns.astype(np.int64) // _NS]
-    parts_w = [np.ones(int(ok.sum())), -np.ones(len(gi))]
+    tg, ts, tw = [], [], []
     if det.l3_tally:
-        tg, ts, tw = [], [], []
         for k in range(n):
             bins = _seconds_of(det, (dst_hi[k], dst_lo[k]), first[k], last[k])
             for sec, m in (bins or {}).items():
                 tg.append(k)
                 ts.append(sec)
                 tw.append(m)
-        parts_g.append(np.array(tg, np.int64))
-        parts_s.append(np.array(ts, np.int64))
-        parts_w.append(np.array(tw, np.float64))
-    g, sums = G.sums_by_pair(
-        np.concatenate(parts_g), np.concatenate(parts_s), np.concatenate(parts_w)
+    return _peaks_of(
+        copy_g[ok],
+        t[copy_rows[ok]].astype(np.int64) // _NS,
+        gi,
+        first_ns.astype(np.int64) // _NS,
+        np.array(tg, np.int64),
+        np.array(ts, np.int64),
+        np.array(tw, np.float64),
+        n,
     )
-    best = np.full(n, -np.inf)
-    np.maximum.at(best, g, sums)
-    has_copies = np.bincount(copy_g[ok], minlength=n)[:n] > 0
-    peaks: list[float] = np.where(has_copies, np.maximum(best, 0), 0.0).tolist()
-    return peaks
 
 
 def _simple_loop(

@@ -918,7 +918,7 @@ class _Planned:
     stem: str
     caption: str
     size: tuple[float, float]
-    draw: Callable[[Axes], object]
+    draw: Callable[..., object]  # called with ax=
 
 
 def _plan(a: Analysis) -> list[_Planned]:
@@ -928,7 +928,7 @@ def _plan(a: Analysis) -> list[_Planned]:
             "timeline",
             "Traffic per capture point over the capture; loop copies on top.",
             (10, 4.2),
-            lambda ax: timeline(a, ax=ax),
+            functools.partial(timeline, a),
         )
     ]
     drawn = sorted(
@@ -941,7 +941,7 @@ def _plan(a: Analysis) -> list[_Planned]:
                 f"ttl-loop{lp.id}",
                 f"Loop {lp.id}: TTL of sample looping packets over time, coloured by direction.",
                 (8, 4.6),
-                functools.partial(_draw_staircase, a, lp.id),
+                functools.partial(ttl_staircase, a, lp.id),
             )
         )
         if lp.kind == "l3" and lp.id in laddered:
@@ -951,7 +951,7 @@ def _plan(a: Analysis) -> list[_Planned]:
                     f"ladder-loop{lp.id}",
                     f"Loop {lp.id}: one looping packet, hop by hop.",
                     (8, ladder_height(n)),
-                    functools.partial(_draw_ladder, a, lp.id),
+                    functools.partial(path_ladder, a, lp.id),
                 )
             )
     if a.loops:
@@ -961,37 +961,29 @@ def _plan(a: Analysis) -> list[_Planned]:
                 "amplification",
                 "Copies per looping packet and extra packets per destination.",
                 (8, amplification_height(dests)),
-                lambda ax: amplification(a, ax=ax),
+                functools.partial(amplification, a),
             ),
             _Planned(
                 "copies",
                 "Distribution of copies per looping packet.",
                 (7, 3.8),
-                lambda ax: copies_histogram(a, ax=ax),
+                functools.partial(copies_histogram, a),
             ),
             _Planned(
                 "cycle-time",
                 "Distribution of the time one trip around the loop takes.",
                 (7, 3.8),
-                lambda ax: cycle_time_histogram(a, ax=ax),
+                functools.partial(cycle_time_histogram, a),
             ),
         ]
     return plan
-
-
-def _draw_staircase(a: Analysis, loop_id: int, ax: Axes) -> Axes:
-    return ttl_staircase(a, loop_id, ax=ax)
-
-
-def _draw_ladder(a: Analysis, loop_id: int, ax: Axes) -> Axes:
-    return path_ladder(a, loop_id, ax=ax)
 
 
 def _drawn(p: _Planned) -> Figure:
     from matplotlib.figure import Figure
 
     f = Figure(figsize=p.size, layout="constrained")
-    p.draw(f.subplots())
+    p.draw(ax=f.subplots())
     return f
 
 
