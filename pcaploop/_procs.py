@@ -18,7 +18,7 @@ import os
 import pickle
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
@@ -85,7 +85,7 @@ def _run(i: int) -> Any:  # pragma: no cover - runs in a worker
         raise
 
 
-def forked_map(fn: Callable[[int], T], n: int, jobs: int) -> Iterator[T]:
+def forked_map(fn: Callable[[int], T], n: int, jobs: int) -> Generator[T, None, None]:
     """``fn(0)``, ``fn(1)``, … ``fn(n - 1)`` in order, computed by up to ``jobs`` forked
     processes (at most :data:`MAX_WORKERS`); ``fn`` may read anything built before
     the call (the workers inherit it).  An exception in ``fn`` is raised here, as it

@@ -137,6 +137,17 @@ FigureJobsOpt = typer.Option(
 )
 
 
+InfoJobsOpt = typer.Option(
+    None,
+    "--jobs",
+    "-j",
+    metavar="N",
+    min=1,
+    help="Decode and count large captures in N processes (default: this machine's "
+    "cores); the summary is the same with any N.",
+)
+
+
 def _jobs(jobs: int | None) -> int:
     from ._procs import default_jobs
 
@@ -354,6 +365,7 @@ def info(
         False, "--sha256", help="Also hash each file (SHA-256, for chain of custody)."
     ),
     strict: bool = StrictOpt,
+    jobs: int | None = InfoJobsOpt,
 ) -> None:
     """What is in the captures: per capture point format, link type, records, what was
     skipped and why, time span, snaplen and frames it cut, directions, protocols and
@@ -370,7 +382,7 @@ def info(
 
     specs, imap, _ = _expand(captures, ifmap)
     with file_progress(specs) as prog:
-        doc = capture_info(specs, imap, prog, sha256=sha256)
+        doc = capture_info(specs, imap, prog, sha256=sha256, jobs=_jobs(jobs))
     if json_out:
         _emit_json(doc, json_out, specs)
     if json_out != "-":

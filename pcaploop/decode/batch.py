@@ -266,6 +266,13 @@ class BatchDecoder:
         self.cur = (self.cur + 1) % len(self.slabs)
         return block
 
+    def reset(self) -> None:
+        """Start empty again, keeping the slabs grown so far (a decoder reused for
+        the next piece of a file: fresh slabs would be faulted in afresh)."""
+        for sl_ in self.slabs:
+            sl_.fill = 0
+        self.cur = 0
+
     def flush(self) -> Decoded:
         """Columns of the rows decoded so far; the decoder starts empty again."""
         return self.take().decoded()

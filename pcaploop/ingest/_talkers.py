@@ -10,6 +10,8 @@ kept is a lower bound, short by at most :attr:`TalkerCounts.error`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .._jit import njit
@@ -58,6 +60,9 @@ class TalkerCounts:
     """Packets per (point, source address), bounded (:data:`SLOTS`)."""
 
     def __init__(self, slots: int = SLOTS) -> None:
+        self._reset(slots)
+
+    def _reset(self, slots: int) -> None:
         self.pt = np.full(slots, _EMPTY, np.int64)
         self.hi = np.zeros(slots, np.uint64)
         self.lo = np.zeros(slots, np.uint64)
@@ -68,20 +73,41 @@ class TalkerCounts:
         self.error = 0
         self._ones = np.zeros(0, np.int64)
 
-    def add(self, point: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> None:
+    def add(
+        self, point: np.ndarray, hi: np.ndarray, lo: np.ndarray, n: np.ndarray | None = None
+    ) -> None:
+        """Count one packet per row (``n``: ``n[i]`` packets for row ``i``)."""
+        w = self._ones if n is None else n.astype(np.int64, copy=False)
         with np.errstate(over="ignore"):  # the hash wraps by design (numpy warns uncompiled)
-            self._add(point, hi, lo)
-
-    def _add(self, point: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> None:
-        start = 0
-        while start < len(point):
-            start = int(
-                _count(
-                    point, hi, lo, self._ones, start, self.pt, self.hi, self.lo, self.n, self.used
+            start = 0
+            while start < len(point):
+                start = int(
+                    _count(point, hi, lo, w, start, self.pt, self.hi, self.lo, self.n, self.used)
                 )
-            )
-            if start < len(point):
-                self._prune()
+                if start < len(point):
+                    self._prune()
+
+    def entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The counts kept: (point, hi, lo, packets) arrays."""
+        live = np.flatnonzero(self.pt != _EMPTY)
+        return self.pt[live], self.hi[live], self.lo[live], self.n[live]
+
+    def merge(self, other: TalkerCounts, points: np.ndarray) -> None:
+        """Add ``other``'s counts, its point ``j`` being ours ``points[j]``; a count
+        may then be short by both tables' errors."""
+        pt, hi, lo, n = other.entries()
+        self.add(points[pt].astype(np.int64), hi, lo, n)
+        self.error += other.error
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled as the counts kept, not the table (a piece's counts go between
+        processes: :mod:`pcaploop.ingest._parallel`)."""
+        return {"slots": len(self.pt), "entries": self.entries(), "error": self.error}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._reset(int(state["slots"]))
+        self.add(*state["entries"])
+        self.error = int(state["error"])
 
     def _prune(self) -> None:
         """Keep the largest quarter of the counts, rehashed into an empty table."""

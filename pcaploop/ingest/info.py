@@ -80,6 +80,17 @@ class _Counters:
             self.truncated[:n] += np.bincount(p[trunc], minlength=n)
         self.talkers.add(pts, cols["src_hi"], cols["src_lo"])
 
+    def merge(self, other: _Counters, points: np.ndarray) -> None:
+        """Add counters of a piece counted apart, its point ``j`` being our ``points[j]``."""
+        for j in range(len(other.bytes)):
+            p = int(points[j])
+            self._grow(p + 1)
+            self.directions[p] += other.directions[j]
+            self.protocols[p] += other.protocols[j]
+            self.bytes[p] += other.bytes[j]
+            self.truncated[p] += other.truncated[j]
+        self.talkers.merge(other.talkers, points)
+
 
 def file_sha256(path: str) -> str:
     """SHA-256 of a file's bytes as stored (compressed files: of the compressed bytes)."""
@@ -95,20 +106,22 @@ def capture_info(
     ifmap: dict[int, str] | Sequence[str] | None = None,
     progress: Progress | None = None,
     sha256: bool = False,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Summarise captures without keeping their packets.
 
     ``sha256``: also hash every file (chain of custody for a ticket); it
     reads each file once more, which costs more than the summaries.
+    ``jobs``: count large inputs in that many processes (:mod:`._parallel`);
+    the summary is the same, but for ``top_talkers`` when they are not exact
+    (each count within the stated error either way).
 
     >>> capture_info(["samples/incident/uplink.pcap"])["captures"][0]["records"]  # doctest: +SKIP
     1234
     """
     specs, imap = capture_specs(captures, ifmap)
     loader = Loader(specs, imap)
-    cnt = _Counters()
-    for cols, _arp in loader.run(progress, reuse=True):
-        cnt.add(cols)
+    cnt = loader.aggregate(_Counters, progress, jobs=jobs)
     cnt._grow(len(loader.points))
     out = []
     exact = cnt.talkers.error == 0

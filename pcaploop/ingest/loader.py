@@ -8,15 +8,17 @@ gathers them into one :class:`Packets` table.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import stat
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, Protocol, Self, TypeVar, cast
 
 import numpy as np
 
-from .. import _jit
+from .. import _jit, _procs
 from .. import schema as S
 from ..decode import linktypes as lt
 from ..decode.batch import BatchDecoder, Block, Decoded
@@ -24,7 +26,10 @@ from ..decode.fingerprint import RUN_KEY, Key
 from ..decode.layout import unaliased
 from ..errors import CaptureError, UnsupportedLinkTypeError, shown
 from ..read import CaptureFile, open_capture
+from ..read.capture import PCAP_HEADER_BYTES, corrupt_record_problem
 from ..schema import Columns
+from . import _parallel as parallel
+from ._parallel import Piece, PieceResult
 from .points import MAX_POINTS, OVERFLOW_POINT, CapturePoint, FileReader, PointRegistry
 from .specs import CaptureSpec, capture_specs
 
@@ -40,6 +45,19 @@ __all__ = ["Packets", "load", "read_packets"]
 BLOCK_ROWS = unaliased(32000)
 
 T = TypeVar("T")
+
+
+class Aggregate(Protocol):
+    """What :meth:`Loader.aggregate` fills: counters over blocks, mergeable."""
+
+    def add(self, cols: Columns) -> None:
+        """Count one block's raw columns (its ``point`` column numbers capture points)."""
+
+    def merge(self, other: Self, points: np.ndarray) -> None:
+        """Add ``other``, counted apart, whose point ``j`` is this one's ``points[j]``."""
+
+
+A = TypeVar("A", bound=Aggregate)
 
 Progress = Callable[[int], None]  # called with bytes consumed since the last call
 
@@ -69,14 +87,20 @@ class Packets:
         return to_frame(self.cols, self.point_names)
 
 
-def _decoded_blocks(cap: CaptureFile, key: Key, slabs: int) -> Iterator[tuple[Block, int]]:
+def _decoded_blocks(
+    cap: CaptureFile, key: Key, slabs: int, dec: BatchDecoder | None = None
+) -> Iterator[tuple[Block, int]]:
     """Read, walk and decode one file: (block, bytes read so far).
 
     ``slabs=3`` for a worker thread (:func:`_threaded`): the consumer copies
     block k out while block k+1 waits in a one-deep queue and block k+2 is
     being decoded.  On the consumer's own thread one slab is enough.
+    ``dec``: a decoder to reuse (emptied first) instead of a new one.
     """
-    dec = BatchDecoder(key, capacity=BLOCK_ROWS, slabs=slabs)
+    if dec is None:
+        dec = BatchDecoder(key, capacity=BLOCK_ROWS, slabs=slabs)
+    else:
+        dec.reset()
     for batch in cap.batches():
         codes = np.array([lt.l2_code(i.linktype) for i in cap.interfaces] or [0], dtype=np.int64)
         for block in dec.add(batch, codes):
@@ -162,6 +186,7 @@ class Loader:
         self.files: list[CaptureFile] = []
         self.readers: list[FileReader] = []
         self.horizon: float = float("-inf")  # see merged()
+        self._decoder: BatchDecoder | None = None  # reused from piece to piece
 
     @property
     def points(self) -> list[CapturePoint]:
@@ -184,6 +209,184 @@ class Loader:
         for spec, cap in opened:
             yield from self._one(spec, cap, progress, key, {} if reuse else None, threaded=False)
         self._check_usable()
+
+    def aggregate(
+        self,
+        factory: Callable[[], A],
+        progress: Progress | None = None,
+        key: Key = RUN_KEY,
+        jobs: int = 1,
+        chunk_bytes: int | None = None,
+    ) -> A:
+        """Every block of every capture counted into ``factory()``: what iterating
+        :meth:`run` and adding each block gives, with the same accounting.
+
+        ``jobs`` > 1: the input is cut into pieces (:mod:`._parallel`) counted in
+        that many forked processes, when it is large enough to repay them.
+        """
+        opened = self._open_all()
+        _jit.activate_for(_input_bytes([spec for spec, _ in opened], self.follow is not None))
+        pieces = self._pieces(opened, jobs, chunk_bytes or parallel.CHUNK_BYTES)
+        agg = factory()
+        if pieces is None:
+            for spec, cap in opened:
+                for cols, _arp in self._one(spec, cap, progress, key, {}, threaded=False):
+                    agg.add(cols)
+        else:
+
+            def count(i: int) -> PieceResult[A]:
+                p = pieces[i]
+                spec, cap = opened[p.file]
+                return self._count_piece(spec, cap, p, factory, key)
+
+            # the first small chunk is counted here first: it loads the compiled
+            # kernels, which the workers then inherit
+            warm = next((i for i, p in enumerate(pieces) if not p.whole), None)
+            early = {} if warm is None else {warm: count(warm)}
+            rest = [i for i in range(len(pieces)) if i not in early]
+            forked = _procs.forked_map(lambda j: count(rest[j]), len(rest), jobs)
+            with contextlib.closing(forked):
+                results = (early[i] if i in early else next(forked) for i in range(len(pieces)))
+                for fi, (spec, cap) in enumerate(opened):
+                    mine = [p for p in pieces if p.file == fi]
+                    self._merge_file(spec, cap, mine, results, agg, progress, key)
+        self._check_usable()
+        return agg
+
+    def _pieces(
+        self, opened: list[tuple[CaptureSpec, CaptureFile]], jobs: int, chunk_bytes: int
+    ) -> list[Piece] | None:
+        """The pieces to count apart, or None when reading in this process is better:
+        one job, no fork, a pipe or a followed file, too little input, one piece."""
+        if jobs <= 1 or not _procs.can_fork() or self.follow is not None:
+            return None
+        if any(cap._stream is not None for _, cap in opened):
+            return None
+        if _input_bytes([spec for spec, _ in opened]) < parallel.MIN_BYTES:
+            return None
+        pieces: list[Piece] = []
+        for fi, (_spec, cap) in enumerate(opened):
+            first = parallel.WARM_BYTES if all(p.whole for p in pieces) else None
+            cuts = parallel.plan(cap, chunk_bytes, first)
+            if cuts is None:
+                pieces.append(Piece(fi, 0, 0))
+            else:
+                pieces += [Piece(fi, a, b) for a, b in itertools.pairwise(cuts)]
+        return pieces if len(pieces) > 1 else None
+
+    def _count_piece(
+        self, spec: CaptureSpec, cap: CaptureFile, piece: Piece, factory: Callable[[], A], key: Key
+    ) -> PieceResult[A]:
+        """Decode and count one piece with capture points of its own (in a worker)."""
+        if piece.whole:
+            part = open_capture(spec.path)
+        else:
+            part = CaptureFile(cap.path, "pcap", False, start=piece.start, stop=piece.stop)
+            part.interfaces = list(cap.interfaces)
+            part._big, part._nsres = cap._big, cap._nsres
+        own = Loader([spec], self.reg.ifmap)
+        fr = own._reader(spec, part)
+        agg = factory()
+        if self._decoder is None or self._decoder.key is not key:
+            self._decoder = BatchDecoder(key, capacity=BLOCK_ROWS)  # for the next pieces too
+        for cols, _arp in own._blocks(fr, part, None, key, {}, False, self._decoder):
+            agg.add(cols)
+        keys: list[tuple[int, tuple[int, int | None]]] = [
+            (p, (k, None)) for k, p in fr.iface_point.items()
+        ]
+        keys += [(p, kx) for kx, p in fr.sll2_point.items()]
+        keys.sort(key=lambda x: x[0])  # stable: within a point, the order they came in
+        return PieceResult(
+            keys,
+            own.reg.points,
+            agg,
+            part.records,
+            part.bytes_read,
+            part.position,
+            part.truncated_tail,
+            part.problem,
+            part.corrupt_caplen,
+            part.interfaces,
+        )
+
+    def _merge_file(
+        self,
+        spec: CaptureSpec,
+        cap: CaptureFile,
+        pieces: list[Piece],
+        results: Iterator[PieceResult[A]],
+        agg: A,
+        progress: Progress | None,
+        key: Key,
+    ) -> None:
+        """Take one file's piece results, in order, as reading it in order would have.
+
+        A chunk's result is taken when reading in order has got exactly to its
+        start (which proves the start is a record).  Where it has not — the chunk
+        before ended inside a record that runs past the cut, so the cut only
+        looked like a record — that chunk is read here, in order, from where
+        reading has got to; the chunks after it are taken again once a read ends
+        on their start.
+        """
+        fr = self._reader(spec, cap)
+        at = pieces[0].start  # where reading in order has got to (chunks)
+        stopped = False
+        for i, piece in enumerate(pieces):
+            r = next(results)
+            if stopped:  # reading in order ended before this chunk
+                continue
+            last = i == len(pieces) - 1
+            if piece.whole:
+                cap.interfaces = r.interfaces
+                agg.merge(r.summary, self._absorb(fr, r))
+                if progress:
+                    progress(r.bytes_read)
+                cap.records, cap.bytes_read = r.records, r.bytes_read
+                cap.truncated_tail, cap.problem = r.truncated_tail, r.problem
+                cap.corrupt_caplen = r.corrupt_caplen
+                continue
+            if piece.start == at:  # the worker's count holds
+                agg.merge(r.summary, self._absorb(fr, r))
+                if progress:
+                    progress(piece.stop - piece.start)
+                got, at = r.records, r.position
+                truncated, problem, corrupt = r.truncated_tail, r.problem, r.corrupt_caplen
+            else:  # ``at`` is inside this chunk: read it here, from there
+                stop = None if last else piece.stop
+                part = CaptureFile(cap.path, "pcap", False, start=at, stop=stop)
+                part.interfaces, part._big, part._nsres = cap.interfaces, cap._big, cap._nsres
+                for cols, _arp in self._blocks(fr, part, progress, key, {}, threaded=False):
+                    agg.add(cols)
+                got, at = part.records, part.position
+                truncated, problem, corrupt = part.truncated_tail, part.problem, part.corrupt_caplen
+            cap.bytes_read = at - PCAP_HEADER_BYTES
+            if corrupt is not None:  # damage: reading in order stops here too
+                cap.truncated_tail, cap.corrupt_caplen = True, corrupt
+                cap.problem = corrupt_record_problem(cap.records + got, corrupt)
+                stopped = True
+            elif last:
+                cap.truncated_tail, cap.problem = truncated, problem
+            cap.records += got
+        self._finish_file(spec, cap, fr)
+
+    def _absorb(self, fr: FileReader, r: PieceResult[A]) -> np.ndarray:
+        """Register a piece's capture points as ours, in the order it made them (the
+        order their records first appear), and add their accounting; returns our
+        point for each of the piece's."""
+        ours = np.full(len(r.points), -1, np.int64)
+        for j, (k, ix) in r.keys:
+            if k < 0:
+                p = fr._orphan_point()
+            elif ix is None:
+                p = fr._iface_point(k)
+            else:
+                p = fr._sll2_point(k, ix)
+            if ours[j] < 0:
+                ours[j] = p
+        for j, pt in enumerate(r.points):
+            if ours[j] >= 0:
+                self.reg.points[int(ours[j])].absorb(pt)
+        return ours
 
     def _open_all(self) -> list[tuple[CaptureSpec, CaptureFile]]:
         """Open every capture before reading any (wrong file types fail fast).
@@ -292,11 +495,29 @@ class Loader:
         a callable giving the arrays to write the next block into.
         ``threaded``: decode on a worker thread, a block ahead.
         """
+        fr = self._reader(spec, cap)
+        yield from self._blocks(fr, cap, progress, key, into, threaded)
+        self._finish_file(spec, cap, fr)
+
+    def _reader(self, spec: CaptureSpec, cap: CaptureFile) -> FileReader:
         self.files.append(cap)
         fr = FileReader(spec, cap, self.reg)
         self.readers.append(fr)
+        return fr
+
+    def _blocks(
+        self,
+        fr: FileReader,
+        cap: CaptureFile,
+        progress: Progress | None,
+        key: Key,
+        into: Columns | Callable[[], Columns] | None,
+        threaded: bool,
+        decoder: BatchDecoder | None = None,
+    ) -> Generator[tuple[Columns, Columns], None, None]:
+        """:meth:`_one`'s blocks, without what it says of the file at its end."""
         done = 0
-        blocks = _decoded_blocks(cap, key, slabs=3 if threaded else 1)
+        blocks = _decoded_blocks(cap, key, slabs=3 if threaded else 1, dec=decoder)
         for block, nbytes in _threaded(blocks, depth=1) if threaded else blocks:
             if progress and nbytes > done:
                 progress(nbytes - done)
@@ -306,7 +527,6 @@ class Loader:
             else:
                 dec = block.decoded(into, views=into is not None)
             yield self._block(fr, dec)
-        self._finish_file(spec, cap, fr)
 
     def _block(self, fr: FileReader, dec: Decoded) -> tuple[Columns, Columns]:
         """Attach capture points to a decoded block and account for its records."""
@@ -343,9 +563,7 @@ class Loader:
             pt.decoded += int(c[S.OK])
             for code, reason in enumerate(S.SKIP_REASONS, start=1):
                 pt.skipped[reason] += int(c[code])
-            lo_, hi_ = int(t_lo), int(t_hi)
-            pt.first_ns = lo_ if pt.first_ns is None else min(pt.first_ns, lo_)
-            pt.last_ns = hi_ if pt.last_ns is None else max(pt.last_ns, hi_)
+            pt.seen(int(t_lo), int(t_hi))
 
     def _finish_file(self, spec: CaptureSpec, cap: CaptureFile, fr: FileReader) -> None:
         # interfaces that never carried a packet still get a (zero) capture point

@@ -57,6 +57,21 @@ class CapturePoint:
         """Link-type name (``EN10MB``, ``LINUX_SLL2``, ``LINKTYPE_147``)."""
         return lt.linktype_name(self.linktype)
 
+    def seen(self, first_ns: int, last_ns: int) -> None:
+        """Widen the time span to take in records from ``first_ns`` to ``last_ns``."""
+        self.first_ns = first_ns if self.first_ns is None else min(self.first_ns, first_ns)
+        self.last_ns = last_ns if self.last_ns is None else max(self.last_ns, last_ns)
+
+    def absorb(self, other: CapturePoint) -> None:
+        """Add the accounting of ``other``: this interface's records in a part of the
+        file decoded apart (:mod:`pcaploop.ingest._parallel`)."""
+        self.records += other.records
+        self.decoded += other.decoded
+        for reason, n in other.skipped.items():
+            self.skipped[reason] += n
+        if other.first_ns is not None and other.last_ns is not None:
+            self.seen(other.first_ns, other.last_ns)
+
     def to_json(self) -> dict[str, Any]:
         """The ``captures[]`` entry of the JSON contract."""
         return {

@@ -37,6 +37,7 @@ ByteOrder = Literal["little", "big"]
 Fill = tuple[np.ndarray, int, int, bool, tuple[np.ndarray, ...]]
 
 CHUNK = 1 << 20
+PCAP_HEADER_BYTES = 24  # a classic pcap file header
 _BUFSIZE = CHUNK + MAX_CAPLEN + 65536
 
 #: how many times its own size a .gz may expand before reading stops (a decompression
@@ -120,6 +121,13 @@ class CaptureFile:
     follow: Callable[[], bool] | None = None
     #: a pipe or terminal opened once (its first bytes already read by open_capture)
     _stream: io.BufferedIOBase | None = field(default=None, repr=False)
+    #: classic pcap only: read the records from byte ``start`` (a record boundary; 0:
+    #: the first, just after the file header) up to byte ``stop`` (None: the end of
+    #: the file) — one chunk of a file decoded in parallel (:mod:`pcaploop.ingest._parallel`)
+    start: int = 0
+    stop: int | None = None
+    #: the captured length of the corrupt record header that stopped reading, if one did
+    corrupt_caplen: int | None = None
     _big: bool = False
     _nsres: bool = False
     _state: dict[str, Any] = field(default_factory=dict)
@@ -134,12 +142,23 @@ class CaptureFile:
     def _order(self) -> ByteOrder:
         return "big" if self._big else "little"
 
+    @property
+    def position(self) -> int:
+        """Byte offset in the file of the first record not handed out yet (classic pcap)."""
+        return (self.start or PCAP_HEADER_BYTES) + self.bytes_read + int(self._state.get("pos", 0))
+
     def batches(self) -> Iterator[RecordBatch]:
-        """Yield record batches until the end of the file or the first damage."""
+        """Yield record batches until the end of the file (or :attr:`stop`) or the
+        first damage."""
         stream = self._stream
         with stream if stream is not None else _open_stream(self.path, self.compressed) as f:
             if self.format == "pcap":
-                f.read(24)
+                if self.start:
+                    f.seek(self.start)
+                else:
+                    f.read(PCAP_HEADER_BYTES)
+                if self.stop is not None:
+                    f = _Limited(f, self.stop - (self.start or PCAP_HEADER_BYTES))
                 yield from self._pcap(f)
             else:
                 yield from self._pcapng(f)
@@ -162,10 +181,8 @@ class CaptureFile:
                         buf[newpos + 8 : newpos + 12].tobytes(), ">u4" if self._big else "<u4"
                     )[0]
                 )
-                self._stop(
-                    f"record {self.records + 1}: captured length {incl} exceeds "
-                    f"{MAX_CAPLEN} (corrupt record header)"
-                )
+                self.corrupt_caplen = incl
+                self._stop(corrupt_record_problem(self.records, incl))
                 return
             if not _advance(self, newpos, fill, eof, "record"):
                 return
@@ -344,6 +361,38 @@ class CaptureFile:
     def _stop(self, problem: str) -> None:
         self.truncated_tail = True
         self.problem = problem
+
+
+def corrupt_record_problem(record: int, caplen: int) -> str:
+    """What stopped reading at record number ``record`` (0-based) of a classic pcap."""
+    return (
+        f"record {record + 1}: captured length {caplen} exceeds {MAX_CAPLEN} "
+        "(corrupt record header)"
+    )
+
+
+class _Limited(io.BufferedIOBase):
+    """The next ``left`` bytes of a file, then its end: one chunk of a capture."""
+
+    def __init__(self, f: io.BufferedIOBase, left: int):
+        self.f, self.left = f, max(0, left)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self.left <= 0:
+            return 0
+        mv = memoryview(b).cast("B")
+        got = self.f.readinto(mv[: self.left]) or 0
+        self.left -= got
+        return got
+
+    readinto1 = readinto
+
+    def close(self) -> None:
+        self.f.close()
+        super().close()
 
 
 def _units_to_ns(r: np.ndarray, units: int) -> np.ndarray:
