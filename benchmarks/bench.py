@@ -925,6 +925,19 @@ def section_cold(res: Results) -> list[str]:
     )
 
 
+def info_of(out_dir: Path, jobs: int, cap: str) -> Path:
+    """Where ``info --jobs N --json`` writes its summary of a capture."""
+    return out_dir / f"info_j{jobs}-{cap}.json"
+
+
+def same_file(a: Path, b: Path) -> str:
+    """Whether two outputs are byte for byte the same."""
+    try:
+        return "yes" if a.read_bytes() == b.read_bytes() else "**NO**"
+    except OSError:
+        return "n/a"
+
+
 def report_of(out_dir: Path, jobs: int, cap: str) -> Path:
     """Where ``report --jobs N`` writes its report on a capture."""
     return out_dir / f"report_j{jobs}-{cap}.html"
@@ -967,6 +980,9 @@ def section_jobs(res: Results, ctx: dict[str, Any]) -> list[str]:
                     else "**NO**"
                 )
                 note = f"same JSON summary and loops: {same}"
+            if m == "info":
+                d = ctx["out_dir"]
+                note = f"same JSON: {same_file(info_of(d, 1, c), info_of(d, 2, c))}"
             if m == "report":
                 d = ctx["out_dir"]
                 same = same_report(report_of(d, 1, c), report_of(d, 2, c))
@@ -1366,6 +1382,7 @@ def build_jobs(
             def make(p: Path, c: str, m: str = m, j: int = j) -> list[str]:
                 extra = {
                     "analyze": ["--json", str(out_dir / f"{m}_j{j}-{c}.json")],
+                    "info": ["--json", str(info_of(out_dir, j, c))],
                     "report": ["-o", str(report_of(out_dir, j, c))],
                 }.get(m, [])
                 return [*cli, m, str(p), "--jobs", str(j), *extra]
