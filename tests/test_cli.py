@@ -193,3 +193,36 @@ def test_ctrl_c_during_report_writes_a_partial_report(tmp_path):
     r = _interrupted(tmp_path, "report", "{cap}", "-o", str(out))
     assert r.returncode == 130, r.stderr[-2000:]
     assert "PARTIAL (interrupted): " in out.read_text()
+
+
+def test_info_jobs_on_a_capture_large_enough_to_cut(tmp_path):
+    """``info --jobs 2`` on a 77 MB pcap, as a user runs it: cut into chunks counted
+    by two processes, and the same JSON as one process writes."""
+    import struct
+
+    import numpy as np
+    from fixtures import T0, eth, udp4
+
+    frame = eth(udp4(payload=bytes(900)))
+    n = 80_000
+    rec = np.zeros(
+        n,
+        dtype=[
+            ("sec", "<u4"),
+            ("usec", "<u4"),
+            ("incl", "<u4"),
+            ("orig", "<u4"),
+            ("data", f"V{len(frame)}"),
+        ],
+    )
+    t_us = T0 // 1000 + np.arange(n, dtype=np.int64) * 100
+    rec["sec"], rec["usec"] = t_us // 10**6, t_us % 10**6
+    rec["incl"] = rec["orig"] = len(frame)
+    rec["data"] = np.frombuffer(frame, dtype=f"V{len(frame)}")[0]
+    path = tmp_path / "big.pcap"
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1) + rec.tobytes())
+    assert path.stat().st_size > 64 << 20
+    one = json.loads(cli("info", path, "--jobs", "1", "--json", "-", check_rc=0).stdout)
+    two = json.loads(cli("info", path, "-j", "2", "--json", "-", check_rc=0).stdout)
+    assert two == one
+    assert one["captures"][0]["records"] == one["captures"][0]["decoded"] == n
