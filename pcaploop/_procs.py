@@ -11,6 +11,7 @@ work runs here, in order: the same results either way.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import multiprocessing as mp
@@ -18,6 +19,7 @@ import os
 import pickle
 import signal
 import sys
+from collections import deque
 from collections.abc import Callable, Generator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -31,6 +33,8 @@ T = TypeVar("T")
 _task: Callable[[int], Any] | None = None
 #: workers at most, whatever --jobs says: each holds its own copy of what it changes
 MAX_WORKERS = 8
+#: tasks handed out per worker ahead of the one the caller waits for
+AHEAD = 4
 
 
 def default_jobs() -> int:
@@ -91,6 +95,11 @@ def forked_map(fn: Callable[[int], T], n: int, jobs: int) -> Generator[T, None, 
     the call (the workers inherit it).  An exception in ``fn`` is raised here, as it
     would be when run serially; a worker that dies (killed, out of memory) is a
     :class:`PcaploopError`.  Called from a worker, it runs serially.
+
+    At most :data:`AHEAD` tasks per worker are handed out beyond the one the
+    caller waits for, so results finished early do not pile up in memory.
+    When the caller stops early (an error, Ctrl-C, closing the generator), the
+    workers are killed: a task may take minutes, and nothing it made is wanted.
     """
     workers = min(jobs, n, MAX_WORKERS)
     if workers <= 1 or not can_fork() or _task is not None:
@@ -99,11 +108,12 @@ def forked_map(fn: Callable[[int], T], n: int, jobs: int) -> Generator[T, None, 
         return
     gc.freeze()  # the inherited objects stay untouched by the workers' collector
     pool: ProcessPoolExecutor | None = None
+    pending: deque[Future[T]] = deque()
     try:
         pool = ProcessPoolExecutor(
             workers, mp_context=mp.get_context("fork"), initializer=_setup, initargs=(fn,)
         )
-        futures: list[Future[T]] = [pool.submit(_run, i) for i in range(n)]
+        pending.extend(pool.submit(_run, i) for i in range(min(n, workers * AHEAD)))
     except OSError:  # no process could be forked (a process limit): do it here
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -111,10 +121,14 @@ def forked_map(fn: Callable[[int], T], n: int, jobs: int) -> Generator[T, None, 
         for i in range(n):
             yield fn(i)
         return
+    given, finished = len(pending), False
     try:
-        for f in futures:
+        while pending:
             try:
-                yield f.result()
+                result = pending.popleft().result()
+                if given < n:  # keep the workers busy while the caller takes this one
+                    pending.append(pool.submit(_run, given))
+                    given += 1
             except WorkerFailed as exc:
                 text, ours = exc.args
                 raise (PcaploopError(text) if ours else RuntimeError(text)) from None
@@ -123,6 +137,18 @@ def forked_map(fn: Callable[[int], T], n: int, jobs: int) -> Generator[T, None, 
                     "a worker process stopped unexpectedly (out of memory?); "
                     "try again with --jobs 1"
                 ) from None
+            yield result
+        finished = True
     finally:
+        if not finished:
+            _kill_workers(pool)
         pool.shutdown(wait=True, cancel_futures=True)
         gc.unfreeze()
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """Kill the pool's processes (they ignore Ctrl-C, which is the parent's)."""
+    procs: dict[int, Any] = getattr(pool, "_processes", None) or {}
+    for proc in list(procs.values()):
+        with contextlib.suppress(OSError, ValueError):
+            proc.kill()

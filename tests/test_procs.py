@@ -107,3 +107,36 @@ def test_default_jobs_follows_a_container_quota(monkeypatch, tmp_path) -> None:
         ),
     )
     assert _procs.default_jobs() == 16
+
+
+def test_tasks_handed_out_a_few_ahead_of_the_caller(tmp_path) -> None:
+    """Results finished early do not pile up: while the caller holds the first
+    result, only a few tasks per worker have started."""
+    import time
+
+    def fn(i: int) -> int:
+        (tmp_path / str(i)).touch()
+        return i
+
+    gen = forked_map(fn, 100, 2)
+    assert next(gen) == 0
+    time.sleep(1.0)  # the workers would finish all 100 meanwhile if all were handed out
+    started = len(list(tmp_path.iterdir()))
+    assert started <= 2 * _procs.AHEAD + 1
+    assert list(gen) == list(range(1, 100))
+
+
+def test_stopping_early_kills_the_workers() -> None:
+    """A caller that stops (an error, Ctrl-C, closing) does not wait for long tasks."""
+    import time
+
+    def fn(i: int) -> int:
+        if i:
+            time.sleep(60)
+        return i
+
+    gen = forked_map(fn, 3, 2)
+    assert next(gen) == 0
+    t = time.monotonic()
+    gen.close()
+    assert time.monotonic() - t < 10

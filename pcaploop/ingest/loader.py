@@ -338,20 +338,32 @@ class Loader:
             last = i == len(pieces) - 1
             if piece.whole:
                 cap.interfaces = r.interfaces
-                agg.merge(r.summary, self._absorb(fr, r))
+                ours = self._register(fr, r)
+                done: CaptureFile | PieceResult[A] = r
+                if _one_to_one(ours):
+                    self._absorb(r, ours)
+                    agg.merge(r.summary, ours)
+                else:  # past the point limit: see _one_to_one
+                    done = open_capture(spec.path)
+                    for cols, _arp in self._blocks(fr, done, None, key, {}, threaded=False):
+                        agg.add(cols)
                 if progress:
-                    progress(r.bytes_read)
-                cap.records, cap.bytes_read = r.records, r.bytes_read
-                cap.truncated_tail, cap.problem = r.truncated_tail, r.problem
-                cap.corrupt_caplen = r.corrupt_caplen
+                    progress(done.bytes_read)
+                cap.records, cap.bytes_read = done.records, done.bytes_read
+                cap.truncated_tail, cap.problem = done.truncated_tail, done.problem
+                cap.corrupt_caplen, cap.interfaces = done.corrupt_caplen, done.interfaces
                 continue
-            if piece.start == at:  # the worker's count holds
-                agg.merge(r.summary, self._absorb(fr, r))
+            mine = self._register(fr, r) if piece.start == at else None
+            if mine is not None and _one_to_one(mine):  # the worker's count holds
+                self._absorb(r, mine)
+                agg.merge(r.summary, mine)
                 if progress:
                     progress(piece.stop - piece.start)
                 got, at = r.records, r.position
                 truncated, problem, corrupt = r.truncated_tail, r.problem, r.corrupt_caplen
-            else:  # ``at`` is inside this chunk: read it here, from there
+            else:  # read here, in order, from ``at``: the chunk before did not end at
+                # this one's start (its cut was not on a record), or the points of
+                # this one are not ours one to one (see _one_to_one)
                 stop = None if last else piece.stop
                 part = CaptureFile(cap.path, "pcap", False, start=at, stop=stop)
                 part.interfaces, part._big, part._nsres = cap.interfaces, cap._big, cap._nsres
@@ -369,10 +381,9 @@ class Loader:
             cap.records += got
         self._finish_file(spec, cap, fr)
 
-    def _absorb(self, fr: FileReader, r: PieceResult[A]) -> np.ndarray:
+    def _register(self, fr: FileReader, r: PieceResult[A]) -> np.ndarray:
         """Register a piece's capture points as ours, in the order it made them (the
-        order their records first appear), and add their accounting; returns our
-        point for each of the piece's."""
+        order their records first appear); returns our point for each of the piece's."""
         ours = np.full(len(r.points), -1, np.int64)
         for j, (k, ix) in r.keys:
             if k < 0:
@@ -383,10 +394,13 @@ class Loader:
                 p = fr._sll2_point(k, ix)
             if ours[j] < 0:
                 ours[j] = p
+        return ours
+
+    def _absorb(self, r: PieceResult[A], ours: np.ndarray) -> None:
+        """Add the accounting of a piece's points to ours (``ours``: :meth:`_register`)."""
         for j, pt in enumerate(r.points):
             if ours[j] >= 0:
                 self.reg.points[int(ours[j])].absorb(pt)
-        return ours
 
     def _open_all(self) -> list[tuple[CaptureSpec, CaptureFile]]:
         """Open every capture before reading any (wrong file types fail fast).
@@ -661,6 +675,18 @@ def load(
         for k in (arps[0] if arps else {})
     }
     return Packets(cols, state.reg.points, arp, state.warnings)
+
+
+def _one_to_one(ours: np.ndarray) -> bool:
+    """Whether a piece's capture points are distinct points of ours.
+
+    Why it matters: past the point limit, several points of a piece become our
+    one overflow point.  The piece counted them apart, and a bounded counter
+    (``info``'s top talkers) may have dropped counts there that one point would
+    have kept; such a piece is read again here, in order.
+    """
+    mapped = ours[ours >= 0]
+    return len(np.unique(mapped)) == len(mapped)
 
 
 def _input_bytes(specs: Sequence[CaptureSpec], growing: bool = False) -> int:

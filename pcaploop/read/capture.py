@@ -144,7 +144,8 @@ class CaptureFile:
 
     @property
     def position(self) -> int:
-        """Byte offset in the file of the first record not handed out yet (classic pcap)."""
+        """Byte offset in the file of the first record not handed out yet (classic pcap;
+        after damage, of the damaged record)."""
         return (self.start or PCAP_HEADER_BYTES) + self.bytes_read + int(self._state.get("pos", 0))
 
     def batches(self) -> Iterator[RecordBatch]:
@@ -182,6 +183,7 @@ class CaptureFile:
                     )[0]
                 )
                 self.corrupt_caplen = incl
+                self._state["pos"] = newpos  # :attr:`position`: the corrupt record's
                 self._stop(corrupt_record_problem(self.records, incl))
                 return
             if not _advance(self, newpos, fill, eof, "record"):
