@@ -512,9 +512,25 @@ def _advance(cap: CaptureFile, pos: int, fill: int, eof: bool, what: str) -> boo
 
 
 def _open_stream(path: str, compressed: bool) -> io.BufferedIOBase:
-    if compressed:
-        return gzip.open(path, "rb")
-    return open(path, "rb")
+    """The file opened for reading its records (it was sniffed before: it may have
+    gone since, which is a one-line error too)."""
+    try:
+        if compressed:
+            return gzip.open(path, "rb")
+        return open(path, "rb")
+    except OSError as exc:
+        raise _open_error(path, exc) from None
+
+
+def _open_error(path: str, exc: OSError) -> CaptureError:
+    """What a failed open of a capture says."""
+    if isinstance(exc, IsADirectoryError):
+        return CaptureError(path, "is a directory, not a capture file")
+    if isinstance(exc, FileNotFoundError):
+        return CaptureError(path, "no such file")
+    if isinstance(exc, PermissionError):
+        return CaptureError(path, "permission denied")
+    return CaptureError(path, f"cannot read: {exc.strerror or exc}")
 
 
 def sniff(path: str | os.PathLike[str]) -> tuple[str, bool, bytes]:
@@ -523,14 +539,8 @@ def sniff(path: str | os.PathLike[str]) -> tuple[str, bool, bytes]:
     try:
         with open(path, "rb") as f:
             head = f.read(28)
-    except IsADirectoryError:
-        raise CaptureError(path, "is a directory, not a capture file") from None
-    except FileNotFoundError:
-        raise CaptureError(path, "no such file") from None
-    except PermissionError:
-        raise CaptureError(path, "permission denied") from None
     except OSError as exc:
-        raise CaptureError(path, f"cannot read: {exc.strerror or exc}") from None
+        raise _open_error(path, exc) from None
     compressed = head[:2] == b"\x1f\x8b"
     if compressed:
         try:

@@ -280,3 +280,23 @@ def test_pcapng_section_versions(tmp_path: Path, version: tuple[int, int], ok: b
     doc = capture_info([str(later)])
     assert sum(c["decoded"] for c in doc["captures"]) == 1
     assert any("version" in (c["problem"] or "") for c in doc["captures"])
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_capture_gone_after_it_was_opened_is_a_one_line_error(tmp_path: Path, gz: bool) -> None:
+    """Opened (its header read), then removed before its records are read: the
+    error names the file, as when it was missing from the start."""
+    import gzip
+
+    from pcaploop.errors import CaptureError
+    from pcaploop.read import open_capture
+
+    path = write_pcap(tmp_path / "gone.pcap", 1, [Rec(T0, eth(udp4()))])
+    if gz:
+        raw = path.read_bytes()
+        path = tmp_path / "gone.pcap.gz"
+        path.write_bytes(gzip.compress(raw))
+    cap = open_capture(path)
+    path.unlink()
+    with pytest.raises(CaptureError, match=r"gone\.pcap.*: no such file"):
+        list(cap.batches())
