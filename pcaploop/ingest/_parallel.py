@@ -15,10 +15,13 @@ pieces in input order, registers each piece's points as its own in the
 order their records first appear (as reading in order does) and adds up the
 counters.  A chunk proves that the next one begins on a record by ending
 exactly where it begins.  When one does not (a cut that only looked like a
-record header), the parent drops the file's later chunks and reads the rest
-itself, in order; when damage stops a chunk, reading the file in order stops
-there too.  So the records, counts, capture points, names and warnings are
-those of reading the input in order.
+record header), the parent reads the next chunk itself, in order, from where
+the last one ended, and takes the workers' counts again from the first chunk
+such a read ends on; when damage stops a chunk, reading the file in order
+stops there too.  A piece whose capture points are not the parent's one to
+one (past the point limit) is read again in the parent as well.  So the
+records, counts, capture points, names and warnings are those of reading
+the input in order.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ class Piece:
 
     @property
     def whole(self) -> bool:
+        """A whole file (a chunk's first record is never at byte 0: the header is)."""
         return self.start == 0
 
 
