@@ -49,7 +49,7 @@ WARM_BYTES = 1 << 20
 MIN_BYTES = 2 * CHUNK_BYTES
 #: bytes read at a nominal cut to find a record boundary after it: first these, then,
 #: when no boundary was found there (large records), up to SYNC_WINDOW
-SYNC_FIRST = 64 << 10
+SYNC_FIRST = 16 << 10
 SYNC_WINDOW = 1 << 20
 #: chained record headers that must check out at a cut
 SYNC_CHAIN = 8

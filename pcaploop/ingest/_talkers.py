@@ -63,6 +63,9 @@ class TalkerCounts:
         self._reset(slots)
 
     def _reset(self, slots: int) -> None:
+        #: unpickled counts not yet in the table (see __setstate__)
+        self._packed: tuple[np.ndarray, ...] | None = None
+        self._slots = slots
         self.pt = np.full(slots, _EMPTY, np.int64)
         self.hi = np.zeros(slots, np.uint64)
         self.lo = np.zeros(slots, np.uint64)
@@ -77,6 +80,7 @@ class TalkerCounts:
         self, point: np.ndarray, hi: np.ndarray, lo: np.ndarray, n: np.ndarray | None = None
     ) -> None:
         """Count one packet per row (``n``: ``n[i]`` packets for row ``i``)."""
+        self._unpack()
         w = self._ones if n is None else n.astype(np.int64, copy=False)
         with np.errstate(over="ignore"):  # the hash wraps by design (numpy warns uncompiled)
             start = 0
@@ -89,6 +93,9 @@ class TalkerCounts:
 
     def entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The counts kept: (point, hi, lo, packets) arrays."""
+        if self._packed is not None:
+            pt, hi, lo, n = self._packed
+            return pt, hi, lo, n
         live = np.flatnonzero(self.pt != _EMPTY)
         return self.pt[live], self.hi[live], self.lo[live], self.n[live]
 
@@ -102,12 +109,24 @@ class TalkerCounts:
     def __getstate__(self) -> dict[str, Any]:
         """Pickled as the counts kept, not the table (a piece's counts go between
         processes: :mod:`pcaploop.ingest._parallel`)."""
-        return {"slots": len(self.pt), "entries": self.entries(), "error": self.error}
+        return {"slots": self._slots, "entries": self.entries(), "error": self.error}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._reset(int(state["slots"]))
-        self.add(*state["entries"])
+        """The counts are put in a table only when it is used: a piece's counts are
+        only read (:meth:`merge`), and a fresh table costs more than they do."""
+        self._reset(0)
+        self._slots = int(state["slots"])
+        self._packed = tuple(state["entries"])
         self.error = int(state["error"])
+
+    def _unpack(self) -> None:
+        """Build the table of unpickled counts (see :meth:`__setstate__`)."""
+        if self._packed is None:
+            return
+        packed, error = self._packed, self.error
+        self._reset(self._slots)
+        self.add(*packed)
+        self.error = error
 
     def _prune(self) -> None:
         """Keep the largest quarter of the counts, rehashed into an empty table."""
@@ -125,6 +144,7 @@ class TalkerCounts:
 
     def top(self, point: int, k: int) -> list[tuple[int, int, int]]:
         """The ``k`` largest (hi, lo, packets) of ``point``, largest first."""
+        self._unpack()
         sel = np.flatnonzero(self.pt == point)
         o = sel[np.lexsort((self.lo[sel], self.hi[sel], -self.n[sel]))][:k]
         return [(int(self.hi[s]), int(self.lo[s]), int(self.n[s])) for s in o]
