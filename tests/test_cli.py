@@ -226,3 +226,22 @@ def test_info_jobs_on_a_capture_large_enough_to_cut(tmp_path):
     two = json.loads(cli("info", path, "-j", "2", "--json", "-", check_rc=0).stdout)
     assert two == one
     assert one["captures"][0]["records"] == one["captures"][0]["decoded"] == n
+
+
+def test_stdin_spool_removed_at_exit(tmp_path):
+    """A capture piped in is spooled to a temporary file, removed when the command
+    ends (the exit handlers still run after the heap is frozen at exit)."""
+    import os
+
+    data = (Path(__file__).parents[1] / "samples" / "incident" / "uplink.pcap").read_bytes()
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    p = subprocess.run(
+        [sys.executable, "-m", "pcaploop", "info", "-", "--json", "-"],
+        input=data,
+        capture_output=True,
+        env=env,
+        timeout=300,
+    )
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["captures"][0]["records"] > 0
+    assert list(tmp_path.iterdir()) == []
