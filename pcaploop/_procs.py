@@ -14,18 +14,21 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
-import multiprocessing as mp
 import os
 import pickle
 import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Generator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import PcaploopError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+# multiprocessing and concurrent.futures are imported where they are used: this
+# module is imported by every `info` (its --jobs default), most of which fork nothing
 
 T = TypeVar("T")
 
@@ -57,6 +60,8 @@ def default_jobs() -> int:
 def can_fork() -> bool:
     """Whether workers can be forked safely: fork exists and is the platform's way
     (not on macOS, where system libraries break in a forked child)."""
+    import multiprocessing as mp
+
     return "fork" in mp.get_all_start_methods() and sys.platform != "darwin"
 
 
@@ -106,6 +111,10 @@ def forked_map(fn: Callable[[int], T], n: int, jobs: int) -> Generator[T, None, 
         for i in range(n):
             yield fn(i)
         return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
     gc.freeze()  # the inherited objects stay untouched by the workers' collector
     pool: ProcessPoolExecutor | None = None
     pending: deque[Future[T]] = deque()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol, Self, TypeVar, cast
 
 import numpy as np
 
-from .. import _jit, _procs
+from .. import _jit
 from .. import schema as S
 from ..decode import linktypes as lt
 from ..decode.batch import BatchDecoder, Block, Decoded
@@ -216,7 +216,6 @@ class Loader:
         progress: Progress | None = None,
         key: Key = RUN_KEY,
         jobs: int = 1,
-        chunk_bytes: int | None = None,
     ) -> A:
         """Every block of every capture counted into ``factory()``: what iterating
         :meth:`run` and adding each block gives, with the same accounting.
@@ -225,8 +224,9 @@ class Loader:
         that many forked processes, when it is large enough to repay them.
         """
         opened = self._open_all()
-        _jit.activate_for(_input_bytes([spec for spec, _ in opened], self.follow is not None))
-        pieces = self._pieces(opened, jobs, chunk_bytes or parallel.CHUNK_BYTES)
+        size = _input_bytes([spec for spec, _ in opened], self.follow is not None)
+        _jit.activate_for(size)
+        pieces = self._pieces(opened, jobs, size)
         agg = factory()
         if pieces is None:
             for spec, cap in opened:
@@ -244,6 +244,8 @@ class Loader:
             warm = next((i for i, p in enumerate(pieces) if not p.whole), None)
             early = {} if warm is None else {warm: count(warm)}
             rest = [i for i in range(len(pieces)) if i not in early]
+            from .. import _procs
+
             forked = _procs.forked_map(lambda j: count(rest[j]), len(rest), jobs)
             with contextlib.closing(forked):
                 results = (early[i] if i in early else next(forked) for i in range(len(pieces)))
@@ -254,20 +256,23 @@ class Loader:
         return agg
 
     def _pieces(
-        self, opened: list[tuple[CaptureSpec, CaptureFile]], jobs: int, chunk_bytes: int
+        self, opened: list[tuple[CaptureSpec, CaptureFile]], jobs: int, size: int
     ) -> list[Piece] | None:
         """The pieces to count apart, or None when reading in this process is better:
-        one job, no fork, a pipe or a followed file, too little input, one piece."""
-        if jobs <= 1 or not _procs.can_fork() or self.follow is not None:
+        one job, too little input (``size`` bytes), a pipe or a followed file, no
+        fork, one piece."""
+        if jobs <= 1 or size < parallel.MIN_BYTES or self.follow is not None:
             return None
         if any(cap._stream is not None for _, cap in opened):
             return None
-        if _input_bytes([spec for spec, _ in opened]) < parallel.MIN_BYTES:
+        from .. import _procs
+
+        if not _procs.can_fork():
             return None
         pieces: list[Piece] = []
         for fi, (_spec, cap) in enumerate(opened):
             first = parallel.WARM_BYTES if all(p.whole for p in pieces) else None
-            cuts = parallel.plan(cap, chunk_bytes, first)
+            cuts = parallel.plan(cap, parallel.CHUNK_BYTES, first)
             if cuts is None:
                 pieces.append(Piece(fi, 0, 0))
             else:
@@ -278,12 +283,7 @@ class Loader:
         self, spec: CaptureSpec, cap: CaptureFile, piece: Piece, factory: Callable[[], A], key: Key
     ) -> PieceResult[A]:
         """Decode and count one piece with capture points of its own (in a worker)."""
-        if piece.whole:
-            part = open_capture(spec.path)
-        else:
-            part = CaptureFile(cap.path, "pcap", False, start=piece.start, stop=piece.stop)
-            part.interfaces = list(cap.interfaces)
-            part._big, part._nsres = cap._big, cap._nsres
+        part = open_capture(spec.path) if piece.whole else cap.chunk(piece.start, piece.stop)
         own = Loader([spec], self.reg.ifmap)
         fr = own._reader(spec, part)
         agg = factory()
@@ -364,9 +364,7 @@ class Loader:
             else:  # read here, in order, from ``at``: the chunk before did not end at
                 # this one's start (its cut was not on a record), or the points of
                 # this one are not ours one to one (see _one_to_one)
-                stop = None if last else piece.stop
-                part = CaptureFile(cap.path, "pcap", False, start=at, stop=stop)
-                part.interfaces, part._big, part._nsres = cap.interfaces, cap._big, cap._nsres
+                part = cap.chunk(at, None if last else piece.stop)
                 for cols, _arp in self._blocks(fr, part, progress, key, {}, threaded=False):
                     agg.add(cols)
                 got, at = part.records, part.position

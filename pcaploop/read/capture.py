@@ -142,6 +142,13 @@ class CaptureFile:
     def _order(self) -> ByteOrder:
         return "big" if self._big else "little"
 
+    def chunk(self, start: int, stop: int | None) -> CaptureFile:
+        """This classic pcap's records from byte ``start`` (a record's first byte) to
+        ``stop`` (None: the end), to be read on their own (:attr:`start`)."""
+        part = CaptureFile(self.path, "pcap", False, start=start, stop=stop)
+        part.interfaces, part._big, part._nsres = list(self.interfaces), self._big, self._nsres
+        return part
+
     @property
     def position(self) -> int:
         """Byte offset in the file of the first record not handed out yet (classic pcap;

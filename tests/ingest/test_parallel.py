@@ -62,7 +62,7 @@ def _record_offsets(path: Path) -> set[int]:
 def _pieces(path: Path) -> list[parallel.Piece]:
     specs, imap = capture_specs([str(path)], None)
     ld = Loader(specs, imap)
-    got = ld._pieces(ld._open_all(), 2, parallel.CHUNK_BYTES)
+    got = ld._pieces(ld._open_all(), 2, path.stat().st_size)
     assert got is not None
     return got
 
@@ -170,16 +170,20 @@ def test_small_input_is_read_in_one_process(tmp_path: Path) -> None:
     path = _udp_file(tmp_path / "u.pcap", 50)
     specs, imap = capture_specs([str(path)], None)
     ld = Loader(specs, imap)
-    assert ld._pieces(ld._open_all(), 2, parallel.CHUNK_BYTES) is None
+    assert ld._pieces(ld._open_all(), 2, path.stat().st_size) is None
 
 
 def test_sync_ignores_headers_read_four_bytes_off() -> None:
     """Seen 4 bytes late, a header's sub-second field reads as its seconds: the
     chain then fails on time (a real false cut of a benchmark capture)."""
     sec = T0 // 10**9
-    buf = b"".join(struct.pack("<IIII", sec, 123456, 8, 8) + bytes(8) for _ in range(40))
+    # 8-byte records whose data starts with 64: read 4 bytes off, every header
+    # checks out (length 8, original length 64) but for its time
+    rec = struct.pack("<IIII", sec, 123456, 8, 8) + struct.pack("<II", 64, 0)
+    buf = rec * 40
     assert parallel._sync(buf, False, False, 65535, sec) == 0
     assert parallel._sync(buf[4:], False, False, 65535, sec) == 20  # the next real one
+    assert parallel._sync(buf[4:], False, False, 65535, 123456) == 0  # times that fit
 
 
 @settings(max_examples=40, deadline=None)
